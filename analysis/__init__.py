@@ -1,0 +1,1 @@
+"""Design-space analysis and the ``bsp`` command line."""

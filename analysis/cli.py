@@ -1,0 +1,46 @@
+"""``bsp`` entry point: subcommands registered from ``analysis.commands``.
+
+Errors go to stderr; exit code 2 for bad input (a ``ValueError``/``FileNotFoundError``/missing package
+that names the field and value), 1 for an internal failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from analysis.commands import prune
+
+__all__ = ["build_parser", "main"]
+
+_COMMANDS = (prune,)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bsp", description="Block-structured pruning / accelerator co-design")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for command in _COMMANDS:
+        command.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        return int(args.run(args) or 0)
+    except (ValueError, FileNotFoundError, ModuleNotFoundError, KeyError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"bsp {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"bsp {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

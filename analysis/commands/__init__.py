@@ -1,0 +1,1 @@
+"""One module per ``bsp`` subcommand; each exposes ``register(subparsers)``."""

@@ -1,0 +1,113 @@
+"""``bsp prune``: regularized fine-tune -> hard prune -> masked retrain on a text task."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+EXAMPLE = """example:
+  bsp prune --model minilm --data sentiment --block 16x16 --granularity column \\
+            --method reweighted --target-sparsity 0.8 --out runs/minilm-16x16-col-0.8
+"""
+
+
+def register(subparsers) -> None:
+    from pruning.pruner import PruneSettings
+
+    fields = PruneSettings.__dataclass_fields__
+    p = subparsers.add_parser(
+        "prune", help="prune a HF encoder", epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--model", required=True, help="local HF model directory, or the alias 'minilm'")
+    p.add_argument("--data", required=True, help="sentiment | bbc | glue:TASK")
+    p.add_argument("--glue-dir", help="GLUE data directory for --data glue:TASK")
+    p.add_argument("--block", default="16x16", help=fields["block"].metadata["help"] + " (default 16x16)")
+    p.add_argument("--granularity", default="block", help="block | column | row (default block)")
+    p.add_argument(
+        "--method",
+        default="reweighted",
+        help="reweighted | group-lasso | magnitude | unstructured | nm (default reweighted)",
+    )
+    p.add_argument("--target-sparsity", type=float, required=True, help=fields["target_sparsity"].metadata["help"])
+    p.add_argument("--scope", default="layer", help=fields["scope"].metadata["help"] + ": layer | global")
+    p.add_argument("--balanced", action="store_true", help=fields["balanced"].metadata["help"])
+    p.add_argument("--lam", type=float, default=fields["lam"].default, help=fields["lam"].metadata["help"])
+    p.add_argument("--eps", type=float, default=fields["eps"].default, help=fields["eps"].metadata["help"])
+    p.add_argument("--nm", default="2:4", help="N:M for --method nm (default 2:4)")
+    p.add_argument("--targets", nargs="+", help=fields["targets"].metadata["help"])
+    p.add_argument("--out", required=True, help="output directory (replaced atomically)")
+    p.add_argument("--epochs", type=float, default=2.0, help="total epochs, fine-tune + retrain (default 2)")
+    p.add_argument("--prune-at-epoch", type=float, help="epoch of the hard prune (default: half of --epochs)")
+    p.add_argument("--max-train-samples", type=int, default=2000, help="training subset size (default 2000)")
+    p.add_argument("--max-eval-samples", type=int, default=1000, help="dev/test subset size (default 1000)")
+    p.add_argument("--max-seq-len", type=int, default=64, help="tokens per example (default 64)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=5e-5, help="learning rate (default 5e-5)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=run)
+
+
+def _parse_nm(text: str) -> tuple[int, int]:
+    try:
+        n, m = (int(x) for x in text.split(":"))
+    except ValueError:
+        raise ValueError(f"--nm: expected N:M such as 2:4, got {text!r}") from None
+    return n, m
+
+
+def run(args) -> int:
+    from pruning.pruner import PruneSettings
+    from pruning.report import layer_report
+    from pruning.train import TrainBudget, run_pruning
+
+    settings = PruneSettings(
+        block=args.block,
+        granularity=args.granularity,
+        method=args.method,
+        target_sparsity=args.target_sparsity,
+        scope=args.scope,
+        balanced=args.balanced,
+        lam=args.lam,
+        eps=args.eps,
+        nm=_parse_nm(args.nm),
+        targets=tuple(args.targets) if args.targets else None,
+    )
+    budget = TrainBudget(
+        epochs=args.epochs,
+        prune_at_epoch=args.prune_at_epoch,
+        max_train_samples=args.max_train_samples,
+        max_eval_samples=args.max_eval_samples,
+        max_seq_len=args.max_seq_len,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        seed=args.seed,
+    )
+    result = run_pruning(args.model, args.data, settings, args.out, budget, glue_dir=args.glue_dir)
+    report = layer_report(result.masks)
+    with_pd_options(
+        lambda: print(
+            report[["out_features", "in_features", "groups", "kept_groups", "sparsity", "compression_rate"]].to_string(
+                float_format="%.3f"
+            )
+        )
+    )
+    print(
+        json.dumps(
+            {
+                "out": str(result.out_dir),
+                "dev_accuracy": result.dev_accuracy,
+                "test_accuracy": result.test_accuracy,
+                **result.summary,
+                "wall_s": round(result.wall_s, 1),
+            },
+            indent=2,
+        )
+    )
+    return 0
+
+
+def with_pd_options(fn) -> None:
+    import pandas as pd
+
+    with pd.option_context("display.width", 200, "display.max_rows", 500):
+        fn()

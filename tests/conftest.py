@@ -1,0 +1,41 @@
+"""Shared fixtures: tiny randomly initialised encoders built in code (no network)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def tiny_config(model_type: str = "bert", num_labels: int = 3, layers: int = 2):
+    from transformers import BertConfig, DistilBertConfig, RobertaConfig
+
+    common = {"vocab_size": 99, "num_labels": num_labels, "max_position_embeddings": 64}
+    if model_type == "distilbert":
+        return DistilBertConfig(dim=32, n_layers=layers, n_heads=2, hidden_dim=64, **common)
+    cls = {"bert": BertConfig, "roberta": RobertaConfig}[model_type]
+    return cls(hidden_size=32, num_hidden_layers=layers, num_attention_heads=2, intermediate_size=64, **common)
+
+
+def tiny_classifier(model_type: str = "bert", seed: int = 0, **kwargs):
+    from transformers import AutoModelForSequenceClassification
+
+    torch.manual_seed(seed)
+    model = AutoModelForSequenceClassification.from_config(tiny_config(model_type, **kwargs))
+    model.eval()
+    return model
+
+
+@pytest.fixture
+def bert_tiny():
+    return tiny_classifier("bert")
+
+
+@pytest.fixture
+def token_batch():
+    generator = torch.Generator().manual_seed(0)
+    input_ids = torch.randint(3, 99, (4, 12), generator=generator)
+    return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
