@@ -1,0 +1,1 @@
+"""Shipped accelerator presets (YAML); load with ``hwsim.load_config(name)``."""

@@ -1,0 +1,300 @@
+"""Accelerator configuration schema (pydantic), YAML loading and the shipped presets.
+
+YAML layout (Accelergy-like hierarchy, a unit in every field name)::
+
+    version: 1
+    name: asic-32x32-int8
+    kind: asic                      # asic | fpga
+    source: "where the numbers come from"
+    clock_mhz: 1000
+    pe_array: {rows: 32, cols: 32, dataflow: ws, weight_bits: 8, act_bits: 8, acc_bits: 32}
+    buffers: {weight_bytes: 256 KiB, input_bytes: 256 KiB, output_bytes: 128 KiB, double_buffering: true}
+    dram: {bw_bytes_per_cycle: 32}                   # or bw_gb_per_s
+    sparse: {skip_zero_blocks: true, gate_zero_operands: true, index_decode_cycles_per_block: 1,
+             metadata_bits_per_block: 16}
+    vector_unit: {lanes: 32, cycles_per_element: {softmax: 4, gelu: 2, layernorm: 3, add: 1}}
+    energy: {...}                                   # pJ per action, see EnergyTable
+    fpga: {dsp: 2520, bram36: 912, lut: 274080, dsps_per_mac: 0.5}   # optional
+
+Sizes accept integers (bytes) or strings with a unit (``"256 KiB"``, ``"2 MiB"``, ``"64 KB"``).
+Unknown keys are errors. :func:`load_config` collects *all* problems with their field paths.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+__all__ = [
+    "AcceleratorConfig",
+    "ConfigError",
+    "Dataflow",
+    "EnergyTable",
+    "list_presets",
+    "load_config",
+]
+
+BRAM36_BYTES = 4608  # one Xilinx BRAM36 block: 36 Kib = 4.5 KiB (UG573)
+URAM_BYTES = 36864  # one UltraRAM block: 288 Kib = 36 KiB (UG573)
+
+_SIZE_UNITS = {"b": 1, "kb": 1000, "mb": 1000**2, "kib": 1024, "mib": 1024**2, "gib": 1024**3}
+
+
+class ConfigError(ValueError):
+    """Invalid accelerator config; ``errors`` lists ``(field path, message)`` pairs."""
+
+    def __init__(self, source: str, errors: list[tuple[str, str]]) -> None:
+        self.errors = errors
+        lines = "\n".join(f"  {path}: {message}" for path, message in errors)
+        super().__init__(f"invalid accelerator config {source}:\n{lines}")
+
+
+def _parse_size_bytes(value):
+    """``256 KiB`` -> 262144. Integers are bytes."""
+    if isinstance(value, bool):
+        raise ValueError("expected a size in bytes or a string such as '256 KiB'")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", value)
+        unit = match.group(2).lower() if match else None
+        if match and (unit in _SIZE_UNITS or unit == ""):
+            return int(float(match.group(1)) * _SIZE_UNITS.get(unit, 1))
+        raise ValueError(f"cannot read size {value!r}; use bytes or a unit from B, KB, MB, KiB, MiB, GiB")
+    raise ValueError(f"expected a size in bytes or a string such as '256 KiB', got {value!r}")
+
+
+SizeBytes = Annotated[int, BeforeValidator(_parse_size_bytes), Field(gt=0)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Dataflow(enum.StrEnum):
+    WS = "ws"  # weight stationary: array rows <- K, cols <- N, stream M
+    OS = "os"  # output stationary: array rows <- M, cols <- N, stream K
+    IS = "is"  # input stationary: array rows <- K, cols <- M, stream N
+
+
+class PEArray(_Strict):
+    rows: int = Field(gt=0, le=4096, description="PE rows")
+    cols: int = Field(gt=0, le=4096, description="PE columns")
+    dataflow: Dataflow
+    weight_bits: int = Field(default=8, gt=0, le=32)
+    act_bits: int = Field(default=8, gt=0, le=32)
+    acc_bits: int = Field(default=32, gt=0, le=64)
+
+
+class Buffers(_Strict):
+    weight_bytes: SizeBytes
+    input_bytes: SizeBytes
+    output_bytes: SizeBytes
+    double_buffering: bool = True
+
+    @property
+    def slots(self) -> int:
+        """Tiles in flight per buffer: 2 with double buffering (one loading, one computing), else 1."""
+        return 2 if self.double_buffering else 1
+
+
+class Dram(_Strict):
+    bw_bytes_per_cycle: float | None = Field(default=None, gt=0)
+    bw_gb_per_s: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_bandwidth(self):
+        if (self.bw_bytes_per_cycle is None) == (self.bw_gb_per_s is None):
+            raise ValueError("give exactly one of bw_bytes_per_cycle or bw_gb_per_s")
+        return self
+
+
+class Sparse(_Strict):
+    skip_zero_blocks: bool = True  # compact pruned blocks away (index-driven); False: dense schedule
+    gate_zero_operands: bool = True  # zero weights that still flow through the array cost no MAC energy
+    index_decode_cycles_per_block: int = Field(default=1, ge=0)
+    metadata_bits_per_block: int = Field(default=16, ge=0)
+
+
+class VectorUnit(_Strict):
+    lanes: int = Field(gt=0)
+    cycles_per_element: dict[Literal["softmax", "gelu", "layernorm", "add"], float]
+
+    @model_validator(mode="after")
+    def _all_kinds(self):
+        missing = {"softmax", "gelu", "layernorm", "add"} - set(self.cycles_per_element)
+        if missing:
+            raise ValueError(f"cycles_per_element lacks {sorted(missing)}")
+        if any(v <= 0 for v in self.cycles_per_element.values()):
+            raise ValueError("cycles_per_element values must be > 0")
+        return self
+
+
+class EnergyTable(_Strict):
+    """Energy per action in pJ. Per-byte SRAM figures come from per-64-bit-access figures / 8."""
+
+    source: str = Field(min_length=1)
+    mac_pj: float = Field(ge=0, description="one MAC at the operand width")
+    gated_mac_pj: float = Field(default=0.0, ge=0, description="a MAC whose weight is zero, gated")
+    register_pj_per_mac: float = Field(ge=0, description="PE register traffic per issued MAC")
+    sram_pj_per_64bit: dict[int, float] = Field(description="SRAM size in bytes -> pJ per 64-bit access")
+    dram_pj_per_64bit: float = Field(ge=0)
+    vector_pj_per_element: float = Field(default=1.0, ge=0)
+    leakage_pj_per_cycle: float = Field(default=0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _sram_points(self):
+        if not self.sram_pj_per_64bit or any(k <= 0 or v < 0 for k, v in self.sram_pj_per_64bit.items()):
+            raise ValueError("sram_pj_per_64bit needs at least one positive size -> non-negative energy entry")
+        return self
+
+    def sram_pj_per_byte(self, size_bytes: int) -> float:
+        """Log-linear interpolation in size between table points (clamped at the ends), per byte."""
+        points = sorted(self.sram_pj_per_64bit.items())
+        if size_bytes <= points[0][0]:
+            return points[0][1] / 8
+        for (s0, e0), (s1, e1) in zip(points, points[1:], strict=False):
+            if size_bytes <= s1:
+                t = (math.log(size_bytes) - math.log(s0)) / (math.log(s1) - math.log(s0))
+                return (e0 + t * (e1 - e0)) / 8
+        return points[-1][1] / 8
+
+    @property
+    def dram_pj_per_byte(self) -> float:
+        return self.dram_pj_per_64bit / 8
+
+
+class FpgaBudget(_Strict):
+    dsp: int = Field(gt=0)
+    bram36: int = Field(gt=0)
+    uram: int = Field(default=0, ge=0)
+    lut: int = Field(gt=0)
+    dsps_per_mac: float = Field(gt=0, description="DSP slices per PE MAC at the operand width (int8 packs 2/DSP)")
+    luts_per_pe: int = Field(default=60, ge=0, description="control/muxing LUTs per PE")
+
+
+class AcceleratorConfig(_Strict):
+    version: Literal[1] = 1
+    name: str = Field(min_length=1)
+    kind: Literal["asic", "fpga"]
+    source: str = Field(min_length=1, description="where the numbers come from")
+    clock_mhz: float = Field(gt=0, le=10000)
+    pe_array: PEArray
+    buffers: Buffers
+    dram: Dram
+    sparse: Sparse = Sparse()
+    vector_unit: VectorUnit
+    energy: EnergyTable
+    fpga: FpgaBudget | None = None
+
+    @model_validator(mode="after")
+    def _cross_checks(self):
+        if self.kind == "fpga" and self.fpga is None:
+            raise ValueError("kind is 'fpga' but the fpga resource budget is missing")
+        if self.fpga is not None:
+            for problem in fpga_problems(self):
+                raise ValueError(problem)
+        return self
+
+    @property
+    def clock_hz(self) -> float:
+        return self.clock_mhz * 1e6
+
+    @property
+    def dram_bytes_per_cycle(self) -> float:
+        if self.dram.bw_bytes_per_cycle is not None:
+            return self.dram.bw_bytes_per_cycle
+        return self.dram.bw_gb_per_s * 1e9 / self.clock_hz
+
+    @property
+    def n_pes(self) -> int:
+        return self.pe_array.rows * self.pe_array.cols
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json", exclude_none=True), sort_keys=False)
+
+
+def fpga_problems(config: AcceleratorConfig) -> list[str]:
+    """Resource over-use on the FPGA budget (empty when it fits)."""
+    fpga = config.fpga
+    problems = []
+    dsps = math.ceil(config.n_pes * fpga.dsps_per_mac)
+    if dsps > fpga.dsp:
+        problems.append(
+            f"pe_array {config.pe_array.rows}x{config.pe_array.cols} needs {dsps} DSPs "
+            f"({fpga.dsps_per_mac} per MAC) but fpga.dsp is {fpga.dsp}"
+        )
+    buffers = config.buffers
+    on_chip = (buffers.weight_bytes + buffers.input_bytes + buffers.output_bytes) * buffers.slots
+    capacity = fpga.bram36 * BRAM36_BYTES + fpga.uram * URAM_BYTES
+    if on_chip > capacity:
+        problems.append(
+            f"buffers need {on_chip} bytes (x{buffers.slots} for double buffering) but BRAM36/URAM hold {capacity}"
+        )
+    luts = config.n_pes * fpga.luts_per_pe
+    if luts > fpga.lut:
+        problems.append(f"pe_array needs about {luts} LUTs ({fpga.luts_per_pe} per PE) but fpga.lut is {fpga.lut}")
+    return problems
+
+
+def _errors_of(err: ValidationError) -> list[tuple[str, str]]:
+    out = []
+    for item in err.errors():
+        path = ".".join(str(p) for p in item["loc"]) or "<top>"
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key (check spelling; units belong in the key name, e.g. weight_bytes)"
+        if "input" in item and item["type"] not in ("missing",) and not isinstance(item["input"], dict):
+            message += f" (got {item['input']!r})"
+        out.append((path, message))
+    return out
+
+
+def _validate(data, source: str) -> AcceleratorConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(source, [("<top>", f"expected a mapping, got {type(data).__name__}")])
+    try:
+        return AcceleratorConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(source, _errors_of(err)) from None
+
+
+def _presets_dir():
+    return resources.files("accel_configs")
+
+
+def list_presets() -> list[str]:
+    return sorted(p.name.removesuffix(".yaml") for p in _presets_dir().iterdir() if p.name.endswith(".yaml"))
+
+
+def load_config(name_or_path: str | Path | AcceleratorConfig) -> AcceleratorConfig:
+    """Load a preset by name (``asic-32x32-int8``) or a YAML file path; validates everything."""
+    if isinstance(name_or_path, AcceleratorConfig):
+        return name_or_path
+    text_name = str(name_or_path)
+    if text_name in list_presets():
+        source = f"preset {text_name!r}"
+        text = (_presets_dir() / f"{text_name}.yaml").read_text()
+    else:
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"config: {text_name!r} is neither a preset ({', '.join(list_presets())}) nor a YAML file"
+            )
+        source, text = str(path), path.read_text()
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(source, [("<yaml>", str(err))]) from None
+    return _validate(data, source)
+
+
+def config_from_dict(data: dict, source: str = "<dict>") -> AcceleratorConfig:
+    return _validate(data, source)

@@ -1,0 +1,48 @@
+"""Energy per op from action counts x the config's per-action table (pJ).
+
+Components: ``mac`` (useful MACs at ``mac_pj``; MACs on zero weights at ``gated_mac_pj`` when
+``sparse.gate_zero_operands`` else at ``mac_pj``), ``register`` (per issued MAC), ``weight_buffer``,
+``input_buffer``, ``output_buffer`` (bytes written from DRAM + bytes read into the array; partial sums
+read and written at accumulator width), ``dram`` (bytes moved), ``vector``, ``leakage`` (per cycle).
+SRAM per-byte costs come from the table's per-64-bit figures at each buffer's size.
+"""
+
+from __future__ import annotations
+
+from hwsim.config import AcceleratorConfig
+from hwsim.mapping import FoldPlan
+from hwsim.memory import ChunkPlan
+
+__all__ = ["ENERGY_COMPONENTS", "gemm_energy_pj", "vector_energy_pj"]
+
+ENERGY_COMPONENTS = ("mac", "register", "weight_buffer", "input_buffer", "output_buffer", "dram", "vector", "leakage")
+
+
+def gemm_energy_pj(plan: FoldPlan, chunks: ChunkPlan, cycles: int, acc_bits: int, config: AcceleratorConfig):
+    """Energy of one repeat of a GEMM by component (pJ)."""
+    table, buffers = config.energy, config.buffers
+    issued = plan.issued_macs
+    gated = issued - plan.useful_macs
+    gated_pj = table.gated_mac_pj if config.sparse.gate_zero_operands else table.mac_pj
+    psum_bytes = float(plan.psum_elements.sum()) * acc_bits / 8 * 2  # read-modify-write
+    return {
+        "mac": plan.useful_macs * table.mac_pj + gated * gated_pj,
+        "register": issued * table.register_pj_per_mac,
+        "weight_buffer": (chunks.dram_weight_bytes + float(plan.weight_bytes.sum()))
+        * table.sram_pj_per_byte(buffers.weight_bytes),
+        "input_buffer": (chunks.dram_input_bytes + float(plan.input_bytes.sum()))
+        * table.sram_pj_per_byte(buffers.input_bytes),
+        "output_buffer": (psum_bytes + chunks.dram_output_bytes) * table.sram_pj_per_byte(buffers.output_bytes),
+        "dram": (chunks.dram_weight_bytes + chunks.dram_input_bytes + chunks.dram_output_bytes)
+        * table.dram_pj_per_byte,
+        "vector": 0.0,
+        "leakage": cycles * table.leakage_pj_per_cycle,
+    }
+
+
+def vector_energy_pj(elements: int, cycles: int, config: AcceleratorConfig):
+    table = config.energy
+    energy = dict.fromkeys(ENERGY_COMPONENTS, 0.0)
+    energy["vector"] = elements * table.vector_pj_per_element
+    energy["leakage"] = cycles * table.leakage_pj_per_cycle
+    return energy

@@ -1,0 +1,211 @@
+"""On-chip buffers, DRAM transfers and double buffering, as an event-driven simpy model.
+
+A GEMM's folds are grouped into **chunks**: consecutive folds of one output tile whose weight operands
+fit one weight-buffer slot (and, when the activations do not stay resident, whose inputs fit one
+input-buffer slot). Each chunk is one DMA load; each finished output tile is one DMA store.
+
+Processes and resources (one GEMM, times in cycles):
+
+* ``DmaEngine`` -- one DRAM channel of ``bw_bytes_per_cycle``; a transfer of ``B`` bytes takes
+  ``max(1, ceil(B / bw))`` cycles. When free it serves a ready store before a ready load, loads in order.
+* ``ArrayUnit`` -- computes chunk ``i`` once its load is done and chunk ``i-1`` is computed; a chunk that
+  starts a new output tile also waits until the store of the tile ``slots`` tiles back has drained.
+* Buffer slots: ``slots = 2`` with double buffering (load ``i+1`` overlaps compute ``i``), else 1: load
+  ``i`` may start only after compute ``i - slots`` has released its slot.
+
+Decisions at time ``t`` are taken after every completion at ``t`` (the DMA re-checks with ``timeout(0)``),
+which is the rule the per-cycle reference applies cycle by cycle.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import simpy
+
+from hwsim.config import AcceleratorConfig
+from hwsim.mapping import FoldPlan
+from hwsim.workload import Gemm
+
+__all__ = ["ChunkPlan", "PipelineResult", "make_chunks", "run_pipeline", "transfer_cycles"]
+
+
+def transfer_cycles(n_bytes: np.ndarray | float, bw_bytes_per_cycle: float) -> np.ndarray:
+    """DMA cycles for a transfer: ``max(1, ceil(bytes / bw))`` (a descriptor costs at least one cycle)."""
+    return np.maximum(1, np.ceil(np.asarray(n_bytes, dtype=np.float64) / bw_bytes_per_cycle - 1e-9)).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    """One entry per chunk: DMA load bytes/cycles, compute cycles, and the store that follows it."""
+
+    load_bytes: np.ndarray
+    compute_cycles: np.ndarray
+    store_bytes: np.ndarray  # 0 where the chunk does not finish an output tile
+    starts_tile: np.ndarray  # bool: first chunk of an output tile
+    fold_chunk: np.ndarray  # chunk index of every fold
+    dram_weight_bytes: float
+    dram_input_bytes: float
+    dram_output_bytes: float
+
+    @property
+    def n_chunks(self) -> int:
+        return len(self.load_bytes)
+
+
+def make_chunks(plan: FoldPlan, op: Gemm, config: AcceleratorConfig) -> ChunkPlan:
+    """Group folds into DMA chunks and check that one tile fits each buffer slot."""
+    buffers = config.buffers
+    slots = buffers.slots
+    weight_slot, input_slot, output_slot = (
+        buffers.weight_bytes // slots,
+        buffers.input_bytes // slots,
+        buffers.output_bytes // slots,
+    )
+    abytes, accbytes = op.act_bits / 8, config.pe_array.acc_bits / 8
+    metadata_bytes = plan.index_blocks * config.sparse.metadata_bits_per_block / 8
+    fold_weight = plan.weight_bytes + metadata_bytes
+    resident = op.M * op.K * abytes <= input_slot
+
+    def too_small(field: str, slot: int, need: float, what: str) -> ValueError:
+        return ValueError(
+            f"buffers.{field}: a {'double-buffered ' if slots == 2 else ''}slot of {slot} bytes cannot hold "
+            f"{what} of {need:.0f} bytes for op {op.name!r} (M={op.M}, K={op.K}, N={op.N}); enlarge the buffer"
+        )
+
+    if plan.n_folds and fold_weight.max() > weight_slot:
+        raise too_small("weight_bytes", weight_slot, fold_weight.max(), "one fold's weights")
+    if plan.n_folds and not resident and plan.input_bytes.max() > input_slot:
+        raise too_small("input_bytes", input_slot, plan.input_bytes.max(), "one fold's inputs")
+    tile_acc_bytes = plan.output_tile_elements * accbytes
+    if len(tile_acc_bytes) and tile_acc_bytes.max() > output_slot:
+        raise too_small("output_bytes", output_slot, tile_acc_bytes.max(), "one output tile's partial sums")
+
+    # chunk = run of folds within a tile; capacity in folds from the tile's largest fold
+    tile_starts = np.flatnonzero(np.r_[True, plan.tile[1:] != plan.tile[:-1]]) if plan.n_folds else np.zeros(0, int)
+    tile_lengths = np.diff(np.r_[tile_starts, plan.n_folds])
+    tile_max_weight = np.maximum.reduceat(fold_weight, tile_starts) if plan.n_folds else np.zeros(0)
+    capacity = np.floor(weight_slot / tile_max_weight).astype(np.int64)
+    if not resident and plan.n_folds:
+        tile_max_input = np.maximum.reduceat(plan.input_bytes, tile_starts)
+        capacity = np.minimum(capacity, np.floor(input_slot / tile_max_input).astype(np.int64))
+    position = np.arange(plan.n_folds) - np.repeat(tile_starts, tile_lengths)
+    chunk_in_tile = position // np.repeat(capacity, tile_lengths)
+    new_chunk = np.r_[True, (plan.tile[1:] != plan.tile[:-1]) | (chunk_in_tile[1:] != chunk_in_tile[:-1])]
+    chunk_starts = np.flatnonzero(new_chunk) if plan.n_folds else np.zeros(0, dtype=np.int64)
+
+    def per_chunk(values: np.ndarray) -> np.ndarray:
+        return np.add.reduceat(values, chunk_starts) if plan.n_folds else np.zeros(0)
+
+    weight_bytes = per_chunk(fold_weight)
+    input_bytes = np.zeros(len(chunk_starts)) if resident else per_chunk(plan.input_bytes)
+    if resident and len(chunk_starts):
+        input_bytes[0] = op.M * op.K * abytes
+    compute = per_chunk(plan.compute_cycles).astype(np.int64)
+    starts_tile = position[chunk_starts] == 0 if plan.n_folds else np.zeros(0, dtype=bool)
+    ends_tile = np.r_[starts_tile[1:], True] if len(chunk_starts) else np.zeros(0, dtype=bool)
+    store_bytes = np.zeros(len(chunk_starts))
+    store_bytes[ends_tile] = plan.output_tile_elements * abytes
+    return ChunkPlan(
+        load_bytes=weight_bytes + input_bytes,
+        compute_cycles=compute,
+        store_bytes=store_bytes,
+        starts_tile=starts_tile,
+        fold_chunk=np.cumsum(new_chunk) - 1 if plan.n_folds else np.zeros(0, dtype=np.int64),
+        dram_weight_bytes=float(weight_bytes.sum()),
+        dram_input_bytes=float(input_bytes.sum()),
+        dram_output_bytes=float(store_bytes.sum()),
+    )
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    cycles: int
+    compute_cycles: int
+    stall_cycles: int
+    dma_busy_cycles: int
+    events: tuple[tuple[str, str, int, int], ...]  # (unit, label, start, end) for traces
+
+
+class _Pipeline:
+    """simpy processes for one GEMM; see the module docstring for the rules."""
+
+    def __init__(self, load: np.ndarray, compute: np.ndarray, store: np.ndarray, starts_tile, slots: int):
+        self.env = simpy.Environment()
+        self.load, self.compute, self.store = load.tolist(), compute.tolist(), store.tolist()
+        self.starts_tile, self.slots = starts_tile.tolist(), slots
+        n = len(self.load)
+        self.load_done = [self.env.event() for _ in range(n)]
+        self.compute_done = [self.env.event() for _ in range(n)]
+        self.tile_of_chunk = (np.cumsum(starts_tile) - 1).tolist()
+        n_tiles = int(np.sum(starts_tile))
+        self.store_done = [self.env.event() for _ in range(n_tiles)]
+        self.pending_stores: deque[tuple[int, int]] = deque()
+        self.kick = self.env.event()
+        self.events: list[tuple[str, str, int, int]] = []
+        self.env.process(self._dma())
+        self.env.process(self._array())
+
+    def _wake_dma(self) -> None:
+        if not self.kick.triggered:
+            self.kick.succeed()
+
+    def _dma(self):
+        env, n = self.env, len(self.load)
+        next_load, stores_left = 0, len(self.store_done)
+        while next_load < n or stores_left:
+            yield env.timeout(0)  # decide only after every completion at this time
+            load_ready = next_load < n and (
+                next_load < self.slots or self.compute_done[next_load - self.slots].triggered
+            )
+            if self.pending_stores:
+                tile, cycles = self.pending_stores.popleft()
+                start = env.now
+                yield env.timeout(cycles)
+                self.events.append(("dma", f"store tile {tile}", start, env.now))
+                self.store_done[tile].succeed()
+                stores_left -= 1
+            elif load_ready:
+                start = env.now
+                yield env.timeout(self.load[next_load])
+                self.events.append(("dma", f"load chunk {next_load}", start, env.now))
+                self.load_done[next_load].succeed()
+                next_load += 1
+            else:
+                self.kick = env.event()
+                yield self.kick
+
+    def _array(self):
+        env = self.env
+        tile = -1
+        for i, cycles in enumerate(self.compute):
+            waits = [self.load_done[i]]
+            if self.starts_tile[i]:
+                tile += 1
+                if tile >= self.slots:
+                    waits.append(self.store_done[tile - self.slots])
+            yield simpy.AllOf(env, waits)
+            start = env.now
+            yield env.timeout(cycles)
+            self.events.append(("array", f"chunk {i}", start, env.now))
+            if self.store[i] > 0:
+                self.pending_stores.append((self.tile_of_chunk[i], int(self.store[i])))
+            self.compute_done[i].succeed()
+            self._wake_dma()
+
+
+def run_pipeline(chunks: ChunkPlan, config: AcceleratorConfig) -> PipelineResult:
+    """Simulate DMA/array overlap for one GEMM; returns total, compute and stall cycles."""
+    bw = config.dram_bytes_per_cycle
+    load = transfer_cycles(chunks.load_bytes, bw)
+    store = np.where(chunks.store_bytes > 0, transfer_cycles(chunks.store_bytes, bw), 0)
+    if chunks.n_chunks == 0:
+        return PipelineResult(0, 0, 0, 0, ())
+    pipeline = _Pipeline(load, chunks.compute_cycles, store, chunks.starts_tile, config.buffers.slots)
+    pipeline.env.run()
+    total = int(pipeline.env.now)
+    compute = int(chunks.compute_cycles.sum())
+    dma_busy = int(load.sum() + store.sum())
+    return PipelineResult(total, compute, total - compute, dma_busy, tuple(pipeline.events))

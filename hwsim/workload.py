@@ -1,0 +1,177 @@
+"""Workload: the ordered ops of one encoder forward pass, with block masks on the weight GEMMs.
+
+GEMM convention used everywhere in hwsim: ``out[M, N] = A[M, K] @ B[K, N]`` where for a Linear layer
+``A`` is the activations (``M = batch * seq_len`` tokens, ``K = in_features``) and ``B = W.T`` with
+``W[N, K] = W[out_features, in_features]``. A :class:`Gemm`'s ``mask`` is the dense element mask of
+``W`` (``[N, K]``, True = kept); ``None`` means dense. Attention products are dense activation-activation
+GEMMs repeated ``repeat = batch * heads`` times.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pruning.masks import BlockMask
+from pruning.targets import ROLES, layout_for
+
+__all__ = ["Gemm", "VectorKind", "VectorOp", "Workload", "build_workload"]
+
+
+class VectorKind(enum.StrEnum):
+    SOFTMAX = "softmax"
+    GELU = "gelu"
+    LAYERNORM = "layernorm"
+    ADD = "add"
+
+
+@dataclass(frozen=True, eq=False)
+class Gemm:
+    """``out[M, N] = A[M, K] @ B[K, N]``, run ``repeat`` times; ``mask``: kept weights ``[N, K]`` or None."""
+
+    name: str
+    M: int
+    K: int
+    N: int
+    layer: int = 0
+    mask: np.ndarray | None = None
+    block: tuple[int, int] = (1, 1)  # hardware block (rows over N, cols over K) of the mask, for index costs
+    weight_bits: int = 8
+    act_bits: int = 8
+    repeat: int = 1
+    b_is_weight: bool = True  # False for activation x activation (attention) products
+
+    def __post_init__(self) -> None:
+        for dim in ("M", "K", "N", "repeat"):
+            value = getattr(self, dim)
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
+                raise ValueError(f"Gemm {self.name!r}: {dim} must be a positive integer, got {value!r}")
+        if self.mask is not None:
+            mask = np.asarray(self.mask, dtype=bool)
+            if mask.shape != (self.N, self.K):
+                raise ValueError(
+                    f"Gemm {self.name!r}: mask shape {mask.shape} must equal the weight shape (N, K) = "
+                    f"({self.N}, {self.K})"
+                )
+            object.__setattr__(self, "mask", mask)
+
+    @property
+    def macs(self) -> int:
+        return self.M * self.K * self.N * self.repeat
+
+    @property
+    def nonzero_macs(self) -> int:
+        nnz = self.N * self.K if self.mask is None else int(self.mask.sum())
+        return self.M * nnz * self.repeat
+
+
+@dataclass(frozen=True)
+class VectorOp:
+    name: str
+    kind: VectorKind
+    elements: int
+    layer: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", VectorKind(self.kind))
+        if not isinstance(self.elements, int) or self.elements <= 0:
+            raise ValueError(f"VectorOp {self.name!r}: elements must be a positive integer, got {self.elements!r}")
+
+
+@dataclass(frozen=True)
+class Workload:
+    ops: tuple[Gemm | VectorOp, ...]
+    batch: int = 1
+    seq_len: int = 128
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def gemms(self) -> list[Gemm]:
+        return [op for op in self.ops if isinstance(op, Gemm)]
+
+
+def _config_dims(hf_config) -> tuple[int, int, int, int]:
+    """(layers, hidden, heads, intermediate) for BERT/RoBERTa/DistilBERT-style configs."""
+    names = [("num_hidden_layers", "n_layers"), ("hidden_size", "dim"), ("num_attention_heads", "n_heads"),
+             ("intermediate_size", "hidden_dim")]  # fmt: skip
+    values = []
+    for options in names:
+        value = next((getattr(hf_config, n) for n in options if hasattr(hf_config, n)), None)
+        if value is None:
+            raise ValueError(f"hf config: none of {options} found; is this a BERT-like encoder config?")
+        values.append(int(value))
+    return tuple(values)
+
+
+def _mask_for(masks: Mapping[str, BlockMask], pattern, layer: int) -> BlockMask | None:
+    for name, mask in masks.items():
+        match = pattern.match(name.removesuffix(".weight"))
+        if match and int(match.group(1)) == layer:
+            return mask
+    return None
+
+
+def build_workload(
+    hf_config,
+    masks: Mapping[str, BlockMask] | None = None,
+    batch: int = 1,
+    seq_len: int = 128,
+    weight_bits: int = 8,
+    act_bits: int = 8,
+) -> Workload:
+    """Ops of one forward pass of the encoder stack (embeddings and classifier head excluded).
+
+    Per layer: Q, K, V projections; scores ``Q K^T`` and context ``P V`` per head (dense, ``repeat =
+    batch * heads``); softmax; attention output projection; residual add; LayerNorm; FFN in; GELU;
+    FFN out; residual add; LayerNorm. Masks are matched to layers by the model family's layout.
+    """
+    for label, value in (("batch", batch), ("seq_len", seq_len)):
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValueError(f"{label}: must be a positive integer, got {value!r}")
+    layers, hidden, heads, intermediate = _config_dims(hf_config)
+    masks = dict(masks or {})
+    layout = layout_for(getattr(hf_config, "model_type", "bert")) if masks else None
+    if masks:
+        matched = {n for n in masks for r in ROLES if layout.pattern(r).match(n.removesuffix(".weight"))}
+        unmatched = sorted(set(masks) - matched)
+        if unmatched:
+            raise ValueError(f"masks: {unmatched[:3]} match no Q/K/V/attn_out/ffn layer of this {hf_config.model_type}")
+    tokens = batch * seq_len
+    head_dim = hidden // heads
+    shapes = {"q": (hidden, hidden), "k": (hidden, hidden), "v": (hidden, hidden), "attn_out": (hidden, hidden),
+              "ffn_in": (intermediate, hidden), "ffn_out": (hidden, intermediate)}  # fmt: skip
+    ops: list[Gemm | VectorOp] = []
+
+    def linear(layer: int, role: str) -> Gemm:
+        n_out, n_in = shapes[role]
+        mask = _mask_for(masks, layout.pattern(role), layer) if masks else None
+        if mask is not None and mask.weight_shape != (n_out, n_in):
+            raise ValueError(
+                f"mask for layer {layer} {role}: weight shape {mask.weight_shape} != model's ({n_out}, {n_in})"
+            )
+        return Gemm(
+            f"layer{layer}.{role}", M=tokens, K=n_in, N=n_out, layer=layer,
+            mask=None if mask is None else mask.dense().numpy(),
+            block=(1, 1) if mask is None else (mask.block.rows, mask.block.cols),
+            weight_bits=weight_bits, act_bits=act_bits,
+        )  # fmt: skip
+
+    for i in range(layers):
+        ops += [linear(i, "q"), linear(i, "k"), linear(i, "v")]
+        attention = {"weight_bits": act_bits, "act_bits": act_bits, "repeat": batch * heads, "b_is_weight": False}
+        ops.append(Gemm(f"layer{i}.scores", M=seq_len, K=head_dim, N=seq_len, layer=i, **attention))
+        ops.append(VectorOp(f"layer{i}.softmax", VectorKind.SOFTMAX, batch * heads * seq_len * seq_len, i))
+        ops.append(Gemm(f"layer{i}.context", M=seq_len, K=seq_len, N=head_dim, layer=i, **attention))
+        ops.append(linear(i, "attn_out"))
+        ops.append(VectorOp(f"layer{i}.attn_residual", VectorKind.ADD, tokens * hidden, i))
+        ops.append(VectorOp(f"layer{i}.attn_layernorm", VectorKind.LAYERNORM, tokens * hidden, i))
+        ops.append(linear(i, "ffn_in"))
+        ops.append(VectorOp(f"layer{i}.gelu", VectorKind.GELU, tokens * intermediate, i))
+        ops.append(linear(i, "ffn_out"))
+        ops.append(VectorOp(f"layer{i}.ffn_residual", VectorKind.ADD, tokens * hidden, i))
+        ops.append(VectorOp(f"layer{i}.ffn_layernorm", VectorKind.LAYERNORM, tokens * hidden, i))
+    meta = {"model_type": getattr(hf_config, "model_type", None), "layers": layers, "hidden": hidden}
+    return Workload(tuple(ops), batch=batch, seq_len=seq_len, meta=meta)
