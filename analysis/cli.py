@@ -11,11 +11,11 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from analysis.commands import prune
+from analysis.commands import configs, prune, simulate
 
 __all__ = ["build_parser", "main"]
 
-_COMMANDS = (prune,)
+_COMMANDS = (prune, simulate, configs)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -23,6 +23,7 @@ Unknown keys are errors. :func:`load_config` collects *all* problems with their 
 from __future__ import annotations
 
 import enum
+import itertools
 import math
 import re
 from importlib import resources
@@ -160,7 +161,7 @@ class EnergyTable(_Strict):
         points = sorted(self.sram_pj_per_64bit.items())
         if size_bytes <= points[0][0]:
             return points[0][1] / 8
-        for (s0, e0), (s1, e1) in zip(points, points[1:], strict=False):
+        for (s0, e0), (s1, e1) in itertools.pairwise(points):
             if size_bytes <= s1:
                 t = (math.log(size_bytes) - math.log(s0)) / (math.log(s1) - math.log(s0))
                 return (e0 + t * (e1 - e0)) / 8

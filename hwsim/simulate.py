@@ -101,6 +101,8 @@ def _vector_cycles(op: VectorOp, config: AcceleratorConfig) -> int:
 def simulate(config: AcceleratorConfig | str, workload: Workload, trace: bool = False) -> SimResult:
     """Cycles, stalls, utilization and energy of every op of ``workload`` on ``config``."""
     config = load_config(config)
+    if not workload.ops:
+        raise ValueError("workload: no ops to simulate")
     n_pes = config.n_pes
     rows, events, now = [], [], 0
     for op in workload.ops:
@@ -149,7 +151,7 @@ def _totals(ops: pd.DataFrame, config: AcceleratorConfig) -> dict:
         "energy_pj": energy_pj,
         "compute_cycles": int(ops["compute_cycles"].sum()),
         "stall_cycles": int(ops["stall_cycles"].sum()),
-        "ideal_cycles": int(math.ceil(useful / config.n_pes)),
+        "ideal_cycles": math.ceil(useful / config.n_pes),
         "utilization": useful / (gemm_cycles * config.n_pes) if gemm_cycles else 0.0,
         "macs_useful": useful,
         "macs_skipped": int(ops["macs_skipped"].sum()),

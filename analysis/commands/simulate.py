@@ -1,0 +1,85 @@
+"""``bsp simulate``: cycles, stalls and energy of a (pruned) encoder on an accelerator preset."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+EXAMPLE = """examples:
+  bsp simulate --config fpga-zcu102 --model runs/minilm-16x16-col-0.8
+  bsp simulate --config asic-32x32-int8 --model minilm --seq-len 128 --csv ops.csv --trace trace.json
+  bsp simulate --config my_array.yaml --hf-config bert-base/config.json --json
+"""
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "simulate", help="simulate a model on an accelerator", epilog=EXAMPLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    p.add_argument("--config", required=True, help="preset name (bsp configs list) or YAML path")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="saved (pruned) model directory, or 'minilm'")
+    source.add_argument("--hf-config", help="HF config.json of the model (dense unless --masks)")
+    p.add_argument("--masks", help="block_masks.safetensors or a directory holding it (default: the model's)")
+    p.add_argument("--seq-len", type=int, default=128, help="tokens per sequence (default 128)")
+    p.add_argument("--batch", type=int, default=1, help="sequences per inference (default 1)")
+    p.add_argument("--csv", help="write the per-op table to this CSV file")
+    p.add_argument("--trace", help="write a Chrome trace-event JSON (open in Perfetto)")
+    p.add_argument("--json", action="store_true", help="print one JSON object with totals and ops")
+    p.set_defaults(run=run)
+
+
+def _load_hf_config(args):
+    from transformers import AutoConfig
+
+    from pruning.models import resolve_model_path
+
+    if args.hf_config:
+        path = Path(args.hf_config)
+        if not path.is_file():
+            raise FileNotFoundError(f"--hf-config: no file {path}")
+        return AutoConfig.from_pretrained(path.parent if path.name == "config.json" else path, local_files_only=True)
+    return AutoConfig.from_pretrained(resolve_model_path(args.model), local_files_only=True)
+
+
+def _load_masks(args):
+    from pruning.masks import MASKS_FILENAME, load_masks
+
+    if args.masks:
+        return load_masks(args.masks)
+    if args.model and (Path(args.model) / MASKS_FILENAME).is_file():
+        return load_masks(args.model)
+    return {}
+
+
+def run(args) -> int:
+    import pandas as pd
+
+    from hwsim import build_workload, load_config, simulate
+
+    config = load_config(args.config)
+    workload = build_workload(_load_hf_config(args), _load_masks(args), batch=args.batch, seq_len=args.seq_len)
+    result = simulate(config, workload, trace=bool(args.trace))
+    if args.csv:
+        result.ops.to_csv(args.csv, index=False)
+    if args.trace:
+        result.write_trace(args.trace)
+    if args.json:
+        print(json.dumps(result.to_json_dict()))
+        return 0
+    columns = ["cycles", "compute_cycles", "stall_cycles", "energy_pj", "macs_useful"]
+    per_layer = result.per_layer()[columns]
+    per_layer["utilization"] = per_layer["macs_useful"] / (per_layer["cycles"] * config.n_pes)
+    with pd.option_context("display.width", 200):
+        print(f"{config.name}: {config.pe_array.rows}x{config.pe_array.cols} {config.pe_array.dataflow.value}, "
+              f"{config.clock_mhz:g} MHz; batch {args.batch} x seq {args.seq_len}")  # fmt: skip
+        print(per_layer.to_string(float_format="%.4g"))
+    totals = result.totals
+    print(
+        f"total: {totals['cycles']} cycles ({totals['latency_s'] * 1e3:.3f} ms), stalls {totals['stall_cycles']}, "
+        f"ideal {totals['ideal_cycles']}, utilization {totals['utilization']:.3f}, "
+        f"energy {totals['energy_pj'] / 1e6:.3f} uJ, {totals['tops_per_w']:.3f} TOPS/W"
+    )
+    return 0

@@ -1,0 +1,119 @@
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import tiny_classifier
+
+from analysis.cli import main
+from pruning import BlockPruner, PruneSettings, save_pruned
+
+
+@pytest.fixture
+def pruned_dir(tmp_path):
+    model = tiny_classifier("bert")
+    settings = PruneSettings(block="8x8", method="magnitude", target_sparsity=0.75)
+    pruner = BlockPruner(settings)
+    pruner.prepare(model)
+    pruner.prune()
+    return save_pruned(tmp_path / "pruned", model, pruner.finalize(), settings)
+
+
+def test_simulate_json_csv_trace(pruned_dir, tmp_path, capsys):
+    rc = main(
+        [
+            "simulate",
+            "--config",
+            "asic-16x16-int8",
+            "--model",
+            str(pruned_dir),
+            "--seq-len",
+            "8",
+            "--json",
+            "--csv",
+            str(tmp_path / "ops.csv"),
+            "--trace",
+            str(tmp_path / "trace.json"),
+        ]
+    )
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["total"]) >= {"cycles", "latency_s", "energy_pj", "utilization"}
+    assert {"name", "M", "K", "N", "cycles"} <= set(out["ops"][0]) | {"name"}
+    assert (tmp_path / "ops.csv").read_text().startswith("op,layer,kind,M,K,N")
+    assert json.loads((tmp_path / "trace.json").read_text())["traceEvents"]
+    rc = main(
+        [
+            "simulate",
+            "--config",
+            "asic-16x16-int8",
+            "--hf-config",
+            str(pruned_dir / "config.json"),
+            "--seq-len",
+            "8",
+            "--json",
+        ]
+    )
+    dense = json.loads(capsys.readouterr().out)
+    assert dense["total"]["cycles"] > out["total"]["cycles"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["simulate", "--config", "nope", "--hf-config", "x.json"], "neither a preset"),
+        (["simulate", "--config", "asic-16x16-int8", "--model", "/nonexistent"], "config.json"),
+        (
+            [
+                "prune",
+                "--model",
+                "minilm",
+                "--data",
+                "sentiment",
+                "--block",
+                "0x4",
+                "--target-sparsity",
+                "0.5",
+                "--out",
+                "x",
+            ],
+            "block rows",
+        ),
+        (
+            ["prune", "--model", "minilm", "--data", "sentiment", "--target-sparsity", "1.5", "--out", "x"],
+            "target_sparsity",
+        ),
+        (
+            [
+                "prune",
+                "--model",
+                "minilm",
+                "--data",
+                "sentiment",
+                "--method",
+                "magic",
+                "--target-sparsity",
+                "0.5",
+                "--out",
+                "x",
+            ],
+            "method",
+        ),
+        (["configs", "show"], "preset name"),
+    ],
+)
+def test_bad_input_exits_2_with_a_clear_message(argv, message, capsys):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_configs_validate_prints_every_problem(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("version: 1\nname: x\npe_array: {rows: 0}\nfoo: 1\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "analysis.cli", "configs", "validate", str(path)], capture_output=True, text=True
+    )
+    assert proc.returncode == 2
+    assert "pe_array.rows" in proc.stderr and "foo: unknown key" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "analysis.cli", "configs", "list"], capture_output=True, text=True)
+    assert "fpga-zcu102" in proc.stdout

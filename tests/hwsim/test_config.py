@@ -1,0 +1,121 @@
+import copy
+
+import pytest
+import yaml
+from helpers import preset_dict
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hwsim.config import AcceleratorConfig, ConfigError, config_from_dict, list_presets, load_config
+
+PRESETS = ["asic-16x16-int8", "asic-32x32-int8", "asic-128x128-int8", "fpga-zcu102", "fpga-u200"]
+
+
+def test_all_presets_are_listed_and_load():
+    assert set(PRESETS) <= set(list_presets())
+    for name in PRESETS:
+        config = load_config(name)
+        assert config.name == name
+        assert "source" in config.model_dump() and config.energy.source
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_yaml_round_trip_is_identity(name, tmp_path):
+    config = load_config(name)
+    path = tmp_path / "c.yaml"
+    path.write_text(config.to_yaml())
+    assert load_config(path) == config
+
+
+def test_sizes_with_units_and_bandwidth_forms():
+    config = load_config("asic-32x32-int8")
+    assert config.buffers.weight_bytes == 256 * 1024
+    zcu = load_config("fpga-zcu102")
+    assert zcu.dram_bytes_per_cycle == pytest.approx(12.8e9 / 200e6)
+
+
+def test_sram_energy_interpolates_between_horowitz_points():
+    table = load_config("asic-32x32-int8").energy
+    assert table.sram_pj_per_byte(8192) == pytest.approx(10 / 8)
+    assert table.sram_pj_per_byte(32768) == pytest.approx(20 / 8)
+    assert table.sram_pj_per_byte(16384) == pytest.approx(15 / 8)  # half-way in log2(size)
+    assert table.sram_pj_per_byte(4 << 20) == pytest.approx(100 / 8)  # clamped above 1 MB
+
+
+def errors_for(mutate):
+    data = preset_dict()
+    mutate(data)
+    with pytest.raises(ConfigError) as info:
+        config_from_dict(data)
+    return dict(info.value.errors), str(info.value)
+
+
+def test_all_errors_reported_with_field_paths():
+    def mutate(d):
+        d["pe_array"]["rows"] = 0
+        d["pe_array"]["dataflow"] = "diagonal"
+        d["buffers"]["weight_kb"] = 4
+        d["buffers"]["input_bytes"] = "256 furlongs"
+
+    errors, text = errors_for(mutate)
+    assert "pe_array.rows" in errors and "greater than 0" in errors["pe_array.rows"]
+    assert "pe_array.dataflow" in errors and "'ws'" in errors["pe_array.dataflow"]
+    assert "buffers.weight_kb" in errors and "unknown key" in errors["buffers.weight_kb"]
+    assert "buffers.input_bytes" in errors and "KiB" in errors["buffers.input_bytes"]
+    assert "invalid accelerator config" in text
+
+
+def test_fpga_budget_is_checked():
+    data = preset_dict("fpga-zcu102")
+    data["pe_array"]["rows"] = 64
+    data["pe_array"]["cols"] = 128  # 8192 int8 MACs -> 4096 DSPs > 2520
+    with pytest.raises(ConfigError, match="needs 4096 DSPs"):
+        config_from_dict(data)
+
+
+def test_bandwidth_needs_exactly_one_form():
+    errors, _ = errors_for(lambda d: d["dram"].update(bw_gb_per_s=10.0))
+    assert any("exactly one" in m for m in errors.values())
+
+
+def test_unknown_preset_or_path():
+    with pytest.raises(FileNotFoundError, match="neither a preset"):
+        load_config("asic-9x9")
+
+
+def test_malformed_yaml(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("pe_array: [1, 2\n")
+    with pytest.raises(ConfigError, match="<yaml>"):
+        load_config(path)
+    path.write_text("- just a list\n")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load_config(path)
+
+
+leaf_values = st.one_of(
+    st.integers(-5, 10**6),
+    st.floats(allow_nan=True),
+    st.text(max_size=8),
+    st.booleans(),
+    st.none(),
+    st.lists(st.integers(), max_size=2),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_random_corruptions_give_config_error_or_valid_config(data):
+    config = preset_dict()
+    section = data.draw(st.sampled_from(["pe_array", "buffers", "dram", "sparse", "vector_unit", "energy"]))
+    target = copy.deepcopy(config)
+    keys = list(target[section])
+    key = data.draw(st.one_of(st.sampled_from(keys), st.text(min_size=1, max_size=6)))
+    target[section][key] = data.draw(leaf_values)
+    try:
+        result = config_from_dict(target)
+    except ConfigError as err:
+        assert err.errors and all(path for path, _ in err.errors)
+    else:
+        assert isinstance(result, AcceleratorConfig)
+        assert yaml.safe_load(result.to_yaml())["name"] == config["name"]
