@@ -10,6 +10,7 @@ EXAMPLE = """examples:
   bsp simulate --config fpga-zcu102 --model runs/minilm-16x16-col-0.8
   bsp simulate --config asic-32x32-int8 --model minilm --seq-len 128 --csv ops.csv --trace trace.json
   bsp simulate --config my_array.yaml --hf-config bert-base/config.json --json
+  bsp simulate --scalesim-cfg scale.cfg --topology gemms.csv --compat scalesim --json
 """
 
 
@@ -18,10 +19,14 @@ def register(subparsers) -> None:
         "simulate", help="simulate a model on an accelerator", epilog=EXAMPLE,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
-    p.add_argument("--config", required=True, help="preset name (bsp configs list) or YAML path")
+    arch = p.add_mutually_exclusive_group(required=True)
+    arch.add_argument("--config", help="preset name (bsp configs list) or YAML path")
+    arch.add_argument("--scalesim-cfg", help="SCALE-Sim .cfg file (array, dataflow, SRAM sizes, bandwidth)")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", help="saved (pruned) model directory, or 'minilm'")
     source.add_argument("--hf-config", help="HF config.json of the model (dense unless --masks)")
+    source.add_argument("--topology", help="SCALE-Sim topology CSV (GEMM 'name, M, N, K,' or conv rows)")
+    p.add_argument("--compat", choices=["scalesim"], help="report SCALE-Sim's dense, stall-free cycle counts")
     p.add_argument("--masks", help="block_masks.safetensors or a directory holding it (default: the model's)")
     p.add_argument("--seq-len", type=int, default=128, help="tokens per sequence (default 128)")
     p.add_argument("--batch", type=int, default=1, help="sequences per inference (default 1)")
@@ -58,9 +63,15 @@ def run(args) -> int:
     import pandas as pd
 
     from hwsim import build_workload, load_config, simulate
+    from hwsim.scalesim import load_scalesim_config, load_scalesim_topology
 
-    config = load_config(args.config)
-    workload = build_workload(_load_hf_config(args), _load_masks(args), batch=args.batch, seq_len=args.seq_len)
+    config = load_scalesim_config(args.scalesim_cfg) if args.scalesim_cfg else load_config(args.config)
+    if args.topology:
+        workload = load_scalesim_topology(args.topology)
+    else:
+        workload = build_workload(_load_hf_config(args), _load_masks(args), batch=args.batch, seq_len=args.seq_len)
+    if args.compat:
+        return _print_scalesim_compat(config, workload, args)
     result = simulate(config, workload, trace=bool(args.trace))
     if args.csv:
         result.ops.to_csv(args.csv, index=False)
@@ -82,4 +93,26 @@ def run(args) -> int:
         f"ideal {totals['ideal_cycles']}, utilization {totals['utilization']:.3f}, "
         f"energy {totals['energy_pj'] / 1e6:.3f} uJ, {totals['tops_per_w']:.3f} TOPS/W"
     )
+    return 0
+
+
+def _print_scalesim_compat(config, workload, args) -> int:
+    import pandas as pd
+
+    from hwsim.scalesim import scalesim_cycles
+
+    rows = [{"name": op.name, "M": op.M, "K": op.K, "N": op.N, "cycles": scalesim_cycles(op, config)}
+            for op in workload.gemms]  # fmt: skip
+    ops = pd.DataFrame(rows)
+    if args.csv:
+        ops.to_csv(args.csv, index=False)
+    cycles = int(ops["cycles"].sum())
+    macs = int((ops["M"] * ops["K"] * ops["N"]).sum())
+    total = {"cycles": cycles, "latency_s": cycles / config.clock_hz, "energy_pj": None,
+             "utilization": macs / (cycles * config.n_pes), "compat": "scalesim"}  # fmt: skip
+    if args.json:
+        print(json.dumps({"total": total, "ops": rows}))
+    else:
+        print(ops.to_string(index=False))
+        print(f"total (SCALE-Sim compatible, dense, stall-free): {cycles} cycles")
     return 0

@@ -117,3 +117,21 @@ def test_configs_validate_prints_every_problem(tmp_path):
     assert "pe_array.rows" in proc.stderr and "foo: unknown key" in proc.stderr
     proc = subprocess.run([sys.executable, "-m", "analysis.cli", "configs", "list"], capture_output=True, text=True)
     assert "fpga-zcu102" in proc.stdout
+
+
+def test_simulate_scalesim_compat(tmp_path, capsys):
+    cfg = tmp_path / "arch.cfg"
+    cfg.write_text(
+        "[general]\nrun_name = t\n[architecture_presets]\nArrayHeight: 4\nArrayWidth: 4\n"
+        "IfmapSramSzkB: 64\nFilterSramSzkB: 64\nOfmapSramSzkB: 64\nDataflow: os\n"
+    )
+    topo = tmp_path / "topo.csv"
+    topo.write_text("Layer name, M, N, K,\na, 16, 16, 16,\nb, 33, 20, 17,\n")
+    assert (
+        main(["simulate", "--scalesim-cfg", str(cfg), "--topology", str(topo), "--compat", "scalesim", "--json"]) == 0
+    )
+    out = json.loads(capsys.readouterr().out)
+    assert [op["cycles"] for op in out["ops"]] == [351, 1034]  # SCALE-Sim 3.0.0, see tests/hwsim/test_scalesim.py
+    assert main(["simulate", "--scalesim-cfg", str(cfg), "--topology", str(topo), "--json"]) == 0
+    ours = json.loads(capsys.readouterr().out)
+    assert ours["total"]["cycles"] > 0

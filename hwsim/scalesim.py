@@ -1,0 +1,126 @@
+"""SCALE-Sim interoperability: read its ``.cfg`` and topology CSVs, and reproduce its cycle counts.
+
+SCALE-Sim (v2/v3) counts dense, stall-free compute cycles per layer as::
+
+    folds * (S + 2 R + C - 2) - 1      for ws / is      (full-array fill, preload, drain)
+    folds * (S + R + C - 2) - 1        for os           (output drain overlapped with the next fold)
+
+with the *full* array dimensions ``R x C`` even for partial edge tiles, where ``folds`` and the stream
+``S`` follow the same geometry as :mod:`hwsim.mapping` (ws: ceil(K/R)*ceil(N/C) folds, S=M; os:
+ceil(M/R)*ceil(N/C), S=K; is: ceil(K/R)*ceil(M/C), S=N). Verified against SCALE-Sim 3.0.0 runs (see
+``tests/hwsim/test_scalesim.py`` and ``benchmarks/sim_speed.py``). Our own model differs on purpose:
+it charges partial tiles their real size and does not overlap the os drain.
+
+GEMM topology rows are ``name, M, N, K,`` (note the order and the trailing comma); convolution rows are
+``name, ifmap_h, ifmap_w, filter_h, filter_w, channels, num_filters, stride,`` and become the GEMM
+``M = ofmap pixels, K = filter_h * filter_w * channels, N = num_filters``.
+"""
+
+from __future__ import annotations
+
+import configparser
+import copy
+import csv
+import math
+from pathlib import Path
+
+import yaml
+
+from hwsim.config import AcceleratorConfig, Dataflow, config_from_dict, load_config
+from hwsim.workload import Gemm, Workload
+
+__all__ = ["load_scalesim_config", "load_scalesim_topology", "scalesim_cycles"]
+
+DEFAULT_CLOCK_MHZ = 1000.0  # SCALE-Sim has no clock; latency in its units is cycles at 1 GHz
+_BASE_PRESET = "asic-32x32-int8"  # energy table, vector unit and sparse defaults for imported arrays
+
+
+def scalesim_cycles(op: Gemm, config: AcceleratorConfig) -> int:
+    """SCALE-Sim's dense, stall-free compute cycles for one GEMM (all repeats run back to back)."""
+    R, C = config.pe_array.rows, config.pe_array.cols
+    dataflow = config.pe_array.dataflow
+    if dataflow is Dataflow.WS:
+        folds, stream, fill = math.ceil(op.K / R) * math.ceil(op.N / C), op.M, 2 * R + C - 2
+    elif dataflow is Dataflow.IS:
+        folds, stream, fill = math.ceil(op.K / R) * math.ceil(op.M / C), op.N, 2 * R + C - 2
+    else:
+        folds, stream, fill = math.ceil(op.M / R) * math.ceil(op.N / C), op.K, R + C - 2
+    return (folds * (stream + fill) - 1) * op.repeat
+
+
+def _get(parser: configparser.ConfigParser, section: str, key: str, path: Path) -> str:
+    try:
+        return parser.get(section, key)
+    except (configparser.NoSectionError, configparser.NoOptionError):
+        raise ValueError(f"scalesim cfg {path}: missing [{section}] {key}") from None
+
+
+def load_scalesim_config(path: str | Path) -> AcceleratorConfig:
+    """An :class:`AcceleratorConfig` from a SCALE-Sim ``.cfg`` (array, dataflow, SRAM sizes, bandwidth)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"scalesim cfg: no file {path}")
+    parser = configparser.ConfigParser()
+    try:
+        parser.read(path)
+    except configparser.Error as err:
+        raise ValueError(f"scalesim cfg {path}: {err}") from None
+    section = "architecture_presets"
+
+    def integer(key: str) -> int:
+        text = _get(parser, section, key, path)
+        try:
+            return int(text.strip())
+        except ValueError:
+            raise ValueError(f"scalesim cfg {path}: [{section}] {key} must be an integer, got {text!r}") from None
+
+    dataflow = _get(parser, section, "Dataflow", path).strip().lower()
+    if dataflow not in {d.value for d in Dataflow}:
+        raise ValueError(f"scalesim cfg {path}: Dataflow {dataflow!r} not one of ws, os, is")
+    bandwidth = 10.0
+    if parser.has_option(section, "Bandwidth"):
+        bandwidth = float(parser.get(section, "Bandwidth").split(",")[0])
+    data = copy.deepcopy(yaml.safe_load(load_config(_BASE_PRESET).to_yaml()))
+    run_name = parser.get("general", "run_name", fallback=path.stem)
+    data.update(name=f"scalesim-{run_name}", source=f"imported from SCALE-Sim config {path.name}",
+                clock_mhz=DEFAULT_CLOCK_MHZ)  # fmt: skip
+    data["pe_array"].update(rows=integer("ArrayHeight"), cols=integer("ArrayWidth"), dataflow=dataflow)
+    data["buffers"].update(
+        input_bytes=integer("IfmapSramSzkB") * 1024,
+        weight_bytes=integer("FilterSramSzkB") * 1024,
+        output_bytes=integer("OfmapSramSzkB") * 1024,
+    )
+    data["dram"] = {"bw_bytes_per_cycle": bandwidth}  # SCALE-Sim words are one byte here (int8)
+    return config_from_dict(data, source=str(path))
+
+
+def load_scalesim_topology(path: str | Path) -> Workload:
+    """A dense :class:`Workload` from a SCALE-Sim topology CSV (GEMM ``name, M, N, K,`` or conv rows)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"scalesim topology: no file {path}")
+    rows = [r for r in csv.reader(path.read_text().splitlines()) if any(cell.strip() for cell in r)]
+    if len(rows) < 2:
+        raise ValueError(f"scalesim topology {path}: needs a header row and at least one layer")
+    ops = []
+    for line_no, row in enumerate(rows[1:], start=2):
+        cells = [c.strip() for c in row if c.strip()]
+        name, numbers = cells[0], cells[1:]
+        try:
+            values = [int(float(x)) for x in numbers]
+        except ValueError:
+            raise ValueError(f"scalesim topology {path}:{line_no}: non-numeric field in {row}") from None
+        if len(values) == 3:
+            M, N, K = values
+        elif len(values) >= 6:
+            ifmap_h, ifmap_w, filter_h, filter_w, channels, filters = values[:6]
+            stride = values[6] if len(values) > 6 else 1
+            if filter_h > ifmap_h or filter_w > ifmap_w or stride <= 0:
+                raise ValueError(f"scalesim topology {path}:{line_no}: filter larger than ifmap or stride <= 0")
+            out_h = (ifmap_h - filter_h) // stride + 1
+            out_w = (ifmap_w - filter_w) // stride + 1
+            M, K, N = out_h * out_w, filter_h * filter_w * channels, filters
+        else:
+            raise ValueError(f"scalesim topology {path}:{line_no}: expected 'name, M, N, K,' or a conv row, got {row}")
+        ops.append(Gemm(name, M=M, K=K, N=N, layer=line_no - 2))
+    return Workload(tuple(ops), batch=1, seq_len=0, meta={"source": str(path)})

@@ -1,0 +1,60 @@
+"""Golden (cycles, energy) per shipped preset on a tiny BERT, dense and 75 %-block-sparse.
+
+Regenerate with ``BSP_REGEN_GOLDEN=1 pytest tests/hwsim/test_golden.py`` -- only after a change that is
+meant to alter simulated numbers (a preset's figures, the cycle or energy model), and say why in the
+commit. The cycle model itself is held to the per-cycle reference by test_reference_equivalence.py;
+this table catches unintended drift in presets, workload extraction and energy accounting.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import BertConfig
+
+from hwsim import build_workload, list_presets, simulate
+from pruning.blocks import BlockSpec, Granularity
+from pruning.masks import BlockMask
+
+GOLDEN = Path(__file__).with_name("golden_presets.json")
+HF = BertConfig(hidden_size=128, num_hidden_layers=2, num_attention_heads=4, intermediate_size=512)
+
+
+def masks_75() -> dict[str, BlockMask]:
+    rng = np.random.default_rng(7)
+    shapes = {"attention.self.query": (128, 128), "attention.self.key": (128, 128),
+              "attention.self.value": (128, 128), "attention.output.dense": (128, 128),
+              "intermediate.dense": (512, 128), "output.dense": (128, 512)}  # fmt: skip
+    masks = {}
+    for layer in range(2):
+        for path, (n, k) in shapes.items():
+            keep = torch.tensor(rng.random((n // 16, k // 16)) < 0.25)
+            masks[f"encoder.layer.{layer}.{path}.weight"] = BlockMask(
+                keep, BlockSpec(16, 16), Granularity.BLOCK, (n, k)
+            )
+    return masks
+
+
+def compute() -> dict:
+    table = {}
+    for name in list_presets():
+        for label, masks in (("dense", {}), ("sparse75", masks_75())):
+            totals = simulate(name, build_workload(HF, masks, seq_len=32)).totals
+            table[f"{name}/{label}"] = {"cycles": totals["cycles"], "energy_pj": totals["energy_pj"]}
+    return table
+
+
+def test_presets_match_golden_table():
+    table = compute()
+    if os.environ.get("BSP_REGEN_GOLDEN"):
+        GOLDEN.write_text(json.dumps(table, indent=2, sort_keys=True) + "\n")
+    golden = json.loads(GOLDEN.read_text())
+    assert set(table) == set(golden)
+    for key, value in golden.items():
+        assert table[key]["cycles"] == value["cycles"], key
+        assert table[key]["energy_pj"] == pytest.approx(value["energy_pj"], rel=1e-9), key
+    for name in list_presets():
+        assert table[f"{name}/sparse75"]["cycles"] < table[f"{name}/dense"]["cycles"]
