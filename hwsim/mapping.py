@@ -3,10 +3,10 @@
 Geometry per dataflow (``R x C`` array; GEMM ``out[M, N] = A[M, K] @ W[N, K].T``):
 
 =========  ============  ============  =========  =========================================
-dataflow   array rows    array cols    streamed   output tile (folds that accumulate into it)
+dataflow   array rows    array cols    streamed   output tile (folds that write into it)
 =========  ============  ============  =========  =========================================
 ``ws``     K (weights)   N             M          one N-tile, all its K-folds
-``os``     M             N             K          one (M-tile, N-tile) fold
+``os``     M             N             K          one N-tile, all its M-tile folds
 ``is``     K (inputs)    M             N          one M-tile, all its K-folds
 =========  ============  ============  =========  =========================================
 
@@ -61,6 +61,7 @@ class FoldPlan:
     index_blocks: np.ndarray  # kept blocks whose index entries the fold's pass reads (0 elsewhere)
     tile: np.ndarray  # output tile id; folds of one tile are consecutive
     weight_bytes: np.ndarray  # weight operand bytes fed to the array by this fold
+    weight_dram_bytes: np.ndarray  # weight bytes this fold must bring from DRAM (0 when reused on chip)
     input_bytes: np.ndarray  # activation operand bytes fed to the array by this fold
     psum_elements: np.ndarray  # partial sums read-modified-written by this fold
     output_tile_elements: np.ndarray  # per output tile: elements stored at its end
@@ -146,12 +147,15 @@ def plan_folds(op: Gemm, config: AcceleratorConfig) -> FoldPlan:
             stream = np.full(len(rows), M, dtype=np.int64)
             index_blocks = np.where(first, blocks[tile_id], 0)
             weight_bytes = rows * cols * wbytes
+            weight_dram = weight_bytes
             input_bytes = stream * rows * abytes
             psum = stream * cols
             live = k_eff > 0
             out_elements = M * n_sizes[live]
             tile = np.cumsum(first) - 1
         else:  # OS: every (N-tile, M-tile) pair is one fold streaming the compacted K
+            # output tile = the N-tile's whole column strip; its weights come from DRAM once and are
+            # re-streamed from the weight buffer for every M-tile.
             m_starts, m_sizes = _tiles(M, R)
             live = np.flatnonzero(k_eff > 0)
             n_index = np.repeat(live, len(m_starts))
@@ -159,10 +163,11 @@ def plan_folds(op: Gemm, config: AcceleratorConfig) -> FoldPlan:
             rows, cols, stream = m_sizes[m_index], n_sizes[n_index], k_eff[n_index]
             index_blocks = blocks[n_index]
             weight_bytes = cols * stream * wbytes
+            weight_dram = np.where(m_index == 0, weight_bytes, 0)
             input_bytes = rows * stream * abytes
             psum = rows * cols
-            out_elements = rows * cols
-            tile = np.arange(len(rows))
+            out_elements = M * n_sizes[live]
+            tile = np.repeat(np.arange(len(live)), len(m_starts))
     else:  # IS: array rows <- K (stationary inputs), cols <- M, stream the weight rows n
         k_starts, k_sizes = _tiles(K, R)
         m_starts, m_sizes = _tiles(M, C)
@@ -178,6 +183,7 @@ def plan_folds(op: Gemm, config: AcceleratorConfig) -> FoldPlan:
         rows, cols, stream = k_sizes[k_index], m_sizes[m_index], n_eff[k_index]
         index_blocks = blocks[k_index]
         weight_bytes = stream * rows * wbytes
+        weight_dram = weight_bytes
         input_bytes = rows * cols * abytes
         psum = stream * cols
         tile = m_index if len(live) else np.zeros(0, dtype=np.int64)
@@ -192,6 +198,7 @@ def plan_folds(op: Gemm, config: AcceleratorConfig) -> FoldPlan:
         index_blocks=np.asarray(index_blocks, dtype=np.int64),
         tile=np.asarray(tile, dtype=np.int64),
         weight_bytes=np.asarray(weight_bytes, dtype=np.float64),
+        weight_dram_bytes=np.asarray(weight_dram, dtype=np.float64),
         input_bytes=np.asarray(input_bytes, dtype=np.float64),
         psum_elements=np.asarray(psum, dtype=np.int64),
         output_tile_elements=np.asarray(out_elements, dtype=np.int64),

@@ -65,8 +65,11 @@ def make_chunks(plan: FoldPlan, op: Gemm, config: AcceleratorConfig) -> ChunkPla
         buffers.output_bytes // slots,
     )
     abytes, accbytes = op.act_bits / 8, config.pe_array.acc_bits / 8
-    metadata_bytes = plan.index_blocks * config.sparse.metadata_bits_per_block / 8
-    fold_weight = plan.weight_bytes + metadata_bytes
+    # the index of a pass comes from DRAM with the pass's weights (not again when weights are reused)
+    metadata_bytes = (
+        np.where(plan.weight_dram_bytes > 0, plan.index_blocks, 0) * config.sparse.metadata_bits_per_block / 8
+    )
+    fold_weight = plan.weight_dram_bytes + metadata_bytes
     resident = op.M * op.K * abytes <= input_slot
 
     def too_small(field: str, slot: int, need: float, what: str) -> ValueError:
@@ -186,7 +189,7 @@ class _Pipeline:
                 tile += 1
                 if tile >= self.slots:
                     waits.append(self.store_done[tile - self.slots])
-            yield simpy.AllOf(env, waits)
+            yield waits[0] if len(waits) == 1 else simpy.AllOf(env, waits)
             start = env.now
             yield env.timeout(cycles)
             self.events.append(("array", f"chunk {i}", start, env.now))
