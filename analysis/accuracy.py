@@ -1,0 +1,235 @@
+"""Obtain masks and accuracy for one pruning point, cached by a content hash.
+
+Accuracy sources:
+
+* ``train`` -- the full method: fine-tune with the method's regularizer -> hard prune -> masked retrain
+  (:func:`pruning.train.run_pruning`), dev accuracy. Expensive; cached per point.
+* ``proxy`` -- fine-tune the dense model once (cached), then per point a one-shot group-norm prune of the
+  fine-tuned weights at the point's block/granularity/sparsity + ``recovery_steps`` masked retraining
+  steps, dev accuracy. Regularized methods are pruned by group norm here (their regularizer is not run);
+  the ``accuracy_source`` column says so.
+* ``none`` -- hardware-only: one-shot group-norm prune of the pretrained weights, accuracy NaN. No training.
+* ``table:PATH`` -- like ``none`` for the masks, accuracy looked up in a user CSV with columns
+  ``block, granularity, target_sparsity, method, accuracy``.
+
+Every cache entry is a directory ``<cache>/<hash>/`` with ``block_masks.safetensors`` (absent for the
+dense baseline) and ``point.json``, written last and atomically: an interrupted point is recomputed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from pruning.masks import MASKS_FILENAME, save_masks
+from pruning.models import resolve_model_path
+from pruning.pruner import BlockPruner, PruneMethod, PruneSettings
+from pruning.report import compression_summary
+
+__all__ = ["PointCache", "content_hash", "model_fingerprint"]
+
+log = logging.getLogger(__name__)
+
+POINT_FILENAME = "point.json"
+_FINGERPRINT_BYTES = 1 << 20  # hash the config plus the first MiB and size of each weight file
+
+
+def content_hash(record: dict) -> str:
+    return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def model_fingerprint(model: str | Path) -> dict:
+    """Identity of a model directory by content (config + weight files' size and leading bytes)."""
+    path = resolve_model_path(model)
+    digest = hashlib.sha256((path / "config.json").read_bytes())
+    for weights in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):
+        digest.update(str(weights.stat().st_size).encode())
+        with weights.open("rb") as handle:
+            digest.update(handle.read(_FINGERPRINT_BYTES))
+    return {"model_dir": str(path), "sha256": digest.hexdigest()}
+
+
+def write_json_atomic(path: Path, record: dict) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(record, handle, indent=2, default=str)
+    os.replace(tmp, path)
+
+
+class PointCache:
+    """Masks + accuracy per pruning point for one sweep space, under ``cache_dir``."""
+
+    def __init__(self, space, cache_dir: str | Path) -> None:
+        self.space = space
+        self.cache_dir = Path(cache_dir)
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        self.fingerprint = model_fingerprint(space.model)
+        self.model_dir = Path(self.fingerprint["model_dir"])
+        self._dataset = None
+        self._table = None
+
+    # -- keys ------------------------------------------------------------------------------------
+    def key(self, point: dict) -> str:
+        budget = self.space.budget.__dict__ if self.space.accuracy in ("proxy", "train") else {}
+        return content_hash({"model": self.fingerprint["sha256"], "data": self.space.data,
+                             "accuracy": self.space.accuracy, "budget": budget, "point": point})  # fmt: skip
+
+    def get(self, point: dict) -> dict:
+        """The cached record for ``point``, computing it if missing."""
+        entry = self.cache_dir / self.key(point)
+        record_path = entry / POINT_FILENAME
+        if record_path.is_file():
+            return json.loads(record_path.read_text())
+        entry.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        record = self._compute(point, entry)
+        record.update(point, cache_key=entry.name, prune_wall_s=time.perf_counter() - start,
+                      accuracy_source=self.space.accuracy.split(":")[0],
+                      hf_config_dir=str(self._hf_dir(entry)))  # fmt: skip
+        write_json_atomic(record_path, record)
+        return record
+
+    def _hf_dir(self, entry: Path) -> Path:
+        return entry / "model" if (entry / "model" / "config.json").is_file() else self.model_dir
+
+    # -- sources ---------------------------------------------------------------------------------
+    def _settings(self, point: dict) -> PruneSettings:
+        method = PruneMethod.parse(point["method"])
+        return PruneSettings(block=point["block"], granularity=point["granularity"], method=method,
+                             target_sparsity=point["target_sparsity"], lam=self.space.budget.lam)  # fmt: skip
+
+    def _compute(self, point: dict, entry: Path) -> dict:
+        source = self.space.accuracy
+        if source == "train":
+            return self._train(point, entry)
+        if source == "proxy":
+            return self._proxy(point, entry)
+        return self._one_shot(point, entry, self.model_dir, accuracy=self._table_accuracy(point))
+
+    def _train_budget(self, **overrides):
+        from pruning.train import TrainBudget
+
+        b = self.space.budget
+        return TrainBudget(epochs=b.epochs, max_train_samples=b.max_train_samples, max_eval_samples=b.max_eval_samples,
+                           max_seq_len=b.max_seq_len, batch_size=b.batch_size, learning_rate=b.learning_rate,
+                           seed=b.seed, **overrides)  # fmt: skip
+
+    def _data(self):
+        from pruning.data import load_dataset
+
+        if self._dataset is None:
+            self._dataset = load_dataset(self.space.data, glue_dir=self.space.glue_dir)
+        return self._dataset
+
+    def _train(self, point: dict, entry: Path) -> dict:
+        from pruning.train import run_pruning
+
+        dense = point["method"] == "dense"
+        settings = (PruneSettings(method="magnitude", target_sparsity=0.0, block="1x1") if dense
+                    else self._settings(point))  # fmt: skip
+        budget = self._train_budget(prune_at_epoch=self.space.budget.epochs) if dense else self._train_budget()
+        result = run_pruning(self.model_dir, self._data(), settings, entry / "model", budget)
+        masks_path = None if dense else str(entry / "model" / MASKS_FILENAME)
+        return {"accuracy": result.dev_accuracy, "test_accuracy": result.test_accuracy, "masks_path": masks_path,
+                **_compression(result.summary, dense)}  # fmt: skip
+
+    def _dense_finetuned(self) -> Path:
+        """The proxy's shared dense fine-tuned model (cached like a point)."""
+        record = self.get({"block": "dense", "granularity": "none", "target_sparsity": 0.0, "method": "dense"})
+        return Path(record["hf_config_dir"])
+
+    def _proxy(self, point: dict, entry: Path) -> dict:
+        from pruning.train import run_pruning
+
+        if point["method"] == "dense":
+            settings = PruneSettings(method="magnitude", target_sparsity=0.0, block="1x1")
+            budget = self._train_budget(prune_at_epoch=self.space.budget.epochs)
+            result = run_pruning(self.model_dir, self._data(), settings, entry / "model", budget)
+            return {"accuracy": result.dev_accuracy, "test_accuracy": result.test_accuracy, "masks_path": None,
+                    **_compression(result.summary, True)}  # fmt: skip
+        dense_dir = self._dense_finetuned()
+        return self._one_shot(point, entry, dense_dir, recover=True)
+
+    def _one_shot(self, point: dict, entry: Path, model_dir: Path, accuracy: float = math.nan,
+                  recover: bool = False) -> dict:  # fmt: skip
+        if point["method"] == "dense":
+            return {"accuracy": accuracy, "masks_path": None, **_compression({}, True)}
+        from transformers import AutoModel
+
+        from pruning.models import load_classifier
+
+        settings = self._settings(point).replace(method=_one_shot_method(point["method"]))
+        model = (load_classifier(model_dir, self._data().num_labels) if recover
+                 else AutoModel.from_pretrained(model_dir, local_files_only=True))  # fmt: skip
+        pruner = BlockPruner(settings)
+        pruner.prepare(model)
+        pruner.prune()
+        if recover:
+            accuracy = self._recover_and_evaluate(model)
+        masks = pruner.finalize()
+        save_masks(masks, entry / MASKS_FILENAME)
+        return {"accuracy": accuracy, "masks_path": str(entry / MASKS_FILENAME),
+                **_compression(compression_summary(masks, model), False)}  # fmt: skip
+
+    def _recover_and_evaluate(self, model) -> float:
+        """``recovery_steps`` masked training steps, then dev accuracy."""
+        from transformers import DataCollatorWithPadding, PrinterCallback, Trainer, TrainingArguments
+
+        from pruning.models import load_tokenizer
+        from pruning.train import evaluate_accuracy, tokenize_split
+
+        b, data = self.space.budget, self._data()
+        tokenizer = load_tokenizer(self.model_dir)
+        train = tokenize_split(tokenizer, data.train.head(b.max_train_samples), b.max_seq_len)
+        dev = tokenize_split(tokenizer, data.dev.head(b.max_eval_samples), b.max_seq_len)
+        with tempfile.TemporaryDirectory() as tmp:
+            args = TrainingArguments(output_dir=tmp, max_steps=max(b.recovery_steps, 1), learning_rate=b.learning_rate,
+                                     per_device_train_batch_size=b.batch_size, per_device_eval_batch_size=64,
+                                     seed=b.seed, save_strategy="no", report_to=[], use_cpu=True,
+                                     disable_tqdm=True, logging_strategy="no")  # fmt: skip
+            collator = DataCollatorWithPadding(tokenizer)
+            trainer = Trainer(model=model, args=args, train_dataset=train, data_collator=collator)
+            trainer.remove_callback(PrinterCallback)  # the sweep's own progress output is enough
+            if b.recovery_steps > 0:
+                trainer.train()
+            return evaluate_accuracy(trainer, dev)
+
+    def _table_accuracy(self, point: dict) -> float:
+        source = self.space.accuracy
+        if not source.startswith("table:"):
+            return math.nan
+        if self._table is None:
+            path = Path(source.split(":", 1)[1])
+            if not path.is_file():
+                raise FileNotFoundError(f"sweep.accuracy: no accuracy table at {path}")
+            table = pd.read_csv(path)
+            missing = {"block", "granularity", "target_sparsity", "method", "accuracy"} - set(table.columns)
+            if missing:
+                raise ValueError(f"accuracy table {path}: missing columns {sorted(missing)}")
+            self._table = table
+        t = self._table
+        match = t[(t["block"].astype(str) == point["block"]) & (t["granularity"].astype(str) == point["granularity"])
+                  & ((t["target_sparsity"] - point["target_sparsity"]).abs() < 1e-9)
+                  & (t["method"].astype(str) == point["method"])]  # fmt: skip
+        return float(match["accuracy"].iloc[0]) if len(match) else math.nan
+
+
+def _one_shot_method(method: str) -> PruneMethod:
+    """Regularized methods are selected by group norm when no regularized training runs."""
+    parsed = PruneMethod.parse(method)
+    return PruneMethod.MAGNITUDE if parsed.regularized else parsed
+
+
+def _compression(summary: dict, dense: bool) -> dict:
+    if dense:
+        return {"sparsity": 0.0, "compression_rate": 1.0, "model_compression_rate": 1.0}
+    return {"sparsity": summary["sparsity"], "compression_rate": summary["compression_rate"],
+            "model_compression_rate": summary.get("model_compression_rate", math.nan)}  # fmt: skip

@@ -1,0 +1,53 @@
+"""``bsp sweep``: run or resume a design-space sweep; writes the table, a Pareto plot and a summary."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+EXAMPLE = """examples:
+  bsp sweep                                   # default: MiniLM, 3 block sizes x 4 sparsities, 2 presets
+  bsp sweep my_space.yaml --out results/big --workers 2
+  bsp sweep my_space.yaml --dask-scheduler tcp://10.0.0.5:8786
+Re-running the same command resumes: finished points are kept, missing ones are computed.
+"""
+
+OBJECTIVES = {"accuracy": "max", "cycles": "min", "energy_pj": "min"}
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("sweep", help="design-space sweep", epilog=EXAMPLE,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("space", nargs="?", help="sweep YAML (default: the built-in main-job space)")
+    p.add_argument("--out", default="results", help="output directory (default results/)")
+    p.add_argument("--workers", type=int, default=1, help="local simulation processes (default 1)")
+    p.add_argument("--dask-scheduler", help="address of a Dask scheduler, e.g. tcp://host:8786")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    import pandas as pd
+
+    from analysis.pareto import pareto_front
+    from analysis.plots import pareto_scatter, save_figure
+    from analysis.sweep import RESULTS_FILENAME, sweep
+
+    table = sweep(args.space, out_dir=args.out, workers=args.workers, dask_scheduler=args.dask_scheduler,
+                  progress=not args.no_progress)  # fmt: skip
+    out = Path(args.out)
+    ok = table[table["error"].isna()] if "error" in table else table
+    failed = len(table) - len(ok)
+    objectives = {k: v for k, v in OBJECTIVES.items() if k in ok and ok[k].notna().any()}
+    print(f"{len(table)} points ({failed} failed) -> {out / RESULTS_FILENAME}")
+    if len(ok) and "cycles" in objectives:
+        y = "accuracy" if "accuracy" in objectives else "energy_pj"
+        save_figure(pareto_scatter(ok, x="cycles", y=y, y_sense=OBJECTIVES[y]), out / "pareto")
+        front = pareto_front(ok, objectives)
+        columns = [c for c in ("config", "block", "granularity", "target_sparsity", "compression_rate", "accuracy",
+                               "cycles", "energy_pj", "utilization") if c in front]  # fmt: skip
+        with pd.option_context("display.width", 200, "display.max_rows", 100):
+            print(f"Pareto front ({', '.join(f'{k}:{v}' for k, v in objectives.items())}), {len(front)} points:")
+            print(front[columns].to_string(index=False, float_format="%.4g"))
+        print(f"plot: {out / 'pareto.png'}")
+    return 0 if not failed else 1

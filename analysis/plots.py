@@ -1,0 +1,165 @@
+"""Publication-style matplotlib figures from sweep tables and simulation results.
+
+Every function returns the ``Figure``; :func:`save_figure` writes PNG (200 dpi) and SVG side by side.
+Colours are the Okabe-Ito colour-blind-safe palette; axes carry units.
+
+>>> from analysis.plots import pareto_scatter, save_figure            # doctest: +SKIP
+>>> fig = pareto_scatter(table, x="cycles", y="accuracy")               # doctest: +SKIP
+>>> save_figure(fig, "results/pareto")  # results/pareto.png + .svg     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from analysis.pareto import pareto_mask
+
+__all__ = [
+    "OKABE_ITO",
+    "accuracy_vs_compression",
+    "layer_breakdown",
+    "mask_heatmap",
+    "metric_vs_block",
+    "pareto_scatter",
+    "save_figure",
+]
+
+OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+LABELS = {
+    "cycles": "latency (cycles)",
+    "latency_s": "latency (s)",
+    "energy_pj": "energy per inference (pJ)",
+    "accuracy": "dev accuracy",
+    "compression_rate": "compression rate (x)",
+    "utilization": "PE utilization",
+}
+
+plt.rcParams.update({"figure.dpi": 100, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False,
+                     "axes.spines.right": False, "font.size": 10, "legend.frameon": False})  # fmt: skip
+
+
+def save_figure(fig, stem: str | Path, formats: tuple[str, ...] = ("png", "svg")) -> list[Path]:
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for fmt in formats:
+        path = stem.with_suffix(f".{fmt}")
+        fig.savefig(path, dpi=200 if fmt == "png" else None, bbox_inches="tight")
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def _label(column: str) -> str:
+    return LABELS.get(column, column)
+
+
+def _series(df: pd.DataFrame, column: str) -> list:
+    return sorted(df[column].dropna().unique(), key=str)
+
+
+def pareto_scatter(df: pd.DataFrame, x: str = "cycles", y: str = "accuracy", x_sense: str = "min",
+                   y_sense: str = "max", label: str = "block", hue: str = "config", logx: bool = True):  # fmt: skip
+    """All points (marker by ``label``, colour by ``hue``) with the 2-D front highlighted and labelled."""
+    data = df.dropna(subset=[x, y])
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    hues = _series(data, hue) if hue in data else [None]
+    labels = _series(data, label) if label in data else [None]
+    for i, h in enumerate(hues):
+        for j, lab in enumerate(labels):
+            sel = data
+            if h is not None:
+                sel = sel[sel[hue] == h]
+            if lab is not None:
+                sel = sel[sel[label] == lab]
+            if len(sel):
+                ax.scatter(sel[x], sel[y], s=28, color=OKABE_ITO[i % 8], marker=MARKERS[j % 8], alpha=0.75,
+                           label=f"{h} / {lab}" if h is not None else str(lab))  # fmt: skip
+    front = data[pareto_mask(data, {x: x_sense, y: y_sense})].sort_values(x)
+    ax.step(front[x], front[y], where="post", color="black", lw=1.2, label="Pareto front")
+    for _, row in front.iterrows():
+        sparsity = row.get("target_sparsity", np.nan)
+        text = f"{row.get(label, '')}" + (f" {sparsity:.0%}" if pd.notna(sparsity) else "")
+        ax.annotate(text, (row[x], row[y]), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(_label(x))
+    ax.set_ylabel(_label(y))
+    ax.legend(fontsize=7, ncol=2, loc="best")
+    return fig
+
+
+def accuracy_vs_compression(df: pd.DataFrame, by: str = "block", accuracy: str = "accuracy"):
+    """The paper's main figure kind: accuracy against compression rate, one line per block size."""
+    data = df.dropna(subset=[accuracy, "compression_rate"]).drop_duplicates(
+        subset=[by, "granularity", "method", "target_sparsity"]
+    )
+    fig, ax = plt.subplots(figsize=(6.0, 4.2))
+    dense = data[data["method"] == "dense"]
+    for i, value in enumerate(v for v in _series(data, by) if v != "dense"):
+        sel = data[data[by] == value].sort_values("compression_rate")
+        sel = pd.concat([dense, sel]) if len(dense) else sel
+        ax.plot(sel["compression_rate"], sel[accuracy], marker=MARKERS[i % 8], color=OKABE_ITO[i % 8], label=str(value))
+    if len(dense):
+        ax.axhline(float(dense[accuracy].mean()), color="grey", ls="--", lw=1, label="dense")
+    ax.set_xlabel(_label("compression_rate"))
+    ax.set_ylabel(_label(accuracy))
+    ax.legend(title=by, fontsize=8)
+    return fig
+
+
+def metric_vs_block(df: pd.DataFrame, metric: str = "cycles", hue: str = "config", sparsity: float | None = None):
+    """``metric`` against block size, one line per accelerator (at one target sparsity, default the largest)."""
+    data = df[(df["block"] != "dense") & df[metric].notna()]
+    sparsity = float(data["target_sparsity"].max()) if sparsity is None else sparsity
+    data = data[np.isclose(data["target_sparsity"], sparsity)]
+    blocks = sorted(data["block"].unique(), key=lambda b: [int(v) for v in str(b).split("x")])
+    fig, ax = plt.subplots(figsize=(6.0, 4.0))
+    for i, h in enumerate(_series(data, hue)):
+        sel = data[data[hue] == h].groupby("block")[metric].mean().reindex(blocks)
+        ax.plot(range(len(blocks)), sel.to_numpy(), marker=MARKERS[i % 8], color=OKABE_ITO[i % 8], label=str(h))
+    ax.set_xticks(range(len(blocks)), blocks)
+    ax.set_xlabel("block size (rows x cols)")
+    ax.set_ylabel(_label(metric))
+    if metric in ("cycles", "energy_pj", "latency_s"):
+        ax.set_yscale("log")
+    ax.set_title(f"target sparsity {sparsity:.0%}", fontsize=9)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def layer_breakdown(ops: pd.DataFrame, metric: str = "cycles"):
+    """Per-layer stacked bars of ``metric`` by op (from ``SimResult.ops``)."""
+    data = ops.copy()
+    data["part"] = data["op"].str.split(".").str[-1]
+    table = data.pivot_table(index="layer", columns="part", values=metric, aggfunc="sum").fillna(0)
+    fig, ax = plt.subplots(figsize=(7.0, 4.0))
+    bottom = np.zeros(len(table))
+    colors = OKABE_ITO * 3
+    for i, part in enumerate(table.columns):
+        ax.bar(table.index, table[part], bottom=bottom, color=colors[i], label=part, hatch="//" if i >= 8 else None)
+        bottom += table[part].to_numpy()
+    ax.set_xlabel("encoder layer")
+    ax.set_ylabel(_label(metric))
+    ax.legend(fontsize=7, ncol=3)
+    return fig
+
+
+def mask_heatmap(group_mask, title: str = ""):
+    """Kept (dark) / pruned (light) groups of one layer's block mask."""
+    grid = np.asarray(group_mask, dtype=float)
+    fig, ax = plt.subplots(figsize=(6.0, 6.0 * min(3.0, grid.shape[0] / max(grid.shape[1], 1))))
+    ax.imshow(grid, cmap="Greys", interpolation="nearest", aspect="auto", vmin=0, vmax=1)
+    ax.set_xlabel("group column (input features)")
+    ax.set_ylabel("group row (output features)")
+    ax.grid(False)
+    ax.set_title(title or f"kept {grid.mean():.1%} of groups", fontsize=9)
+    return fig

@@ -1,0 +1,154 @@
+"""Sweep spaces: which pruning settings x accelerators x shapes to evaluate, from YAML or Python.
+
+>>> space = SweepSpace(blocks=["16x16"], sparsities=[0.0, 0.5], configs=["asic-32x32-int8"])
+>>> len(space.pruning_points()), len(space.hardware_points())
+(2, 2)
+
+YAML form (every key optional; unknown keys are errors)::
+
+    model: minilm            # alias or local HF directory
+    data: sentiment          # sentiment | bbc | glue:TASK (with glue_dir)
+    accuracy: proxy          # proxy | train | none | table:PATH.csv
+    blocks: [8x8, 16x16, 32x32]
+    granularities: [block]
+    sparsities: [0.0, 0.5, 0.75, 0.9]
+    methods: [magnitude]
+    configs: [asic-32x32-int8, fpga-zcu102]
+    seq_lens: [128]
+    batches: [1]
+    budget: {epochs: 1, max_train_samples: 1500, max_eval_samples: 500, recovery_steps: 10}
+
+Sparsity 0 is the dense baseline: it is evaluated once (block/method/granularity do not apply).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+from hwsim.config import list_presets
+from pruning.blocks import BlockSpec, Granularity
+from pruning.pruner import PruneMethod
+from pruning.selection import check_sparsity
+
+__all__ = ["AccuracySource", "SweepSpace", "load_space"]
+
+ACCURACY_SOURCES = ("proxy", "train", "none")
+
+
+@dataclass(frozen=True)
+class AccuracyBudget:
+    """Training budget behind accuracy numbers (defaults: a few minutes on 2 CPU cores)."""
+
+    epochs: float = 1.0  # dense fine-tune (proxy) or total prune run (train)
+    max_train_samples: int = 1500
+    max_eval_samples: int = 500
+    max_seq_len: int = 64
+    batch_size: int = 32
+    learning_rate: float = 5e-5
+    recovery_steps: int = 10  # proxy: masked retraining steps after the one-shot prune
+    lam: float = 1e-4  # train: regularization strength for regularized methods
+    seed: int = 0
+
+
+AccuracySource = str
+
+
+@dataclass(frozen=True)
+class SweepSpace:
+    model: str = "minilm"
+    data: str = "sentiment"
+    glue_dir: str | None = None
+    accuracy: AccuracySource = "proxy"
+    blocks: list[str] = field(default_factory=lambda: ["8x8", "16x16", "32x32"])
+    granularities: list[str] = field(default_factory=lambda: ["block"])
+    sparsities: list[float] = field(default_factory=lambda: [0.0, 0.5, 0.75, 0.9])
+    methods: list[str] = field(default_factory=lambda: ["magnitude"])
+    configs: list[str] = field(default_factory=lambda: ["asic-32x32-int8", "fpga-zcu102"])
+    seq_lens: list[int] = field(default_factory=lambda: [128])
+    batches: list[int] = field(default_factory=lambda: [1])
+    budget: AccuracyBudget = field(default_factory=AccuracyBudget)
+
+    def __post_init__(self) -> None:
+        for name in ("blocks", "granularities", "sparsities", "methods", "configs", "seq_lens", "batches"):
+            value = getattr(self, name)
+            if not isinstance(value, list | tuple) or not value:
+                raise ValueError(f"sweep.{name}: must be a non-empty list, got {value!r}")
+            object.__setattr__(self, name, list(value))
+        for text in self.blocks:
+            BlockSpec.parse(text)
+        for text in self.granularities:
+            Granularity.parse(text)
+        for text in self.methods:
+            PruneMethod.parse(text)
+        for sparsity in self.sparsities:
+            check_sparsity(sparsity)
+        for name in ("seq_lens", "batches"):
+            for value in getattr(self, name):
+                if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                    raise ValueError(f"sweep.{name}: entries must be positive integers, got {value!r}")
+        presets = list_presets()
+        for config in self.configs:
+            if config not in presets and not Path(config).is_file():
+                raise ValueError(f"sweep.configs: {config!r} is neither a preset ({', '.join(presets)}) nor a file")
+        if not (self.accuracy in ACCURACY_SOURCES or self.accuracy.startswith("table:")):
+            raise ValueError(f"sweep.accuracy: {self.accuracy!r}; allowed: proxy, train, none, table:PATH")
+        if isinstance(self.budget, dict):
+            object.__setattr__(self, "budget", _from_dict(AccuracyBudget, self.budget, "sweep.budget"))
+
+    def pruning_points(self) -> list[dict]:
+        """Distinct pruning settings; the dense baseline (sparsity 0) appears once."""
+        points, seen = [], set()
+        for block, granularity, sparsity, method in itertools.product(
+            self.blocks, self.granularities, self.sparsities, self.methods
+        ):
+            if sparsity == 0:
+                point = {"block": "dense", "granularity": "none", "target_sparsity": 0.0, "method": "dense"}
+            else:
+                method_enum = PruneMethod.parse(method)
+                if method_enum in (PruneMethod.UNSTRUCTURED, PruneMethod.NM):
+                    block, granularity = "1x1", "block"
+                point = {"block": str(BlockSpec.parse(block)), "granularity": Granularity.parse(granularity).value,
+                         "target_sparsity": float(sparsity), "method": method_enum.value}  # fmt: skip
+            key = tuple(point.values())
+            if key not in seen:
+                seen.add(key)
+                points.append(point)
+        return points
+
+    def hardware_points(self) -> list[dict]:
+        """Every pruning point x accelerator x sequence length x batch."""
+        return [
+            {**p, "config": c, "seq_len": s, "batch": b}
+            for p, c, s, b in itertools.product(self.pruning_points(), self.configs, self.seq_lens, self.batches)
+        ]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _from_dict(cls, data: dict, where: str):
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: expected a mapping, got {type(data).__name__}")
+    allowed = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {unknown}; allowed: {sorted(allowed)}")
+    return cls(**data)
+
+
+def load_space(path: str | Path | None = None) -> SweepSpace:
+    """A :class:`SweepSpace` from YAML (``None``: the default main-job space)."""
+    if path is None:
+        return SweepSpace()
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"sweep file: no file {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"sweep file {path}: not valid YAML ({err})") from None
+    return _from_dict(SweepSpace, data, f"sweep file {path}")

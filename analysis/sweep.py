@@ -1,0 +1,150 @@
+"""Design-space sweeps: pruning settings x accelerators x shapes -> one tidy DataFrame.
+
+>>> from analysis import SweepSpace, sweep                                   # doctest: +SKIP
+>>> space = SweepSpace(blocks=["16x16", "32x32"], sparsities=[0.0, 0.5, 0.8],
+...                    configs=["asic-32x32-int8", "fpga-zcu102"], accuracy="none")
+>>> table = sweep(space, out_dir="results/hw-only")                         # doctest: +SKIP
+>>> table[["block", "target_sparsity", "config", "cycles", "energy_pj"]]    # doctest: +SKIP
+
+Two stages. (1) Pruning, in this process (training uses every core already): one cached
+:class:`analysis.accuracy.PointCache` entry per distinct pruning setting, shared by all accelerators.
+(2) Simulation of every (pruning point, accelerator, seq_len, batch), in-process, in a local process
+pool (``workers > 1``) or on a Dask cluster (``client=`` or ``dask_scheduler=``). Each finished point is
+appended to ``<out_dir>/points.jsonl`` at once; a re-run skips the points already there, so an
+interrupted sweep resumes without losing or duplicating points. A point that fails is recorded with
+its ``error`` and the sweep goes on. The final table is written atomically to ``<out_dir>/sweep.parquet``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+from pathlib import Path
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from analysis.accuracy import PointCache, content_hash
+from analysis.space import SweepSpace, load_space
+from analysis.store import ResultStore, write_table_atomic
+
+__all__ = ["RESULTS_FILENAME", "simulate_point", "sweep"]
+
+log = logging.getLogger(__name__)
+
+RESULTS_FILENAME = "sweep.parquet"
+POINTS_FILENAME = "points.jsonl"
+_TOTAL_COLUMNS = ("cycles", "latency_s", "energy_pj", "utilization", "stall_cycles", "ideal_cycles",
+                  "dram_bytes", "tops_per_w", "macs_useful", "energy_dram_pj", "energy_mac_pj")  # fmt: skip
+
+
+def simulate_point(task: dict) -> dict:
+    """Simulate one hardware point (picklable; runs in a worker process or on a Dask worker)."""
+    from transformers import AutoConfig
+
+    from hwsim import build_workload, load_config, simulate
+    from pruning.masks import load_masks
+
+    try:
+        hf_config = AutoConfig.from_pretrained(task["hf_config_dir"], local_files_only=True)
+        masks = load_masks(task["masks_path"]) if task.get("masks_path") else {}
+        workload = build_workload(hf_config, masks, batch=task["batch"], seq_len=task["seq_len"])
+        totals = simulate(load_config(task["config"]), workload).totals
+        return {**task, **{k: totals[k] for k in _TOTAL_COLUMNS}, "error": None}
+    except Exception as err:  # a failing point is recorded, the sweep goes on
+        return {**task, "error": f"{type(err).__name__}: {err}"}
+
+
+def _dask_client(client, dask_scheduler: str | None):
+    if client is not None or dask_scheduler is None:
+        return client
+    from dask.distributed import Client
+
+    try:
+        return Client(dask_scheduler, timeout="10s")
+    except (OSError, TimeoutError) as err:
+        raise ValueError(f"--dask-scheduler: no Dask scheduler answered at {dask_scheduler!r} ({err})") from None
+
+
+def _run_tasks(tasks: list[dict], store: ResultStore, workers: int, client, progress: bool) -> None:
+    bar = tqdm(total=len(tasks), desc="simulate", unit="pt", disable=not progress, file=sys.stderr)
+    try:
+        if client is not None:
+            from dask.distributed import as_completed as dask_completed
+
+            futures = client.map(simulate_point, tasks, pure=False)
+            for future in dask_completed(futures):
+                store.append(future.result())
+                bar.update()
+        elif workers > 1:
+            with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+                for future in as_completed([pool.submit(simulate_point, t) for t in tasks]):
+                    store.append(future.result())
+                    bar.update()
+        else:
+            for task in tasks:
+                store.append(simulate_point(task))
+                bar.update()
+    finally:
+        bar.close()
+
+
+def sweep(
+    space: SweepSpace | str | Path | None = None,
+    out_dir: str | Path = "results",
+    workers: int = 1,
+    client=None,
+    dask_scheduler: str | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Run (or resume) a sweep; returns one row per point of ``space`` with parameters and metrics."""
+    from hwsim.config import load_config
+
+    space = space if isinstance(space, SweepSpace) else load_space(space)
+    if not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers: must be a positive integer, got {workers!r}")
+    out_dir = Path(out_dir)
+    store = ResultStore(out_dir / POINTS_FILENAME)
+    done = store.done_ids()
+    cache = PointCache(space, out_dir / "cache")
+    config_hashes = {c: content_hash(load_config(c).model_dump(mode="json")) for c in space.configs}
+
+    wanted, tasks, failed = [], [], []
+    pruning_records: dict[str, dict] = {}
+    hardware_points = space.hardware_points()
+    for point in hardware_points:
+        prune_keys = ("block", "granularity", "target_sparsity", "method")
+        prune_point = {k: point[k] for k in prune_keys}
+        key = cache.key(prune_point)
+        point_id = content_hash({"prune": key, "config": config_hashes[point["config"]],
+                                 "seq_len": point["seq_len"], "batch": point["batch"]})  # fmt: skip
+        wanted.append(point_id)
+        if point_id in done:
+            continue
+        if key not in pruning_records:
+            try:
+                pruning_records[key] = cache.get(prune_point)
+            except Exception as err:
+                if isinstance(err, ValueError | FileNotFoundError | ModuleNotFoundError) and not pruning_records:
+                    raise  # bad input shows on the first point: stop with the clear error
+                log.exception("pruning point %s failed", prune_point)
+                pruning_records[key] = {"error": f"{type(err).__name__}: {err}"}
+        record = pruning_records[key]
+        row = {**point, "point_id": point_id, "model": space.model, "data": space.data}
+        if "error" in record:
+            failed.append({**row, "error": record["error"]})
+            continue
+        carried = ("accuracy", "test_accuracy", "sparsity", "compression_rate", "model_compression_rate",
+                   "accuracy_source", "masks_path", "hf_config_dir", "cache_key")  # fmt: skip
+        tasks.append({**row, **{k: record.get(k) for k in carried}})
+    for row in failed:
+        store.append(row)
+    log.info("%d points, %d done before, %d to simulate", len(hardware_points), len(done), len(tasks))
+    _run_tasks(tasks, store, workers, _dask_client(client, dask_scheduler), progress)
+
+    table = store.load()
+    table = table[table["point_id"].isin(set(wanted))].reset_index(drop=True)
+    write_table_atomic(table, out_dir / RESULTS_FILENAME)
+    return table

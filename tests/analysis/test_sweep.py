@@ -1,0 +1,146 @@
+"""Sweep engine on a tiny random BERT saved to disk (accuracy source 'none': no training)."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import tiny_classifier
+
+from analysis import SweepSpace, load_space, sweep
+from analysis.store import ResultStore
+from hwsim import load_config
+
+
+@pytest.fixture
+def tiny_model_dir(tmp_path):
+    path = tmp_path / "tiny-bert"
+    tiny_classifier("bert").save_pretrained(path)
+    return path
+
+
+def space_for(model_dir, **overrides):
+    base = {"model": str(model_dir), "accuracy": "none", "blocks": ["8x8", "16x16"], "sparsities": [0.0, 0.5, 0.75],
+            "configs": ["asic-16x16-int8", "asic-32x32-int8"], "seq_lens": [16]}  # fmt: skip
+    return SweepSpace(**{**base, **overrides})
+
+
+def test_sweep_table_has_every_point_once(tiny_model_dir, tmp_path):
+    space = space_for(tiny_model_dir)
+    table = sweep(space, out_dir=tmp_path / "out", progress=False)
+    assert len(table) == len(space.hardware_points()) == 10  # (1 dense + 2x2) x 2 configs
+    assert table["point_id"].is_unique
+    assert table["error"].isna().all()
+    dense = table[table["method"] == "dense"].set_index("config")["cycles"]
+    sparse = table[(table["target_sparsity"] == 0.75)].groupby("config")["cycles"].min()
+    assert (sparse < dense).all()
+    on_disk = pd.read_parquet(tmp_path / "out" / "sweep.parquet")
+    assert len(on_disk) == 10
+    again = sweep(space, out_dir=tmp_path / "out", progress=False)  # resume: nothing recomputed
+    assert len(ResultStore(tmp_path / "out" / "points.jsonl").path.read_text().splitlines()) == 10
+    assert set(again["point_id"]) == set(table["point_id"])
+
+
+def test_truncated_last_line_is_ignored_and_recomputed(tiny_model_dir, tmp_path):
+    space = space_for(tiny_model_dir, configs=["asic-16x16-int8"])
+    out = tmp_path / "out"
+    table = sweep(space, out_dir=out, progress=False)
+    lines = (out / "points.jsonl").read_text().splitlines()
+    (out / "points.jsonl").write_text("\n".join(lines[:-1]) + "\n" + lines[-1][: len(lines[-1]) // 2])
+    again = sweep(space, out_dir=out, progress=False)
+    assert len(again) == len(table) and again["point_id"].is_unique
+    assert set(again["point_id"]) == set(table["point_id"])
+
+
+def test_resume_after_kill_is_complete_and_duplicate_free(tiny_model_dir, tmp_path):
+    space_file = tmp_path / "space.yaml"
+    space_file.write_text(yaml.safe_dump({
+        "model": str(tiny_model_dir), "accuracy": "none", "blocks": ["4x4", "8x8", "16x16"],
+        "sparsities": [0.0, 0.25, 0.5, 0.75, 0.9], "configs": ["asic-16x16-int8", "asic-32x32-int8"],
+        "seq_lens": [16, 32],
+    }))  # fmt: skip
+    out = tmp_path / "out"
+    script = textwrap.dedent(f"""
+        import importlib, time
+        s = importlib.import_module("analysis.sweep")
+        original = s.simulate_point
+        def slow(task):
+            time.sleep(0.15)
+            return original(task)
+        s.simulate_point = slow
+        s.sweep({str(space_file)!r}, out_dir={str(out)!r}, progress=False)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    points = out / "points.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and (not points.exists() or len(points.read_text().splitlines()) < 5):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = len(points.read_text().splitlines())
+    total = len(load_space(space_file).hardware_points())
+    assert 5 <= partial < total
+    table = sweep(space_file, out_dir=out, progress=False)
+    assert len(table) == total == 52
+    assert table["point_id"].is_unique
+    assert table["error"].isna().all()
+
+
+def test_dask_local_cluster_gives_same_table(tiny_model_dir, tmp_path):
+    from dask.distributed import Client, LocalCluster
+
+    space = space_for(tiny_model_dir, configs=["asic-16x16-int8"])
+    local = sweep(space, out_dir=tmp_path / "local", progress=False)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:  # fmt: skip
+        distributed = sweep(space, out_dir=tmp_path / "dask", client=client, progress=False)
+    key = ["point_id", "cycles", "energy_pj"]
+    pd.testing.assert_frame_equal(
+        local[key].sort_values("point_id").reset_index(drop=True),
+        distributed[key].sort_values("point_id").reset_index(drop=True),
+    )
+
+
+def test_process_pool_and_failing_point_recorded(tiny_model_dir, tmp_path):
+    small = tmp_path / "tiny.yaml"
+    data = yaml.safe_load(load_config("asic-16x16-int8").to_yaml())
+    data["name"] = "too-small"
+    data["buffers"]["weight_bytes"] = 64  # cannot hold one fold -> the point fails, the sweep goes on
+    small.write_text(yaml.safe_dump(data))
+    space = space_for(tiny_model_dir, configs=["asic-16x16-int8", str(small)], sparsities=[0.0, 0.5],
+                      blocks=["8x8"])  # fmt: skip
+    table = sweep(space, out_dir=tmp_path / "out", workers=2, progress=False)
+    assert len(table) == 4
+    failed = table[table["error"].notna()]
+    assert set(failed["config"]) == {str(small)}
+    assert failed["error"].str.contains("buffers.weight_bytes").all()
+
+
+def test_unreachable_scheduler_is_a_clear_error(tiny_model_dir, tmp_path):
+    with pytest.raises(ValueError, match="no Dask scheduler answered"):
+        sweep(space_for(tiny_model_dir, configs=["asic-16x16-int8"]), out_dir=tmp_path / "o",
+              dask_scheduler="tcp://127.0.0.1:9", progress=False)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "match"),
+    [
+        ("blokcs: [8x8]\n", "unknown keys \\['blokcs'\\]"),
+        ("blocks: []\n", "non-empty list"),
+        ("sparsities: [1.5]\n", "target_sparsity"),
+        ("configs: [asic-1x1]\n", "neither a preset"),
+        ("accuracy: magic\n", "sweep.accuracy"),
+        ("budget: {epoch: 2}\n", "sweep.budget: unknown keys"),
+        ("blocks: 8x8\n", "must be a non-empty list"),
+    ],
+)
+def test_bad_sweep_files(tmp_path, yaml_text, match):
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(ValueError, match=match):
+        load_space(path)
