@@ -19,9 +19,8 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 demo: install
-	$(VENV)/bin/bsp prune --model minilm --data sentiment --block 16x16 --granularity column \
-	    --method reweighted --target-sparsity 0.5 --epochs 1 --max-train-samples 512 --max-eval-samples 500 \
-	    --out results/minilm-16x16-column-0.5
+	# the main job: default design-space sweep on the shipped MiniLM -> results/sweep.parquet, results/pareto.png
+	$(VENV)/bin/bsp sweep --out results
 
 test: install
 	$(PY) -m ruff check .
@@ -29,3 +28,6 @@ test: install
 
 lint: install
 	$(PY) -m ruff check .
+
+bench: install
+	$(PY) -m benchmarks.sim_speed

@@ -198,10 +198,10 @@ class AcceleratorConfig(_Strict):
     @model_validator(mode="after")
     def _cross_checks(self):
         if self.kind == "fpga" and self.fpga is None:
-            raise ValueError("kind is 'fpga' but the fpga resource budget is missing")
-        if self.fpga is not None:
-            for problem in fpga_problems(self):
-                raise ValueError(problem)
+            raise ValueError("fpga: kind is 'fpga' but the fpga resource budget is missing")
+        problems = fpga_problems(self) if self.fpga is not None else []
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
 
     @property
@@ -223,13 +223,13 @@ class AcceleratorConfig(_Strict):
 
 
 def fpga_problems(config: AcceleratorConfig) -> list[str]:
-    """Resource over-use on the FPGA budget (empty when it fits)."""
+    """Resource over-use on the FPGA budget as ``"field.path: message"`` lines (empty when it fits)."""
     fpga = config.fpga
     problems = []
     dsps = math.ceil(config.n_pes * fpga.dsps_per_mac)
     if dsps > fpga.dsp:
         problems.append(
-            f"pe_array {config.pe_array.rows}x{config.pe_array.cols} needs {dsps} DSPs "
+            f"fpga.dsp: pe_array {config.pe_array.rows}x{config.pe_array.cols} needs {dsps} DSPs "
             f"({fpga.dsps_per_mac} per MAC) but fpga.dsp is {fpga.dsp}"
         )
     buffers = config.buffers
@@ -237,11 +237,13 @@ def fpga_problems(config: AcceleratorConfig) -> list[str]:
     capacity = fpga.bram36 * BRAM36_BYTES + fpga.uram * URAM_BYTES
     if on_chip > capacity:
         problems.append(
-            f"buffers need {on_chip} bytes (x{buffers.slots} for double buffering) but BRAM36/URAM hold {capacity}"
+            f"fpga.bram36: buffers need {on_chip} bytes (x{buffers.slots} for double buffering) but BRAM36/URAM hold {capacity}"
         )
     luts = config.n_pes * fpga.luts_per_pe
     if luts > fpga.lut:
-        problems.append(f"pe_array needs about {luts} LUTs ({fpga.luts_per_pe} per PE) but fpga.lut is {fpga.lut}")
+        problems.append(
+            f"fpga.lut: pe_array needs about {luts} LUTs ({fpga.luts_per_pe} per PE) but fpga.lut is {fpga.lut}"
+        )
     return problems
 
 
@@ -250,6 +252,11 @@ def _errors_of(err: ValidationError) -> list[tuple[str, str]]:
     for item in err.errors():
         path = ".".join(str(p) for p in item["loc"]) or "<top>"
         message = item["msg"].removeprefix("Value error, ")
+        if not item["loc"]:  # cross-field checks name their own field: "fpga.dsp: ..."
+            for line in message.splitlines():
+                field, sep, text = line.partition(": ")
+                out.append((field, text) if sep and " " not in field else (path, line))
+            continue
         if item["type"] == "extra_forbidden":
             message = "unknown key (check spelling; units belong in the key name, e.g. weight_bytes)"
         if "input" in item and item["type"] not in ("missing",) and not isinstance(item["input"], dict):

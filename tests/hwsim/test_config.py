@@ -69,8 +69,10 @@ def test_fpga_budget_is_checked():
     data = preset_dict("fpga-zcu102")
     data["pe_array"]["rows"] = 64
     data["pe_array"]["cols"] = 128  # 8192 int8 MACs -> 4096 DSPs > 2520
-    with pytest.raises(ConfigError, match="needs 4096 DSPs"):
+    with pytest.raises(ConfigError, match="needs 4096 DSPs") as info:
         config_from_dict(data)
+    assert dict(info.value.errors)["fpga.dsp"].startswith("pe_array 64x128 needs 4096 DSPs")
+    assert "fpga.lut" in dict(info.value.errors)
 
 
 def test_bandwidth_needs_exactly_one_form():
