@@ -95,6 +95,8 @@ class PEArray(_Strict):
 
 
 class Buffers(_Strict):
+    """Total on-chip capacity per operand; with double buffering each is split into two equal slots."""
+
     weight_bytes: SizeBytes
     input_bytes: SizeBytes
     output_bytes: SizeBytes
@@ -233,12 +235,10 @@ def fpga_problems(config: AcceleratorConfig) -> list[str]:
             f"({fpga.dsps_per_mac} per MAC) but fpga.dsp is {fpga.dsp}"
         )
     buffers = config.buffers
-    on_chip = (buffers.weight_bytes + buffers.input_bytes + buffers.output_bytes) * buffers.slots
+    on_chip = buffers.weight_bytes + buffers.input_bytes + buffers.output_bytes  # totals, slots included
     capacity = fpga.bram36 * BRAM36_BYTES + fpga.uram * URAM_BYTES
     if on_chip > capacity:
-        problems.append(
-            f"fpga.bram36: buffers need {on_chip} bytes (x{buffers.slots} for double buffering) but BRAM36/URAM hold {capacity}"
-        )
+        problems.append(f"fpga.bram36: buffers need {on_chip} bytes but BRAM36/URAM hold {capacity}")
     luts = config.n_pes * fpga.luts_per_pe
     if luts > fpga.lut:
         problems.append(
