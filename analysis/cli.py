@@ -11,11 +11,11 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from analysis.commands import configs, pareto, plot, prune, simulate, sweep
+from analysis.commands import configs, export, pareto, plot, prune, simulate, sweep
 
 __all__ = ["build_parser", "main"]
 
-_COMMANDS = (prune, simulate, sweep, pareto, plot, configs)
+_COMMANDS = (prune, simulate, sweep, pareto, plot, export, configs)
 
 
 def build_parser() -> argparse.ArgumentParser:

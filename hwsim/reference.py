@@ -21,7 +21,14 @@ from hwsim.mapping import plan_folds
 from hwsim.memory import make_chunks, transfer_cycles
 from hwsim.workload import Gemm
 
-__all__ = ["ReferenceResult", "reference_gemm", "step_output_stationary", "step_stationary"]
+__all__ = [
+    "FoldGeometry",
+    "ReferenceResult",
+    "iter_folds",
+    "reference_gemm",
+    "step_output_stationary",
+    "step_stationary",
+]
 
 
 def step_stationary(stationary: np.ndarray, stream: np.ndarray) -> tuple[np.ndarray, int]:
@@ -121,47 +128,74 @@ class ReferenceResult:
     compute_cycles: int
 
 
-def _folds(op: Gemm, A: np.ndarray, W: np.ndarray, config: AcceleratorConfig):
-    """Yield (cycles, output update function) per fold in execution order, by explicit loops."""
+@dataclass(frozen=True)
+class FoldGeometry:
+    """Which operand lines one fold touches, in dataflow order (indices into the *uncompacted* GEMM).
+
+    ``n_rows``: weight rows (output features); ``k_cols``: reduction indices; ``m_rows``: tokens;
+    ``decode_blocks``: kept blocks whose index entries are decoded before this fold; ``tile``: output tile.
+    """
+
+    n_rows: tuple[int, ...]
+    k_cols: tuple[int, ...]
+    m_rows: tuple[int, ...]
+    decode_blocks: int
+    tile: int
+
+
+def iter_folds(op: Gemm, config: AcceleratorConfig):
+    """Folds of ``op`` in execution order, enumerated with explicit loops (see ``hwsim.mapping``)."""
     R, C = config.pe_array.rows, config.pe_array.cols
     M, K, N = op.M, op.K, op.N
     skip = config.sparse.skip_zero_blocks and op.mask is not None
-    decode = config.sparse.index_decode_cycles_per_block if skip else 0
     mask = op.mask if op.mask is not None else np.ones((N, K), dtype=bool)
-    Y = np.zeros((M, N))
-    fold_cycles = []
     dataflow = config.pe_array.dataflow
+    tile = -1
     if dataflow in (Dataflow.WS, Dataflow.OS):
         for n0 in range(0, N, C):
-            n1 = min(N, n0 + C)
-            ks = [k for k in range(K) if mask[n0:n1, k].any()] if skip else list(range(K))
-            blocks = _kept_blocks(mask, op.block, n_range=(n0, n1)) if skip else 0
+            n_rows = tuple(range(n0, min(N, n0 + C)))
+            ks = [k for k in range(K) if mask[n_rows[0] : n_rows[-1] + 1, k].any()] if skip else list(range(K))
+            blocks = _kept_blocks(mask, op.block, n_range=(n0, n_rows[-1] + 1)) if skip else 0
             if not ks:
                 continue
+            tile += 1
             if dataflow is Dataflow.WS:
                 for f, k0 in enumerate(range(0, len(ks), R)):
-                    chunk = ks[k0 : k0 + R]
-                    out, cycles = step_stationary(W[n0:n1, chunk].T, A[:, chunk])
-                    Y[:, n0:n1] += out
-                    fold_cycles.append(cycles + (decode * blocks if f == 0 else 0))
+                    yield FoldGeometry(n_rows, tuple(ks[k0 : k0 + R]), tuple(range(M)), blocks if f == 0 else 0, tile)
             else:
                 for m0 in range(0, M, R):
-                    m1 = min(M, m0 + R)
-                    out, cycles = step_output_stationary(A[m0:m1][:, ks], W[n0:n1][:, ks])
-                    Y[m0:m1, n0:n1] += out
-                    fold_cycles.append(cycles + decode * blocks)
+                    yield FoldGeometry(n_rows, tuple(ks), tuple(range(m0, min(M, m0 + R))), blocks, tile)
     else:
         for m0 in range(0, M, C):
-            m1 = min(M, m0 + C)
+            m_rows = tuple(range(m0, min(M, m0 + C)))
+            tile += 1
             for k0 in range(0, K, R):
-                k1 = min(K, k0 + R)
-                ns = [n for n in range(N) if mask[n, k0:k1].any()] if skip else list(range(N))
+                k_cols = tuple(range(k0, min(K, k0 + R)))
+                ns = [n for n in range(N) if mask[n, k0 : k_cols[-1] + 1].any()] if skip else list(range(N))
                 if not ns:
                     continue
-                blocks = _kept_blocks(mask, op.block, k_range=(k0, k1)) if skip else 0
-                out, cycles = step_stationary(A[m0:m1, k0:k1].T, W[ns, k0:k1])
-                Y[m0:m1, ns] += out.T
-                fold_cycles.append(cycles + decode * blocks)
+                blocks = _kept_blocks(mask, op.block, k_range=(k0, k_cols[-1] + 1)) if skip else 0
+                yield FoldGeometry(tuple(ns), k_cols, m_rows, blocks, tile)
+
+
+def _folds(op: Gemm, A: np.ndarray, W: np.ndarray, config: AcceleratorConfig):
+    """Step every fold on the PE grid: returns (Y[M, N], cycles per fold)."""
+    decode = config.sparse.index_decode_cycles_per_block if config.sparse.skip_zero_blocks else 0
+    Y = np.zeros((op.M, op.N))
+    fold_cycles = []
+    for fold in iter_folds(op, config):
+        n, k, m = list(fold.n_rows), list(fold.k_cols), list(fold.m_rows)
+        dataflow = config.pe_array.dataflow
+        if dataflow is Dataflow.WS:
+            out, cycles = step_stationary(W[n][:, k].T, A[m][:, k])
+            Y[np.ix_(m, n)] += out
+        elif dataflow is Dataflow.OS:
+            out, cycles = step_output_stationary(A[m][:, k], W[n][:, k])
+            Y[np.ix_(m, n)] += out
+        else:
+            out, cycles = step_stationary(A[m][:, k].T, W[n][:, k])
+            Y[np.ix_(m, n)] += out.T
+        fold_cycles.append(cycles + decode * fold.decode_blocks)
     return Y, fold_cycles
 
 

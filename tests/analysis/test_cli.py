@@ -135,3 +135,24 @@ def test_simulate_scalesim_compat(tmp_path, capsys):
     assert main(["simulate", "--scalesim-cfg", str(cfg), "--topology", str(topo), "--json"]) == 0
     ours = json.loads(capsys.readouterr().out)
     assert ours["total"]["cycles"] > 0
+
+
+def test_export_cli_errors(pruned_dir, tmp_path, capsys):
+    rc = main(
+        [
+            "export",
+            "--model",
+            str(pruned_dir),
+            "--config",
+            "asic-16x16-int8",
+            "--out",
+            str(tmp_path / "r"),
+            "--word-bits",
+            "12",
+        ]
+    )
+    assert rc == 2
+    assert "word_bits: 12" in capsys.readouterr().err
+    rc = main(["export", "--model", str(pruned_dir), "--config", "asic-16x16-int8", "--out", str(tmp_path / "r")])
+    assert rc == 2  # saved without a tokenizer: golden vectors cannot be made
+    assert "tokenizer" in capsys.readouterr().err

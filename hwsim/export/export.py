@@ -1,0 +1,283 @@
+"""Export a pruned model's layers for RTL teams: block patterns, quantized weights, tile stream, golden vectors.
+
+Per exported layer ``L`` (file stem = module name with dots as underscores):
+
+==============================  ==========================================================================
+``L_pattern.npy`` / ``.png``    group-resolution keep bitmap (uint8) and its heatmap
+``L_bcsr_row_ptr.npy``          BCSR row pointers over block rows (int64, len = block rows + 1)
+``L_bcsr_col_idx.npy``          block-column index of every kept hardware block (int64)
+``L_bcsr_values.npy``           kept blocks' quantized weights ``[kept, rows, cols]`` (edges zero-padded)
+``L_weights.hex`` / ``.coe``    the BCSR values, block by block, row-major inside a block, packed in words
+``L.h``                         C header: dimensions, row_ptr, col_idx, values
+``L_scales.npy``                weight scales (per tensor or per block row): ``W ~= q * scale``
+``L_tiles.csv``                 hwsim's fold order on the chosen accelerator, with cycle stamps
+``L_x.hex`` / ``L_x_float.npy`` golden input activations (quantized per tensor) for a real sample
+``L_y_int.hex``                 integer-exact outputs ``x_q @ w_q.T`` (``acc_bits`` per word, no bias)
+``L_y_float.npy``               the float layer output of the real model (bias included)
+==============================  ==========================================================================
+
+``manifest.json`` lists every file with its layer, shape, dtype, block spec, scales, word width and
+SHA-256, and is validated against ``manifest.schema.json`` (shipped beside this module). The export is
+written to a temporary directory and renamed at the end: a failure leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from hwsim.config import AcceleratorConfig, load_config
+from hwsim.export.formats import LANE_ORDERS, pack_words, write_c_header, write_coe, write_hex
+from hwsim.export.quant import SCALE_MODES, SUPPORTED_BITS, quantize
+from hwsim.mapping import plan_folds
+from hwsim.memory import make_chunks, run_pipeline
+from hwsim.reference import iter_folds
+from hwsim.workload import Gemm
+
+__all__ = ["DEFAULT_SAMPLE", "ExportOptions", "export_model", "load_schema"]
+
+DEFAULT_SAMPLE = "the film was a surprisingly good ride from start to finish"
+MAX_WORD_BITS = 1024  # widest memory word written (a 1024-bit AXI bus line)
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    layers: str | None = None  # regex over weight names; None: every masked layer
+    value_bits: int = 8
+    word_bits: int = 32
+    lane_order: str = "lsb-first"
+    scale_mode: str = "tensor"  # tensor | block-row
+    frac_bits: int | None = None  # fixed-point weights with scale 2**-frac_bits (may saturate)
+    allow_saturation: bool = False
+    sample_text: str = DEFAULT_SAMPLE
+
+    def __post_init__(self) -> None:
+        if self.value_bits not in SUPPORTED_BITS:
+            raise ValueError(f"value_bits: {self.value_bits!r} not supported; allowed: {SUPPORTED_BITS}")
+        if not isinstance(self.word_bits, int) or self.word_bits <= 0 or self.word_bits % self.value_bits:
+            raise ValueError(f"word_bits: {self.word_bits} is not a positive multiple of value_bits={self.value_bits}")
+        if self.word_bits > MAX_WORD_BITS:
+            raise ValueError(f"word_bits: {self.word_bits} exceeds {MAX_WORD_BITS}")
+        if self.lane_order not in LANE_ORDERS:
+            raise ValueError(f"lane_order: {self.lane_order!r} not one of {LANE_ORDERS}")
+        if self.scale_mode not in SCALE_MODES:
+            raise ValueError(f"scale: {self.scale_mode!r} not one of {SCALE_MODES}")
+        if self.frac_bits is not None and (not isinstance(self.frac_bits, int) or not 0 <= self.frac_bits <= 31):
+            raise ValueError(f"frac_bits: must be an integer in [0, 31], got {self.frac_bits!r}")
+        if not self.sample_text.strip():
+            raise ValueError("sample_text: must not be empty")
+
+
+def load_schema() -> dict:
+    return json.loads(resources.files("hwsim.export").joinpath("manifest.schema.json").read_text())
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _select(masks: dict, pattern: str | None) -> dict:
+    if pattern is None:
+        return masks
+    try:
+        regex = re.compile(pattern)
+    except re.error as err:
+        raise ValueError(f"--layers: {pattern!r} is not a valid regular expression ({err})") from None
+    chosen = {name: mask for name, mask in masks.items() if regex.search(name)}
+    if not chosen:
+        sample = ", ".join(list(masks)[:4])
+        raise ValueError(f"--layers: pattern {pattern!r} matches no pruned layer (layers include: {sample})")
+    return chosen
+
+
+def _capture(model, tokenizer, names: list[str], text: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Float input and output of each layer for one real sample (batch 1): name -> (x[T, K], y[T, N])."""
+    import torch
+
+    seen, handles = {}, []
+    for name in names:
+        module = model.get_submodule(name.removesuffix(".weight"))
+
+        def hook(module, inputs, output, name=name):
+            seen[name] = (inputs[0][0].detach().double().numpy(), output[0].detach().double().numpy())
+
+        handles.append(module.register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            model(**tokenizer(text, return_tensors="pt"))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return seen
+
+
+def _bcsr(q: np.ndarray, block_keep: np.ndarray, block: tuple[int, int]):
+    br, bc = block
+    rows, cols = block_keep.shape
+    padded = np.zeros((rows * br, cols * bc), dtype=np.int64)
+    padded[: q.shape[0], : q.shape[1]] = q
+    tiles = padded.reshape(rows, br, cols, bc).transpose(0, 2, 1, 3)
+    row_ptr = np.concatenate([[0], np.cumsum(block_keep.sum(axis=1))]).astype(np.int64)
+    block_rows, col_idx = np.nonzero(block_keep)
+    return row_ptr, col_idx.astype(np.int64), tiles[block_rows, col_idx]
+
+
+def _tile_stream(path: Path, op: Gemm, config: AcceleratorConfig) -> int:
+    """Fold order with compute start/end cycles from the fast path (memory stalls included)."""
+    plan = plan_folds(op, config)
+    chunks = make_chunks(plan, op, config)
+    events = run_pipeline(chunks, config).events
+    chunk_start = {int(label.split()[-1]): start for unit, label, start, _ in events if unit == "array"}
+    cycles = plan.compute_cycles
+    starts = np.zeros(plan.n_folds, dtype=np.int64)
+    for fold in range(plan.n_folds):
+        chunk = int(chunks.fold_chunk[fold])
+        first = fold == 0 or chunks.fold_chunk[fold - 1] != chunk
+        starts[fold] = chunk_start[chunk] if first else starts[fold - 1] + cycles[fold - 1]
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["fold", "tile", "n_first", "n_count", "k_indices", "m_first", "m_count", "decode_blocks",
+                         "start_cycle", "end_cycle"])  # fmt: skip
+        for i, fold in enumerate(iter_folds(op, config)):
+            writer.writerow([i, fold.tile, fold.n_rows[0], len(fold.n_rows), " ".join(map(str, fold.k_cols)),
+                             fold.m_rows[0], len(fold.m_rows), fold.decode_blocks, int(starts[i]),
+                             int(starts[i] + cycles[i])])  # fmt: skip
+    return plan.n_folds
+
+
+def _heatmap(path: Path, grid: np.ndarray) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.imsave(path, 1 - grid.astype(float), cmap="gray", vmin=0, vmax=1)
+
+
+def export_model(model_dir: str | Path, config: str | Path | AcceleratorConfig, out_dir: str | Path,
+                 options: ExportOptions | None = None) -> Path:  # fmt: skip
+    """Write the RTL export of a directory saved by ``pruning.save_pruned``; returns ``out_dir``."""
+    from transformers import AutoTokenizer
+
+    from pruning.io import load_pruned
+
+    options = options or ExportOptions()
+    config = load_config(config)
+    model_dir, out_dir = Path(model_dir), Path(out_dir)
+    model, masks, _ = load_pruned(model_dir, attach=False)
+    model.eval()
+    masks = _select(masks, options.layers)
+    if not (model_dir / "tokenizer_config.json").is_file():
+        raise FileNotFoundError(f"export: {model_dir} has no tokenizer files; golden vectors need the tokenizer")
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    acc_bits = config.pe_array.acc_bits
+
+    quantized, saturation = {}, []
+    for name, mask in masks.items():
+        weight = model.get_submodule(name.removesuffix(".weight")).weight.detach().double().numpy()
+        q = quantize(weight, options.value_bits, options.scale_mode, mask.block.rows, options.frac_bits)
+        quantized[name] = q
+        if q.saturated:
+            saturation.append(f"{name}: {q.saturated} of {weight.size} values")
+    if saturation and not options.allow_saturation:
+        raise ValueError(
+            f"weights overflow signed {options.value_bits}-bit with frac_bits={options.frac_bits} "
+            f"(saturating): {'; '.join(saturation)}; use fewer fractional bits or allow saturation"
+        )
+    captured = _capture(model, tokenizer, list(masks), options.sample_text)
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        manifest = _write_all(tmp, masks, quantized, captured, config, options, acc_bits)
+        manifest.update(model=str(model_dir), config=config.name)
+        import jsonschema
+
+        jsonschema.validate(manifest, load_schema())
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def _write_all(root: Path, masks, quantized, captured, config, options: ExportOptions, acc_bits: int) -> dict:
+    files, layers = [], []
+    bits, word_bits, lanes = options.value_bits, options.word_bits, options.lane_order
+
+    def add(path: Path, kind: str, layer: str, fmt: str, **extra) -> None:
+        files.append({"path": path.name, "kind": kind, "layer": layer, "format": fmt, **extra,
+                      "sha256": _sha256(path)})  # fmt: skip
+
+    def add_packed(stem: str, kind: str, layer: str, values: np.ndarray, value_bits: int, words_of: int) -> None:
+        words = pack_words(values, value_bits, words_of, lanes)
+        meta = {"dtype": f"int{value_bits}", "count": int(values.size), "value_bits": value_bits,
+                "word_bits": words_of, "values_per_word": words_of // value_bits, "lane_order": lanes}  # fmt: skip
+        comment = f"{layer} {kind}: {values.size} x int{value_bits}, {words_of // value_bits} per word, {lanes}"
+        add(write_hex(root / f"{stem}.hex", words, words_of, comment), kind, layer, "hex", **meta)
+        if kind == "weights":
+            add(write_coe(root / f"{stem}.coe", words, words_of, comment), kind, layer, "coe", **meta)
+
+    for name, mask in masks.items():
+        stem = name.removesuffix(".weight").replace(".", "_")
+        q = quantized[name]
+        block = (mask.block.rows, mask.block.cols)
+        pattern = mask.group_mask.numpy().astype(np.uint8)
+        np.save(root / f"{stem}_pattern.npy", pattern)
+        add(root / f"{stem}_pattern.npy", "pattern", name, "npy", dtype="uint8", shape=list(pattern.shape))
+        _heatmap(root / f"{stem}_pattern.png", pattern)
+        add(root / f"{stem}_pattern.png", "pattern-heatmap", name, "png")
+        block_keep = mask.block_mask().numpy()
+        row_ptr, col_idx, values = _bcsr(q.values, block_keep, block)
+        for part, array in (("row_ptr", row_ptr), ("col_idx", col_idx), ("values", values.astype(np.int64))):
+            np.save(root / f"{stem}_bcsr_{part}.npy", array)
+            add(root / f"{stem}_bcsr_{part}.npy", f"bcsr-{part}", name, "npy", dtype="int64", shape=list(array.shape))
+        add_packed(f"{stem}_weights", "weights", name, values.ravel(), bits, word_bits)
+        np.save(root / f"{stem}_scales.npy", q.scales)
+        add(root / f"{stem}_scales.npy", "weight-scales", name, "npy", dtype="float64", shape=list(q.scales.shape))
+        guard = f"BSP_{stem.upper()}_H"
+        upper = stem.upper()
+        write_c_header(root / f"{stem}.h", guard, {
+            f"{stem}_row_ptr": (row_ptr, 32), f"{stem}_col_idx": (col_idx, 32), f"{stem}_values": (values, bits),
+        }, {f"{upper}_OUT_FEATURES": mask.weight_shape[0], f"{upper}_IN_FEATURES": mask.weight_shape[1],
+            f"{upper}_BLOCK_ROWS": block[0], f"{upper}_BLOCK_COLS": block[1],
+            f"{upper}_KEPT_BLOCKS": len(col_idx)})  # fmt: skip
+        add(root / f"{stem}.h", "c-header", name, "c-header")
+
+        x_float, y_float = captured[name]
+        xq = quantize(x_float, bits, "tensor")
+        y_int = xq.values @ q.values.T
+        limit = 2 ** (acc_bits - 1)
+        overflow = int(np.count_nonzero((y_int >= limit) | (y_int < -limit)))
+        if overflow:
+            raise ValueError(f"{name}: {overflow} golden outputs overflow the {acc_bits}-bit accumulator")
+        add_packed(f"{stem}_x", "golden-input", name, xq.values, bits, word_bits)
+        add_packed(f"{stem}_y_int", "golden-output-int", name, y_int, acc_bits, acc_bits)
+        for part, array in (("x_float", x_float), ("y_float", y_float)):
+            np.save(root / f"{stem}_{part}.npy", array)
+            add(root / f"{stem}_{part}.npy", f"golden-{part}", name, "npy", dtype="float64", shape=list(array.shape))
+        op = Gemm(name, M=x_float.shape[0], K=mask.weight_shape[1], N=mask.weight_shape[0],
+                  mask=mask.dense().numpy(), block=block)  # fmt: skip
+        _tile_stream(root / f"{stem}_tiles.csv", op, config)
+        add(root / f"{stem}_tiles.csv", "tile-stream", name, "csv")
+        scale_mode = options.scale_mode if options.frac_bits is None else f"fixed-point frac_bits={options.frac_bits}"
+        layers.append({"name": name, "weight_shape": list(mask.weight_shape), "block": str(mask.block),
+                       "granularity": mask.granularity.value, "scale_mode": scale_mode,
+                       "weight_scales": q.scales.tolist(), "input_scale": float(xq.scales[0]), "kept_blocks": len(col_idx),
+                       "total_blocks": int(block_keep.size), "tokens": int(x_float.shape[0])})  # fmt: skip
+    return {"version": 1, "dataflow": config.pe_array.dataflow.value, "value_bits": bits, "word_bits": word_bits,
+            "lane_order": lanes, "acc_bits": acc_bits, "sample_text": options.sample_text, "layers": layers,
+            "files": files, "model": "", "config": ""}  # fmt: skip
