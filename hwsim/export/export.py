@@ -276,8 +276,9 @@ def _write_all(root: Path, masks, quantized, captured, config, options: ExportOp
         scale_mode = options.scale_mode if options.frac_bits is None else f"fixed-point frac_bits={options.frac_bits}"
         layers.append({"name": name, "weight_shape": list(mask.weight_shape), "block": str(mask.block),
                        "granularity": mask.granularity.value, "scale_mode": scale_mode,
-                       "weight_scales": q.scales.tolist(), "input_scale": float(xq.scales[0]), "kept_blocks": len(col_idx),
-                       "total_blocks": int(block_keep.size), "tokens": int(x_float.shape[0])})  # fmt: skip
+                       "weight_scales": q.scales.tolist(), "input_scale": float(xq.scales[0]),
+                       "kept_blocks": len(col_idx), "total_blocks": int(block_keep.size),
+                       "tokens": int(x_float.shape[0])})  # fmt: skip
     return {"version": 1, "dataflow": config.pe_array.dataflow.value, "value_bits": bits, "word_bits": word_bits,
             "lane_order": lanes, "acc_bits": acc_bits, "sample_text": options.sample_text, "layers": layers,
             "files": files, "model": "", "config": ""}  # fmt: skip
