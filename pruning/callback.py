@@ -1,7 +1,8 @@
 """HF ``Trainer`` integration: the paper's three phases in one training run.
 
 1. regularized fine-tune: before every optimizer step the regularizer's gradient is added to the
-   weights' ``.grad`` (after gradient clipping, so the penalty is not clipped away), and the
+   weights' ``.grad`` (after gradient clipping, so the penalty is not clipped away) -- or, with
+   ``penalty_mode="proximal"``, a proximal step at the current learning rate follows it -- and the
    reweighted group Lasso's alphas are recomputed every ``reweight_interval_steps`` (default: once
    per epoch);
 2. hard prune at ``prune_at_step`` (or ``prune_at_epoch``): masks attached as parametrizations;
@@ -68,9 +69,16 @@ class BlockPruningCallback(TrainerCallback):
         if self.prune_at_step == 0 and self.pruned_at_step is None:
             self._prune(0)
 
+    def _regularizing(self) -> bool:
+        return self.pruned_at_step is None and self.pruner.regularizer is not None
+
     def on_pre_optimizer_step(self, args, state, control, **kwargs):
-        if self.pruned_at_step is None and self.pruner.regularizer is not None:
+        if self._regularizing() and self.pruner.settings.penalty_mode == "gradient":
             self.pruner.regularizer.add_grad_()
+
+    def on_optimizer_step(self, args, state, control, optimizer=None, **kwargs):
+        if self._regularizing() and self.pruner.settings.penalty_mode == "proximal":
+            self.pruner.regularizer.prox_(optimizer.param_groups[0]["lr"])
 
     def on_step_end(self, args, state, control, **kwargs):
         if self.pruned_at_step is not None:

@@ -34,6 +34,8 @@ __all__ = ["BlockPruner", "PruneMethod", "PruneScope", "PruneSettings"]
 
 log = logging.getLogger(__name__)
 
+PENALTY_MODES = ("gradient", "proximal")
+
 
 class PruneMethod(enum.StrEnum):
     REWEIGHTED = "reweighted"  # reweighted group Lasso fine-tune -> prune -> masked retrain (the paper)
@@ -78,6 +80,13 @@ class PruneSettings:
     balanced: bool = field(default=False, metadata={"help": "same number of groups pruned per block row"})
     lam: float = field(default=1e-4, metadata={"help": "regularization strength lambda"})
     eps: float = field(default=DEFAULT_EPS, metadata={"help": "epsilon in alpha = 1/(||W_g||^2 + eps)"})
+    penalty_mode: str = field(
+        default="gradient",
+        metadata={
+            "help": "gradient: penalty gradient added before the optimizer step; proximal: exact proximal "
+            "step after it (decoupled from Adam's normalisation)"
+        },
+    )
     reweight_interval_steps: int | None = field(
         default=None, metadata={"help": "steps between re-weightings (None: once per epoch)"}
     )
@@ -96,6 +105,8 @@ class PruneSettings:
             raise ValueError(f"lam: must be a non-negative number, got {self.lam!r}")
         if not (isinstance(self.eps, int | float) and self.eps > 0):
             raise ValueError(f"eps: must be a positive number, got {self.eps!r}")
+        if self.penalty_mode not in PENALTY_MODES:
+            raise ValueError(f"penalty_mode: {self.penalty_mode!r} not one of {PENALTY_MODES}")
         if self.reweight_interval_steps is not None and (
             not isinstance(self.reweight_interval_steps, int) or self.reweight_interval_steps <= 0
         ):

@@ -10,6 +10,9 @@ Both share one shape: a per-group coefficient ``c_g`` such that ``d penalty / d 
 elements of group ``g``. :meth:`GroupRegularizer.add_grad_` adds that analytic gradient to ``.grad``
 without building a graph (used by the Trainer callback); :meth:`GroupRegularizer.penalty` returns the
 differentiable scalar for plain PyTorch loops (``loss = task_loss + reg.penalty()``).
+:meth:`GroupRegularizer.prox_` instead applies the penalty as a proximal step after the optimizer step
+(decoupled from Adam's per-weight normalisation, as AdamW decouples weight decay): the exact proximal
+operator of ``step * penalty`` scales every group by a factor in [0, 1].
 """
 
 from __future__ import annotations
@@ -62,6 +65,17 @@ class GroupRegularizer(abc.ABC):
             else:
                 w.grad.add_(grad)
 
+    @abc.abstractmethod
+    def _prox_factor(self, name: str, norms_sq: torch.Tensor, step: float) -> torch.Tensor:
+        """Per-group factor of the proximal operator of ``step * lam * penalty_g``."""
+
+    @torch.no_grad()
+    def prox_(self, step: float) -> None:
+        """Replace each weight by ``prox_{step * penalty}(W)`` in place (``step`` = learning rate)."""
+        for name, w in self.weights.items():
+            factor = self._prox_factor(name, group_norms_sq(w, self.gshape), float(step))
+            w.mul_(expand_group_mask(factor, self.gshape, tuple(w.shape)).to(w.dtype))
+
     def reweight(self) -> None:  # noqa: B027 -- optional hook, plain group Lasso has no weights to update
         """Recompute the per-group weights from the current norms (no-op for plain group Lasso)."""
 
@@ -83,6 +97,11 @@ class GroupLasso(GroupRegularizer):
     def _group_coefficients(self, name: str, norms_sq: torch.Tensor) -> torch.Tensor:
         positive = norms_sq > 0
         return torch.where(positive, norms_sq.clamp_min(torch.finfo(norms_sq.dtype).tiny).rsqrt(), 0.0)
+
+    def _prox_factor(self, name: str, norms_sq: torch.Tensor, step: float) -> torch.Tensor:
+        # group soft-threshold: max(0, 1 - step * lam / ||W_g||)
+        norms = norms_sq.sqrt()
+        return torch.where(norms > 0, (1 - step * self.lam / norms.clamp_min(1e-30)).clamp_min(0.0), 0.0)
 
 
 class ReweightedGroupLasso(GroupRegularizer):
@@ -112,6 +131,10 @@ class ReweightedGroupLasso(GroupRegularizer):
 
     def _group_coefficients(self, name: str, norms_sq: torch.Tensor) -> torch.Tensor:
         return 2.0 * self.alphas[name]
+
+    def _prox_factor(self, name: str, norms_sq: torch.Tensor, step: float) -> torch.Tensor:
+        # argmin_V 0.5 ||V - W||^2 + step * lam * alpha ||V||^2  =  W / (1 + 2 step lam alpha)
+        return 1.0 / (1.0 + 2.0 * step * self.lam * self.alphas[name])
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {f"alpha.{name}": alpha.clone() for name, alpha in self.alphas.items()}

@@ -33,6 +33,13 @@ def register(subparsers) -> None:
     p.add_argument("--balanced", action="store_true", help=fields["balanced"].metadata["help"])
     p.add_argument("--lam", type=float, default=fields["lam"].default, help=fields["lam"].metadata["help"])
     p.add_argument("--eps", type=float, default=fields["eps"].default, help=fields["eps"].metadata["help"])
+    p.add_argument(
+        "--penalty-mode",
+        default="gradient",
+        choices=["gradient", "proximal"],
+        help=fields["penalty_mode"].metadata["help"],
+    )
+    p.add_argument("--reweight-interval-steps", type=int, help=fields["reweight_interval_steps"].metadata["help"])
     p.add_argument("--nm", default="2:4", help="N:M for --method nm (default 2:4)")
     p.add_argument("--targets", nargs="+", help=fields["targets"].metadata["help"])
     p.add_argument("--out", required=True, help="output directory (replaced atomically)")

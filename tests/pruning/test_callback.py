@@ -73,3 +73,20 @@ def test_callback_needs_exactly_one_prune_point():
         BlockPruningCallback(pruner)
     with pytest.raises(ValueError, match="prune_at_step"):
         BlockPruningCallback(pruner, prune_at_step=-1)
+
+
+def test_proximal_mode_shrinks_small_groups_under_trainer(tmp_path):
+    prox = PruneSettings(
+        block="8x8",
+        method="reweighted",
+        target_sparsity=0.5,
+        lam=5.0,
+        penalty_mode="proximal",
+        reweight_interval_steps=2,
+    )
+    none = PruneSettings(block="8x8", method="magnitude", target_sparsity=0.5)
+    prox_model, _, _ = train(tmp_path, prox, prune_at_step=8)
+    plain_model, _, _ = train(tmp_path, none, prune_at_step=8)
+    assert target_norm(prox_model) < 0.9 * target_norm(plain_model)
+    with pytest.raises(ValueError, match="penalty_mode"):
+        PruneSettings(penalty_mode="sideways")

@@ -106,3 +106,24 @@ def test_bad_lambda(lam):
 def test_bad_eps():
     with pytest.raises(ValueError, match="eps"):
         ReweightedGroupLasso(make_weights(), GSHAPE, lam=0.1, eps=0)
+
+
+def test_proximal_steps_match_closed_forms():
+    w = torch.zeros(2, 6, dtype=torch.float64)
+    w[:, :3] = 2.0 / 6**0.5  # group norm 2
+    w[:, 3:] = 0.3 / 6**0.5  # group norm 0.3
+    plain = w.clone()
+    GroupLasso({"w": plain}, GSHAPE, lam=0.5).prox_(step=1.0)  # soft threshold by 0.5
+    torch.testing.assert_close(plain[:, :3], w[:, :3] * 0.75)
+    assert torch.count_nonzero(plain[:, 3:]) == 0
+    reweighted = w.clone()
+    reg = ReweightedGroupLasso({"w": reweighted}, GSHAPE, lam=0.1, eps=1e-6)
+    alphas = reg.alphas["w"].clone()
+    reg.prox_(step=2.0)
+    factor = 1.0 / (1.0 + 2 * 2.0 * 0.1 * alphas)
+    torch.testing.assert_close(reweighted, w * expand_group_mask(factor, GSHAPE, (2, 6)))
+    # the proximal point minimises 0.5||V - W||^2 + step * penalty(V): gradient there is zero
+    v = reweighted.clone().requires_grad_()
+    objective = 0.5 * ((v - w) ** 2).sum() + 2.0 * 0.1 * (alphas * group_norms_sq(v, GSHAPE)).sum()
+    (grad,) = torch.autograd.grad(objective, v)
+    assert grad.abs().max() < 1e-12
