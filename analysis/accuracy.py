@@ -103,8 +103,10 @@ class PointCache:
     # -- sources ---------------------------------------------------------------------------------
     def _settings(self, point: dict) -> PruneSettings:
         method = PruneMethod.parse(point["method"])
+        b = self.space.budget
         return PruneSettings(block=point["block"], granularity=point["granularity"], method=method,
-                             target_sparsity=point["target_sparsity"], lam=self.space.budget.lam)  # fmt: skip
+                             target_sparsity=point["target_sparsity"], lam=b.lam, penalty_mode=b.penalty_mode,
+                             reweight_interval_steps=b.reweight_interval_steps)  # fmt: skip
 
     def _compute(self, point: dict, entry: Path) -> dict:
         source = self.space.accuracy

@@ -27,20 +27,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _quiet_transformers() -> None:
-    """HF's per-load progress bars and load reports drown our own output; -v brings them back."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     if not args.verbose:
-        _quiet_transformers()
+        from pruning.models import quiet_transformers
+
+        quiet_transformers()
     try:
         return int(args.run(args) or 0)
     except (ValueError, FileNotFoundError, ModuleNotFoundError, KeyError) as err:

@@ -51,6 +51,8 @@ class AccuracyBudget:
     learning_rate: float = 5e-5
     recovery_steps: int = 10  # proxy: masked retraining steps after the one-shot prune
     lam: float = 1e-4  # train: regularization strength for regularized methods
+    penalty_mode: str = "gradient"  # train: gradient | proximal (see pruning.PruneSettings)
+    reweight_interval_steps: int | None = None  # train: None = once per epoch
     seed: int = 0
 
 

