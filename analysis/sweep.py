@@ -137,7 +137,7 @@ def sweep(
             failed.append({**row, "error": record["error"]})
             continue
         carried = ("accuracy", "test_accuracy", "sparsity", "compression_rate", "model_compression_rate",
-                   "accuracy_source", "masks_path", "hf_config_dir", "cache_key")  # fmt: skip
+                   "accuracy_source", "masks_path", "hf_config_dir", "cache_key", "prune_wall_s")  # fmt: skip
         tasks.append({**row, **{k: record.get(k) for k in carried}})
     for row in failed:
         store.append(row)
