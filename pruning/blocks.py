@@ -26,6 +26,7 @@ import torch
 __all__ = [
     "BlockSpec",
     "Granularity",
+    "ParsableEnum",
     "expand_group_mask",
     "group_grid_shape",
     "group_norms_sq",
@@ -34,20 +35,28 @@ __all__ = [
 ]
 
 
-class Granularity(enum.StrEnum):
+class ParsableEnum(enum.StrEnum):
+    """A closed set of string options whose ``parse`` names the field and the allowed values on error.
+
+    The field name is the class name without a ``Prune`` prefix, lower-cased (``PruneMethod`` -> ``method``).
+    """
+
+    @classmethod
+    def parse(cls, value):
+        try:
+            return cls(value)
+        except ValueError:
+            allowed = ", ".join(member.value for member in cls)
+            field = cls.__name__.removeprefix("Prune").lower()
+            raise ValueError(f"{field}: unknown value {value!r}; allowed: {allowed}") from None
+
+
+class Granularity(ParsableEnum):
     """What one regularisation/pruning group is inside a block."""
 
     BLOCK = "block"
     COLUMN = "column"
     ROW = "row"
-
-    @classmethod
-    def parse(cls, value: str | Granularity) -> Granularity:
-        try:
-            return cls(value)
-        except ValueError:
-            allowed = ", ".join(g.value for g in cls)
-            raise ValueError(f"granularity: unknown value {value!r}; allowed: {allowed}") from None
 
 
 @dataclass(frozen=True)

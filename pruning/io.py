@@ -10,7 +10,8 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -21,9 +22,25 @@ from pruning.masks import MASKS_FILENAME, BlockMask, load_masks, save_masks
 from pruning.pruner import PruneSettings
 from pruning.report import compression_summary, layer_report
 
-__all__ = ["PRUNING_CONFIG_FILENAME", "load_pruned", "save_pruned"]
+__all__ = ["PRUNING_CONFIG_FILENAME", "atomic_directory", "load_pruned", "save_pruned"]
 
 PRUNING_CONFIG_FILENAME = "pruning_config.json"
+
+
+@contextmanager
+def atomic_directory(out_dir: str | Path) -> Iterator[Path]:
+    """Yield a temporary sibling of ``out_dir`` to fill; on success it replaces ``out_dir``, on error it is removed."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        yield tmp_dir
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp_dir, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise
 
 
 def save_pruned(
@@ -40,9 +57,7 @@ def save_pruned(
     An existing ``out_dir`` is replaced.
     """
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with atomic_directory(out_dir) as tmp_dir:
         model.save_pretrained(tmp_dir, safe_serialization=True)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp_dir)
@@ -58,12 +73,6 @@ def save_pruned(
             "extra": dict(extra or {}),
         }
         (tmp_dir / PRUNING_CONFIG_FILENAME).write_text(json.dumps(record, indent=2, default=str))
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp_dir, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-        raise
     return out_dir
 
 

@@ -16,14 +16,13 @@ fine-tuning (:class:`PruneMethod`) and in how groups are selected, both decided 
 
 from __future__ import annotations
 
-import enum
 import logging
 from dataclasses import asdict, dataclass, field, replace
 
 import torch
 from torch import nn
 
-from pruning.blocks import BlockSpec, Granularity, group_norms_sq, group_shape, group_sizes
+from pruning.blocks import BlockSpec, Granularity, ParsableEnum, group_norms_sq, group_shape, group_sizes
 from pruning.masking import attach_masks, make_permanent
 from pruning.masks import BlockMask
 from pruning.regularizers import DEFAULT_EPS, GroupLasso, GroupRegularizer, ReweightedGroupLasso
@@ -37,35 +36,21 @@ log = logging.getLogger(__name__)
 PENALTY_MODES = ("gradient", "proximal")
 
 
-class PruneMethod(enum.StrEnum):
+class PruneMethod(ParsableEnum):
     REWEIGHTED = "reweighted"  # reweighted group Lasso fine-tune -> prune -> masked retrain (the paper)
     GROUP_LASSO = "group-lasso"  # plain group Lasso fine-tune -> prune -> masked retrain
     MAGNITUDE = "magnitude"  # one-shot block magnitude prune -> masked retrain
     UNSTRUCTURED = "unstructured"  # one-shot element magnitude prune (block forced to 1x1)
     NM = "nm"  # N:M along in_features
 
-    @classmethod
-    def parse(cls, value: str | PruneMethod) -> PruneMethod:
-        try:
-            return cls(value)
-        except ValueError:
-            raise ValueError(f"method: unknown value {value!r}; allowed: {', '.join(m.value for m in cls)}") from None
-
     @property
     def regularized(self) -> bool:
         return self in (PruneMethod.REWEIGHTED, PruneMethod.GROUP_LASSO)
 
 
-class PruneScope(enum.StrEnum):
+class PruneScope(ParsableEnum):
     LAYER = "layer"  # every layer pruned to the target sparsity
     GLOBAL = "global"  # one threshold over all target layers
-
-    @classmethod
-    def parse(cls, value: str | PruneScope) -> PruneScope:
-        try:
-            return cls(value)
-        except ValueError:
-            raise ValueError(f"scope: unknown value {value!r}; allowed: layer, global") from None
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-__all__ = ["LAYOUTS", "ROLES", "EncoderLayout", "find_targets", "layout_for"]
+__all__ = ["LAYOUTS", "ROLES", "EncoderLayout", "compile_pattern", "find_targets", "layout_for"]
 
 ROLES = ("q", "k", "v", "attn_out", "ffn_in", "ffn_out")
 
@@ -71,6 +71,14 @@ def layout_for(model_type: str) -> EncoderLayout:
         ) from None
 
 
+def compile_pattern(text: str, field: str) -> re.Pattern[str]:
+    """``re.compile`` with an error that names the option the pattern came from."""
+    try:
+        return re.compile(text)
+    except re.error as err:
+        raise ValueError(f"{field}: {text!r} is not a valid regular expression ({err})") from None
+
+
 def find_targets(model: nn.Module, targets: list[str] | tuple[str, ...] | None = None) -> dict[str, nn.Linear]:
     """Linear modules to prune, keyed by qualified module name, in model order.
 
@@ -87,10 +95,7 @@ def find_targets(model: nn.Module, targets: list[str] | tuple[str, ...] | None =
         return found
     found = {}
     for text in targets:
-        try:
-            pattern = re.compile(text)
-        except re.error as err:
-            raise ValueError(f"targets: {text!r} is not a valid regular expression ({err})") from None
+        pattern = compile_pattern(text, "targets")
         matched = {name: m for name, m in linears.items() if pattern.search(name)}
         if not matched:
             sample = ", ".join(list(linears)[:5])

@@ -77,6 +77,8 @@ def run(args) -> int:
         lam=args.lam,
         eps=args.eps,
         nm=_parse_nm(args.nm),
+        penalty_mode=args.penalty_mode,
+        reweight_interval_steps=args.reweight_interval_steps,
         targets=tuple(args.targets) if args.targets else None,
     )
     budget = TrainBudget(

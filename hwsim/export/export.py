@@ -26,10 +26,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
-import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -43,6 +39,7 @@ from hwsim.mapping import plan_folds
 from hwsim.memory import make_chunks, run_pipeline
 from hwsim.reference import iter_folds
 from hwsim.workload import Gemm
+from pruning.targets import compile_pattern
 
 __all__ = ["DEFAULT_SAMPLE", "ExportOptions", "export_model", "load_schema"]
 
@@ -89,10 +86,7 @@ def _sha256(path: Path) -> str:
 def _select(masks: dict, pattern: str | None) -> dict:
     if pattern is None:
         return masks
-    try:
-        regex = re.compile(pattern)
-    except re.error as err:
-        raise ValueError(f"--layers: {pattern!r} is not a valid regular expression ({err})") from None
+    regex = compile_pattern(pattern, "--layers")
     chosen = {name: mask for name, mask in masks.items() if regex.search(name)}
     if not chosen:
         sample = ", ".join(list(masks)[:4])
@@ -169,7 +163,7 @@ def export_model(model_dir: str | Path, config: str | Path | AcceleratorConfig, 
     """Write the RTL export of a directory saved by ``pruning.save_pruned``; returns ``out_dir``."""
     from transformers import AutoTokenizer
 
-    from pruning.io import load_pruned
+    from pruning.io import atomic_directory, load_pruned
 
     options = options or ExportOptions()
     config = load_config(config)
@@ -196,21 +190,13 @@ def export_model(model_dir: str | Path, config: str | Path | AcceleratorConfig, 
         )
     captured = _capture(model, tokenizer, list(masks), options.sample_text)
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with atomic_directory(out_dir) as tmp:
         manifest = _write_all(tmp, masks, quantized, captured, config, options, acc_bits)
         manifest.update(model=str(model_dir), config=config.name)
         import jsonschema
 
         jsonschema.validate(manifest, load_schema())
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir
 
 

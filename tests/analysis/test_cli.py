@@ -156,3 +156,62 @@ def test_export_cli_errors(pruned_dir, tmp_path, capsys):
     rc = main(["export", "--model", str(pruned_dir), "--config", "asic-16x16-int8", "--out", str(tmp_path / "r")])
     assert rc == 2  # saved without a tokenizer: golden vectors cannot be made
     assert "tokenizer" in capsys.readouterr().err
+
+
+def test_prune_cli_end_to_end_on_glue_fixture(tmp_path, capsys):
+    from transformers import BertTokenizer
+
+    words = ["good", "bad", "movie", "plot", "great", "awful", "fine", "dull"]
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n")
+    model_dir = tmp_path / "tiny"
+    tiny_classifier("bert", num_labels=2).save_pretrained(model_dir)
+    BertTokenizer(str(vocab)).save_pretrained(model_dir)
+    glue = tmp_path / "glue" / "SST-2"
+    glue.mkdir(parents=True)
+    rows = [("good movie", "1"), ("bad plot", "0"), ("great plot", "1"), ("awful movie", "0")] * 4
+    for name, data in (("train.tsv", rows), ("dev.tsv", rows[:8])):
+        (glue / name).write_text("sentence\tlabel\n" + "".join(f"{s}\t{y}\n" for s, y in data))
+    out = tmp_path / "pruned"
+    rc = main(
+        [
+            "prune",
+            "--model",
+            str(model_dir),
+            "--data",
+            "glue:sst-2",
+            "--glue-dir",
+            str(tmp_path / "glue"),
+            "--block",
+            "4x4",
+            "--granularity",
+            "column",
+            "--method",
+            "reweighted",
+            "--penalty-mode",
+            "proximal",
+            "--lam",
+            "0.5",
+            "--reweight-interval-steps",
+            "1",
+            "--target-sparsity",
+            "0.5",
+            "--epochs",
+            "2",
+            "--max-train-samples",
+            "16",
+            "--batch-size",
+            "8",
+            "--out",
+            str(out),
+        ]
+    )
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "compression_rate" in printed
+    record = json.loads((out / "pruning_config.json").read_text())
+    assert record["settings"]["penalty_mode"] == "proximal"
+    assert record["settings"]["reweight_interval_steps"] == 1
+    assert record["settings"]["granularity"] == "column"
+    assert record["summary"]["compression_rate"] == pytest.approx(2.0, rel=0.01)
+    assert record["extra"]["schedule"]["pruned_at_step"] == 2
