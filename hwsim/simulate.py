@@ -41,7 +41,9 @@ class SimResult:
     trace: tuple[tuple[str, str, int, int], ...] = ()
 
     def to_json_dict(self) -> dict:
-        return {"total": self.totals, "ops": json.loads(self.ops.to_json(orient="records"))}
+        """``{"total": {...}, "ops": [{"name": ..., "M": ..., ...}]}`` (the CLI's ``--json`` contract)."""
+        ops = self.ops.rename(columns={"op": "name"})
+        return {"total": self.totals, "ops": json.loads(ops.to_json(orient="records"))}
 
     def per_layer(self) -> pd.DataFrame:
         """Cycles and energy summed per encoder layer."""

@@ -49,7 +49,7 @@ def register(subparsers) -> None:
     p.add_argument("--max-eval-samples", type=int, default=1000, help="dev/test subset size (default 1000)")
     p.add_argument("--max-seq-len", type=int, default=64, help="tokens per example (default 64)")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=5e-5, help="learning rate (default 5e-5)")
+    p.add_argument("--lr", type=float, default=1e-4, help="learning rate (default 1e-4)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=run)
 

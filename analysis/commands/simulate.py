@@ -33,6 +33,7 @@ def register(subparsers) -> None:
     p.add_argument("--csv", help="write the per-op table to this CSV file")
     p.add_argument("--trace", help="write a Chrome trace-event JSON (open in Perfetto)")
     p.add_argument("--json", action="store_true", help="print one JSON object with totals and ops")
+    p.add_argument("--plot", help="per-layer stacked cycle bars to this file stem (PNG + SVG)")
     p.set_defaults(run=run)
 
 
@@ -77,6 +78,10 @@ def run(args) -> int:
         result.ops.to_csv(args.csv, index=False)
     if args.trace:
         result.write_trace(args.trace)
+    if args.plot:
+        from analysis.plots import layer_breakdown, save_figure
+
+        save_figure(layer_breakdown(result.ops), Path(args.plot).with_suffix(""))
     if args.json:
         print(json.dumps(result.to_json_dict()))
         return 0

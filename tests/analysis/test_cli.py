@@ -34,14 +34,18 @@ def test_simulate_json_csv_trace(pruned_dir, tmp_path, capsys):
             str(tmp_path / "ops.csv"),
             "--trace",
             str(tmp_path / "trace.json"),
+            "--plot",
+            str(tmp_path / "layers.png"),
         ]
     )
     assert rc == 0
     out = json.loads(capsys.readouterr().out)
     assert set(out["total"]) >= {"cycles", "latency_s", "energy_pj", "utilization"}
-    assert {"name", "M", "K", "N", "cycles"} <= set(out["ops"][0]) | {"name"}
+    assert {"name", "M", "K", "N", "cycles"} <= set(out["ops"][0])
+    assert out["ops"][0]["name"] == "layer0.q"
     assert (tmp_path / "ops.csv").read_text().startswith("op,layer,kind,M,K,N")
     assert json.loads((tmp_path / "trace.json").read_text())["traceEvents"]
+    assert (tmp_path / "layers.png").stat().st_size > 1000
     rc = main(
         [
             "simulate",
