@@ -8,7 +8,7 @@ from pathlib import Path
 EXAMPLE = """examples:
   bsp sweep                                   # default: MiniLM, 3 block sizes x 4 sparsities, 2 presets
   bsp sweep my_space.yaml --out results/big --workers 2
-  bsp sweep my_space.yaml --dask-scheduler tcp://10.0.0.5:8786
+  bsp sweep my_space.yaml --dask-scheduler tcp://scheduler-host:8786
 Re-running the same command resumes: finished points are kept, missing ones are computed.
 """
 
