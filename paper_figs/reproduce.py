@@ -37,6 +37,7 @@ from analysis.plots import accuracy_vs_compression, pareto_scatter, save_figure
 from analysis.space import AccuracyBudget, SweepSpace
 from analysis.store import write_table_atomic
 from analysis.sweep import sweep
+from pruning.blocks import BlockSpec, group_shape
 from pruning.models import quiet_transformers
 
 RATES = (2, 3, 4, 5, 8)  # compression rates of the pruned layers
@@ -51,9 +52,19 @@ CONFIGS = ("asic-32x32-int8", "fpga-zcu102")
 FULL_BUDGET = AccuracyBudget(epochs=2.0, max_train_samples=1600, max_eval_samples=1000, max_seq_len=64,
                              batch_size=32, learning_rate=1e-4, lam=20.0, penalty_mode="proximal",
                              reweight_interval_steps=10, seed=0)  # fmt: skip
+# alpha_g = 1/(||W_g||^2 + eps) grows as 1/|g|, so one lambda is much stronger on small groups (lambda 20
+# wiped out a 1x1 model: every weight shrank ~3.5x per step). lambda is therefore set per weight and scaled
+# by the group size: 20 for a 16x16 group (the pilot's value), 20/256 for 1x1, 1.25 for 16x1 columns.
+LAM_PER_WEIGHT = 20.0 / 256
 # plain group Lasso's lambda: a soft threshold of lr * lambda per step; 20 shrinks a typical 16x16 MiniLM
 # group (norm ~0.6) by ~15 % over the regularized epoch, about as hard as reweighting at lambda 20 hits it.
 LAM_PLAIN = 20.0
+
+
+def _lam_for(block: str, granularity: str) -> float:
+    """Reweighted lambda for one block setting: LAM_PER_WEIGHT x weights per group."""
+    rows, cols = group_shape(BlockSpec.parse(block), granularity)
+    return LAM_PER_WEIGHT * rows * cols
 
 
 def _parse_block(text: str) -> tuple[str, str]:
@@ -95,7 +106,7 @@ def _spaces(args, model: str, budget: AccuracyBudget) -> dict[str, list[SweepSpa
     dense = [SweepSpace(**common, blocks=["1x1"], sparsities=[0.0], methods=["magnitude"],
                         budget=replace(budget, seed=seed)) for seed in range(args.dense_seeds)]  # fmt: skip
     blocks = [SweepSpace(**common, blocks=[b], granularities=[g], sparsities=sparsities, methods=["reweighted"],
-                         budget=budget) for b, g in args.blocks]  # fmt: skip
+                         budget=replace(budget, lam=_lam_for(b, g))) for b, g in args.blocks]  # fmt: skip
     block, granularity = args.method_block
     methods = [
         SweepSpace(**common, blocks=[block], granularities=[granularity], sparsities=sparsities, methods=["magnitude"],
@@ -231,6 +242,7 @@ def main(argv=None) -> int:
     wall_s = time.perf_counter() - start
     settings = {"model": args.model if not args.quick else "tiny random BERT (2 layers, hidden 64)",
                 "data": args.data, "quick": args.quick, "budget": asdict(budget), "lam_plain": args.lam_plain,
+                "lam_reweighted": {f"{b} {g}": _lam_for(b, g) for b, g in args.blocks},
                 "rates": list(args.rates), "blocks": [list(b) for b in args.blocks],
                 "method_block": list(args.method_block), "configs": list(args.configs),
                 "dense_seeds": args.dense_seeds}  # fmt: skip
