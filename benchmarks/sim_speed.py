@@ -26,7 +26,7 @@ from transformers import BertConfig
 
 from hwsim import Gemm, build_workload, load_config, simulate, simulate_gemm
 from hwsim.config import config_from_dict
-from hwsim.scalesim import scalesim_cycles
+from hwsim.scalesim import scalesim_cycles, write_scalesim_config
 from pruning.blocks import BlockSpec, Granularity
 from pruning.masks import BlockMask
 from pruning.selection import select_layer
@@ -100,44 +100,7 @@ def scalesim_case(python: str, M: int, K: int, N: int, rows: int, cols: int, dat
         (tmp / "layout.csv").write_text(
             "Layer name," + ",".join(["f"] * 20) + ",\ngemm," + ",".join(["1"] * 20) + ",\n"
         )
-        (tmp / "arch.cfg").write_text(
-            textwrap.dedent(f"""\
-            [general]
-            run_name = bench
-            [architecture_presets]
-            ArrayHeight: {rows}
-            ArrayWidth: {cols}
-            IfmapSramSzkB: 1024
-            FilterSramSzkB: 1024
-            OfmapSramSzkB: 1024
-            IfmapOffset: 0
-            FilterOffset: 10000000
-            OfmapOffset: 20000000
-            Bandwidth: 10
-            Dataflow: {dataflow}
-            MemoryBanks: 1
-            ReadRequestBuffer: 32
-            WriteRequestBuffer: 32
-            [layout]
-            IfmapCustomLayout: False
-            FilterCustomLayout: False
-            IfmapSRAMBankBandwidth: 10
-            IfmapSRAMBankNum: 10
-            IfmapSRAMBankPort: 2
-            FilterSRAMBankBandwidth: 10
-            FilterSRAMBankNum: 10
-            FilterSRAMBankPort: 2
-            [sparsity]
-            SparsitySupport: false
-            SparseRep: ellpack_block
-            OptimizedMapping: false
-            BlockSize: 8
-            RandomNumberGeneratorSeed: 40
-            [run_presets]
-            InterfaceBandwidth: CALC
-            UseRamulatorTrace: False
-            """)
-        )
+        write_scalesim_config(tmp / "arch.cfg", rows, cols, dataflow, run_name="bench")
         script = textwrap.dedent(f"""\
             import time, json
             from scalesim.scale_sim import scalesim

@@ -29,7 +29,7 @@ import yaml
 from hwsim.config import AcceleratorConfig, Dataflow, config_from_dict, load_config
 from hwsim.workload import Gemm, Workload
 
-__all__ = ["load_scalesim_config", "load_scalesim_topology", "scalesim_cycles"]
+__all__ = ["load_scalesim_config", "load_scalesim_topology", "scalesim_cycles", "write_scalesim_config"]
 
 DEFAULT_CLOCK_MHZ = 1000.0  # SCALE-Sim has no clock; latency in its units is cycles at 1 GHz
 _BASE_PRESET = "asic-32x32-int8"  # energy table, vector unit and sparse defaults for imported arrays
@@ -124,3 +124,49 @@ def load_scalesim_topology(path: str | Path) -> Workload:
             raise ValueError(f"scalesim topology {path}:{line_no}: expected 'name, M, N, K,' or a conv row, got {row}")
         ops.append(Gemm(name, M=M, K=K, N=N, layer=line_no - 2))
     return Workload(tuple(ops), batch=1, seq_len=0, meta={"source": str(path)})
+
+
+def write_scalesim_config(path: str | Path, rows: int, cols: int, dataflow: str, sram_kb: int = 1024,
+                          bandwidth: int = 10, run_name: str = "bsp") -> Path:  # fmt: skip
+    """A SCALE-Sim 3.0.0 ``.cfg`` for a ``rows x cols`` array (every section 3.0.0 insists on is present;
+    its memory offsets are SCALE-Sim's own defaults)."""
+    if dataflow not in {d.value for d in Dataflow}:
+        raise ValueError(f"dataflow: {dataflow!r} not one of ws, os, is")
+    text = f"""[general]
+run_name = {run_name}
+[architecture_presets]
+ArrayHeight: {rows}
+ArrayWidth: {cols}
+IfmapSramSzkB: {sram_kb}
+FilterSramSzkB: {sram_kb}
+OfmapSramSzkB: {sram_kb}
+IfmapOffset: 0
+FilterOffset: 10000000
+OfmapOffset: 20000000
+Bandwidth: {bandwidth}
+Dataflow: {dataflow}
+MemoryBanks: 1
+ReadRequestBuffer: 32
+WriteRequestBuffer: 32
+[layout]
+IfmapCustomLayout: False
+FilterCustomLayout: False
+IfmapSRAMBankBandwidth: 10
+IfmapSRAMBankNum: 10
+IfmapSRAMBankPort: 2
+FilterSRAMBankBandwidth: 10
+FilterSRAMBankNum: 10
+FilterSRAMBankPort: 2
+[sparsity]
+SparsitySupport: false
+SparseRep: ellpack_block
+OptimizedMapping: false
+BlockSize: 8
+RandomNumberGeneratorSeed: 40
+[run_presets]
+InterfaceBandwidth: CALC
+UseRamulatorTrace: False
+"""
+    path = Path(path)
+    path.write_text(text)
+    return path

@@ -5,7 +5,7 @@
 import pytest
 
 from hwsim import Gemm
-from hwsim.scalesim import load_scalesim_config, load_scalesim_topology, scalesim_cycles
+from hwsim.scalesim import load_scalesim_config, load_scalesim_topology, scalesim_cycles, write_scalesim_config
 
 # (M, N, K) -> {dataflow: SCALE-Sim 3.0.0 cycles}
 MEASURED_4X4 = {
@@ -15,27 +15,10 @@ MEASURED_4X4 = {
     (33, 20, 17): {"ws": 1074, "os": 1034, "is": 1349},
 }
 
-CFG = """[general]
-run_name = demo
-[architecture_presets]
-ArrayHeight: 4
-ArrayWidth: 4
-IfmapSramSzkB: 1024
-FilterSramSzkB: 1024
-OfmapSramSzkB: 1024
-IfmapOffset: 0
-FilterOffset: 10000000
-OfmapOffset: 20000000
-Bandwidth: 10
-Dataflow: {dataflow}
-"""
-
 
 @pytest.mark.parametrize("dataflow", ["ws", "os", "is"])
 def test_compat_cycles_match_scalesim(tmp_path, dataflow):
-    path = tmp_path / "arch.cfg"
-    path.write_text(CFG.format(dataflow=dataflow))
-    config = load_scalesim_config(path)
+    config = load_scalesim_config(write_scalesim_config(tmp_path / "arch.cfg", 4, 4, dataflow))
     assert (config.pe_array.rows, config.pe_array.cols, config.pe_array.dataflow.value) == (4, 4, dataflow)
     assert config.buffers.weight_bytes == 1024 * 1024
     for (M, N, K), cycles in MEASURED_4X4.items():
@@ -53,8 +36,8 @@ def test_topology_gemm_and_conv_rows(tmp_path):
 
 
 def test_bad_scalesim_inputs(tmp_path):
-    path = tmp_path / "arch.cfg"
-    path.write_text(CFG.format(dataflow="diagonal"))
+    path = write_scalesim_config(tmp_path / "arch.cfg", 4, 4, "ws")
+    path.write_text(path.read_text().replace("Dataflow: ws", "Dataflow: diagonal"))
     with pytest.raises(ValueError, match="Dataflow 'diagonal'"):
         load_scalesim_config(path)
     path.write_text("[general]\nrun_name = x\n")
