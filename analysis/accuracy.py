@@ -149,16 +149,9 @@ class PointCache:
         return Path(record["hf_config_dir"])
 
     def _proxy(self, point: dict, entry: Path) -> dict:
-        from pruning.train import run_pruning
-
-        if point["method"] == "dense":
-            settings = PruneSettings(method="magnitude", target_sparsity=0.0, block="1x1")
-            budget = self._train_budget(prune_at_epoch=self.space.budget.epochs)
-            result = run_pruning(self.model_dir, self._data(), settings, entry / "model", budget)
-            return {"accuracy": result.dev_accuracy, "test_accuracy": result.test_accuracy, "masks_path": None,
-                    **_compression(result.summary, True)}  # fmt: skip
-        dense_dir = self._dense_finetuned()
-        return self._one_shot(point, entry, dense_dir, recover=True)
+        if point["method"] == "dense":  # the dense fine-tune is the same run as the train source's
+            return self._train(point, entry)
+        return self._one_shot(point, entry, self._dense_finetuned(), recover=True)
 
     def _one_shot(self, point: dict, entry: Path, model_dir: Path, accuracy: float = math.nan,
                   recover: bool = False) -> dict:  # fmt: skip

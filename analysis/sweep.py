@@ -114,8 +114,8 @@ def sweep(
     wanted, tasks, failed = [], [], []
     pruning_records: dict[str, dict] = {}
     hardware_points = space.hardware_points()
+    prune_keys = ("block", "granularity", "target_sparsity", "method")
     for point in hardware_points:
-        prune_keys = ("block", "granularity", "target_sparsity", "method")
         prune_point = {k: point[k] for k in prune_keys}
         key = cache.key(prune_point)
         point_id = content_hash({"prune": key, "config": config_hashes[point["config"]],

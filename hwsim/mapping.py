@@ -133,14 +133,16 @@ def plan_folds(op: Gemm, config: AcceleratorConfig) -> FoldPlan:
     dataflow = config.pe_array.dataflow
     block_mask = _hardware_block_mask(op.mask, op.block) if skip else None
 
+    def compaction(starts, sizes, axis: int, full: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per tile along ``axis`` of W: lines of the other axis it streams, and kept blocks it indexes."""
+        if not skip:
+            return np.full(len(starts), full), np.zeros(len(starts), dtype=np.int64)
+        return (_union_counts(op.mask, starts, sizes, axis=axis),
+                _kept_blocks_per_tile(block_mask, starts, sizes, op.block[axis], axis=axis))  # fmt: skip
+
     if dataflow in (Dataflow.WS, Dataflow.OS):
         n_starts, n_sizes = _tiles(N, C)
-        k_eff = _union_counts(op.mask, n_starts, n_sizes, axis=0) if skip else np.full(len(n_starts), K)
-        blocks = (
-            _kept_blocks_per_tile(block_mask, n_starts, n_sizes, op.block[0], axis=0)
-            if skip
-            else np.zeros(len(n_starts), dtype=np.int64)
-        )
+        k_eff, blocks = compaction(n_starts, n_sizes, axis=0, full=K)
         if dataflow is Dataflow.WS:
             tile_id, rows, first = _expand(np.arange(len(n_starts)), k_eff, R)
             cols = n_sizes[tile_id]
@@ -171,12 +173,7 @@ def plan_folds(op: Gemm, config: AcceleratorConfig) -> FoldPlan:
     else:  # IS: array rows <- K (stationary inputs), cols <- M, stream the weight rows n
         k_starts, k_sizes = _tiles(K, R)
         m_starts, m_sizes = _tiles(M, C)
-        n_eff = _union_counts(op.mask, k_starts, k_sizes, axis=1) if skip else np.full(len(k_starts), N)
-        blocks = (
-            _kept_blocks_per_tile(block_mask, k_starts, k_sizes, op.block[1], axis=1)
-            if skip
-            else np.zeros(len(k_starts), dtype=np.int64)
-        )
+        n_eff, blocks = compaction(k_starts, k_sizes, axis=1, full=N)
         live = np.flatnonzero(n_eff > 0)
         m_index = np.repeat(np.arange(len(m_starts)), len(live))
         k_index = np.tile(live, len(m_starts))
