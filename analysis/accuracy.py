@@ -120,9 +120,10 @@ class PointCache:
         from pruning.train import TrainBudget
 
         b = self.space.budget
+        settings = {"prune_at_epoch": b.prune_at_epoch, **overrides}
         return TrainBudget(epochs=b.epochs, max_train_samples=b.max_train_samples, max_eval_samples=b.max_eval_samples,
                            max_seq_len=b.max_seq_len, batch_size=b.batch_size, learning_rate=b.learning_rate,
-                           seed=b.seed, **overrides)  # fmt: skip
+                           seed=b.seed, **settings)  # fmt: skip
 
     def _data(self):
         from pruning.data import load_dataset

@@ -44,6 +44,7 @@ class AccuracyBudget:
     """Training budget behind accuracy numbers (defaults: a few minutes on 2 CPU cores)."""
 
     epochs: float = 1.0  # dense fine-tune (proxy) or total prune run (train)
+    prune_at_epoch: float | None = None  # train: hard prune after this many epochs (None: half of ``epochs``)
     max_train_samples: int = 1500
     max_eval_samples: int = 500
     max_seq_len: int = 64

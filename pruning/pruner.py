@@ -183,7 +183,8 @@ class BlockPruner:
         self._require_prepared()
         settings = self.settings
         gshape = settings.group_shape
-        weights = {f"{n}.weight": _original_weight(layer).detach().float() for n, layer in self.layers.items()}
+        # selected on the CPU: the group grid is small, and masks live on the CPU like the saved ones
+        weights = {f"{n}.weight": _original_weight(layer).detach().float().cpu() for n, layer in self.layers.items()}
         if settings.method is PruneMethod.NM:
             n, m = settings.nm
             keep = {name: nm_mask(w, n, m) for name, w in weights.items()}

@@ -126,15 +126,22 @@ class ReweightedGroupLasso(GroupRegularizer):
             name: 1.0 / (group_norms_sq(w.detach(), self.gshape) + self.eps) for name, w in self.weights.items()
         }
 
+    def _alpha(self, name: str, like: torch.Tensor) -> torch.Tensor:
+        """``alpha`` of one layer on ``like``'s device (the model may move, e.g. to the GPU, after construction)."""
+        alpha = self.alphas[name]
+        if alpha.device != like.device:
+            alpha = self.alphas[name] = alpha.to(like.device)
+        return alpha
+
     def _group_penalty(self, name: str, norms_sq: torch.Tensor) -> torch.Tensor:
-        return self.alphas[name] * norms_sq
+        return self._alpha(name, norms_sq) * norms_sq
 
     def _group_coefficients(self, name: str, norms_sq: torch.Tensor) -> torch.Tensor:
-        return 2.0 * self.alphas[name]
+        return 2.0 * self._alpha(name, norms_sq)
 
     def _prox_factor(self, name: str, norms_sq: torch.Tensor, step: float) -> torch.Tensor:
         # argmin_V 0.5 ||V - W||^2 + step * lam * alpha ||V||^2  =  W / (1 + 2 step lam alpha)
-        return 1.0 / (1.0 + 2.0 * step * self.lam * self.alphas[name])
+        return 1.0 / (1.0 + 2.0 * step * self.lam * self._alpha(name, norms_sq))
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {f"alpha.{name}": alpha.clone() for name, alpha in self.alphas.items()}

@@ -1,0 +1,179 @@
+"""Hyper-parameter study behind the defaults of ``paper_figs.reproduce``: lambda, epsilon, re-weighting interval
+and the regularize/retrain split, for reweighted group Lasso against its baselines at one block size.
+
+    python -m paper_figs.tune --workers 8            # the full grid (on a GPU: minutes; 2 CPU cores: a day)
+    python -m paper_figs.tune --quick                # tiny random BERT, seconds (what CI smoke-tests)
+
+Every point is one ``pruning.run_pruning`` (regularized fine-tune -> hard prune -> masked retrain ->
+dev/test accuracy) with the budget of :data:`BUDGET` except the fields the point overrides. Results are
+appended to ``--out``/tune.jsonl one fsynced line per point, keyed by the point's settings, so a rerun skips
+finished points (resume after interruption). ``tune.csv`` holds mean +- std over seeds per configuration and
+compression rate, best first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import multiprocessing
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+
+from pruning.pruner import PruneSettings
+from pruning.train import TrainBudget
+
+# The CPU budget the reproduction can afford (~3 min per point on 2 cores): 1 regularized + 3 retrain epochs.
+BUDGET = TrainBudget(epochs=4.0, prune_at_epoch=1.0, max_train_samples=1600, max_eval_samples=1000,
+                     max_seq_len=64, batch_size=32, learning_rate=1e-4, seed=0)  # fmt: skip
+RATES = (2, 3, 5)
+SEEDS = (0, 1, 2)
+BLOCK = "16x16"
+
+
+_DENSE = {"name": "dense", "method": "magnitude"}
+
+
+def _configs() -> list[dict]:
+    """Named method settings of the grid (lambda for a 16x16 group; proximal penalty unless named)."""
+    configs = [{"name": "magnitude", "method": "magnitude"}]
+    configs += [{"name": f"group-lasso lam={lam:g}", "method": "group-lasso", "lam": lam, "penalty_mode": "proximal"}
+                for lam in (2.0, 5.0, 20.0)]  # fmt: skip
+    for lam, interval in itertools.product((0.5, 1.0, 2.0, 5.0, 20.0), (1, 10, 50)):
+        configs.append({"name": f"reweighted lam={lam:g} every={interval}", "method": "reweighted", "lam": lam,
+                        "penalty_mode": "proximal", "reweight_interval_steps": interval})  # fmt: skip
+    for eps in (1e-2, 1e-1):
+        configs.append({"name": f"reweighted lam=2 every=10 eps={eps:g}", "method": "reweighted", "lam": 2.0,
+                        "eps": eps, "penalty_mode": "proximal", "reweight_interval_steps": 10})  # fmt: skip
+    # a longer regularized phase (2 of 4 epochs) for the strongest candidates and the baseline
+    for config in [c for c in configs if c["name"] in ("magnitude", "reweighted lam=2 every=10",
+                                                       "reweighted lam=5 every=10", "group-lasso lam=5")]:  # fmt: skip
+        configs.append({**config, "name": config["name"] + " prune@2", "prune_at_epoch": 2.0})
+    return configs
+
+
+def grid(rates=RATES, seeds=SEEDS, block: str = BLOCK) -> list[dict]:
+    """Every point, seed-major (all configurations at seed 0 first, so a cut-short run still compares them);
+    each seed also gets the dense fine-tune (rate 1) as the reference."""
+    settings = [(_DENSE, 1), *itertools.product(_configs(), rates)]
+    return [{**config, "block": block, "rate": rate, "seed": seed} for seed in seeds for config, rate in settings]
+
+
+def point_key(point: dict) -> str:
+    return json.dumps(point, sort_keys=True)
+
+
+def _run_point(job: tuple[dict, str, str, TrainBudget]) -> dict:
+    point, model, data, budget = job
+    from pruning.models import quiet_transformers
+    from pruning.train import run_pruning
+
+    quiet_transformers()
+    settings = PruneSettings(block=point["block"], method=point["method"], target_sparsity=1 - 1 / point["rate"],
+                             **{k: point[k] for k in ("lam", "eps", "penalty_mode", "reweight_interval_steps")
+                                if k in point})  # fmt: skip
+    budget = replace(budget, seed=point["seed"], prune_at_epoch=point.get("prune_at_epoch", budget.prune_at_epoch))
+    out_dir = Path(tempfile.mkdtemp(prefix="tune-"))
+    try:
+        result = run_pruning(model, data, settings, out_dir, budget)
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)
+    return {**point, "key": point_key(point), "dev_accuracy": result.dev_accuracy,
+            "test_accuracy": result.test_accuracy, "compression_rate": result.summary["compression_rate"],
+            "wall_s": result.wall_s}  # fmt: skip
+
+
+def _done_keys(path: Path) -> set[str]:
+    if not path.is_file():
+        return set()
+    keys = set()
+    for line in path.read_text().splitlines():
+        try:
+            keys.add(json.loads(line)["key"])
+        except (json.JSONDecodeError, KeyError):
+            continue  # a line cut short by an interruption: that point is run again
+    return keys
+
+
+def summarize(records: pd.DataFrame) -> pd.DataFrame:
+    """Mean and std of dev/test accuracy over seeds per configuration and rate."""
+    table = records.groupby(["name", "rate"]).agg(
+        dev_mean=("dev_accuracy", "mean"), dev_std=("dev_accuracy", "std"),
+        test_mean=("test_accuracy", "mean"), test_std=("test_accuracy", "std"), seeds=("seed", "nunique"),
+    )  # fmt: skip
+    return table.reset_index().sort_values(["rate", "dev_mean"], ascending=[True, False])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="minilm")
+    parser.add_argument("--data", default="sentiment")
+    parser.add_argument("--out", default=str(Path(__file__).parent / "out" / "tune"))
+    parser.add_argument("--workers", type=int, default=1, help="parallel runs (share the GPU if there is one)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
+    parser.add_argument("--rates", type=float, nargs="+", default=list(RATES))
+    parser.add_argument("--only", nargs="+", help="run only configurations whose name starts with one of these")
+    parser.add_argument("--quick", action="store_true", help="tiny random BERT, 2 configurations, seconds")
+    args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error(f"--workers: must be >= 1, got {args.workers}")
+    if any(r <= 1 for r in args.rates):
+        parser.error(f"--rates: compression rates must be > 1, got {args.rates}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    budget, model, block = BUDGET, args.model, BLOCK
+    points = grid(tuple(args.rates), tuple(args.seeds))
+    if args.quick:
+        from paper_figs.reproduce import _tiny_model
+
+        model, block = str(_tiny_model(out / "cache")), "8x8"
+        budget = replace(budget, epochs=2.0, max_train_samples=64, max_eval_samples=64)
+        points = grid((2,), (0,), block)
+        points = [p for p in points if p["name"] in ("magnitude", "reweighted lam=2 every=10")]
+    if args.only:
+        points = [p for p in points if p["name"].startswith(tuple(args.only))]
+    log_path = out / "tune.jsonl"
+    done = _done_keys(log_path)
+    todo = [p for p in points if point_key(p) not in done]
+    print(f"{len(points)} points, {len(points) - len(todo)} already done, {len(todo)} to run", file=sys.stderr)
+    start = time.perf_counter()
+    jobs = [(p, model, args.data, budget) for p in todo]
+    context = multiprocessing.get_context("spawn")  # CUDA cannot be forked
+    with context.Pool(args.workers) if args.workers > 1 else _Serial() as pool, log_path.open("a") as log:
+        for i, record in enumerate(pool.imap_unordered(_run_point, jobs), 1):
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+            os.fsync(log.fileno())
+            print(f"[{time.perf_counter() - start:6.0f}s] {i}/{len(todo)} {record['name']} {record['rate']}x "
+                  f"seed {record['seed']}: dev {record['dev_accuracy']:.4f}", file=sys.stderr)  # fmt: skip
+    records = pd.DataFrame([json.loads(line) for line in log_path.read_text().splitlines() if line.strip()])
+    table = summarize(records)
+    table.to_csv(out / "tune.csv.tmp", index=False)  # atomic; no analysis import (runs on bare GPU images)
+    os.replace(out / "tune.csv.tmp", out / "tune.csv")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    return 0
+
+
+class _Serial:
+    """Pool stand-in for ``--workers 1`` (no subprocess, so errors show their own traceback)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    @staticmethod
+    def imap_unordered(function, jobs):
+        return map(function, jobs)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
