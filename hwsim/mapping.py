@@ -33,13 +33,13 @@ Without skipping the dense schedule runs and zeros are only gated.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from hwsim.config import AcceleratorConfig, Dataflow
 from hwsim.workload import Gemm
+from pruning.blocks import block_occupancy
 
 __all__ = ["FoldPlan", "fold_cycles", "plan_folds"]
 
@@ -95,14 +95,6 @@ def _kept_blocks_per_tile(block_mask: np.ndarray, starts, sizes, block: int, axi
     return cumulative[last + 1] - cumulative[first]
 
 
-def _hardware_block_mask(mask: np.ndarray, block: tuple[int, int]) -> np.ndarray:
-    br, bc = block
-    rows, cols = math.ceil(mask.shape[0] / br), math.ceil(mask.shape[1] / bc)
-    padded = np.zeros((rows * br, cols * bc), dtype=bool)
-    padded[: mask.shape[0], : mask.shape[1]] = mask
-    return padded.reshape(rows, br, cols, bc).any(axis=(1, 3))
-
-
 def _union_counts(mask: np.ndarray, starts, sizes, axis: int) -> np.ndarray:
     """For tiles along ``axis`` of ``mask``: how many lines of the other axis any row of the tile keeps."""
     any_kept = np.logical_or.reduceat(mask, starts, axis=axis)
@@ -131,7 +123,7 @@ def plan_folds(op: Gemm, config: AcceleratorConfig) -> FoldPlan:
     wbytes, abytes = op.weight_bits / 8, op.act_bits / 8
     useful = M * (N * K if op.mask is None else int(op.mask.sum()))
     dataflow = config.pe_array.dataflow
-    block_mask = _hardware_block_mask(op.mask, op.block) if skip else None
+    block_mask = block_occupancy(op.mask, op.block) if skip else None
 
     def compaction(starts, sizes, axis: int, full: int) -> tuple[np.ndarray, np.ndarray]:
         """Per tile along ``axis`` of W: lines of the other axis it streams, and kept blocks it indexes."""

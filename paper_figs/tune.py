@@ -6,9 +6,10 @@ and the regularize/retrain split, for reweighted group Lasso against its baselin
 
 Every point is one ``pruning.run_pruning`` (regularized fine-tune -> hard prune -> masked retrain ->
 dev/test accuracy) with the budget of :data:`BUDGET` except the fields the point overrides. Results are
-appended to ``--out``/tune.jsonl one fsynced line per point, keyed by the point's settings, so a rerun skips
-finished points (resume after interruption). ``tune.csv`` holds mean +- std over seeds per configuration and
-compression rate, best first.
+appended to ``--out``/tune.jsonl (an :class:`analysis.store.ResultStore`) keyed by the point's settings, so
+a rerun skips finished points (resume after interruption). ``tune.csv`` holds mean +- std over seeds per
+configuration and compression rate, best first; ``tune_paired.csv`` the accuracy differences to one-shot
+magnitude paired by seed (see :func:`paired_differences`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import argparse
 import itertools
 import json
 import multiprocessing
-import os
 import shutil
 import sys
 import tempfile
@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.store import ResultStore, write_table_atomic
 from pruning.pruner import PruneSettings
 from pruning.train import TrainBudget
 
@@ -85,21 +86,9 @@ def _run_point(job: tuple[dict, str, str, TrainBudget]) -> dict:
         result = run_pruning(model, data, settings, out_dir, budget)
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
-    return {**point, "key": point_key(point), "dev_accuracy": result.dev_accuracy,
+    return {**point, "point_id": point_key(point), "dev_accuracy": result.dev_accuracy,
             "test_accuracy": result.test_accuracy, "compression_rate": result.summary["compression_rate"],
             "wall_s": result.wall_s}  # fmt: skip
-
-
-def _done_keys(path: Path) -> set[str]:
-    if not path.is_file():
-        return set()
-    keys = set()
-    for line in path.read_text().splitlines():
-        try:
-            keys.add(json.loads(line)["key"])
-        except (json.JSONDecodeError, KeyError):
-            continue  # a line cut short by an interruption: that point is run again
-    return keys
 
 
 def summarize(records: pd.DataFrame) -> pd.DataFrame:
@@ -109,6 +98,25 @@ def summarize(records: pd.DataFrame) -> pd.DataFrame:
         test_mean=("test_accuracy", "mean"), test_std=("test_accuracy", "std"), seeds=("seed", "nunique"),
     )  # fmt: skip
     return table.reset_index().sort_values(["rate", "dev_mean"], ascending=[True, False])
+
+
+def paired_differences(records: pd.DataFrame, baseline: str = "magnitude") -> pd.DataFrame:
+    """Accuracy minus the baseline's at the same rate and seed (same data order and head init), in points.
+
+    Pairing by seed removes most of the seed-to-seed spread, which is larger than the method differences.
+    Columns: mean dev difference per rate, the worst seed's dev difference per rate, and overall dev/test means.
+    """
+    pruned = records[records["rate"] > 1].set_index(["rate", "seed"])
+    base = pruned[pruned["name"] == baseline]
+    rows = []
+    for name, group in pruned.groupby("name"):
+        dev = (group["dev_accuracy"] - base["dev_accuracy"].reindex(group.index)) * 100
+        test = (group["test_accuracy"] - base["test_accuracy"].reindex(group.index)) * 100
+        row = {"name": name}
+        for rate, values in dev.groupby(level="rate"):
+            row[f"dev_{rate:g}x"], row[f"worst_dev_{rate:g}x"] = values.mean(), values.min()
+        rows.append({**row, "dev_mean": dev.mean(), "test_mean": test.mean()})
+    return pd.DataFrame(rows).sort_values("dev_mean", ascending=False)
 
 
 def main(argv=None) -> int:
@@ -139,24 +147,25 @@ def main(argv=None) -> int:
         points = [p for p in points if p["name"] in ("magnitude", "reweighted lam=2 every=10")]
     if args.only:
         points = [p for p in points if p["name"].startswith(tuple(args.only))]
-    log_path = out / "tune.jsonl"
-    done = _done_keys(log_path)
+    store = ResultStore(out / "tune.jsonl")
+    done = store.done_ids()
     todo = [p for p in points if point_key(p) not in done]
     print(f"{len(points)} points, {len(points) - len(todo)} already done, {len(todo)} to run", file=sys.stderr)
     start = time.perf_counter()
     jobs = [(p, model, args.data, budget) for p in todo]
     context = multiprocessing.get_context("spawn")  # CUDA cannot be forked
-    with context.Pool(args.workers) if args.workers > 1 else _Serial() as pool, log_path.open("a") as log:
+    with context.Pool(args.workers) if args.workers > 1 else _Serial() as pool:
         for i, record in enumerate(pool.imap_unordered(_run_point, jobs), 1):
-            log.write(json.dumps(record) + "\n")
-            log.flush()
-            os.fsync(log.fileno())
+            store.append(record)
             print(f"[{time.perf_counter() - start:6.0f}s] {i}/{len(todo)} {record['name']} {record['rate']}x "
                   f"seed {record['seed']}: dev {record['dev_accuracy']:.4f}", file=sys.stderr)  # fmt: skip
-    records = pd.DataFrame([json.loads(line) for line in log_path.read_text().splitlines() if line.strip()])
+    records = store.load()
     table = summarize(records)
-    table.to_csv(out / "tune.csv.tmp", index=False)  # atomic; no analysis import (runs on bare GPU images)
-    os.replace(out / "tune.csv.tmp", out / "tune.csv")
+    write_table_atomic(table, out / "tune.csv")
+    if (records["name"] == "magnitude").any():
+        paired = paired_differences(records)
+        write_table_atomic(paired, out / "tune_paired.csv")
+        print(paired.to_string(index=False, float_format=lambda v: f"{v:+.2f}"))
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     return 0
 

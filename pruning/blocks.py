@@ -21,12 +21,14 @@ import math
 import re
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 __all__ = [
     "BlockSpec",
     "Granularity",
     "ParsableEnum",
+    "block_occupancy",
     "expand_group_mask",
     "group_grid_shape",
     "group_norms_sq",
@@ -107,6 +109,21 @@ def group_shape(block: BlockSpec, granularity: Granularity) -> tuple[int, int]:
     if granularity is Granularity.COLUMN:
         return block.rows, 1
     return 1, block.cols
+
+
+def block_occupancy(mask: np.ndarray, block: tuple[int, int]) -> np.ndarray:
+    """Hardware-block occupancy of a dense keep-mask ``[out, in]``: True where a ``block`` tile keeps any weight.
+
+    Shape ``[ceil(out/rows), ceil(in/cols)]``; partial edge tiles count their real weights only.
+
+    >>> block_occupancy(np.array([[1, 0, 0], [0, 0, 0], [0, 0, 1]], dtype=bool), (2, 2)).tolist()
+    [[True, False], [False, True]]
+    """
+    mask = np.asarray(mask, dtype=bool)
+    rows, cols = group_grid_shape(mask.shape, block)
+    padded = np.zeros((rows * block[0], cols * block[1]), dtype=bool)
+    padded[: mask.shape[0], : mask.shape[1]] = mask
+    return padded.reshape(rows, block[0], cols, block[1]).any(axis=(1, 3))
 
 
 def group_grid_shape(weight_shape: tuple[int, int], gshape: tuple[int, int]) -> tuple[int, int]:

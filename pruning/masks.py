@@ -19,7 +19,15 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from pruning.blocks import BlockSpec, Granularity, expand_group_mask, group_grid_shape, group_shape, group_sizes
+from pruning.blocks import (
+    BlockSpec,
+    Granularity,
+    block_occupancy,
+    expand_group_mask,
+    group_grid_shape,
+    group_shape,
+    group_sizes,
+)
 
 __all__ = ["MASKS_FILENAME", "BlockMask", "load_masks", "save_masks"]
 
@@ -77,11 +85,7 @@ class BlockMask:
 
     def block_mask(self) -> torch.Tensor:
         """Hardware-block occupancy ``[ceil(out/rows), ceil(in/cols)]``: True where a block has any weight."""
-        dense = self.dense()
-        rows, cols = group_grid_shape(self.weight_shape, (self.block.rows, self.block.cols))
-        padded = torch.zeros(rows * self.block.rows, cols * self.block.cols, dtype=torch.bool)
-        padded[: dense.shape[0], : dense.shape[1]] = dense
-        return padded.reshape(rows, self.block.rows, cols, self.block.cols).any(dim=3).any(dim=1)
+        return torch.from_numpy(block_occupancy(self.dense().numpy(), (self.block.rows, self.block.cols)))
 
     def check_weight(self, name: str, weight_shape: tuple[int, ...]) -> None:
         """Raise a clear error if this mask cannot be attached to a weight of ``weight_shape``."""

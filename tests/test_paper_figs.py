@@ -3,7 +3,9 @@
 import json
 
 import pandas as pd
+import pytest
 
+from paper_figs import tune
 from paper_figs.reproduce import main
 
 
@@ -26,3 +28,52 @@ def test_quick_reproduction_writes_consistent_outputs(tmp_path):
         assert f"{value:.4f}" in table
     for stem in ("fig_accuracy_vs_compression", "fig_methods", "fig_pareto_cycles", "fig_pareto_energy"):
         assert (tmp_path / f"{stem}.png").stat().st_size > 1000
+
+    # the budget's prune epoch reaches the trainer: --quick trains 3 epochs of 64 examples at batch 32 (2 steps
+    # each) and prunes after epoch 1, i.e. at step 2 (the old "half of the epochs" rule would give step 3)
+    configs = sorted(tmp_path.glob("sweep/cache/*/model/pruning_config.json"))
+    schedules = [json.loads(p.read_text())["extra"]["schedule"] for p in configs]
+    pruned = [s for s in schedules if s["prune_at_step"] != 6]  # dense runs "prune" (at sparsity 0) at the end
+    assert pruned and all(s["pruned_at_step"] == 2 for s in pruned)
+
+
+def test_reproduce_rejects_prune_epoch_past_the_end(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--quick", "--out", str(tmp_path), "--epochs", "2", "--prune-at-epoch", "3"])
+    assert "--prune-at-epoch: must be in [0, epochs=2], got 3" in capsys.readouterr().err
+
+
+def test_tune_quick_runs_resumes_and_summarises(tmp_path, capsys):
+    assert tune.main(["--quick", "--out", str(tmp_path)]) == 0
+    lines = (tmp_path / "tune.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert sorted(r["name"] for r in records) == ["magnitude", "reweighted lam=2 every=10"]
+    assert all(abs(r["compression_rate"] - 2.0) < 0.1 and 0 <= r["dev_accuracy"] <= 1 for r in records)
+    summary = pd.read_csv(tmp_path / "tune.csv")
+    assert sorted(summary["name"]) == sorted(r["name"] for r in records)
+    # a cut-short last line is run again; finished points are not
+    (tmp_path / "tune.jsonl").write_text(lines[0] + "\n" + lines[1][:20])  # a kill mid-write
+    capsys.readouterr()
+    assert tune.main(["--quick", "--out", str(tmp_path)]) == 0
+    assert "2 points, 1 already done, 1 to run" in capsys.readouterr().err
+    assert len([json.loads(x) for x in (tmp_path / "tune.jsonl").read_text().splitlines()[2:]]) == 1
+
+
+def test_tune_grid_is_seed_major_with_a_dense_reference():
+    points = tune.grid(rates=(2, 3), seeds=(0, 1))
+    assert points[0] == {"name": "dense", "method": "magnitude", "block": "16x16", "rate": 1, "seed": 0}
+    first_seed1 = next(i for i, p in enumerate(points) if p["seed"] == 1)
+    assert all(p["seed"] == 0 for p in points[:first_seed1]) and len(points) == 2 * first_seed1
+    assert len({tune.point_key(p) for p in points}) == len(points)
+
+
+def test_paired_differences_by_hand():
+    rows = [("magnitude", 2, 0, 0.60, 0.50), ("magnitude", 2, 1, 0.70, 0.50), ("x", 2, 0, 0.62, 0.49),
+            ("x", 2, 1, 0.69, 0.53), ("dense", 1, 0, 0.9, 0.9)]  # fmt: skip
+    records = pd.DataFrame(rows, columns=["name", "rate", "seed", "dev_accuracy", "test_accuracy"])
+    paired = tune.paired_differences(records).set_index("name")
+    # x - magnitude: dev +2 and -1 points (mean +0.5, worst -1), test -1 and +3 (mean +1)
+    assert paired.loc["x", "dev_2x"] == pytest.approx(0.5)
+    assert paired.loc["x", "worst_dev_2x"] == pytest.approx(-1.0)
+    assert paired.loc["x", "test_mean"] == pytest.approx(1.0)
+    assert paired.loc["magnitude", "dev_mean"] == 0 and "dense" not in paired.index
