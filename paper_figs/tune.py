@@ -125,28 +125,32 @@ def main(argv=None) -> int:
     parser.add_argument("--data", default="sentiment")
     parser.add_argument("--out", default=str(Path(__file__).parent / "out" / "tune"))
     parser.add_argument("--workers", type=int, default=1, help="parallel runs (share the GPU if there is one)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
-    parser.add_argument("--rates", type=float, nargs="+", default=list(RATES))
-    parser.add_argument("--only", nargs="+", help="run only configurations whose name starts with one of these")
+    parser.add_argument("--seeds", type=int, nargs="+", help=f"default {SEEDS} (--quick: 0)")
+    parser.add_argument("--rates", type=float, nargs="+", help=f"default {RATES} (--quick: 2)")
+    parser.add_argument("--only", nargs="+", help="run only the configurations of these exact names")
     parser.add_argument("--quick", action="store_true", help="tiny random BERT, 2 configurations, seconds")
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error(f"--workers: must be >= 1, got {args.workers}")
-    if any(r <= 1 for r in args.rates):
-        parser.error(f"--rates: compression rates must be > 1, got {args.rates}")
+    rates = args.rates or ((2,) if args.quick else RATES)
+    if any(r <= 1 for r in rates):
+        parser.error(f"--rates: compression rates must be > 1, got {rates}")
+    # 2.0 -> 2: the rate is part of a point's key, and the default grid's rates are integers
+    rates = tuple(int(r) if float(r).is_integer() else r for r in rates)
+    seeds = tuple(args.seeds or ((0,) if args.quick else SEEDS))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     budget, model, block = BUDGET, args.model, BLOCK
-    points = grid(tuple(args.rates), tuple(args.seeds))
     if args.quick:
         from paper_figs.reproduce import _tiny_model
 
         model, block = str(_tiny_model(out / "cache")), "8x8"
         budget = replace(budget, epochs=2.0, max_train_samples=64, max_eval_samples=64)
-        points = grid((2,), (0,), block)
+    points = grid(rates, seeds, block)
+    if args.quick:
         points = [p for p in points if p["name"] in ("magnitude", "reweighted lam=2 every=10")]
     if args.only:
-        points = [p for p in points if p["name"].startswith(tuple(args.only))]
+        points = [p for p in points if p["name"] in args.only]
     store = ResultStore(out / "tune.jsonl")
     done = store.done_ids()
     todo = [p for p in points if point_key(p) not in done]

@@ -57,6 +57,9 @@ def test_tune_quick_runs_resumes_and_summarises(tmp_path, capsys):
     assert tune.main(["--quick", "--out", str(tmp_path)]) == 0
     assert "2 points, 1 already done, 1 to run" in capsys.readouterr().err
     assert len([json.loads(x) for x in (tmp_path / "tune.jsonl").read_text().splitlines()[2:]]) == 1
+    # "--rates 2.0" names the same points as the default 2 (rates are part of the key)
+    assert tune.main(["--quick", "--out", str(tmp_path), "--rates", "2.0"]) == 0
+    assert "2 points, 2 already done, 0 to run" in capsys.readouterr().err
 
 
 def test_tune_grid_is_seed_major_with_a_dense_reference():
