@@ -18,6 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import NullFormatter
 
 from analysis.pareto import pareto_mask
 
@@ -91,6 +92,7 @@ def pareto_scatter(df: pd.DataFrame, x: str = "cycles", y: str = "accuracy", x_s
         ax.annotate(text, (row[x], row[y]), textcoords="offset points", xytext=(4, 4), fontsize=7)
     if logx:
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # labelled minor ticks collide within a decade
     ax.set_xlabel(_label(x))
     ax.set_ylabel(_label(y))
     ax.legend(fontsize=7, ncol=2, loc="best")
