@@ -116,15 +116,6 @@ class PointCache:
             return self._proxy(point, entry)
         return self._one_shot(point, entry, self.model_dir, accuracy=self._table_accuracy(point))
 
-    def _train_budget(self, **overrides):
-        from pruning.train import TrainBudget
-
-        b = self.space.budget
-        settings = {"prune_at_epoch": b.prune_at_epoch, **overrides}
-        return TrainBudget(epochs=b.epochs, max_train_samples=b.max_train_samples, max_eval_samples=b.max_eval_samples,
-                           max_seq_len=b.max_seq_len, batch_size=b.batch_size, learning_rate=b.learning_rate,
-                           seed=b.seed, **settings)  # fmt: skip
-
     def _data(self):
         from pruning.data import load_dataset
 
@@ -138,7 +129,8 @@ class PointCache:
         dense = point["method"] == "dense"
         settings = (PruneSettings(method="magnitude", target_sparsity=0.0, block="1x1") if dense
                     else self._settings(point))  # fmt: skip
-        budget = self._train_budget(prune_at_epoch=self.space.budget.epochs) if dense else self._train_budget()
+        budget = self.space.budget
+        budget = budget.train_budget(prune_at_epoch=budget.epochs) if dense else budget.train_budget()
         result = run_pruning(self.model_dir, self._data(), settings, entry / "model", budget)
         masks_path = None if dense else str(entry / "model" / MASKS_FILENAME)
         return {"accuracy": result.dev_accuracy, "test_accuracy": result.test_accuracy, "masks_path": masks_path,

@@ -56,6 +56,13 @@ class AccuracyBudget:
     reweight_interval_steps: int | None = None  # train: None = once per epoch
     seed: int = 0
 
+    def train_budget(self, **overrides):
+        """The :class:`pruning.train.TrainBudget` of one training run with this budget (fields overridable)."""
+        from pruning.train import TrainBudget
+
+        fields = {name: getattr(self, name) for name in TrainBudget.__dataclass_fields__ if hasattr(self, name)}
+        return TrainBudget(**{**fields, **overrides})
+
 
 AccuracySource = str
 

@@ -256,7 +256,7 @@ def main(argv=None) -> int:
                 "rates": list(args.rates), "blocks": [list(b) for b in args.blocks],
                 "method_block": list(args.method_block), "configs": list(args.configs),
                 "dense_seeds": args.dense_seeds}  # fmt: skip
-    prune_epoch = budget.epochs / 2 if budget.prune_at_epoch is None else budget.prune_at_epoch
+    prune_epoch = budget.train_budget().prune_epoch
     note = (f"Budget: {budget.max_train_samples} training examples subsampled from the train split, "
             f"{budget.epochs:g} epochs per point (hard prune after epoch {prune_epoch:g}, then masked retrain), "
             f"sequences cut to {budget.max_seq_len} tokens, "
