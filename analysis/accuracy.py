@@ -131,7 +131,7 @@ class PointCache:
                     else self._settings(point))  # fmt: skip
         budget = self.space.budget
         budget = budget.train_budget(prune_at_epoch=budget.epochs) if dense else budget.train_budget()
-        result = run_pruning(self.model_dir, self._data(), settings, entry / "model", budget)
+        result = run_pruning(self.model_dir, self._data(), settings, entry / "model", budget, overwrite=True)
         masks_path = None if dense else str(entry / "model" / MASKS_FILENAME)
         return {"accuracy": result.dev_accuracy, "test_accuracy": result.test_accuracy, "masks_path": masks_path,
                 **_compression(result.summary, dense)}  # fmt: skip

@@ -1,7 +1,7 @@
 """``bsp`` entry point: subcommands registered from ``analysis.commands``.
 
-Errors go to stderr; exit code 2 for bad input (a ``ValueError``/``FileNotFoundError``/missing package
-that names the field and value), 1 for an internal failure.
+Errors go to stderr as one line; exit code 2 for bad input (a ``ValueError``/``OSError``/missing package
+that names the field and value), 1 for an internal failure (its traceback only with ``-v``).
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import traceback
 from collections.abc import Sequence
 
 from analysis.commands import configs, export, pareto, plot, prune, simulate, sweep
@@ -37,13 +38,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         quiet_transformers()
     try:
         return int(args.run(args) or 0)
-    except (ValueError, FileNotFoundError, ModuleNotFoundError, KeyError) as err:
+    except (ValueError, OSError, ModuleNotFoundError, KeyError, UnicodeError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        if isinstance(err, OSError) and not isinstance(err, FileNotFoundError) and err.filename:
+            message = f"{err.strerror or err}: {err.filename}"
         print(f"bsp {args.command}: error: {message}", file=sys.stderr)
+        if args.verbose:
+            traceback.print_exc()
         return 2
     except KeyboardInterrupt:
         print(f"bsp {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:  # an internal failure: one line, the traceback on request
+        print(f"bsp {args.command}: internal error: {type(err).__name__}: {err} (run with -v for the traceback)",
+              file=sys.stderr)  # fmt: skip
+        if args.verbose:
+            traceback.print_exc()
+        return 1
 
 
 if __name__ == "__main__":

@@ -31,7 +31,9 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError, model_validator
+
+from bsp_common.safe_yaml import YamlInputError, load_yaml_text, read_text_file, short_repr
 
 __all__ = [
     "AcceleratorConfig",
@@ -46,6 +48,15 @@ BRAM36_BYTES = 4608  # one Xilinx BRAM36 block: 36 Kib = 4.5 KiB (UG573)
 URAM_BYTES = 36864  # one UltraRAM block: 288 Kib = 36 KiB (UG573)
 
 _SIZE_UNITS = {"b": 1, "kb": 1000, "mb": 1000**2, "kib": 1024, "mib": 1024**2, "gib": 1024**3}
+MAX_BUFFER_BYTES = 1 << 40  # 1 TiB: far above any on-chip buffer; bigger numbers are typos or overflow bait
+MAX_BW_BYTES_PER_CYCLE = 1e6  # 1 MB per cycle: far above any DRAM interface
+MAX_ENERGY_PJ = 1e9  # 1 mJ per action: far above any per-action energy
+MAX_CYCLES_PER_ELEMENT = 1e6
+MAX_FPGA_RESOURCE = 100_000_000  # DSPs / BRAMs / LUTs of the largest devices are < 1e7
+
+# Strict scalars: YAML ``true`` is not 1, ``1.7`` is not an integer, and NaN/inf are refused model-wide.
+StrictInt = Annotated[int, Strict()]
+StrictFloat = Annotated[float, Strict()]  # ints are accepted as floats; bools and strings are not
 
 
 class ConfigError(ValueError):
@@ -63,20 +74,25 @@ def _parse_size_bytes(value):
         raise ValueError("expected a size in bytes or a string such as '256 KiB'")
     if isinstance(value, int):
         return value
-    if isinstance(value, str):
+    if isinstance(value, str) and len(value) <= 64:
         match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", value)
         unit = match.group(2).lower() if match else None
         if match and (unit in _SIZE_UNITS or unit == ""):
             return int(float(match.group(1)) * _SIZE_UNITS.get(unit, 1))
-        raise ValueError(f"cannot read size {value!r}; use bytes or a unit from B, KB, MB, KiB, MiB, GiB")
-    raise ValueError(f"expected a size in bytes or a string such as '256 KiB', got {value!r}")
+    raise ValueError("expected a size: an integer number of bytes or a string such as '256 KiB' "
+                     "(units B, KB, MB, KiB, MiB, GiB)")
 
 
-SizeBytes = Annotated[int, BeforeValidator(_parse_size_bytes), Field(gt=0)]
+def _json_int_key(value):
+    """Mapping keys that went through JSON come back as digit strings ("8192"); read those as integers."""
+    return int(value) if isinstance(value, str) and value.isdigit() and len(value) <= 20 else value
+
+
+SizeBytes = Annotated[int, BeforeValidator(_parse_size_bytes), Field(gt=0, le=MAX_BUFFER_BYTES)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Dataflow(enum.StrEnum):
@@ -86,12 +102,12 @@ class Dataflow(enum.StrEnum):
 
 
 class PEArray(_Strict):
-    rows: int = Field(gt=0, le=4096, description="PE rows")
-    cols: int = Field(gt=0, le=4096, description="PE columns")
+    rows: StrictInt = Field(gt=0, le=4096, description="PE rows")
+    cols: StrictInt = Field(gt=0, le=4096, description="PE columns")
     dataflow: Dataflow
-    weight_bits: int = Field(default=8, gt=0, le=32)
-    act_bits: int = Field(default=8, gt=0, le=32)
-    acc_bits: int = Field(default=32, gt=0, le=64)
+    weight_bits: StrictInt = Field(default=8, gt=0, le=32)
+    act_bits: StrictInt = Field(default=8, gt=0, le=32)
+    acc_bits: StrictInt = Field(default=32, gt=0, le=64)
 
 
 class Buffers(_Strict):
@@ -109,8 +125,8 @@ class Buffers(_Strict):
 
 
 class Dram(_Strict):
-    bw_bytes_per_cycle: float | None = Field(default=None, gt=0)
-    bw_gb_per_s: float | None = Field(default=None, gt=0)
+    bw_bytes_per_cycle: StrictFloat | None = Field(default=None, gt=0, le=MAX_BW_BYTES_PER_CYCLE)
+    bw_gb_per_s: StrictFloat | None = Field(default=None, gt=0, le=MAX_BW_BYTES_PER_CYCLE * 10)
 
     @model_validator(mode="after")
     def _one_bandwidth(self):
@@ -122,13 +138,15 @@ class Dram(_Strict):
 class Sparse(_Strict):
     skip_zero_blocks: bool = True  # compact pruned blocks away (index-driven); False: dense schedule
     gate_zero_operands: bool = True  # zero weights that still flow through the array cost no MAC energy
-    index_decode_cycles_per_block: int = Field(default=1, ge=0)
-    metadata_bits_per_block: int = Field(default=16, ge=0)
+    index_decode_cycles_per_block: StrictInt = Field(default=1, ge=0, le=1_000_000)
+    metadata_bits_per_block: StrictInt = Field(default=16, ge=0, le=4096)
 
 
 class VectorUnit(_Strict):
-    lanes: int = Field(gt=0)
-    cycles_per_element: dict[Literal["softmax", "gelu", "layernorm", "add"], float]
+    lanes: StrictInt = Field(gt=0, le=1 << 20)
+    cycles_per_element: dict[
+        Literal["softmax", "gelu", "layernorm", "add"], Annotated[StrictFloat, Field(le=MAX_CYCLES_PER_ELEMENT)]
+    ]
 
     @model_validator(mode="after")
     def _all_kinds(self):
@@ -144,13 +162,15 @@ class EnergyTable(_Strict):
     """Energy per action in pJ. Per-byte SRAM figures come from per-64-bit-access figures / 8."""
 
     source: str = Field(min_length=1)
-    mac_pj: float = Field(ge=0, description="one MAC at the operand width")
-    gated_mac_pj: float = Field(default=0.0, ge=0, description="a MAC whose weight is zero, gated")
-    register_pj_per_mac: float = Field(ge=0, description="PE register traffic per issued MAC")
-    sram_pj_per_64bit: dict[int, float] = Field(description="SRAM size in bytes -> pJ per 64-bit access")
-    dram_pj_per_64bit: float = Field(ge=0)
-    vector_pj_per_element: float = Field(default=1.0, ge=0)
-    leakage_pj_per_cycle: float = Field(default=0.0, ge=0)
+    mac_pj: StrictFloat = Field(ge=0, le=MAX_ENERGY_PJ, description="one MAC at the operand width")
+    gated_mac_pj: StrictFloat = Field(default=0.0, ge=0, le=MAX_ENERGY_PJ, description="a gated zero-weight MAC")
+    register_pj_per_mac: StrictFloat = Field(ge=0, le=MAX_ENERGY_PJ, description="PE register traffic per MAC")
+    sram_pj_per_64bit: dict[
+        Annotated[StrictInt, BeforeValidator(_json_int_key), Field(gt=0, le=MAX_BUFFER_BYTES)], Annotated[StrictFloat, Field(ge=0, le=MAX_ENERGY_PJ)]
+    ] = Field(description="SRAM size in bytes -> pJ per 64-bit access")
+    dram_pj_per_64bit: StrictFloat = Field(ge=0, le=MAX_ENERGY_PJ)
+    vector_pj_per_element: StrictFloat = Field(default=1.0, ge=0, le=MAX_ENERGY_PJ)
+    leakage_pj_per_cycle: StrictFloat = Field(default=0.0, ge=0, le=MAX_ENERGY_PJ)
 
     @model_validator(mode="after")
     def _sram_points(self):
@@ -175,12 +195,12 @@ class EnergyTable(_Strict):
 
 
 class FpgaBudget(_Strict):
-    dsp: int = Field(gt=0)
-    bram36: int = Field(gt=0)
-    uram: int = Field(default=0, ge=0)
-    lut: int = Field(gt=0)
-    dsps_per_mac: float = Field(gt=0, description="DSP slices per PE MAC at the operand width (int8 packs 2/DSP)")
-    luts_per_pe: int = Field(default=60, ge=0, description="control/muxing LUTs per PE")
+    dsp: StrictInt = Field(gt=0, le=MAX_FPGA_RESOURCE)
+    bram36: StrictInt = Field(gt=0, le=MAX_FPGA_RESOURCE)
+    uram: StrictInt = Field(default=0, ge=0, le=MAX_FPGA_RESOURCE)
+    lut: StrictInt = Field(gt=0, le=MAX_FPGA_RESOURCE)
+    dsps_per_mac: StrictFloat = Field(gt=0, le=64, description="DSP slices per PE MAC (int8 packs 2 per DSP)")
+    luts_per_pe: StrictInt = Field(default=60, ge=0, le=1_000_000, description="control/muxing LUTs per PE")
 
 
 class AcceleratorConfig(_Strict):
@@ -188,7 +208,7 @@ class AcceleratorConfig(_Strict):
     name: str = Field(min_length=1)
     kind: Literal["asic", "fpga"]
     source: str = Field(min_length=1, description="where the numbers come from")
-    clock_mhz: float = Field(gt=0, le=10000)
+    clock_mhz: StrictFloat = Field(gt=0, le=10000)
     pe_array: PEArray
     buffers: Buffers
     dram: Dram
@@ -260,7 +280,7 @@ def _errors_of(err: ValidationError) -> list[tuple[str, str]]:
         if item["type"] == "extra_forbidden":
             message = "unknown key (check spelling; units belong in the key name, e.g. weight_bytes)"
         if "input" in item and item["type"] not in ("missing",) and not isinstance(item["input"], dict):
-            message += f" (got {item['input']!r})"
+            message += f" (got {short_repr(item['input'])})"
         out.append((path, message))
     return out
 
@@ -296,11 +316,13 @@ def load_config(name_or_path: str | Path | AcceleratorConfig) -> AcceleratorConf
             raise FileNotFoundError(
                 f"config: {text_name!r} is neither a preset ({', '.join(list_presets())}) nor a YAML file"
             )
-        source, text = str(path), path.read_text()
+        source = str(path)
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ConfigError(source, [("<yaml>", str(err))]) from None
+        if text_name not in list_presets():
+            text = read_text_file(path, "config")
+        data = load_yaml_text(text, source)
+    except YamlInputError as err:
+        raise ConfigError(source, [("<yaml>", err.reason)]) from None
     return _validate(data, source)
 
 

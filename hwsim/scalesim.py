@@ -26,12 +26,14 @@ from pathlib import Path
 
 import yaml
 
+from bsp_common.safe_yaml import read_text_file, short_repr
 from hwsim.config import AcceleratorConfig, Dataflow, config_from_dict, load_config
-from hwsim.workload import Gemm, Workload
+from hwsim.workload import MAX_GEMM_DIM, Gemm, Workload
 
 __all__ = ["load_scalesim_config", "load_scalesim_topology", "scalesim_cycles", "write_scalesim_config"]
 
 DEFAULT_CLOCK_MHZ = 1000.0  # SCALE-Sim has no clock; latency in its units is cycles at 1 GHz
+MAX_TOPOLOGY_BYTES = 16 << 20  # a topology of a million layers is still far below this
 _BASE_PRESET = "asic-32x32-int8"  # energy table, vector unit and sparse defaults for imported arrays
 
 
@@ -58,13 +60,12 @@ def _get(parser: configparser.ConfigParser, section: str, key: str, path: Path) 
 def load_scalesim_config(path: str | Path) -> AcceleratorConfig:
     """An :class:`AcceleratorConfig` from a SCALE-Sim ``.cfg`` (array, dataflow, SRAM sizes, bandwidth)."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"scalesim cfg: no file {path}")
+    text = read_text_file(path, "scalesim cfg")
     parser = configparser.ConfigParser()
     try:
-        parser.read(path)
+        parser.read_string(text, source=str(path))
     except configparser.Error as err:
-        raise ValueError(f"scalesim cfg {path}: {err}") from None
+        raise ValueError(f"scalesim cfg {path}: {short_repr(str(err))[1:-1]}") from None
     section = "architecture_presets"
 
     def integer(key: str) -> int:
@@ -72,14 +73,23 @@ def load_scalesim_config(path: str | Path) -> AcceleratorConfig:
         try:
             return int(text.strip())
         except ValueError:
-            raise ValueError(f"scalesim cfg {path}: [{section}] {key} must be an integer, got {text!r}") from None
+            raise ValueError(
+                f"scalesim cfg {path}: [{section}] {key} must be an integer, got {short_repr(text)}"
+            ) from None
 
     dataflow = _get(parser, section, "Dataflow", path).strip().lower()
     if dataflow not in {d.value for d in Dataflow}:
         raise ValueError(f"scalesim cfg {path}: Dataflow {dataflow!r} not one of ws, os, is")
     bandwidth = 10.0
     if parser.has_option(section, "Bandwidth"):
-        bandwidth = float(parser.get(section, "Bandwidth").split(",")[0])
+        text = parser.get(section, "Bandwidth").split(",")[0]
+        try:
+            bandwidth = float(text)
+        except ValueError:
+            bandwidth = math.nan
+        if not (math.isfinite(bandwidth) and bandwidth > 0):
+            raise ValueError(f"scalesim cfg {path}: [{section}] Bandwidth must be a positive number (words per "
+                             f"cycle), got {short_repr(text)}")  # fmt: skip
     data = copy.deepcopy(yaml.safe_load(load_config(_BASE_PRESET).to_yaml()))
     run_name = parser.get("general", "run_name", fallback=path.stem)
     data.update(name=f"scalesim-{run_name}", source=f"imported from SCALE-Sim config {path.name}",
@@ -97,19 +107,15 @@ def load_scalesim_config(path: str | Path) -> AcceleratorConfig:
 def load_scalesim_topology(path: str | Path) -> Workload:
     """A dense :class:`Workload` from a SCALE-Sim topology CSV (GEMM ``name, M, N, K,`` or conv rows)."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"scalesim topology: no file {path}")
-    rows = [r for r in csv.reader(path.read_text().splitlines()) if any(cell.strip() for cell in r)]
+    text = read_text_file(path, "scalesim topology", max_bytes=MAX_TOPOLOGY_BYTES)
+    rows = [r for r in csv.reader(text.splitlines()) if any(cell.strip() for cell in r)]
     if len(rows) < 2:
         raise ValueError(f"scalesim topology {path}: needs a header row and at least one layer")
     ops = []
     for line_no, row in enumerate(rows[1:], start=2):
         cells = [c.strip() for c in row if c.strip()]
         name, numbers = cells[0], cells[1:]
-        try:
-            values = [int(float(x)) for x in numbers]
-        except ValueError:
-            raise ValueError(f"scalesim topology {path}:{line_no}: non-numeric field in {row}") from None
+        values = [_dimension(x, path, line_no, column) for column, x in enumerate(numbers, start=2)]
         if len(values) == 3:
             M, N, K = values
         elif len(values) >= 6:
@@ -124,6 +130,18 @@ def load_scalesim_topology(path: str | Path) -> Workload:
             raise ValueError(f"scalesim topology {path}:{line_no}: expected 'name, M, N, K,' or a conv row, got {row}")
         ops.append(Gemm(name, M=M, K=K, N=N, layer=line_no - 2))
     return Workload(tuple(ops), batch=1, seq_len=0, meta={"source": str(path)})
+
+
+def _dimension(text: str, path: Path, line_no: int, column: int) -> int:
+    """A topology field: a positive whole number (``64`` or ``64.0``); fractions, inf and words are refused."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value.is_integer() and 0 < value <= MAX_GEMM_DIM):
+        raise ValueError(f"scalesim topology {path}:{line_no}: field {column} must be a whole number in "
+                         f"[1, {MAX_GEMM_DIM}], got {short_repr(text)}")  # fmt: skip
+    return int(value)
 
 
 def write_scalesim_config(path: str | Path, rows: int, cols: int, dataflow: str, sram_kb: int = 1024,

@@ -21,13 +21,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hwsim.config import AcceleratorConfig, load_config
+from hwsim.config import AcceleratorConfig, Dataflow, load_config
 from hwsim.energy import ENERGY_COMPONENTS, gemm_energy_pj, vector_energy_pj
 from hwsim.mapping import plan_folds
 from hwsim.memory import make_chunks, run_pipeline
 from hwsim.workload import Gemm, VectorOp, Workload
 
-__all__ = ["SimResult", "simulate", "simulate_gemm"]
+__all__ = ["MAX_FOLDS", "SimResult", "estimate_folds", "simulate", "simulate_gemm"]
+
+MAX_FOLDS = 2_000_000  # default work guard: BERT-base on a 32x32 array is ~50k folds (~0.1 s); each fold
+# costs ~0.2 KB in the plan and a share of a simpy chunk, so 2 M folds is seconds and a few hundred MB
 
 
 @dataclass(frozen=True)
@@ -100,11 +103,33 @@ def _vector_cycles(op: VectorOp, config: AcceleratorConfig) -> int:
     return math.ceil(op.elements * vector.cycles_per_element[op.kind.value] / vector.lanes)
 
 
-def simulate(config: AcceleratorConfig | str, workload: Workload, trace: bool = False) -> SimResult:
-    """Cycles, stalls, utilization and energy of every op of ``workload`` on ``config``."""
+def estimate_folds(config: AcceleratorConfig, workload: Workload) -> int:
+    """Upper bound on the folds the fast path plans for ``workload`` (dense geometry; skipping only removes)."""
+    R, C = config.pe_array.rows, config.pe_array.cols
+    tiles = {Dataflow.WS: lambda op: -(-op.N // C) * -(-op.K // R), Dataflow.OS: lambda op: -(-op.N // C) * -(-op.M // R),
+             Dataflow.IS: lambda op: -(-op.K // R) * -(-op.M // C)}[config.pe_array.dataflow]  # fmt: skip
+    return sum(tiles(op) for op in workload.gemms)
+
+
+def simulate(config: AcceleratorConfig | str, workload: Workload, trace: bool = False,
+             max_folds: int | None = MAX_FOLDS) -> SimResult:  # fmt: skip
+    """Cycles, stalls, utilization and energy of every op of ``workload`` on ``config``.
+
+    ``max_folds`` refuses (before any work) a workload whose fold count -- the simulator's cost in time and
+    memory -- exceeds it; ``None`` lifts the guard.
+    """
     config = load_config(config)
     if not workload.ops:
         raise ValueError("workload: no ops to simulate")
+    if max_folds is not None:
+        folds = estimate_folds(config, workload)
+        if folds > max_folds:
+            raise ValueError(
+                f"workload: about {folds:,} array folds on {config.name} "
+                f"({config.pe_array.rows}x{config.pe_array.cols} {config.pe_array.dataflow.value}), above the "
+                f"limit of {max_folds:,} (time and memory grow with folds: ~{folds * 200 / 1e9:.1f} GB of plan "
+                "alone); raise the limit (--max-folds / max_folds=) if that is intended"
+            )
     n_pes = config.n_pes
     rows, events, now = [], [], 0
     for op in workload.ops:

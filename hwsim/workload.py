@@ -18,7 +18,7 @@ import numpy as np
 from pruning.masks import BlockMask
 from pruning.targets import ROLES, layout_for
 
-__all__ = ["Gemm", "VectorKind", "VectorOp", "Workload", "build_workload"]
+__all__ = ["MAX_GEMM_DIM", "Gemm", "VectorKind", "VectorOp", "Workload", "build_workload"]
 
 
 class VectorKind(enum.StrEnum):
@@ -26,6 +26,9 @@ class VectorKind(enum.StrEnum):
     GELU = "gelu"
     LAYERNORM = "layernorm"
     ADD = "add"
+
+
+MAX_GEMM_DIM = 1 << 24  # 16.7 M per dimension: far above any encoder; keeps M*K*N inside int64
 
 
 @dataclass(frozen=True, eq=False)
@@ -47,8 +50,8 @@ class Gemm:
     def __post_init__(self) -> None:
         for dim in ("M", "K", "N", "repeat"):
             value = getattr(self, dim)
-            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
-                raise ValueError(f"Gemm {self.name!r}: {dim} must be a positive integer, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or not 0 < value <= MAX_GEMM_DIM:
+                raise ValueError(f"Gemm {self.name!r}: {dim} must be an integer in [1, {MAX_GEMM_DIM}], got {value!r}")
         if self.mask is not None:
             mask = np.asarray(self.mask, dtype=bool)
             if mask.shape != (self.N, self.K):

@@ -2,7 +2,7 @@
 
 from pruning.blocks import BlockSpec, Granularity, group_norms_sq, group_shape
 from pruning.callback import BlockPruningCallback
-from pruning.io import load_pruned, save_pruned
+from pruning.io import load_pruned, load_pruned_masks, save_pruned
 from pruning.masking import attach_masks, make_permanent
 from pruning.masks import BlockMask, load_masks, save_masks
 from pruning.pruner import BlockPruner, PruneMethod, PruneScope, PruneSettings
@@ -27,6 +27,7 @@ __all__ = [
     "layer_report",
     "load_masks",
     "load_pruned",
+    "load_pruned_masks",
     "make_permanent",
     "save_masks",
     "save_pruned",

@@ -1,46 +1,31 @@
 """Save and load a pruned model: ``save_pretrained`` files + ``block_masks.safetensors`` + ``pruning_config.json``.
 
-The directory is written to a temporary sibling and renamed at the end, so an interrupted save never
-leaves a half-written model behind.
+The directory is written to a temporary sibling and renamed at the end (:mod:`bsp_common.outputs`), so an
+interrupted save never leaves a half-written model behind, and a directory bsp did not write is never replaced.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import torch
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, PreTrainedModel
 
+from bsp_common import strict_json
+from bsp_common.outputs import atomic_output_dir
+from bsp_common.safe_yaml import short_repr
 from pruning.masking import attach_masks, resolve_weight_owner
 from pruning.masks import MASKS_FILENAME, BlockMask, load_masks, save_masks
 from pruning.pruner import PruneSettings
 from pruning.report import compression_summary, layer_report
 
-__all__ = ["PRUNING_CONFIG_FILENAME", "atomic_directory", "load_pruned", "save_pruned"]
+__all__ = ["OUTPUT_KIND", "PRUNING_CONFIG_FILENAME", "check_masks_against_weights", "load_pruned",
+           "load_pruned_masks", "save_pruned"]
 
 PRUNING_CONFIG_FILENAME = "pruning_config.json"
-
-
-@contextmanager
-def atomic_directory(out_dir: str | Path) -> Iterator[Path]:
-    """Yield a temporary sibling of ``out_dir`` to fill; on success it replaces ``out_dir``, on error it is removed."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
-        yield tmp_dir
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp_dir, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-        raise
+OUTPUT_KIND = "pruned-model"  # the bsp output marker kind of a save_pruned directory
 
 
 def save_pruned(
@@ -50,14 +35,17 @@ def save_pruned(
     settings: PruneSettings,
     tokenizer=None,
     extra: Mapping | None = None,
+    overwrite: bool = False,
+    inputs: Iterable[str | Path] = (),
 ) -> Path:
     """Write the (finalized) model, its masks and a JSON record of settings and achieved sparsity.
 
     ``extra`` (e.g. accuracy, wall time) is stored under ``"extra"`` in ``pruning_config.json``.
-    An existing ``out_dir`` is replaced.
+    ``out_dir`` must be new, empty, or (with ``overwrite=True``) an earlier ``save_pruned`` output, which is
+    then replaced atomically; it may not be one of ``inputs`` (see :mod:`bsp_common.outputs`).
     """
     out_dir = Path(out_dir)
-    with atomic_directory(out_dir) as tmp_dir:
+    with atomic_output_dir(out_dir, OUTPUT_KIND, overwrite=overwrite, inputs=inputs) as tmp_dir:
         model.save_pretrained(tmp_dir, safe_serialization=True)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp_dir)
@@ -72,8 +60,73 @@ def save_pruned(
             },
             "extra": dict(extra or {}),
         }
-        (tmp_dir / PRUNING_CONFIG_FILENAME).write_text(json.dumps(record, indent=2, default=str))
+        (tmp_dir / PRUNING_CONFIG_FILENAME).write_text(strict_json.dumps(record, indent=2))
     return out_dir
+
+
+def _read_config(model_dir: Path):
+    path = model_dir / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"model: {model_dir} has no config.json; is it a saved model directory?")
+    try:
+        json.loads(path.read_text(encoding="utf-8"))
+        return AutoConfig.from_pretrained(model_dir, local_files_only=True)
+    except (ValueError, OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"model: {path} is not a readable model config ({short_repr(str(err))[1:-1]})") from None
+
+
+def _read_record(model_dir: Path) -> dict:
+    path = model_dir / PRUNING_CONFIG_FILENAME
+    if not path.is_file():
+        return {}
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ValueError(f"model: {path} is not valid JSON ({err})") from None
+    if not isinstance(record, dict):
+        raise ValueError(f"model: {path} must hold a JSON object, got {type(record).__name__}")
+    return record
+
+
+def check_masks_against_weights(masks: Mapping[str, BlockMask], weights: Mapping[str, torch.Tensor],
+                                source: str) -> None:  # fmt: skip
+    """Every mask must name a weight of its shape whose pruned positions are exactly zero."""
+    for name, mask in masks.items():
+        if name not in weights:
+            raise ValueError(f"masks: {name!r} is not a weight of {source}")
+        mask.check_weight(name, tuple(weights[name].shape))
+        stray = int(torch.count_nonzero(weights[name].detach()[~mask.dense()]))
+        if stray:
+            raise ValueError(
+                f"masks: {source} does not match its masks: {stray} weights of {name!r} in pruned positions are "
+                "non-zero (weights changed after pruning, or masks from another model)"
+            )
+
+
+def load_pruned_masks(model_dir: str | Path) -> dict[str, BlockMask]:
+    """The block masks of a :func:`save_pruned` directory, checked against its saved weights (no model built).
+
+    A directory with a ``pruning_config.json`` but no mask file is an error; so are masks that do not fit
+    the weights (see :func:`check_masks_against_weights`). Weights are read from ``model.safetensors``.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    model_dir = Path(model_dir)
+    if not (model_dir / MASKS_FILENAME).is_file():
+        raise FileNotFoundError(f"masks: {model_dir} has no {MASKS_FILENAME}" + (
+            f" although its {PRUNING_CONFIG_FILENAME} says it was pruned" if _read_record(model_dir) else ""))
+    masks = load_masks(model_dir)
+    weights_path = model_dir / "model.safetensors"
+    if not weights_path.is_file():
+        raise FileNotFoundError(f"model: {model_dir} has no model.safetensors to check its masks against")
+    try:
+        with safe_open(str(weights_path), framework="pt") as handle:
+            keys = set(handle.keys())
+            weights = {name: handle.get_tensor(name) for name in masks if name in keys}
+    except (SafetensorError, OSError) as err:
+        raise ValueError(f"model: {weights_path} is not a readable safetensors file ({err})") from None
+    check_masks_against_weights(masks, weights, str(weights_path))
+    return masks
 
 
 def load_pruned(model_dir: str | Path, attach: bool = True) -> tuple[PreTrainedModel, dict[str, BlockMask], dict]:
@@ -81,32 +134,29 @@ def load_pruned(model_dir: str | Path, attach: bool = True) -> tuple[PreTrainedM
 
     Returns ``(model, masks, pruning_record)``. With ``attach=True`` the masks are re-attached as
     parametrizations so further training keeps pruned weights at zero. A mask whose shape does not
-    match its layer, or whose pruned positions hold non-zero weights, is an error.
+    match its layer, or whose pruned positions hold non-zero weights, is an error; so are unreadable
+    config, weight and record files (the message names the file).
     """
     model_dir = Path(model_dir)
-    if not (model_dir / "config.json").is_file():
-        raise FileNotFoundError(f"model: {model_dir} has no config.json; is it a saved model directory?")
-    config = AutoConfig.from_pretrained(model_dir, local_files_only=True)
+    config = _read_config(model_dir)
     architectures = getattr(config, "architectures", None) or []
     loader = (
         AutoModelForSequenceClassification
         if any(a.endswith("ForSequenceClassification") for a in architectures)
         else AutoModel
     )
-    model = loader.from_pretrained(model_dir, local_files_only=True)
+    try:
+        model = loader.from_pretrained(model_dir, local_files_only=True)
+    except (OSError, ValueError, RuntimeError) as err:
+        raise ValueError(f"model: cannot load the weights in {model_dir} ({short_repr(str(err))[1:-1]})") from None
+    except Exception as err:  # safetensors' own error type for a truncated or corrupt file
+        if type(err).__name__ != "SafetensorError":
+            raise
+        raise ValueError(f"model: the weights in {model_dir} are not a readable safetensors file ({err})") from None
     masks = load_masks(model_dir / MASKS_FILENAME)
     weights = {name: resolve_weight_owner(model, name).weight for name in masks}
-    for name, mask in masks.items():
-        mask.check_weight(name, tuple(weights[name].shape))
-    for name, mask in masks.items():
-        weight = weights[name]
-        stray = int(torch.count_nonzero(weight.detach()[~mask.dense()]))
-        if stray:
-            raise ValueError(
-                f"mask for {name!r} does not belong to this model: {stray} weights in pruned positions are non-zero"
-            )
-    record_path = model_dir / PRUNING_CONFIG_FILENAME
-    record = json.loads(record_path.read_text()) if record_path.is_file() else {}
+    check_masks_against_weights(masks, weights, str(model_dir))
+    record = _read_record(model_dir)
     if attach:
         attach_masks(model, masks)
     return model, masks, record

@@ -17,6 +17,7 @@ fine-tuning (:class:`PruneMethod`) and in how groups are selected, both decided 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import asdict, dataclass, field, replace
 
 import torch
@@ -86,10 +87,10 @@ class PruneSettings:
         object.__setattr__(self, "method", PruneMethod.parse(self.method))
         object.__setattr__(self, "scope", PruneScope.parse(self.scope))
         check_sparsity(self.target_sparsity)
-        if not (isinstance(self.lam, int | float) and self.lam >= 0):
-            raise ValueError(f"lam: must be a non-negative number, got {self.lam!r}")
-        if not (isinstance(self.eps, int | float) and self.eps > 0):
-            raise ValueError(f"eps: must be a positive number, got {self.eps!r}")
+        if not (_finite_number(self.lam) and self.lam >= 0):
+            raise ValueError(f"lam: must be a finite non-negative number, got {self.lam!r}")
+        if not (_finite_number(self.eps) and self.eps > 0):
+            raise ValueError(f"eps: must be a finite positive number, got {self.eps!r}")
         if self.penalty_mode not in PENALTY_MODES:
             raise ValueError(f"penalty_mode: {self.penalty_mode!r} not one of {PENALTY_MODES}")
         if self.reweight_interval_steps is not None and (
@@ -165,6 +166,9 @@ class BlockPruner:
         layers = find_targets(model, settings.targets)
         for name, layer in layers.items():
             settings.block.check_fits(tuple(layer.weight.shape), name=f"{name}.weight")
+            if settings.method is not PruneMethod.NM and settings.scope is PruneScope.LAYER:
+                sizes = group_sizes(tuple(layer.weight.shape), settings.group_shape)
+                _refuse_empty_layer(f"{name}.weight", sizes, settings.target_sparsity, certain_only=True)
         self.model, self.layers = model, layers
         weights = {f"{name}.weight": _original_weight(layer) for name, layer in layers.items()}
         if settings.method is PruneMethod.REWEIGHTED:
@@ -198,6 +202,10 @@ class BlockPruner:
                     name: select_layer(norms[name], sizes[name], settings.target_sparsity, settings.balanced)
                     for name in weights
                 }
+        if settings.method is not PruneMethod.NM:
+            for name, kept in keep.items():
+                if not bool(kept.any()):
+                    _refuse_empty_layer(name, sizes[name], settings.target_sparsity, certain_only=False)
         return {
             name: BlockMask(keep[name], settings.block, settings.granularity, tuple(weights[name].shape))
             for name in weights
@@ -237,6 +245,29 @@ class BlockPruner:
         if masks:
             attach_masks(self.model, masks)
             self.masks = masks
+
+
+def _finite_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _refuse_empty_layer(name: str, sizes: torch.Tensor, target_sparsity: float, certain_only: bool) -> None:
+    """Refuse a target that prunes every group of a layer (its compression rate would be infinite).
+
+    The selection prunes the k lowest groups whose size sum is closest to the target element count, so a
+    layer of ``n`` weights loses every group once ``2 * (n - target * n)`` is below the last group's size.
+    With ``certain_only`` (before training, scores unknown) only a target that empties the layer for *any*
+    score order is refused: the smallest group decides.
+    """
+    n_weights = int(sizes.sum())
+    smallest = int(sizes.min())
+    if certain_only and 2 * (n_weights - target_sparsity * n_weights) >= smallest:
+        return
+    limit = (n_weights - smallest) / n_weights
+    raise ValueError(
+        f"target_sparsity: {target_sparsity!r} prunes every group of {name!r} ({sizes.numel()} groups, "
+        f"{n_weights} weights), which leaves the layer empty; use at most {limit:.6f} for this block size"
+    )
 
 
 def _original_weight(layer: nn.Linear) -> torch.Tensor:

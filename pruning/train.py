@@ -8,6 +8,7 @@ Every method gets the same schedule and budget, so methods compare fairly.
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,15 +19,19 @@ from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
 from pruning.callback import BlockPruningCallback
 from pruning.data import Split, TextDataset, load_dataset
-from pruning.io import save_pruned
+from bsp_common.outputs import check_output_dir
+from pruning.io import OUTPUT_KIND, save_pruned
 from pruning.masks import BlockMask
-from pruning.models import load_classifier, load_tokenizer
+from pruning.models import load_classifier, load_tokenizer, resolve_model_path
 from pruning.pruner import BlockPruner, PruneSettings
 from pruning.report import compression_summary
 
 __all__ = ["TrainBudget", "evaluate_accuracy", "run_pruning", "tokenize_split"]
 
 log = logging.getLogger(__name__)
+
+
+MAX_EPOCHS = 1000  # a sanity bound: inf or a typo'd 1e9 would never finish
 
 
 @dataclass(frozen=True)
@@ -44,18 +49,26 @@ class TrainBudget:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if not self.epochs > 0:
-            raise ValueError(f"epochs: must be > 0, got {self.epochs!r}")
-        if self.prune_at_epoch is not None and not 0 <= self.prune_at_epoch <= self.epochs:
+        for name, zero_allowed, upper in (("epochs", False, MAX_EPOCHS), ("learning_rate", False, 1.0),
+                                          ("weight_decay", True, 10.0)):  # fmt: skip
+            value = getattr(self, name)
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if not (number and (0 <= value if zero_allowed else 0 < value) and value <= upper):  # NaN fails too
+                raise ValueError(f"{name}: must be a number in {'[' if zero_allowed else '('}0, {upper}], got {value!r}")
+        if self.prune_at_epoch is not None and not (
+            isinstance(self.prune_at_epoch, int | float) and 0 <= self.prune_at_epoch <= self.epochs
+        ):
             raise ValueError(f"prune_at_epoch: must be in [0, epochs={self.epochs}], got {self.prune_at_epoch!r}")
         for name in ("max_train_samples", "max_eval_samples"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value <= 0):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
                 raise ValueError(f"{name}: must be a positive integer or None, got {value!r}")
         if not isinstance(self.max_seq_len, int) or not 8 <= self.max_seq_len <= 512:
             raise ValueError(f"max_seq_len: must be an integer in [8, 512], got {self.max_seq_len!r}")
-        if not isinstance(self.batch_size, int) or self.batch_size <= 0:
-            raise ValueError(f"batch_size: must be a positive integer, got {self.batch_size!r}")
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or not 0 < self.batch_size <= 4096:
+            raise ValueError(f"batch_size: must be an integer in [1, 4096], got {self.batch_size!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
+            raise ValueError(f"seed: must be an integer in [0, 2**32), got {self.seed!r}")
 
     @property
     def prune_epoch(self) -> float:
@@ -80,9 +93,9 @@ def tokenize_split(tokenizer, split: Split, max_seq_len: int) -> torch.utils.dat
     return _Encoded(dict(encodings), split.labels)
 
 
-def _training_args(out_dir: Path, budget: TrainBudget, epochs: float) -> TrainingArguments:
+def _training_args(work_dir: str, budget: TrainBudget, epochs: float) -> TrainingArguments:
     return TrainingArguments(
-        output_dir=str(out_dir / ".trainer"),
+        output_dir=work_dir,
         num_train_epochs=epochs,
         per_device_train_batch_size=budget.batch_size,
         per_device_eval_batch_size=max(64, budget.batch_size),
@@ -121,14 +134,19 @@ def run_pruning(
     out_dir: str | Path,
     budget: TrainBudget | None = None,
     glue_dir: str | Path | None = None,
+    overwrite: bool = False,
 ) -> PruneRunResult:
     """Regularized fine-tune -> prune -> masked retrain -> evaluate -> save; returns the accuracies.
 
     ``settings.target_sparsity == 0`` with ``method="magnitude"`` gives the dense fine-tuned baseline.
+    ``out_dir`` is checked before anything is loaded (see :func:`pruning.io.save_pruned` for what it may be);
+    the Trainer's scratch files go to a temporary directory, never into ``out_dir``.
     """
     budget = budget or TrainBudget()
     start = time.perf_counter()
     out_dir = Path(out_dir)
+    inputs = [resolve_model_path(model)] + ([glue_dir] if glue_dir else [])
+    check_output_dir(out_dir, OUTPUT_KIND, overwrite=overwrite, inputs=inputs)
     dataset = load_dataset(data, glue_dir=glue_dir) if isinstance(data, str) else data
     tokenizer = load_tokenizer(model)
     classifier = load_classifier(model, dataset.num_labels, seed=budget.seed)
@@ -138,16 +156,17 @@ def run_pruning(
     pruner = BlockPruner(settings)
     pruner.prepare(classifier)
     callback = BlockPruningCallback(pruner, prune_at_epoch=budget.prune_epoch)
-    trainer = Trainer(
-        model=classifier,
-        args=_training_args(out_dir, budget, budget.epochs),
-        train_dataset=train_set,
-        data_collator=DataCollatorWithPadding(tokenizer),
-        callbacks=[callback],
-    )
-    trainer.train()
-    dev_accuracy = evaluate_accuracy(trainer, dev_set)
-    test_accuracy = evaluate_accuracy(trainer, test_set)
+    with tempfile.TemporaryDirectory(prefix="bsp-trainer-") as work_dir:
+        trainer = Trainer(
+            model=classifier,
+            args=_training_args(work_dir, budget, budget.epochs),
+            train_dataset=train_set,
+            data_collator=DataCollatorWithPadding(tokenizer),
+            callbacks=[callback],
+        )
+        trainer.train()
+        dev_accuracy = evaluate_accuracy(trainer, dev_set)
+        test_accuracy = evaluate_accuracy(trainer, test_set)
     masks = pruner.finalize()
     wall_s = time.perf_counter() - start
     extra = {
@@ -160,6 +179,7 @@ def run_pruning(
         "schedule": callback.state(),
         "wall_s": wall_s,
     }
-    save_pruned(out_dir, classifier, masks, settings, tokenizer=tokenizer, extra=extra)
+    save_pruned(out_dir, classifier, masks, settings, tokenizer=tokenizer, extra=extra, overwrite=overwrite,
+                inputs=inputs)
     log.info("pruned model written to %s (dev acc %.4f)", out_dir, dev_accuracy)
     return PruneRunResult(out_dir, masks, dev_accuracy, test_accuracy, compression_summary(masks, classifier), wall_s)

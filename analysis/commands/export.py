@@ -16,7 +16,9 @@ def register(subparsers) -> None:
                               formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("--model", required=True, help="directory written by bsp prune / save_pruned")
     p.add_argument("--config", required=True, help="accelerator preset or YAML (sets the tile stream)")
-    p.add_argument("--out", required=True, help="output directory (replaced atomically)")
+    p.add_argument("--out", required=True, help="output directory: new, empty, or an earlier bsp export "
+                   "with --overwrite (then replaced atomically)")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier bsp export in --out")
     p.add_argument("--layers", help="regex over weight names to export (default: every pruned layer)")
     p.add_argument("--word-bits", type=int, default=32, help="memory word width in bits (default 32)")
     p.add_argument("--value-bits", type=int, default=8, choices=[4, 8, 16], help="weight/activation bits")
@@ -36,6 +38,6 @@ def run(args) -> int:
                             lane_order=args.lane_order, scale_mode=args.scale, frac_bits=args.frac_bits,
                             allow_saturation=args.allow_saturation,
                             sample_text=args.sample or DEFAULT_SAMPLE)  # fmt: skip
-    out = export_model(args.model, args.config, args.out, options)
+    out = export_model(args.model, args.config, args.out, options, overwrite=args.overwrite)
     print(f"exported to {out} (manifest: {out / 'manifest.json'})")
     return 0

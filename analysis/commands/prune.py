@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
+
+from bsp_common import strict_json
 
 EXAMPLE = """example:
   bsp prune --model minilm --data sentiment --block 16x16 --granularity column \\
@@ -42,7 +43,9 @@ def register(subparsers) -> None:
     p.add_argument("--reweight-interval-steps", type=int, help=fields["reweight_interval_steps"].metadata["help"])
     p.add_argument("--nm", default="2:4", help="N:M for --method nm (default 2:4)")
     p.add_argument("--targets", nargs="+", help=fields["targets"].metadata["help"])
-    p.add_argument("--out", required=True, help="output directory (replaced atomically)")
+    p.add_argument("--out", required=True, help="output directory: new, empty, or an earlier bsp prune output "
+                   "with --overwrite (then replaced atomically)")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier bsp prune output in --out")
     p.add_argument("--epochs", type=float, default=2.0, help="total epochs, fine-tune + retrain (default 2)")
     p.add_argument("--prune-at-epoch", type=float, help="epoch of the hard prune (default: half of --epochs)")
     p.add_argument("--max-train-samples", type=int, default=2000, help="training subset size (default 2000)")
@@ -63,9 +66,15 @@ def _parse_nm(text: str) -> tuple[int, int]:
 
 
 def run(args) -> int:
+    from bsp_common.outputs import check_output_dir
+    from pruning.io import OUTPUT_KIND
+    from pruning.models import resolve_model_path
     from pruning.pruner import PruneSettings
     from pruning.report import layer_report
     from pruning.train import TrainBudget, run_pruning
+
+    inputs = [resolve_model_path(args.model)] + ([args.glue_dir] if args.glue_dir else [])
+    check_output_dir(args.out, OUTPUT_KIND, overwrite=args.overwrite, inputs=inputs)  # before anything is loaded
 
     settings = PruneSettings(
         block=args.block,
@@ -91,7 +100,8 @@ def run(args) -> int:
         learning_rate=args.lr,
         seed=args.seed,
     )
-    result = run_pruning(args.model, args.data, settings, args.out, budget, glue_dir=args.glue_dir)
+    result = run_pruning(args.model, args.data, settings, args.out, budget, glue_dir=args.glue_dir,
+                         overwrite=args.overwrite)
     report = layer_report(result.masks)
     with_pd_options(
         lambda: print(
@@ -101,7 +111,7 @@ def run(args) -> int:
         )
     )
     print(
-        json.dumps(
+        strict_json.dumps(
             {
                 "out": str(result.out_dir),
                 "dev_accuracy": result.dev_accuracy,

@@ -18,7 +18,8 @@ Per exported layer ``L`` (file stem = module name with dots as underscores):
 
 ``manifest.json`` lists every file with its layer, shape, dtype, block spec, scales, word width and
 SHA-256, and is validated against ``manifest.schema.json`` (shipped beside this module). The export is
-written to a temporary directory and renamed at the end: a failure leaves nothing half-written.
+written to a temporary directory and renamed at the end: a failure leaves nothing half-written, and a
+directory bsp did not write is never replaced (:mod:`bsp_common.outputs`).
 """
 
 from __future__ import annotations
@@ -32,12 +33,15 @@ from pathlib import Path
 
 import numpy as np
 
+from bsp_common.outputs import atomic_output_dir, check_output_dir
 from hwsim.config import AcceleratorConfig, load_config
 from hwsim.export.formats import LANE_ORDERS, pack_words, write_c_header, write_coe, write_hex
 from hwsim.export.quant import SCALE_MODES, SUPPORTED_BITS, quantize
 from hwsim.mapping import plan_folds
 from hwsim.memory import make_chunks, run_pipeline
 from hwsim.reference import iter_folds
+
+OUTPUT_KIND = "rtl-export"  # the bsp output marker kind of an export directory
 from hwsim.workload import Gemm
 from pruning.targets import compile_pattern
 
@@ -159,15 +163,20 @@ def _heatmap(path: Path, grid: np.ndarray) -> None:
 
 
 def export_model(model_dir: str | Path, config: str | Path | AcceleratorConfig, out_dir: str | Path,
-                 options: ExportOptions | None = None) -> Path:  # fmt: skip
-    """Write the RTL export of a directory saved by ``pruning.save_pruned``; returns ``out_dir``."""
+                 options: ExportOptions | None = None, overwrite: bool = False) -> Path:  # fmt: skip
+    """Write the RTL export of a directory saved by ``pruning.save_pruned``; returns ``out_dir``.
+
+    ``out_dir`` must be new, empty, or (``overwrite=True``) an earlier export, replaced atomically; it may
+    not be or contain ``model_dir`` (see :mod:`bsp_common.outputs`). It is checked before any work.
+    """
     from transformers import AutoTokenizer
 
-    from pruning.io import atomic_directory, load_pruned
+    from pruning.io import load_pruned
 
     options = options or ExportOptions()
-    config = load_config(config)
     model_dir, out_dir = Path(model_dir), Path(out_dir)
+    check_output_dir(out_dir, OUTPUT_KIND, overwrite=overwrite, inputs=[model_dir])
+    config = load_config(config)
     model, masks, _ = load_pruned(model_dir, attach=False)
     model.eval()
     masks = _select(masks, options.layers)
@@ -190,7 +199,7 @@ def export_model(model_dir: str | Path, config: str | Path | AcceleratorConfig, 
         )
     captured = _capture(model, tokenizer, list(masks), options.sample_text)
 
-    with atomic_directory(out_dir) as tmp:
+    with atomic_output_dir(out_dir, OUTPUT_KIND, overwrite=overwrite, inputs=[model_dir]) as tmp:
         manifest = _write_all(tmp, masks, quantized, captured, config, options, acc_bits)
         manifest.update(model=str(model_dir), config=config.name)
         import jsonschema

@@ -24,6 +24,7 @@ from hwsim.export import (
     read_hex,
     unpack_words,
 )
+from bsp_common.outputs import MARKER_FILENAME
 from pruning import BlockPruner, PruneSettings, load_pruned, save_pruned
 
 WORDS = ["the", "film", "was", "good", "bad", "a", "ride", "from", "start", "to", "finish", "surprisingly"]
@@ -58,7 +59,7 @@ def test_manifest_validates_and_checksums_match(exported):
     manifest = manifest_of(exported)
     jsonschema.validate(manifest, load_schema())
     listed = {f["path"] for f in manifest["files"]}
-    assert listed == {p.name for p in exported.iterdir()} - {"manifest.json"}
+    assert listed == {p.name for p in exported.iterdir()} - {"manifest.json", MARKER_FILENAME}
     for entry in manifest["files"]:
         assert hashlib.sha256((exported / entry["path"]).read_bytes()).hexdigest() == entry["sha256"]
     assert len(manifest["layers"]) == 12

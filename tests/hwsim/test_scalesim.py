@@ -45,5 +45,5 @@ def test_bad_scalesim_inputs(tmp_path):
         load_scalesim_config(path)
     topo = tmp_path / "t.csv"
     topo.write_text("Layer name, M, N, K,\nfc, 1, two, 3,\n")
-    with pytest.raises(ValueError, match="non-numeric"):
+    with pytest.raises(ValueError, match="field 3 must be a whole number"):
         load_scalesim_topology(topo)

@@ -11,6 +11,7 @@ from pruning import (
     layer_report,
     load_masks,
     load_pruned,
+    load_pruned_masks,
     save_pruned,
 )
 from pruning.blocks import group_norms_sq, group_sizes
@@ -150,8 +151,9 @@ def test_loading_mismatched_mask_is_clear_error(tmp_path, bert_tiny):
     other = tiny_classifier("bert", seed=5)
     other.save_pretrained(tmp_path / "b")
     (tmp_path / "b" / "block_masks.safetensors").write_bytes((tmp_path / "a" / "block_masks.safetensors").read_bytes())
-    with pytest.raises(ValueError, match="does not belong to this model"):
-        load_pruned(tmp_path / "b")
+    for load in (load_pruned, load_pruned_masks):  # the model loader and the weights-file check agree
+        with pytest.raises(ValueError, match="does not match its masks: 512 weights"):
+            load(tmp_path / "b")
     wide = tiny_classifier("bert", seed=0, layers=2)
     wide.config.intermediate_size = 48
     from transformers import AutoModelForSequenceClassification
@@ -159,8 +161,9 @@ def test_loading_mismatched_mask_is_clear_error(tmp_path, bert_tiny):
     wide = AutoModelForSequenceClassification.from_config(wide.config)
     wide.save_pretrained(tmp_path / "c")
     (tmp_path / "c" / "block_masks.safetensors").write_bytes((tmp_path / "a" / "block_masks.safetensors").read_bytes())
-    with pytest.raises(ValueError, match="was made for a weight of shape"):
-        load_pruned(tmp_path / "c")
+    for load in (load_pruned, load_pruned_masks):
+        with pytest.raises(ValueError, match="was made for a weight of shape"):
+            load(tmp_path / "c")
 
 
 @pytest.mark.parametrize("model_type", ["bert", "roberta", "distilbert"])

@@ -1,0 +1,266 @@
+"""Output ownership: a command writes only into places it may own, and replaces only what it wrote itself.
+
+Every output directory bsp writes carries a marker file, ``.bsp-output.json`` (kind, version, time). A
+target directory is refused, before any work starts, when it is
+
+* the filesystem root, the home directory, the current directory or one of its ancestors;
+* an input of the command (e.g. the model directory being exported) or an ancestor of one;
+* an existing file, or a non-empty directory without a bsp marker of the same kind;
+* an earlier bsp output of the same kind, unless the caller asks to ``overwrite`` it (replace, e.g. a
+  pruned model) or to ``update`` it (add to it, e.g. a resumable sweep).
+
+Replacement is atomic: the new result is built in a temporary sibling (which holds a marker from its first
+moment), renamed in, and only then is the old output -- renamed aside first -- removed. Temporary
+siblings left behind by a killed run are removed by the next run for the same target, but only when they
+carry a marker and their process is gone.
+
+>>> import tempfile, pathlib
+>>> root = pathlib.Path(tempfile.mkdtemp())
+>>> with atomic_output_dir(root / "model", "pruned-model") as tmp:
+...     _ = (tmp / "weights.bin").write_bytes(b"0")
+>>> sorted(p.name for p in (root / "model").iterdir())
+['.bsp-output.json', 'weights.bin']
+>>> check_output_dir(root / "model", "pruned-model")  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+bsp_common.outputs.OutputError: --out: ... already holds a bsp pruned-model output; pass --overwrite to replace it
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+__all__ = [
+    "MARKER_FILENAME",
+    "OutputError",
+    "atomic_output_dir",
+    "check_output_dir",
+    "check_output_file",
+    "prepare_output_dir",
+    "read_marker",
+    "umask_mode",
+    "write_bytes_atomic",
+    "write_text_atomic",
+]
+
+MARKER_FILENAME = ".bsp-output.json"
+MARKER_VERSION = 1
+_TMP_TAG = "bsp-tmp"
+_OLD_TAG = "bsp-old"
+
+
+class OutputError(ValueError):
+    """An output target bsp must not write to; the message names the option, the path and why."""
+
+
+def umask_mode(kind: str = "dir") -> int:
+    """Permission bits a new directory (``"dir"``) or file (``"file"``) gets under the current umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return (0o777 if kind == "dir" else 0o666) & ~mask
+
+
+def read_marker(directory: str | Path) -> dict | None:
+    """The marker of a bsp output directory, or ``None`` when it has none (or an unreadable one)."""
+    path = Path(directory) / MARKER_FILENAME
+    try:
+        marker = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return marker if isinstance(marker, dict) and isinstance(marker.get("kind"), str) else None
+
+
+def _write_marker(directory: Path, kind: str) -> None:
+    record = {"kind": kind, "version": MARKER_VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+              "writer": "bsp-codesign"}  # fmt: skip
+    (directory / MARKER_FILENAME).write_text(json.dumps(record) + "\n", encoding="utf-8")
+
+
+def _is_same_or_ancestor(candidate: Path, of: Path) -> bool:
+    return candidate == of or candidate in of.parents
+
+
+def _forbidden_reason(resolved: Path, inputs: Iterable[str | Path]) -> str | None:
+    if resolved == Path(resolved.anchor):
+        return "is the filesystem root"
+    if resolved == Path.home().resolve():
+        return "is the home directory"
+    cwd = Path.cwd().resolve()
+    if _is_same_or_ancestor(resolved, cwd):
+        return "is the current directory or one of its parents"
+    for item in inputs:
+        if item is None:
+            continue
+        source = Path(item).expanduser().resolve()
+        if _is_same_or_ancestor(resolved, source):
+            return f"is (or contains) the input {source}"
+    return None
+
+
+def check_output_dir(
+    out_dir: str | Path,
+    kind: str,
+    *,
+    overwrite: bool = False,
+    update: bool = False,
+    inputs: Iterable[str | Path] = (),
+    option: str = "--out",
+) -> Path:
+    """Refuse a directory target bsp must not write (see the module docstring); returns the resolved path.
+
+    Parameters
+    ----------
+    kind : what the command writes (``"pruned-model"``, ``"rtl-export"``, ``"sweep"``, ``"figures"``...).
+    overwrite : an earlier output of the same kind may be replaced as a whole.
+    update : an earlier output of the same kind may be added to (resume).
+    inputs : paths the command reads; the target may not be one of them or hold one.
+    option : the CLI option or argument name used in messages.
+    """
+    inputs = list(inputs)
+    path = Path(out_dir).expanduser()
+    resolved = path.resolve()
+    reason = _forbidden_reason(resolved, inputs)
+    if reason:
+        raise OutputError(f"{option}: {str(out_dir)!r} {reason}; bsp never writes there (choose a new directory)")
+    for parent in (resolved, *resolved.parents):
+        if parent.exists() and not parent.is_dir():
+            raise OutputError(f"{option}: {str(out_dir)!r}: {parent} is a file, not a directory")
+        if parent.exists():
+            break
+    if not resolved.is_dir():
+        return resolved
+    if not any(resolved.iterdir()):
+        return resolved
+    marker = read_marker(resolved)
+    if marker is None:
+        raise OutputError(
+            f"{option}: {str(out_dir)!r} is a non-empty directory that bsp did not write (no {MARKER_FILENAME}); "
+            "choose a new or empty directory"
+        )
+    if marker["kind"] != kind:
+        raise OutputError(f"{option}: {str(out_dir)!r} holds a bsp {marker['kind']} output, not a {kind}; "
+                          "choose another directory")  # fmt: skip
+    if not (overwrite or update):
+        raise OutputError(f"{option}: {str(out_dir)!r} already holds a bsp {kind} output; "
+                          "pass --overwrite to replace it")  # fmt: skip
+    return resolved
+
+
+def prepare_output_dir(out_dir: str | Path, kind: str, *, inputs: Iterable[str | Path] = (),
+                       option: str = "--out") -> Path:  # fmt: skip
+    """Create (or reopen, to resume) an incremental output directory of ``kind`` and mark it as bsp's."""
+    resolved = check_output_dir(out_dir, kind, update=True, inputs=inputs, option=option)
+    resolved.mkdir(parents=True, exist_ok=True)
+    if read_marker(resolved) is None:
+        _write_marker(resolved, kind)
+    return resolved
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale_siblings(target: Path) -> None:
+    """Remove temporary siblings of ``target`` left by killed runs (marked as bsp's, process gone)."""
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.(?:{_TMP_TAG}|{_OLD_TAG})-(\d+)-")
+    for sibling in target.parent.iterdir():
+        match = pattern.match(sibling.name)
+        if not match or not sibling.is_dir() or _pid_alive(int(match.group(1))):
+            continue
+        if read_marker(sibling) is not None:
+            shutil.rmtree(sibling, ignore_errors=True)
+
+
+@contextmanager
+def atomic_output_dir(
+    out_dir: str | Path,
+    kind: str,
+    *,
+    overwrite: bool = False,
+    inputs: Iterable[str | Path] = (),
+    option: str = "--out",
+) -> Iterator[Path]:
+    """Yield a marked temporary sibling of ``out_dir`` to fill; on success it becomes ``out_dir``.
+
+    The target is checked with :func:`check_output_dir` on entry and again just before the rename (another
+    process may have written it meanwhile). On error the temporary directory is removed and an existing
+    ``out_dir`` is left untouched. Directory modes follow the umask.
+    """
+    inputs = list(inputs)
+    target = check_output_dir(out_dir, kind, overwrite=overwrite, inputs=inputs, option=option)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_siblings(target)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.{_TMP_TAG}-{os.getpid()}-", dir=target.parent))
+    try:
+        _write_marker(tmp, kind)
+        yield tmp
+        os.chmod(tmp, umask_mode("dir"))
+        check_output_dir(out_dir, kind, overwrite=overwrite, inputs=inputs, option=option)
+        if target.is_dir() and any(target.iterdir()):
+            aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.{_OLD_TAG}-{os.getpid()}-", dir=target.parent))
+            os.replace(target, aside)  # aside is an empty directory: rename(2) replaces it
+            os.replace(tmp, target)
+            shutil.rmtree(aside, ignore_errors=True)  # a bsp output of this kind (checked above)
+        else:
+            os.replace(tmp, target)  # no target, or an empty directory: rename(2) replaces it
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def check_output_file(path: str | Path, *, overwrite: bool = False, option: str = "--out",
+                      suffixes: Iterable[str] = ()) -> Path:  # fmt: skip
+    """Refuse a file target that is a directory, lies under a file, or exists (unless ``overwrite``).
+
+    ``suffixes`` (e.g. ``(".png", ".svg")``) checks the files written beside a stem instead of ``path``.
+    """
+    path = Path(path).expanduser()
+    targets = [path.with_suffix(s) for s in suffixes] or [path]
+    for target in targets:
+        resolved = target.resolve()
+        if resolved.is_dir():
+            raise OutputError(f"{option}: {str(target)!r} is a directory; give a file name")
+        for parent in resolved.parents:
+            if parent.exists() and not parent.is_dir():
+                raise OutputError(f"{option}: {str(target)!r}: {parent} is a file, not a directory")
+            if parent.exists():
+                break
+        if resolved.exists() and not overwrite:
+            raise OutputError(f"{option}: {str(target)!r} exists; pass --overwrite to replace it")
+    return path
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary sibling and a rename (mode follows the umask)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, umask_mode("file"))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    return write_bytes_atomic(path, text.encode("utf-8"))

@@ -1,0 +1,35 @@
+"""JSON that is always JSON: non-finite floats become ``null`` and ``NaN``/``Infinity`` are never written.
+
+>>> dumps({"rate": float("inf"), "acc": float("nan"), "n": 3})
+'{"rate": null, "acc": null, "n": 3}'
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+__all__ = ["dumps", "json_safe"]
+
+
+def json_safe(value):
+    """A copy of ``value`` with NumPy scalars as Python numbers, paths as strings, non-finite floats as None."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 0) == 0:
+        value = value.item()  # numpy / torch scalars
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, Path):
+        return str(value)
+    return str(value)
+
+
+def dumps(value, **kwargs) -> str:
+    """``json.dumps`` of :func:`json_safe` ``(value)``, with ``allow_nan=False`` as a guarantee."""
+    return json.dumps(json_safe(value), allow_nan=False, **kwargs)
