@@ -91,10 +91,11 @@ def _read_record(model_dir: Path) -> dict:
 def check_masks_against_weights(masks: Mapping[str, BlockMask], weights: Mapping[str, torch.Tensor],
                                 source: str) -> None:  # fmt: skip
     """Every mask must name a weight of its shape whose pruned positions are exactly zero."""
-    for name, mask in masks.items():
+    for name, mask in masks.items():  # every shape first: a wrong model shows as such, not as stray weights
         if name not in weights:
             raise ValueError(f"masks: {name!r} is not a weight of {source}")
         mask.check_weight(name, tuple(weights[name].shape))
+    for name, mask in masks.items():
         stray = int(torch.count_nonzero(weights[name].detach()[~mask.dense()]))
         if stray:
             raise ValueError(
