@@ -18,6 +18,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from bsp_common.safe_yaml import short_repr
+
 __all__ = ["hypervolume_2d", "knee_point", "pareto_front", "pareto_mask", "parse_objectives"]
 
 SENSES = ("min", "max")
@@ -36,6 +38,10 @@ def parse_objectives(text: str | Mapping[str, str]) -> dict[str, str]:
             items.append((name.strip(), sense.strip()))
     if not items:
         raise ValueError("objectives: give at least one NAME:min|max")
+    names = [name for name, _ in items]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"objectives: {', '.join(map(repr, repeated))} given more than once; name each column once")
     for name, sense in items:
         if sense not in SENSES:
             raise ValueError(f"objectives: sense {sense!r} for {name!r} must be one of {', '.join(SENSES)}")
@@ -50,6 +56,12 @@ def _costs(df: pd.DataFrame, objectives: Mapping[str, str]) -> np.ndarray:
     columns = []
     for name, sense in objectives.items():
         values = pd.to_numeric(df[name], errors="coerce")
+        bad = values.isna() & df[name].notna()
+        if bad.any():
+            row = bad.to_numpy().nonzero()[0][0]
+            value = short_repr(df[name].iloc[row])
+            raise ValueError(f"objectives: column {name!r} holds a non-numeric value {value} in row {row} "
+                             "(0-based, data rows); objective columns must be numbers or empty")  # fmt: skip
         if values.isna().all() and len(values):
             raise ValueError(f"objectives: column {name!r} has no numeric values")
         columns.append(values.to_numpy(dtype=float) * (-1.0 if sense == "max" else 1.0))

@@ -24,19 +24,22 @@ Sparsity 0 is the dense baseline: it is evaluated once (block/method/granularity
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-import yaml
-
+from bsp_common.safe_yaml import load_yaml_file, short_repr
 from hwsim.config import list_presets
 from pruning.blocks import BlockSpec, Granularity
-from pruning.pruner import PruneMethod
+from pruning.pruner import PENALTY_MODES, PruneMethod
 from pruning.selection import check_sparsity
 
 __all__ = ["AccuracySource", "SweepSpace", "load_space"]
 
 ACCURACY_SOURCES = ("proxy", "train", "none")
+MAX_RECOVERY_STEPS = 100_000
+MAX_SEQ_LEN = 1 << 16
+MAX_BATCH = 1 << 12
 
 
 @dataclass(frozen=True)
@@ -56,15 +59,34 @@ class AccuracyBudget:
     reweight_interval_steps: int | None = None  # train: None = once per epoch
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        self.train_budget()  # the shared fields are validated by TrainBudget (names the field and value)
+        if isinstance(self.recovery_steps, bool) or not isinstance(self.recovery_steps, int) or not (
+            0 <= self.recovery_steps <= MAX_RECOVERY_STEPS
+        ):
+            raise ValueError(f"budget.recovery_steps: must be an integer in [0, {MAX_RECOVERY_STEPS}], "
+                             f"got {self.recovery_steps!r}")  # fmt: skip
+        if isinstance(self.lam, bool) or not isinstance(self.lam, int | float) or not 0 <= self.lam < math.inf:
+            raise ValueError(f"budget.lam: must be a finite number >= 0, got {self.lam!r}")
+        if self.penalty_mode not in PENALTY_MODES:
+            raise ValueError(f"budget.penalty_mode: {self.penalty_mode!r} not one of {', '.join(PENALTY_MODES)}")
+        interval = self.reweight_interval_steps
+        if interval is not None and (isinstance(interval, bool) or not isinstance(interval, int) or interval <= 0):
+            raise ValueError(f"budget.reweight_interval_steps: must be a positive integer or null, got {interval!r}")
+
     def train_budget(self, **overrides):
         """The :class:`pruning.train.TrainBudget` of one training run with this budget (fields overridable)."""
         from pruning.train import TrainBudget
 
         fields = {name: getattr(self, name) for name in TrainBudget.__dataclass_fields__ if hasattr(self, name)}
-        return TrainBudget(**{**fields, **overrides})
+        try:
+            return TrainBudget(**{**fields, **overrides})
+        except ValueError as err:
+            raise ValueError(f"budget.{err}") from None
 
 
 AccuracySource = str
+_BUDGET_FIELDS = tuple(f.name for f in fields(AccuracyBudget))
 
 
 @dataclass(frozen=True)
@@ -96,10 +118,10 @@ class SweepSpace:
             PruneMethod.parse(text)
         for sparsity in self.sparsities:
             check_sparsity(sparsity)
-        for name in ("seq_lens", "batches"):
+        for name, upper in (("seq_lens", MAX_SEQ_LEN), ("batches", MAX_BATCH)):
             for value in getattr(self, name):
-                if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                    raise ValueError(f"sweep.{name}: entries must be positive integers, got {value!r}")
+                if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= upper:
+                    raise ValueError(f"sweep.{name}: entries must be integers in [1, {upper}], got {short_repr(value)}")
         presets = list_presets()
         for config in self.configs:
             if config not in presets and not Path(config).is_file():
@@ -108,6 +130,12 @@ class SweepSpace:
             raise ValueError(f"sweep.accuracy: {self.accuracy!r}; allowed: proxy, train, none, table:PATH")
         if isinstance(self.budget, dict):
             object.__setattr__(self, "budget", _from_dict(AccuracyBudget, self.budget, "sweep.budget"))
+        if not isinstance(self.budget, AccuracyBudget):
+            raise ValueError(f"sweep.budget: expected a mapping of budget fields ({', '.join(_BUDGET_FIELDS)}), "
+                             f"got {short_repr(self.budget)}")  # fmt: skip
+        for name in ("model", "data", "accuracy"):
+            if not isinstance(getattr(self, name), str):
+                raise ValueError(f"sweep.{name}: expected a string, got {short_repr(getattr(self, name))}")
 
     def pruning_points(self) -> list[dict]:
         """Distinct pruning settings; the dense baseline (sparsity 0) appears once."""
@@ -144,9 +172,9 @@ def _from_dict(cls, data: dict, where: str):
     if not isinstance(data, dict):
         raise ValueError(f"{where}: expected a mapping, got {type(data).__name__}")
     allowed = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - allowed)
+    unknown = sorted(map(str, set(data) - allowed))
     if unknown:
-        raise ValueError(f"{where}: unknown keys {unknown}; allowed: {sorted(allowed)}")
+        raise ValueError(f"{where}: unknown keys {short_repr(unknown)}; allowed: {sorted(allowed)}")
     return cls(**data)
 
 
@@ -155,10 +183,9 @@ def load_space(path: str | Path | None = None) -> SweepSpace:
     if path is None:
         return SweepSpace()
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"sweep file: no file {path}")
+    data = load_yaml_file(path, "sweep file") or {}
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ValueError(f"sweep file {path}: not valid YAML ({err})") from None
-    return _from_dict(SweepSpace, data, f"sweep file {path}")
+        return _from_dict(SweepSpace, data, f"sweep file {path}")
+    except ValueError as err:
+        message = str(err)
+        raise ValueError(message if message.startswith("sweep file") else f"sweep file {path}: {message}") from None

@@ -2,7 +2,11 @@
 
 Each point is written with a single ``write`` of one line in append mode and fsynced, so a killed
 sweep leaves at most one truncated last line, which :meth:`ResultStore.load` ignores. Points are
-keyed by ``point_id``; loading keeps the first record of an id, so a point is never duplicated.
+keyed by ``point_id``; loading keeps one record per id -- the first successful one, else the latest
+failure -- so a point is never duplicated and a failed point is retried on the next run
+(:meth:`ResultStore.done_ids` lists only successes). Any other line that is not a JSON object with a
+``point_id`` means the file was edited or is not a results store: an error naming the file and line
+(lines that are not JSON at all are cut-short writes of a killed run and are skipped).
 :meth:`ResultStore.export` writes the table to Parquet or CSV via a temporary file and a rename.
 """
 
@@ -15,7 +19,11 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["ResultStore", "write_table_atomic"]
+from bsp_common import strict_json
+from bsp_common.outputs import umask_mode
+from bsp_common.safe_yaml import short_repr
+
+__all__ = ["ResultStore", "read_table", "write_table_atomic"]
 
 
 class ResultStore:
@@ -26,22 +34,33 @@ class ResultStore:
     def records(self) -> list[dict]:
         if not self.path.is_file():
             return []
-        records, seen = [], set()
-        for line in self.path.read_text().splitlines():
+        try:
+            lines = self.path.read_bytes().decode("utf-8").splitlines()
+        except UnicodeDecodeError as err:
+            raise ValueError(f"results store {self.path}: not UTF-8 text (byte {err.start})") from None
+        by_id: dict[str, dict] = {}
+        for line_no, line in enumerate(lines, start=1):
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
-                continue  # a line cut short by a kill mid-write
-            if record.get("point_id") not in seen:
-                seen.add(record.get("point_id"))
-                records.append(record)
-        return records
+                continue  # a line cut short by a kill mid-write (append() terminates it before writing on)
+            if not isinstance(record, dict) or not isinstance(record.get("point_id"), str):
+                raise ValueError(f"results store {self.path}:{line_no}: expected a JSON object with a 'point_id', "
+                                 f"got {short_repr(record)}")  # fmt: skip
+            earlier = by_id.get(record["point_id"])
+            if earlier is None or _failed(earlier):  # a success is final; a failure gives way to any later record
+                by_id[record["point_id"]] = record
+        return list(by_id.values())
 
     def done_ids(self) -> set[str]:
-        return {r["point_id"] for r in self.records()}
+        """Ids of successfully evaluated points (failed ones are evaluated again)."""
+        return {r["point_id"] for r in self.records() if not _failed(r)}
+
+    def failed_ids(self) -> set[str]:
+        return {r["point_id"] for r in self.records() if _failed(r)}
 
     def append(self, record: dict) -> None:
-        line = json.dumps(record, default=_json_default) + "\n"
+        line = strict_json.dumps(record) + "\n"
         with self.path.open("a") as handle:
             if handle.tell() and not self._ends_with_newline():
                 line = "\n" + line  # terminate a line left truncated by an earlier kill
@@ -61,10 +80,8 @@ class ResultStore:
         return write_table_atomic(self.load(), path)
 
 
-def _json_default(value):
-    if hasattr(value, "item"):
-        return value.item()
-    return str(value)
+def _failed(record: dict) -> bool:
+    return record.get("error") is not None
 
 
 def write_table_atomic(frame: pd.DataFrame, path: str | Path) -> Path:
@@ -78,8 +95,20 @@ def write_table_atomic(frame: pd.DataFrame, path: str | Path) -> Path:
             frame.to_parquet(tmp, index=False)
         else:
             frame.to_csv(tmp, index=False)
+        os.chmod(tmp, umask_mode("file"))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """A results table from ``.parquet`` or CSV; unreadable files get one error naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"results: no file {path}")
+    try:
+        return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    except (ValueError, OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"results: cannot read {path} as a table ({short_repr(str(err))[1:-1]})") from None

@@ -12,14 +12,24 @@ Two stages. (1) Pruning, in this process (training uses every core already): one
 pool (``workers > 1``) or on a Dask cluster (``client=`` or ``dask_scheduler=``). Each finished point is
 appended to ``<out_dir>/points.jsonl`` at once; a re-run skips the points already there, so an
 interrupted sweep resumes without losing or duplicating points. A point that fails is recorded with
-its ``error`` and the sweep goes on. The final table is written atomically to ``<out_dir>/sweep.parquet``.
+its ``error`` and the sweep goes on; the next run evaluates it again. The final table is written
+atomically to ``<out_dir>/sweep.parquet``.
+
+``out_dir`` is a bsp sweep directory (:mod:`bsp_common.outputs`): new, empty, or an earlier sweep's (which
+is resumed). One sweep at a time may write it (a lock file; a second run is refused), a space larger than
+``max_points`` is refused unless raised, and local worker processes die with the sweep's process.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
+import signal
 import sys
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -29,13 +39,17 @@ from tqdm.auto import tqdm
 from analysis.accuracy import PointCache, content_hash
 from analysis.space import SweepSpace, load_space
 from analysis.store import ResultStore, write_table_atomic
+from bsp_common.outputs import prepare_output_dir
 
-__all__ = ["RESULTS_FILENAME", "simulate_point", "sweep"]
+__all__ = ["MAX_POINTS", "OUTPUT_KIND", "RESULTS_FILENAME", "simulate_point", "sweep"]
 
 log = logging.getLogger(__name__)
 
 RESULTS_FILENAME = "sweep.parquet"
 POINTS_FILENAME = "points.jsonl"
+LOCK_FILENAME = ".sweep.lock"
+OUTPUT_KIND = "sweep"
+MAX_POINTS = 20_000  # default guard: ~a few minutes of hardware-only simulation; training points cost far more
 _TOTAL_COLUMNS = ("cycles", "latency_s", "energy_pj", "utilization", "stall_cycles", "ideal_cycles",
                   "dram_bytes", "tops_per_w", "macs_useful", "energy_dram_pj", "energy_mac_pj")  # fmt: skip
 
@@ -68,6 +82,40 @@ def _dask_client(client, dask_scheduler: str | None):
         raise ValueError(f"--dask-scheduler: no Dask scheduler answered at {dask_scheduler!r} ({err})") from None
 
 
+def _die_with_parent(parent_pid: int) -> None:
+    """Pool-worker initializer: the kernel kills this worker when the sweep's process dies (Linux)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):  # not Linux: workers end when they next find the pool gone
+        return
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+@contextmanager
+def _sweep_lock(out_dir: Path) -> Iterator[None]:
+    """Exclusive lock on ``out_dir`` for this process; a second sweep on it is refused at once."""
+    path = out_dir / LOCK_FILENAME
+    handle = path.open("a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise ValueError(f"--out: another bsp sweep ({holder}) is writing to {out_dir}; wait for it to finish "
+                             "or use another --out") from None  # fmt: skip
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()  # closing releases the lock; the file stays (removing it would race a waiting run)
+
+
 def _run_tasks(tasks: list[dict], store: ResultStore, workers: int, client, progress: bool) -> None:
     bar = tqdm(total=len(tasks), desc="simulate", unit="pt", disable=not progress, file=sys.stderr)
     try:
@@ -79,7 +127,8 @@ def _run_tasks(tasks: list[dict], store: ResultStore, workers: int, client, prog
                 store.append(future.result())
                 bar.update()
         elif workers > 1:
-            with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_die_with_parent,
+                                     initargs=(os.getpid(),)) as pool:  # fmt: skip
                 for future in as_completed([pool.submit(simulate_point, t) for t in tasks]):
                     store.append(future.result())
                     bar.update()
@@ -98,14 +147,30 @@ def sweep(
     client=None,
     dask_scheduler: str | None = None,
     progress: bool = True,
+    max_points: int | None = MAX_POINTS,
 ) -> pd.DataFrame:
-    """Run (or resume) a sweep; returns one row per point of ``space`` with parameters and metrics."""
+    """Run (or resume) a sweep; returns one row per point of ``space`` with parameters and metrics.
+
+    ``max_points`` refuses, before any work, a space with more points (``None``: no limit).
+    """
+    space = space if isinstance(space, SweepSpace) else load_space(space)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers: must be a positive integer, got {workers!r}")
+    n_points = len(space.hardware_points())
+    if max_points is not None and n_points > max_points:
+        raise ValueError(f"sweep: the space has {n_points:,} points, more than the limit of {max_points:,}; "
+                         "confirm with --yes (max_points=None) or shrink the space")  # fmt: skip
+    from pruning.models import resolve_model_path
+
+    out_dir = prepare_output_dir(out_dir, OUTPUT_KIND, inputs=[resolve_model_path(space.model)])
+    with _sweep_lock(out_dir):
+        return _sweep_locked(space, out_dir, workers, client, dask_scheduler, progress)
+
+
+def _sweep_locked(space: SweepSpace, out_dir: Path, workers: int, client, dask_scheduler: str | None,
+                  progress: bool) -> pd.DataFrame:  # fmt: skip
     from hwsim.config import load_config
 
-    space = space if isinstance(space, SweepSpace) else load_space(space)
-    if not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers: must be a positive integer, got {workers!r}")
-    out_dir = Path(out_dir)
     store = ResultStore(out_dir / POINTS_FILENAME)
     done = store.done_ids()
     cache = PointCache(space, out_dir / "cache")

@@ -166,7 +166,8 @@ class EnergyTable(_Strict):
     gated_mac_pj: StrictFloat = Field(default=0.0, ge=0, le=MAX_ENERGY_PJ, description="a gated zero-weight MAC")
     register_pj_per_mac: StrictFloat = Field(ge=0, le=MAX_ENERGY_PJ, description="PE register traffic per MAC")
     sram_pj_per_64bit: dict[
-        Annotated[StrictInt, BeforeValidator(_json_int_key), Field(gt=0, le=MAX_BUFFER_BYTES)], Annotated[StrictFloat, Field(ge=0, le=MAX_ENERGY_PJ)]
+        Annotated[StrictInt, BeforeValidator(_json_int_key), Field(gt=0, le=MAX_BUFFER_BYTES)],
+        Annotated[StrictFloat, Field(ge=0, le=MAX_ENERGY_PJ)],
     ] = Field(description="SRAM size in bytes -> pJ per 64-bit access")
     dram_pj_per_64bit: StrictFloat = Field(ge=0, le=MAX_ENERGY_PJ)
     vector_pj_per_element: StrictFloat = Field(default=1.0, ge=0, le=MAX_ENERGY_PJ)

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bsp_common import strict_json
+from bsp_common.outputs import write_text_atomic
 from hwsim.config import AcceleratorConfig, Dataflow, load_config
 from hwsim.energy import ENERGY_COMPONENTS, gemm_energy_pj, vector_energy_pj
 from hwsim.mapping import plan_folds
@@ -67,7 +69,7 @@ class SimResult:
             for unit, tid in threads.items()
         ]
         path = Path(path)
-        path.write_text(json.dumps({"traceEvents": events, "displayTimeUnit": "ns"}))
+        write_text_atomic(path, strict_json.dumps({"traceEvents": events, "displayTimeUnit": "ns"}))
         return path
 
 
@@ -106,7 +108,8 @@ def _vector_cycles(op: VectorOp, config: AcceleratorConfig) -> int:
 def estimate_folds(config: AcceleratorConfig, workload: Workload) -> int:
     """Upper bound on the folds the fast path plans for ``workload`` (dense geometry; skipping only removes)."""
     R, C = config.pe_array.rows, config.pe_array.cols
-    tiles = {Dataflow.WS: lambda op: -(-op.N // C) * -(-op.K // R), Dataflow.OS: lambda op: -(-op.N // C) * -(-op.M // R),
+    tiles = {Dataflow.WS: lambda op: -(-op.N // C) * -(-op.K // R),
+             Dataflow.OS: lambda op: -(-op.N // C) * -(-op.M // R),
              Dataflow.IS: lambda op: -(-op.K // R) * -(-op.M // C)}[config.pe_array.dataflow]  # fmt: skip
     return sum(tiles(op) for op in workload.gemms)
 

@@ -227,14 +227,16 @@ def main(argv=None) -> int:
         budget = replace(budget, epochs=3.0, max_train_samples=64, max_eval_samples=64, reweight_interval_steps=1)
         args.rates, args.blocks, args.dense_seeds = (2, 4), (("4x4", "block"), ("8x16", "column")), 2
         args.method_block = ("4x4", "block")
-    if args.train_samples:
-        budget = replace(budget, max_train_samples=args.train_samples)
-    if args.epochs:
-        budget = replace(budget, epochs=args.epochs)
-    if args.prune_at_epoch is not None:
-        budget = replace(budget, prune_at_epoch=args.prune_at_epoch)
-    if budget.prune_at_epoch is not None and not 0 <= budget.prune_at_epoch <= budget.epochs:
-        parser.error(f"--prune-at-epoch: must be in [0, epochs={budget.epochs:g}], got {budget.prune_at_epoch:g}")
+    epochs = args.epochs or budget.epochs
+    prune_at = budget.prune_at_epoch if args.prune_at_epoch is None else args.prune_at_epoch
+    if prune_at is not None and not 0 <= prune_at <= epochs:
+        parser.error(f"--prune-at-epoch: must be in [0, epochs={epochs:g}], got {prune_at:g}")
+    overrides = {"max_train_samples": args.train_samples or budget.max_train_samples, "epochs": epochs,
+                 "prune_at_epoch": prune_at}  # fmt: skip
+    try:
+        budget = replace(budget, **overrides)
+    except ValueError as err:  # AccuracyBudget names the field
+        parser.error(str(err))
 
     start = time.perf_counter()
     frames = {}

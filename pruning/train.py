@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
+from bsp_common.outputs import check_output_dir
 from pruning.callback import BlockPruningCallback
 from pruning.data import Split, TextDataset, load_dataset
-from bsp_common.outputs import check_output_dir
 from pruning.io import OUTPUT_KIND, save_pruned
 from pruning.masks import BlockMask
 from pruning.models import load_classifier, load_tokenizer, resolve_model_path
@@ -53,8 +53,9 @@ class TrainBudget:
                                           ("weight_decay", True, 10.0)):  # fmt: skip
             value = getattr(self, name)
             number = isinstance(value, int | float) and not isinstance(value, bool)
-            if not (number and (0 <= value if zero_allowed else 0 < value) and value <= upper):  # NaN fails too
-                raise ValueError(f"{name}: must be a number in {'[' if zero_allowed else '('}0, {upper}], got {value!r}")
+            if not (number and (value >= 0 if zero_allowed else value > 0) and value <= upper):  # NaN fails too
+                bracket = "[" if zero_allowed else "("
+                raise ValueError(f"{name}: must be a number in {bracket}0, {upper}], got {value!r}")
         if self.prune_at_epoch is not None and not (
             isinstance(self.prune_at_epoch, int | float) and 0 <= self.prune_at_epoch <= self.epochs
         ):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bsp_common.outputs import check_output_file
+
 EXAMPLE = """example:
   bsp pareto results/sweep.parquet --objectives accuracy:max,cycles:min,energy_pj:min \\
              --out results/front.csv --plot results/front.png
@@ -19,27 +21,24 @@ def register(subparsers) -> None:
     p.add_argument("--out", help="write the front (all columns) to this CSV/Parquet file")
     p.add_argument("--plot", help="scatter of the first two objectives with the front (PNG + SVG)")
     p.add_argument("--distinct", action="store_true", help="keep one of rows with identical objectives")
+    p.add_argument("--overwrite", action="store_true", help="replace existing --out/--plot files")
     p.set_defaults(run=run)
 
 
-def read_table(path: str):
+def run(args) -> int:
     import pandas as pd
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"results: no file {path}")
-    try:
-        return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-    except (ValueError, OSError) as err:
-        raise ValueError(f"results: cannot read {path} as a table ({err})") from None
-
-
-def run(args) -> int:
     from analysis.pareto import pareto_front, parse_objectives
-    from analysis.store import write_table_atomic
+    from analysis.store import read_table, write_table_atomic
 
-    table = read_table(args.results)
     objectives = parse_objectives(args.objectives)
+    if args.plot and len(objectives) < 2:
+        raise ValueError("--plot needs at least two objectives")
+    if args.out:
+        check_output_file(args.out, overwrite=args.overwrite, option="--out")
+    if args.plot:
+        check_output_file(args.plot, overwrite=args.overwrite, option="--plot", suffixes=(".png", ".svg"))
+    table = read_table(args.results)
     front = pareto_front(table, objectives, distinct=args.distinct)
     if args.out:
         write_table_atomic(front, args.out)
@@ -47,13 +46,13 @@ def run(args) -> int:
         from analysis.plots import pareto_scatter, save_figure
 
         names = list(objectives)
-        if len(names) < 2:
-            raise ValueError("--plot needs at least two objectives")
         x, y = names[0], names[1]
         if objectives[x] == "max":  # put the cost on x
             x, y = y, x
         save_figure(pareto_scatter(table, x=x, y=y, x_sense=objectives[x], y_sense=objectives[y]),
                     Path(args.plot).with_suffix(""))  # fmt: skip
-    print(front.to_string(index=False, max_cols=12))
+    shown = front[list(objectives) + [c for c in front.columns if c not in objectives]]  # objectives first
+    with pd.option_context("display.width", 10_000, "display.max_columns", None, "display.max_colwidth", 60):
+        print(shown.to_string(index=False))
     print(f"{len(front)} of {len(table)} rows on the front")
     return 0

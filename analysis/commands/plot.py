@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+
+from bsp_common.outputs import prepare_output_dir
 
 EXAMPLE = """example:
   bsp plot results/sweep.parquet --out results/figs
@@ -14,18 +15,19 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("plot", help="figures from a sweep table", epilog=EXAMPLE,
                               formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("results", help="sweep table (.parquet or .csv)")
-    p.add_argument("--out", default="results/figs", help="output directory (PNG + SVG per figure)")
+    p.add_argument("--out", default="results/figs", help="figures directory: new, empty, or an earlier bsp plot "
+                   "output, whose figures are replaced (PNG + SVG per figure)")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
-    from analysis.commands.pareto import read_table
     from analysis.plots import accuracy_vs_compression, metric_vs_block, pareto_scatter, save_figure
+    from analysis.store import read_table
 
+    out = prepare_output_dir(args.out, "figures", inputs=[args.results])
     table = read_table(args.results)
     if "error" in table:
         table = table[table["error"].isna()]
-    out = Path(args.out)
     written = []
     has_accuracy = "accuracy" in table and table["accuracy"].notna().any()
     if has_accuracy:

@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 from pathlib import Path
+
+from analysis.commands.options import bounded_int
+from bsp_common import strict_json
+from bsp_common.outputs import check_output_file, write_text_atomic
+from hwsim.simulate import MAX_FOLDS
+
+MAX_SEQ_LEN = 1 << 16  # tokens; longer sequences are no encoder workload
+MAX_BATCH = 1 << 12
 
 EXAMPLE = """examples:
   bsp simulate --config fpga-zcu102 --model runs/minilm-16x16-col-0.8
@@ -28,12 +36,18 @@ def register(subparsers) -> None:
     source.add_argument("--topology", help="SCALE-Sim topology CSV (GEMM 'name, M, N, K,' or conv rows)")
     p.add_argument("--compat", choices=["scalesim"], help="report SCALE-Sim's dense, stall-free cycle counts")
     p.add_argument("--masks", help="block_masks.safetensors or a directory holding it (default: the model's)")
-    p.add_argument("--seq-len", type=int, default=128, help="tokens per sequence (default 128)")
-    p.add_argument("--batch", type=int, default=1, help="sequences per inference (default 1)")
+    p.add_argument("--seq-len", type=bounded_int("--seq-len", 1, MAX_SEQ_LEN), default=128,
+                   help=f"tokens per sequence, 1..{MAX_SEQ_LEN} (default 128)")
+    p.add_argument("--batch", type=bounded_int("--batch", 1, MAX_BATCH), default=1,
+                   help=f"sequences per inference, 1..{MAX_BATCH} (default 1)")
+    p.add_argument("--max-folds", type=bounded_int("--max-folds", 1, 10**12), default=MAX_FOLDS,
+                   help=f"refuse workloads of more array folds than this (default {MAX_FOLDS:,}; time and memory "
+                        "grow with folds)")
     p.add_argument("--csv", help="write the per-op table to this CSV file")
     p.add_argument("--trace", help="write a Chrome trace-event JSON (open in Perfetto)")
     p.add_argument("--json", action="store_true", help="print one JSON object with totals and ops")
     p.add_argument("--plot", help="per-layer stacked cycle bars to this file stem (PNG + SVG)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing --csv/--trace/--plot files")
     p.set_defaults(run=run)
 
 
@@ -51,13 +65,24 @@ def _load_hf_config(args):
 
 
 def _load_masks(args):
+    """Masks of --masks, or of a saved pruned --model (checked against its weights); {} means dense, said so."""
+    from pruning.io import PRUNING_CONFIG_FILENAME, load_pruned_masks
     from pruning.masks import MASKS_FILENAME, load_masks
 
     if args.masks:
         return load_masks(args.masks)
-    if args.model and (Path(args.model) / MASKS_FILENAME).is_file():
-        return load_masks(args.model)
+    model_dir = Path(args.model) if args.model else None
+    if model_dir and ((model_dir / MASKS_FILENAME).is_file() or (model_dir / PRUNING_CONFIG_FILENAME).is_file()):
+        return load_pruned_masks(model_dir)
+    print(f"note: {args.model or args.hf_config} has no block masks: simulating the dense model", file=sys.stderr)
     return {}
+
+
+def _check_outputs(args) -> None:
+    for option, value, suffixes in (("--csv", args.csv, ()), ("--trace", args.trace, ()),
+                                    ("--plot", args.plot, (".png", ".svg"))):  # fmt: skip
+        if value:
+            check_output_file(value, overwrite=args.overwrite, option=option, suffixes=suffixes)
 
 
 def run(args) -> int:
@@ -66,6 +91,7 @@ def run(args) -> int:
     from hwsim import build_workload, load_config, simulate
     from hwsim.scalesim import load_scalesim_config, load_scalesim_topology
 
+    _check_outputs(args)  # before any model or workload is read
     config = load_scalesim_config(args.scalesim_cfg) if args.scalesim_cfg else load_config(args.config)
     if args.topology:
         workload = load_scalesim_topology(args.topology)
@@ -73,9 +99,9 @@ def run(args) -> int:
         workload = build_workload(_load_hf_config(args), _load_masks(args), batch=args.batch, seq_len=args.seq_len)
     if args.compat:
         return _print_scalesim_compat(config, workload, args)
-    result = simulate(config, workload, trace=bool(args.trace))
+    result = simulate(config, workload, trace=bool(args.trace), max_folds=args.max_folds)
     if args.csv:
-        result.ops.to_csv(args.csv, index=False)
+        write_text_atomic(args.csv, result.ops.to_csv(index=False))
     if args.trace:
         result.write_trace(args.trace)
     if args.plot:
@@ -83,7 +109,7 @@ def run(args) -> int:
 
         save_figure(layer_breakdown(result.ops), Path(args.plot).with_suffix(""))
     if args.json:
-        print(json.dumps(result.to_json_dict()))
+        print(strict_json.dumps(result.to_json_dict()))
         return 0
     columns = ["cycles", "compute_cycles", "stall_cycles", "energy_pj", "macs_useful"]
     per_layer = result.per_layer()[columns]
@@ -110,13 +136,13 @@ def _print_scalesim_compat(config, workload, args) -> int:
             for op in workload.gemms]  # fmt: skip
     ops = pd.DataFrame(rows)
     if args.csv:
-        ops.to_csv(args.csv, index=False)
+        write_text_atomic(args.csv, ops.to_csv(index=False))
     cycles = int(ops["cycles"].sum())
     macs = int((ops["M"] * ops["K"] * ops["N"]).sum())
     total = {"cycles": cycles, "latency_s": cycles / config.clock_hz, "energy_pj": None,
              "utilization": macs / (cycles * config.n_pes), "compat": "scalesim"}  # fmt: skip
     if args.json:
-        print(json.dumps({"total": total, "ops": rows}))
+        print(strict_json.dumps({"total": total, "ops": rows}))
     else:
         print(ops.to_string(index=False))
         print(f"total (SCALE-Sim compatible, dense, stall-free): {cycles} cycles")

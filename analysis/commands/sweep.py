@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from analysis.commands.options import bounded_int
+
 EXAMPLE = """examples:
   bsp sweep                                   # default: MiniLM, 3 block sizes x 4 sparsities, 2 presets
   bsp sweep my_space.yaml --out results/big --workers 2
@@ -19,8 +21,11 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("sweep", help="design-space sweep", epilog=EXAMPLE,
                               formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("space", nargs="?", help="sweep YAML (default: the built-in main-job space)")
-    p.add_argument("--out", default="results", help="output directory (default results/)")
-    p.add_argument("--workers", type=int, default=1, help="local simulation processes (default 1)")
+    p.add_argument("--out", default="results", help="output directory: new, empty, or an earlier sweep's, "
+                   "which is resumed (default results/)")
+    p.add_argument("--workers", type=bounded_int("--workers", 1, 256), default=1,
+                   help="local simulation processes (default 1)")
+    p.add_argument("--yes", action="store_true", help="run a space larger than the point limit (20,000)")
     p.add_argument("--dask-scheduler", help="address of a Dask scheduler, e.g. tcp://host:8786")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(run=run)
@@ -31,10 +36,10 @@ def run(args) -> int:
 
     from analysis.pareto import pareto_front
     from analysis.plots import pareto_scatter, save_figure
-    from analysis.sweep import RESULTS_FILENAME, sweep
+    from analysis.sweep import MAX_POINTS, RESULTS_FILENAME, sweep
 
     table = sweep(args.space, out_dir=args.out, workers=args.workers, dask_scheduler=args.dask_scheduler,
-                  progress=not args.no_progress)  # fmt: skip
+                  progress=not args.no_progress, max_points=None if args.yes else MAX_POINTS)  # fmt: skip
     out = Path(args.out)
     ok = table[table["error"].isna()] if "error" in table else table
     failed = len(table) - len(ok)

@@ -40,10 +40,10 @@ from hwsim.export.quant import SCALE_MODES, SUPPORTED_BITS, quantize
 from hwsim.mapping import plan_folds
 from hwsim.memory import make_chunks, run_pipeline
 from hwsim.reference import iter_folds
-
-OUTPUT_KIND = "rtl-export"  # the bsp output marker kind of an export directory
 from hwsim.workload import Gemm
 from pruning.targets import compile_pattern
+
+OUTPUT_KIND = "rtl-export"  # the bsp output marker kind of an export directory
 
 __all__ = ["DEFAULT_SAMPLE", "ExportOptions", "export_model", "load_schema"]
 

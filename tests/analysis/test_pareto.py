@@ -66,5 +66,16 @@ def test_unknown_column_and_non_numeric():
     df = pd.DataFrame({"a": ["x", "y"], "b": [1, 2]})
     with pytest.raises(ValueError, match="not in the table"):
         pareto_mask(df, "zzz:min")
-    with pytest.raises(ValueError, match="no numeric values"):
+    with pytest.raises(ValueError, match="column 'a' holds a non-numeric value 'x' in row 0"):
         pareto_mask(df, "a:min,b:min")
+    mixed = pd.DataFrame({"a": [1.0, "fast", None], "b": [1, 2, 3]})
+    with pytest.raises(ValueError, match="column 'a' holds a non-numeric value 'fast' in row 1"):
+        pareto_mask(mixed, "a:min,b:min")
+    empty_cells = pd.DataFrame({"a": [None, None], "b": [1, 2]})
+    with pytest.raises(ValueError, match="no numeric values"):
+        pareto_mask(empty_cells, "a:min,b:min")
+
+
+def test_repeated_objective_is_refused():
+    with pytest.raises(ValueError, match="'cycles' given more than once"):
+        parse_objectives("cycles:min,cycles:max")

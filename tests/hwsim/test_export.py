@@ -13,6 +13,7 @@ import torch
 from conftest import tiny_classifier
 from transformers import BertTokenizer
 
+from bsp_common.outputs import MARKER_FILENAME
 from hwsim.export import (
     ExportOptions,
     export_model,
@@ -24,7 +25,6 @@ from hwsim.export import (
     read_hex,
     unpack_words,
 )
-from bsp_common.outputs import MARKER_FILENAME
 from pruning import BlockPruner, PruneSettings, load_pruned, save_pruned
 
 WORDS = ["the", "film", "was", "good", "bad", "a", "ride", "from", "start", "to", "finish", "surprisingly"]
