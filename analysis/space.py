@@ -157,6 +157,11 @@ class SweepSpace:
                 points.append(point)
         return points
 
+    @property
+    def n_points(self) -> int:
+        """Number of hardware points, counted without building them (cheap on huge spaces)."""
+        return len(self.pruning_points()) * len(self.configs) * len(self.seq_lens) * len(self.batches)
+
     def hardware_points(self) -> list[dict]:
         """Every pruning point x accelerator x sequence length x batch."""
         return [

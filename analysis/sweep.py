@@ -156,7 +156,7 @@ def sweep(
     space = space if isinstance(space, SweepSpace) else load_space(space)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers: must be a positive integer, got {workers!r}")
-    n_points = len(space.hardware_points())
+    n_points = space.n_points
     if max_points is not None and n_points > max_points:
         raise ValueError(f"sweep: the space has {n_points:,} points, more than the limit of {max_points:,}; "
                          "confirm with --yes (max_points=None) or shrink the space")  # fmt: skip

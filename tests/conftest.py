@@ -39,3 +39,25 @@ def token_batch():
     generator = torch.Generator().manual_seed(0)
     input_ids = torch.randint(3, 99, (4, 12), generator=generator)
     return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids)}
+
+
+def tiny_text_task(root):
+    """A tiny BERT classifier with a word-level tokenizer, plus a GLUE SST-2 fixture, under ``root``.
+
+    Returns ``(model_dir, glue_dir)``; ``bsp prune --data glue:sst-2 --glue-dir glue_dir`` trains on it in seconds.
+    """
+    from transformers import BertTokenizer
+
+    words = ["good", "bad", "movie", "plot", "great", "awful", "fine", "dull"]
+    root.mkdir(parents=True, exist_ok=True)
+    vocab = root / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n")
+    model_dir = root / "tiny"
+    tiny_classifier("bert", num_labels=2).save_pretrained(model_dir)
+    BertTokenizer(str(vocab)).save_pretrained(model_dir)
+    glue = root / "glue" / "SST-2"
+    glue.mkdir(parents=True)
+    rows = [("good movie", "1"), ("bad plot", "0"), ("great plot", "1"), ("awful movie", "0")] * 4
+    for name, data in (("train.tsv", rows), ("dev.tsv", rows[:8])):
+        (glue / name).write_text("sentence\tlabel\n" + "".join(f"{s}\t{y}\n" for s, y in data))
+    return model_dir, root / "glue"

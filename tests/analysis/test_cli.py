@@ -3,7 +3,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import tiny_classifier
+from conftest import tiny_classifier, tiny_text_task
 
 from analysis.cli import main
 from pruning import BlockPruner, PruneSettings, save_pruned
@@ -163,19 +163,7 @@ def test_export_cli_errors(pruned_dir, tmp_path, capsys):
 
 
 def test_prune_cli_end_to_end_on_glue_fixture(tmp_path, capsys):
-    from transformers import BertTokenizer
-
-    words = ["good", "bad", "movie", "plot", "great", "awful", "fine", "dull"]
-    vocab = tmp_path / "vocab.txt"
-    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n")
-    model_dir = tmp_path / "tiny"
-    tiny_classifier("bert", num_labels=2).save_pretrained(model_dir)
-    BertTokenizer(str(vocab)).save_pretrained(model_dir)
-    glue = tmp_path / "glue" / "SST-2"
-    glue.mkdir(parents=True)
-    rows = [("good movie", "1"), ("bad plot", "0"), ("great plot", "1"), ("awful movie", "0")] * 4
-    for name, data in (("train.tsv", rows), ("dev.tsv", rows[:8])):
-        (glue / name).write_text("sentence\tlabel\n" + "".join(f"{s}\t{y}\n" for s, y in data))
+    model_dir, glue_dir = tiny_text_task(tmp_path)
     out = tmp_path / "pruned"
     rc = main(
         [
@@ -185,7 +173,7 @@ def test_prune_cli_end_to_end_on_glue_fixture(tmp_path, capsys):
             "--data",
             "glue:sst-2",
             "--glue-dir",
-            str(tmp_path / "glue"),
+            str(glue_dir),
             "--block",
             "4x4",
             "--granularity",
@@ -219,3 +207,5 @@ def test_prune_cli_end_to_end_on_glue_fixture(tmp_path, capsys):
     assert record["settings"]["granularity"] == "column"
     assert record["summary"]["compression_rate"] == pytest.approx(2.0, rel=0.01)
     assert record["extra"]["schedule"]["pruned_at_step"] == 2
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == [".bsp-output.json"]  # no .trainer
+    assert [p.name for p in tmp_path.iterdir() if ".bsp-tmp-" in p.name] == []

@@ -1,0 +1,493 @@
+"""Hostile and careless input against every entry point: one test per finding of the bad-input review.
+
+Each case states what must happen: exit code 2 (or a ``ValueError`` from the API) with a message naming
+the field/file, nothing outside ``--out`` written, nothing that existed before deleted or changed. Cases
+that could destroy data if a guard regressed stop before any work: ``run_pruning`` is replaced by a
+function that fails the test, so a guard that lets the target through is caught before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import tiny_classifier, tiny_text_task
+
+from analysis.cli import main
+from analysis.store import ResultStore, write_table_atomic
+from analysis.sweep import _sweep_lock, sweep
+from bsp_common.outputs import (
+    MARKER_FILENAME,
+    OutputError,
+    atomic_output_dir,
+    check_output_dir,
+    read_marker,
+    umask_mode,
+)
+from bsp_common.strict_json import dumps
+from hwsim import load_config
+from pruning import BlockPruner, PruneSettings, save_pruned
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` with its bytes (to prove nothing was deleted or changed)."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Fail the test if a command gets as far as training (its guards must refuse before)."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("run_pruning was reached: the output guard let the target through")
+
+    monkeypatch.setattr("pruning.train.run_pruning", refuse)
+
+
+@pytest.fixture
+def text_task(tmp_path):
+    return tiny_text_task(tmp_path / "task")
+
+
+@pytest.fixture
+def pruned_with_tokenizer(tmp_path, text_task):
+    from transformers import AutoTokenizer
+
+    model_dir, _ = text_task
+    model = tiny_classifier("bert", num_labels=2)
+    settings = PruneSettings(block="8x8", method="magnitude", target_sparsity=0.5)
+    pruner = BlockPruner(settings)
+    pruner.prepare(model)
+    pruner.prune()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    return save_pruned(tmp_path / "pruned", model, pruner.finalize(), settings, tokenizer=tokenizer)
+
+
+def prune_argv(text_task, out) -> list[str]:
+    model_dir, glue_dir = text_task
+    return ["prune", "--model", str(model_dir), "--data", "glue:sst-2", "--glue-dir", str(glue_dir),
+            "--block", "4x4", "--method", "magnitude", "--target-sparsity", "0.5", "--epochs", "1",
+            "--max-train-samples", "8", "--batch-size", "8", "--out", str(out)]  # fmt: skip
+
+
+# -- 1. output ownership --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", ["/", "HOME", "CWD", "CWD_PARENT"])
+def test_prune_refuses_root_home_and_cwd_before_any_work(target, text_task, tmp_path, monkeypatch, capsys,
+                                                         no_training):  # fmt: skip
+    home, work = tmp_path / "home", tmp_path / "home" / "work"
+    work.mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    out = {"/": "/", "HOME": str(home), "CWD": ".", "CWD_PARENT": ".."}[target]
+    before = snapshot(home)
+    assert main(prune_argv(text_task, out)) == 2
+    err = capsys.readouterr().err
+    assert "bsp never writes there" in err and "--out" in err
+    assert snapshot(home) == before
+
+
+def test_export_to_cwd_keeps_the_users_files(pruned_with_tokenizer, tmp_path, monkeypatch, capsys):
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "main.c").write_text("int main(void) { return 0; }\n")
+    (work / "results.csv").write_text("a,b\n1,2\n")
+    monkeypatch.chdir(work)
+    assert main(["export", "--model", str(pruned_with_tokenizer), "--config", "asic-16x16-int8", "--out", "."]) == 2
+    assert "current directory" in capsys.readouterr().err
+    assert sorted(p.name for p in work.iterdir()) == ["main.c", "results.csv"]
+
+
+def test_prune_into_a_users_directory_is_refused_before_loading(text_task, tmp_path, capsys, no_training):
+    user_dir = tmp_path / "mine"
+    user_dir.mkdir()
+    (user_dir / "notes.txt").write_text("keep me")
+    assert main(prune_argv(text_task, user_dir)) == 2
+    assert "bsp did not write" in capsys.readouterr().err
+    assert (user_dir / "notes.txt").read_text() == "keep me"
+    assert sorted(p.name for p in user_dir.iterdir()) == ["notes.txt"]
+
+
+def test_export_onto_its_own_model_is_refused(pruned_with_tokenizer, capsys):
+    before = snapshot(pruned_with_tokenizer)
+    argv = ["export", "--model", str(pruned_with_tokenizer), "--config", "asic-16x16-int8"]
+    assert main([*argv, "--out", str(pruned_with_tokenizer), "--overwrite"]) == 2
+    assert "is (or contains) the input" in capsys.readouterr().err
+    assert main([*argv, "--out", str(pruned_with_tokenizer.parent)]) == 2  # a parent of the model, too
+    assert snapshot(pruned_with_tokenizer) == before
+
+
+def test_overwrite_replaces_only_bsp_outputs_of_the_same_kind(tmp_path):
+    out = tmp_path / "model"
+    with atomic_output_dir(out, "pruned-model") as tmp:
+        (tmp / "v").write_text("1")
+    with pytest.raises(OutputError, match="pass --overwrite"):
+        check_output_dir(out, "pruned-model")
+    with pytest.raises(OutputError, match="holds a bsp pruned-model output, not a rtl-export"):
+        check_output_dir(out, "rtl-export", overwrite=True)
+    with pytest.raises(RuntimeError), atomic_output_dir(out, "pruned-model", overwrite=True) as tmp:
+        (tmp / "v").write_text("2")
+        raise RuntimeError("killed mid-write")
+    assert (out / "v").read_text() == "1"  # a failed replacement leaves the old output untouched
+    with atomic_output_dir(out, "pruned-model", overwrite=True) as tmp:
+        (tmp / "v").write_text("2")
+    assert (out / "v").read_text() == "2"
+    assert read_marker(out)["kind"] == "pruned-model"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temporary or set-aside directory left
+
+
+def test_empty_directory_is_a_valid_target_and_existing_file_is_not(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with atomic_output_dir(tmp_path / "empty", "figures") as tmp:
+        (tmp / "a.png").write_bytes(b"x")
+    assert (tmp_path / "empty" / "a.png").is_file()
+    (tmp_path / "file").write_text("data")
+    with pytest.raises(OutputError, match="is a file"):
+        check_output_dir(tmp_path / "file" / "sub", "figures")
+
+
+# -- 2. bounded inputs ----------------------------------------------------------------------------------------
+
+
+def test_billion_laughs_config_is_refused_quickly(tmp_path):
+    lines = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 10)}]" for i in range(8)]
+    path = tmp_path / "laughs.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "analysis.cli", "configs", "validate", str(path)],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 2
+    assert "expands to more than" in proc.stderr and str(path) in proc.stderr
+    assert len(proc.stderr) < 2000
+    assert time.perf_counter() - start < 60
+
+
+def test_huge_topology_is_refused_with_the_estimate(tmp_path, capsys):
+    cfg = tmp_path / "arch.cfg"
+    cfg.write_text("[architecture_presets]\nArrayHeight: 32\nArrayWidth: 32\nIfmapSramSzkB: 64\n"
+                   "FilterSramSzkB: 64\nOfmapSramSzkB: 64\nDataflow: ws\n")  # fmt: skip
+    topo = tmp_path / "topo.csv"
+    topo.write_text("Layer name, M, N, K,\nhuge, 1000000, 100000, 100000,\n")
+    assert main(["simulate", "--scalesim-cfg", str(cfg), "--topology", str(topo)]) == 2
+    err = capsys.readouterr().err
+    assert "9,765,625 array folds" in err and "--max-folds" in err  # ceil(1e5/32)^2 folds
+
+
+def test_huge_sweep_is_refused_unless_confirmed(tmp_path, capsys):
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump({"accuracy": "none", "blocks": [f"{b}x{b}" for b in (2, 4, 8, 16, 32)],
+                                     "sparsities": [round(0.001 * i, 3) for i in range(1, 900)],
+                                     "configs": ["asic-16x16-int8", "asic-32x32-int8"],
+                                     "seq_lens": list(range(16, 16 + 100))}))  # fmt: skip
+    start = time.perf_counter()
+    assert main(["sweep", str(space), "--out", str(tmp_path / "out"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "the space has 899,000 points" in err and "--yes" in err
+    assert time.perf_counter() - start < 30
+    assert not (tmp_path / "out").exists()
+
+
+# -- 3. strict numbers ----------------------------------------------------------------------------------------
+
+
+def preset_with(tmp_path, path: str, value) -> Path:
+    data = yaml.safe_load(load_config("asic-16x16-int8").to_yaml())
+    node = data
+    *parents, leaf = path.split(".")
+    for key in parents:
+        node = node[int(key) if key.isdigit() else key]
+    node[int(leaf) if leaf.isdigit() else leaf] = value
+    out = tmp_path / "c.yaml"
+    out.write_text(yaml.safe_dump(data))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("energy.sram_pj_per_64bit.8192", float("nan"), "finite"),
+        ("energy.mac_pj", float("inf"), "finite"),
+        ("vector_unit.cycles_per_element.softmax", float("nan"), "finite"),
+        ("buffers.weight_bytes", 10**25, "less than or equal to 1099511627776"),
+        ("pe_array.rows", True, "valid integer"),
+        ("pe_array.rows", 1.7, "valid integer"),
+        ("clock_mhz", "fast", "valid number"),
+        ("dram.bw_bytes_per_cycle", 1e300, "less than or equal"),
+    ],
+)
+def test_config_numbers_are_strict(tmp_path, field, value, message, capsys):
+    path = preset_with(tmp_path, field, value)
+    assert main(["configs", "validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert field in err and message in err
+
+
+@pytest.mark.parametrize(("cell", "message"), [("1.7", "got '1.7'"), ("inf", "got 'inf'"), ("-4", "got '-4'"),
+                                               ("true", "got 'true'")])  # fmt: skip
+def test_topology_dimensions_are_whole_positive_numbers(tmp_path, cell, message, capsys):
+    topo = tmp_path / "topo.csv"
+    topo.write_text(f"Layer name, M, N, K,\nfc, 16, {cell}, 16,\n")
+    assert main(["simulate", "--config", "asic-16x16-int8", "--topology", str(topo)]) == 2
+    err = capsys.readouterr().err
+    assert f"{topo}:2: field 3 must be a whole number" in err and message in err
+
+
+@pytest.mark.parametrize("option", [["--seq-len", "0"], ["--seq-len", "1e9"], ["--batch", "2.5"], ["--batch", "-1"]])
+def test_simulate_shape_options_are_bounded(tmp_path, option, capsys):
+    config = tmp_path / "config.json"
+    tiny_classifier("bert").config.to_json_file(config)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["simulate", "--config", "asic-16x16-int8", "--hf-config", str(config), *option])
+    assert exit_info.value.code == 2
+    assert option[0] in capsys.readouterr().err
+
+
+def test_target_sparsity_that_empties_a_layer_is_refused(text_task, tmp_path, capsys):
+    argv = prune_argv(text_task, tmp_path / "out")
+    argv[argv.index("--target-sparsity") + 1] = "0.99999999"
+    assert main(argv) == 2
+    assert "leaves the layer empty; use at most" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_json_written_by_bsp_is_always_json():
+    text = dumps({"compression_rate": float("inf"), "accuracy": float("nan"), "ok": 1.5})
+    assert json.loads(text) == {"compression_rate": None, "accuracy": None, "ok": 1.5}
+    assert "Infinity" not in text and "NaN" not in text
+
+
+# -- 4. consistency of saved models --------------------------------------------------------------------------
+
+
+def test_simulate_refuses_tampered_weights_and_missing_masks(pruned_with_tokenizer, tmp_path, capsys):
+    from safetensors.torch import load_file, save_file
+
+    weights_path = pruned_with_tokenizer / "model.safetensors"
+    tensors = load_file(weights_path)
+    name = "bert.encoder.layer.0.attention.self.query.weight"
+    tensors[name] = tensors[name] + 1.0  # pruned positions are no longer zero
+    save_file(tensors, weights_path, metadata={"format": "pt"})
+    argv = ["simulate", "--config", "asic-16x16-int8", "--model", str(pruned_with_tokenizer), "--seq-len", "8"]
+    assert main(argv) == 2
+    assert "does not match its masks" in capsys.readouterr().err
+    (pruned_with_tokenizer / "block_masks.safetensors").unlink()
+    assert main(argv) == 2
+    assert "no block_masks.safetensors although its pruning_config.json says it was pruned" in capsys.readouterr().err
+
+
+def test_simulate_says_dense_for_a_plain_model(tmp_path, capsys):
+    plain = tmp_path / "plain"
+    tiny_classifier("bert").save_pretrained(plain)
+    assert main(["simulate", "--config", "asic-16x16-int8", "--model", str(plain), "--seq-len", "8", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "simulating the dense model" in captured.err
+    assert json.loads(captured.out)["total"]["cycles"] > 0
+
+
+# -- 5. tracebacks become exit 2 ------------------------------------------------------------------------------
+
+
+def test_pareto_refuses_repeated_objectives_and_non_numeric_cells(tmp_path, capsys):
+    table = tmp_path / "t.csv"
+    table.write_text("cycles,accuracy\n10,0.5\nfast,0.7\n20,0.9\n")
+    assert main(["pareto", str(table), "--objectives", "cycles:min,cycles:max"]) == 2
+    assert "'cycles' given more than once" in capsys.readouterr().err
+    assert main(["pareto", str(table), "--objectives", "cycles:min,accuracy:max"]) == 2
+    assert "column 'cycles' holds a non-numeric value 'fast' in row 1" in capsys.readouterr().err
+
+
+def test_sweep_budget_is_validated_at_load(tmp_path, capsys):
+    space = tmp_path / "space.yaml"
+    space.write_text("accuracy: none\nbudget: 5\n")
+    assert main(["sweep", str(space), "--out", str(tmp_path / "out"), "--no-progress"]) == 2
+    assert "sweep.budget: expected a mapping" in capsys.readouterr().err
+    space.write_text("accuracy: none\nbudget: {epochs: .nan}\n")
+    assert main(["sweep", str(space), "--out", str(tmp_path / "out"), "--no-progress"]) == 2
+    assert "budget.epochs: must be a number" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_failed_points_are_retried_on_resume(tmp_path):
+    store = ResultStore(tmp_path / "points.jsonl")
+    store.append({"point_id": "a", "error": "RuntimeError: flaky"})
+    store.append({"point_id": "b", "cycles": 5, "error": None})
+    assert store.done_ids() == {"b"} and store.failed_ids() == {"a"}
+    store.append({"point_id": "a", "cycles": 7, "error": None})
+    store.append({"point_id": "a", "error": "RuntimeError: later failure"})  # a success is final
+    table = store.load().set_index("point_id")
+    assert store.done_ids() == {"a", "b"} and table.loc["a", "cycles"] == 7 and len(table) == 2
+
+
+@pytest.mark.parametrize("command", ["prune", "sweep", "plot", "pareto", "simulate-csv"])
+def test_out_of_the_wrong_type_is_refused_before_loading(command, text_task, tmp_path, capsys, no_training):
+    (tmp_path / "a_file").write_text("x")
+    (tmp_path / "a_dir").mkdir()
+    table = tmp_path / "t.csv"
+    table.write_text("cycles,accuracy\n10,0.5\n")
+    config = tmp_path / "config.json"
+    tiny_classifier("bert").config.to_json_file(config)
+    argv = {
+        "prune": prune_argv(text_task, tmp_path / "a_file"),
+        "sweep": ["sweep", "--out", str(tmp_path / "a_file"), "--no-progress"],
+        "plot": ["plot", str(table), "--out", str(tmp_path / "a_file")],
+        "pareto": ["pareto", str(table), "--objectives", "cycles:min", "--out", str(tmp_path / "a_dir")],
+        "simulate-csv": ["simulate", "--config", "asic-16x16-int8", "--hf-config", str(config), "--csv",
+                         str(tmp_path / "a_dir")],  # fmt: skip
+    }[command]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "is a file" in err or "is a directory" in err or "bsp did not write" in err
+    assert (tmp_path / "a_file").read_text() == "x" and not any((tmp_path / "a_dir").iterdir())
+
+
+def test_simulate_csv_does_not_overwrite_without_asking(tmp_path, capsys):
+    config = tmp_path / "config.json"
+    tiny_classifier("bert").config.to_json_file(config)
+    csv = tmp_path / "ops.csv"
+    csv.write_text("mine\n")
+    argv = ["simulate", "--config", "asic-16x16-int8", "--hf-config", str(config), "--seq-len", "8", "--csv", str(csv)]
+    assert main(argv) == 2
+    assert "exists; pass --overwrite" in capsys.readouterr().err and csv.read_text() == "mine\n"
+    assert main([*argv, "--overwrite"]) == 0
+    assert csv.read_text().startswith("op,layer")
+
+
+def test_unreadable_files_get_one_line_naming_the_file(pruned_with_tokenizer, tmp_path, capsys):
+    weights = pruned_with_tokenizer / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])  # truncated
+    assert main(["export", "--model", str(pruned_with_tokenizer), "--config", "asic-16x16-int8",
+                 "--out", str(tmp_path / "rtl")]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert str(pruned_with_tokenizer) in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    (pruned_with_tokenizer / "config.json").write_text("{not json")
+    assert main(["export", "--model", str(pruned_with_tokenizer), "--config", "asic-16x16-int8",
+                 "--out", str(tmp_path / "rtl")]) == 2  # fmt: skip
+    assert "config.json is not a readable model config" in capsys.readouterr().err
+    store = tmp_path / "sweep"
+    store.mkdir()
+    (store / MARKER_FILENAME).write_text('{"kind": "sweep"}')
+    (store / "points.jsonl").write_text("[1,2,3]\n")
+    assert main(["sweep", "--out", str(store), "--no-progress"]) == 2
+    assert "points.jsonl:1: expected a JSON object" in capsys.readouterr().err
+    for name, argv in (("c.yaml", ["configs", "validate"]), ("s.yaml", ["sweep"]),
+                       ("t.csv", ["simulate", "--config", "asic-16x16-int8", "--topology"])):  # fmt: skip
+        path = tmp_path / name
+        path.write_bytes(b"\xff\xfe rows: 4\n")
+        extra = ["--out", str(tmp_path / "o"), "--no-progress"] if argv == ["sweep"] else []
+        assert main([*argv, str(path), *extra]) == 2
+        err = capsys.readouterr().err
+        assert str(path) in err and "not UTF-8" in err
+    cfg = tmp_path / "arch.cfg"
+    cfg.write_text("[architecture_presets]\nArrayHeight: 4\nArrayWidth: 4\nIfmapSramSzkB: 64\nFilterSramSzkB: 64\n"
+                   "OfmapSramSzkB: 64\nDataflow: ws\nBandwidth: abc\n")  # fmt: skip
+    topo = tmp_path / "ok.csv"
+    topo.write_text("Layer name, M, N, K,\na, 16, 16, 16,\n")
+    assert main(["simulate", "--scalesim-cfg", str(cfg), "--topology", str(topo)]) == 2
+    assert f"scalesim cfg {cfg}: [architecture_presets] Bandwidth must be a positive number" in capsys.readouterr().err
+
+
+def test_internal_errors_are_one_line_unless_verbose(monkeypatch, capsys):
+    def broken(args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("analysis.commands.configs.run", broken)
+    assert main(["configs", "list"]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == "bsp configs: internal error: RuntimeError: boom (run with -v for the traceback)"
+    assert main(["-v", "configs", "list"]) == 1
+    assert "Traceback" in capsys.readouterr().err
+
+
+# -- kills, locks, workers, modes -----------------------------------------------------------------------------
+
+
+def test_stale_temporary_directories_of_killed_runs_are_removed(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".model.bsp-tmp-{int(dead.stdout)}-abc"
+    stale.mkdir()
+    (stale / MARKER_FILENAME).write_text('{"kind": "pruned-model"}')
+    foreign = tmp_path / f".model.bsp-tmp-{int(dead.stdout)}-xyz"  # no marker: not ours, never removed
+    foreign.mkdir()
+    with atomic_output_dir(tmp_path / "model", "pruned-model") as tmp:
+        (tmp / "w").write_text("1")
+    assert not stale.exists() and foreign.exists()
+
+
+def test_second_sweep_on_the_same_out_is_refused(tmp_path):
+    model_dir = tmp_path / "tiny"
+    tiny_classifier("bert").save_pretrained(model_dir)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / MARKER_FILENAME).write_text('{"kind": "sweep"}')
+    space = {"model": str(model_dir), "accuracy": "none", "blocks": ["8x8"], "sparsities": [0.5],
+             "configs": ["asic-16x16-int8"], "seq_lens": [8]}  # fmt: skip
+    from analysis import SweepSpace
+
+    with _sweep_lock(out), pytest.raises(ValueError, match=r"another bsp sweep \(pid \d+\) is writing"):
+        sweep(SweepSpace(**space), out_dir=out, progress=False)
+    assert len(sweep(SweepSpace(**space), out_dir=out, progress=False)) == 1  # free again afterwards
+
+
+def test_pool_workers_die_with_a_killed_parent(tmp_path):
+    pids = tmp_path / "pids"
+    script = textwrap.dedent(f"""
+        import os, time
+        from concurrent.futures import ProcessPoolExecutor
+        from multiprocessing import get_context
+        from analysis.sweep import _die_with_parent
+
+        def work(i):
+            with open({str(pids)!r}, "a") as f:
+                f.write(f"{{os.getpid()}}\\n")
+            time.sleep(60)
+
+        if __name__ == "__main__":
+            with ProcessPoolExecutor(2, mp_context=get_context("spawn"), initializer=_die_with_parent,
+                                     initargs=(os.getpid(),)) as pool:
+                list(pool.map(work, range(2)))
+    """)
+    path = tmp_path / "parent.py"
+    path.write_text(script)
+    parent = subprocess.Popen([sys.executable, str(path)], cwd=os.getcwd())
+    deadline = time.time() + 60
+    while time.time() < deadline and (not pids.exists() or len(pids.read_text().split()) < 2):
+        time.sleep(0.1)
+    workers = [int(p) for p in pids.read_text().split()]
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.time() + 20
+    alive = workers
+    while alive and time.time() < deadline:
+        alive = [p for p in workers if Path(f"/proc/{p}").exists() and "Z" not in _state(p)]
+        time.sleep(0.1)
+    assert alive == []
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0]
+    except (OSError, IndexError):
+        return "Z"
+
+
+def test_outputs_follow_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        with atomic_output_dir(tmp_path / "out", "figures") as tmp:
+            (tmp / "f").write_text("1")
+        write_table_atomic(pd.DataFrame({"a": [1]}), tmp_path / "t.csv")
+        assert (tmp_path / "out").stat().st_mode & 0o777 == 0o755 == umask_mode("dir")
+        assert (tmp_path / "t.csv").stat().st_mode & 0o777 == 0o644 == umask_mode("file")
+    finally:
+        os.umask(old)
