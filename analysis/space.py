@@ -105,11 +105,20 @@ class SweepSpace:
     budget: AccuracyBudget = field(default_factory=AccuracyBudget)
 
     def __post_init__(self) -> None:
+        for name in ("model", "data", "accuracy"):
+            if not isinstance(getattr(self, name), str):
+                raise ValueError(f"sweep.{name}: expected a string, got {short_repr(getattr(self, name))}")
+        if self.glue_dir is not None and not isinstance(self.glue_dir, str):
+            raise ValueError(f"sweep.glue_dir: expected a path string, got {short_repr(self.glue_dir)}")
         for name in ("blocks", "granularities", "sparsities", "methods", "configs", "seq_lens", "batches"):
             value = getattr(self, name)
             if not isinstance(value, list | tuple) or not value:
-                raise ValueError(f"sweep.{name}: must be a non-empty list, got {value!r}")
+                raise ValueError(f"sweep.{name}: must be a non-empty list, got {short_repr(value)}")
             object.__setattr__(self, name, list(value))
+            if name not in ("sparsities", "seq_lens", "batches"):
+                for item in value:
+                    if not isinstance(item, str):
+                        raise ValueError(f"sweep.{name}: entries must be strings, got {short_repr(item)}")
         for text in self.blocks:
             BlockSpec.parse(text)
         for text in self.granularities:
@@ -117,7 +126,10 @@ class SweepSpace:
         for text in self.methods:
             PruneMethod.parse(text)
         for sparsity in self.sparsities:
-            check_sparsity(sparsity)
+            try:
+                check_sparsity(sparsity)
+            except ValueError as err:
+                raise ValueError(f"sweep.sparsities: {err}") from None
         for name, upper in (("seq_lens", MAX_SEQ_LEN), ("batches", MAX_BATCH)):
             for value in getattr(self, name):
                 if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= upper:
@@ -125,17 +137,15 @@ class SweepSpace:
         presets = list_presets()
         for config in self.configs:
             if config not in presets and not Path(config).is_file():
-                raise ValueError(f"sweep.configs: {config!r} is neither a preset ({', '.join(presets)}) nor a file")
+                raise ValueError(f"sweep.configs: {short_repr(config)} is neither a preset ({', '.join(presets)}) "
+                                 "nor a file")  # fmt: skip
         if not (self.accuracy in ACCURACY_SOURCES or self.accuracy.startswith("table:")):
-            raise ValueError(f"sweep.accuracy: {self.accuracy!r}; allowed: proxy, train, none, table:PATH")
+            raise ValueError(f"sweep.accuracy: {short_repr(self.accuracy)}; allowed: proxy, train, none, table:PATH")
         if isinstance(self.budget, dict):
             object.__setattr__(self, "budget", _from_dict(AccuracyBudget, self.budget, "sweep.budget"))
         if not isinstance(self.budget, AccuracyBudget):
             raise ValueError(f"sweep.budget: expected a mapping of budget fields ({', '.join(_BUDGET_FIELDS)}), "
                              f"got {short_repr(self.budget)}")  # fmt: skip
-        for name in ("model", "data", "accuracy"):
-            if not isinstance(getattr(self, name), str):
-                raise ValueError(f"sweep.{name}: expected a string, got {short_repr(getattr(self, name))}")
 
     def pruning_points(self) -> list[dict]:
         """Distinct pruning settings; the dense baseline (sparsity 0) appears once."""

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from bsp_common.safe_yaml import short_repr
+
 __all__ = [
     "BlockSpec",
     "Granularity",
@@ -50,7 +52,7 @@ class ParsableEnum(enum.StrEnum):
         except ValueError:
             allowed = ", ".join(member.value for member in cls)
             field = cls.__name__.removeprefix("Prune").lower()
-            raise ValueError(f"{field}: unknown value {value!r}; allowed: {allowed}") from None
+            raise ValueError(f"{field}: unknown value {short_repr(value)}; allowed: {allowed}") from None
 
 
 class Granularity(ParsableEnum):
@@ -85,7 +87,7 @@ class BlockSpec:
             return text
         match = re.fullmatch(r"\s*(\d+)\s*[xX\u00d7]\s*(\d+)\s*", str(text))
         if not match:
-            raise ValueError(f"block: expected ROWSxCOLS with positive integers such as 16x16, got {text!r}")
+            raise ValueError(f"block: expected ROWSxCOLS with positive integers such as 16x16, got {short_repr(text)}")
         return cls(int(match.group(1)), int(match.group(2)))
 
     def __str__(self) -> str:

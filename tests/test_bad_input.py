@@ -342,8 +342,8 @@ def test_out_of_the_wrong_type_is_refused_before_loading(command, text_task, tmp
         "sweep": ["sweep", "--out", str(tmp_path / "a_file"), "--no-progress"],
         "plot": ["plot", str(table), "--out", str(tmp_path / "a_file")],
         "pareto": ["pareto", str(table), "--objectives", "cycles:min", "--out", str(tmp_path / "a_dir")],
-        "simulate-csv": ["simulate", "--config", "asic-16x16-int8", "--hf-config", str(config), "--csv",
-                         str(tmp_path / "a_dir")],  # fmt: skip
+        "simulate-csv": ["simulate", "--config", "asic-16x16-int8", "--hf-config", str(config),
+                         "--csv", str(tmp_path / "a_dir")],
     }[command]
     assert main(argv) == 2
     err = capsys.readouterr().err

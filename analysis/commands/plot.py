@@ -21,21 +21,32 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    import sys
+
     from analysis.plots import accuracy_vs_compression, metric_vs_block, pareto_scatter, save_figure
     from analysis.store import read_table
 
-    out = prepare_output_dir(args.out, "figures", inputs=[args.results])
     table = read_table(args.results)
     if "error" in table:
         table = table[table["error"].isna()]
+    sweep_keys = ["block", "config", "target_sparsity"]
+    figures = [  # (file stem, columns it needs, how to draw it)
+        ("pareto_accuracy_cycles", ["cycles", "accuracy"], lambda: pareto_scatter(table, x="cycles", y="accuracy")),
+        ("pareto_accuracy_energy", ["energy_pj", "accuracy"],
+         lambda: pareto_scatter(table, x="energy_pj", y="accuracy")),
+        ("accuracy_vs_compression", ["accuracy", "compression_rate", "block", "granularity", "method",
+                                     "target_sparsity"], lambda: accuracy_vs_compression(table)),
+        *[(f"{metric}_vs_block", [metric, *sweep_keys], lambda metric=metric: metric_vs_block(table, metric))
+          for metric in ("cycles", "energy_pj", "utilization")],
+    ]  # fmt: skip
+    out = prepare_output_dir(args.out, "figures", inputs=[args.results])
     written = []
-    has_accuracy = "accuracy" in table and table["accuracy"].notna().any()
-    if has_accuracy:
-        written += save_figure(pareto_scatter(table, x="cycles", y="accuracy"), out / "pareto_accuracy_cycles")
-        written += save_figure(pareto_scatter(table, x="energy_pj", y="accuracy"), out / "pareto_accuracy_energy")
-        written += save_figure(accuracy_vs_compression(table), out / "accuracy_vs_compression")
-    for metric in ("cycles", "energy_pj", "utilization"):
-        written += save_figure(metric_vs_block(table, metric), out / f"{metric}_vs_block")
+    for stem, needs, draw in figures:
+        missing = [c for c in needs if c not in table or not table[c].notna().any()]
+        if missing:
+            print(f"skipped {stem}: the table has no values in {', '.join(missing)}", file=sys.stderr)
+            continue
+        written += save_figure(draw(), out / stem)
     for path in written:
         print(path)
     return 0
