@@ -24,7 +24,6 @@ content hash and an interrupted run resumes where it stopped. Outputs in ``--out
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import time
@@ -37,6 +36,8 @@ from analysis.plots import accuracy_vs_compression, pareto_scatter, save_figure
 from analysis.space import AccuracyBudget, SweepSpace
 from analysis.store import write_table_atomic
 from analysis.sweep import sweep
+from bsp_common import strict_json
+from bsp_common.outputs import prepare_output_dir, write_text_atomic
 from pruning.blocks import BlockSpec, group_shape
 from pruning.models import quiet_transformers
 
@@ -219,8 +220,7 @@ def main(argv=None) -> int:
     args.rates, args.blocks, args.method_block, args.configs = rates, blocks, METHOD_BLOCK, CONFIGS
     args.lam_plain = LAM_PLAIN
     tag = args.data.replace(":", "-") + ("-quick" if args.quick else "")
-    out = Path(args.out or Path(__file__).parent / "out" / tag)
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_output_dir(args.out or Path(__file__).parent / "out" / tag, "paper-figs")  # resumable
     model = args.model
     if args.quick:
         model = str(_tiny_model(out / "cache"))
@@ -267,7 +267,7 @@ def main(argv=None) -> int:
     pruning_s = float(results.drop_duplicates("cache_key")["prune_wall_s"].sum()) if "prune_wall_s" in results else 0.0
     summary = {"git_commit": _git_commit(), "wall_s": wall_s, "pruning_compute_s_all_runs": pruning_s,
                "points": len(results), "settings": settings, "headline": headline}  # fmt: skip
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    write_text_atomic(out / "summary.json", strict_json.dumps(summary, indent=2))
     paths = _figures(results, out, args)
     print(note)
     print(markdown)

@@ -28,6 +28,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.store import ResultStore, write_table_atomic
+from bsp_common.outputs import prepare_output_dir
 from paper_figs.reproduce import FULL_BUDGET, _tiny_model
 from pruning.pruner import PruneSettings
 from pruning.train import TrainBudget
@@ -138,8 +139,7 @@ def main(argv=None) -> int:
     # 2.0 -> 2: the rate is part of a point's key, and the default grid's rates are integers
     rates = tuple(int(r) if float(r).is_integer() else r for r in rates)
     seeds = tuple(args.seeds or ((0,) if args.quick else SEEDS))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_output_dir(args.out, "paper-tune")  # resumable
     budget, model, block = BUDGET, args.model, BLOCK
     if args.quick:
         model, block = str(_tiny_model(out / "cache")), "8x8"
