@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 
 from bsp_common import strict_json
-from bsp_common.outputs import umask_mode
+from bsp_common.outputs import write_bytes_atomic
 from bsp_common.safe_yaml import short_repr
 
 __all__ = ["ResultStore", "read_table", "write_table_atomic"]
@@ -87,20 +86,8 @@ def _failed(record: dict) -> bool:
 def write_table_atomic(frame: pd.DataFrame, path: str | Path) -> Path:
     """Write ``frame`` as Parquet (``.parquet``) or CSV (anything else), atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        if path.suffix == ".parquet":
-            frame.to_parquet(tmp, index=False)
-        else:
-            frame.to_csv(tmp, index=False)
-        os.chmod(tmp, umask_mode("file"))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    data = frame.to_parquet(index=False) if path.suffix == ".parquet" else frame.to_csv(index=False).encode("utf-8")
+    return write_bytes_atomic(path, data)
 
 
 def read_table(path: str | Path) -> pd.DataFrame:

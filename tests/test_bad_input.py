@@ -72,6 +72,14 @@ def pruned_with_tokenizer(tmp_path, text_task):
     return save_pruned(tmp_path / "pruned", model, pruner.finalize(), settings, tokenizer=tokenizer)
 
 
+def scalesim_cfg(root: Path, rows: int, extra: str = "") -> Path:
+    """A minimal SCALE-Sim .cfg for a rows x rows ws array (64 KiB SRAMs)."""
+    path = root / "arch.cfg"
+    path.write_text(f"[architecture_presets]\nArrayHeight: {rows}\nArrayWidth: {rows}\nIfmapSramSzkB: 64\n"
+                    f"FilterSramSzkB: 64\nOfmapSramSzkB: 64\nDataflow: ws\n{extra}")  # fmt: skip
+    return path
+
+
 def prune_argv(text_task, out) -> list[str]:
     model_dir, glue_dir = text_task
     return ["prune", "--model", str(model_dir), "--data", "glue:sst-2", "--glue-dir", str(glue_dir),
@@ -174,9 +182,7 @@ def test_billion_laughs_config_is_refused_quickly(tmp_path):
 
 
 def test_huge_topology_is_refused_with_the_estimate(tmp_path, capsys):
-    cfg = tmp_path / "arch.cfg"
-    cfg.write_text("[architecture_presets]\nArrayHeight: 32\nArrayWidth: 32\nIfmapSramSzkB: 64\n"
-                   "FilterSramSzkB: 64\nOfmapSramSzkB: 64\nDataflow: ws\n")  # fmt: skip
+    cfg = scalesim_cfg(tmp_path, rows=32)
     topo = tmp_path / "topo.csv"
     topo.write_text("Layer name, M, N, K,\nhuge, 1000000, 100000, 100000,\n")
     assert main(["simulate", "--scalesim-cfg", str(cfg), "--topology", str(topo)]) == 2
@@ -388,9 +394,7 @@ def test_unreadable_files_get_one_line_naming_the_file(pruned_with_tokenizer, tm
         assert main([*argv, str(path), *extra]) == 2
         err = capsys.readouterr().err
         assert str(path) in err and "not UTF-8" in err
-    cfg = tmp_path / "arch.cfg"
-    cfg.write_text("[architecture_presets]\nArrayHeight: 4\nArrayWidth: 4\nIfmapSramSzkB: 64\nFilterSramSzkB: 64\n"
-                   "OfmapSramSzkB: 64\nDataflow: ws\nBandwidth: abc\n")  # fmt: skip
+    cfg = scalesim_cfg(tmp_path, rows=4, extra="Bandwidth: abc\n")
     topo = tmp_path / "ok.csv"
     topo.write_text("Layer name, M, N, K,\na, 16, 16, 16,\n")
     assert main(["simulate", "--scalesim-cfg", str(cfg), "--topology", str(topo)]) == 2
