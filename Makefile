@@ -24,7 +24,7 @@ demo: install
 
 test: install
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q --doctest-modules pruning hwsim analysis tests
+	$(PY) -m pytest -q --doctest-modules bsp_common pruning hwsim analysis tests
 
 lint: install
 	$(PY) -m ruff check .

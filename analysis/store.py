@@ -73,7 +73,13 @@ class ResultStore:
             return handle.read(1) == b"\n"
 
     def load(self) -> pd.DataFrame:
-        return pd.DataFrame(self.records())
+        """The points as a table; numeric columns stored as ``null`` (NaN in JSON) come back as float NaN."""
+        frame = pd.DataFrame(self.records())
+        for column in frame.columns[frame.dtypes == object]:
+            values = frame[column].dropna()
+            if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+                frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+        return frame
 
     def export(self, path: str | Path) -> Path:
         return write_table_atomic(self.load(), path)
