@@ -75,7 +75,7 @@ class ResultStore:
     def load(self) -> pd.DataFrame:
         """The points as a table; numeric columns stored as ``null`` (NaN in JSON) come back as float NaN."""
         frame = pd.DataFrame(self.records())
-        for column in frame.columns[frame.dtypes == object]:
+        for column in frame.select_dtypes(include="object").columns:
             values = frame[column].dropna()
             if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
                 frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)

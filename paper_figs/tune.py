@@ -41,6 +41,7 @@ BLOCK = "16x16"
 
 
 _DENSE = {"name": "dense", "method": "magnitude"}
+_SETTINGS_KEYS = set(PruneSettings.__dataclass_fields__) - {"block", "method", "target_sparsity"}
 
 
 def _configs() -> list[dict]:
@@ -72,19 +73,21 @@ def point_key(point: dict) -> str:
     return json.dumps(point, sort_keys=True)
 
 
-def _run_point(job: tuple[dict, str, str, TrainBudget]) -> dict:
-    point, model, data, budget = job
+def _run_point(job: tuple[dict, str, str, TrainBudget, Path]) -> dict:
+    """One run: point keys that name a ``PruneSettings`` field set the settings, ``TrainBudget`` fields the
+    budget; ``"teacher": true`` distils from the dense fine-tune of the same budget and seed (cached)."""
+    point, model, data, budget, cache_dir = job
     from pruning.models import quiet_transformers
-    from pruning.train import run_pruning
+    from pruning.train import dense_teacher, run_pruning
 
     quiet_transformers()
     settings = PruneSettings(block=point["block"], method=point["method"], target_sparsity=1 - 1 / point["rate"],
-                             **{k: point[k] for k in ("lam", "eps", "penalty_mode", "reweight_interval_steps")
-                                if k in point})  # fmt: skip
-    budget = replace(budget, seed=point["seed"], prune_at_epoch=point.get("prune_at_epoch", budget.prune_at_epoch))
+                             **{k: v for k, v in point.items() if k in _SETTINGS_KEYS})  # fmt: skip
+    budget = replace(budget, **{k: v for k, v in point.items() if k in TrainBudget.__dataclass_fields__})
+    teacher = dense_teacher(model, data, budget, cache_dir / "teachers") if point.get("teacher") else None
     out_dir = Path(tempfile.mkdtemp(prefix="tune-"))
     try:
-        result = run_pruning(model, data, settings, out_dir, budget)
+        result = run_pruning(model, data, settings, out_dir, budget, teacher=teacher)
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
     return {**point, "point_id": point_key(point), "dev_accuracy": result.dev_accuracy,
@@ -149,27 +152,35 @@ def main(argv=None) -> int:
         points = [p for p in points if p["name"] in ("magnitude", "reweighted lam=2 every=10")]
     if args.only:
         points = [p for p in points if p["name"] in args.only]
-    store = ResultStore(out / "tune.jsonl")
+    run_study(points, model, args.data, budget, out, "tune", args.workers, baseline="magnitude")
+    return 0
+
+
+def run_study(points: list[dict], model: str, data: str, budget: TrainBudget, out: Path, stem: str, workers: int = 1,
+              baseline: str = "magnitude") -> pd.DataFrame:  # fmt: skip
+    """Run the points not yet in ``out/<stem>.jsonl`` (resumable), then write ``<stem>.csv`` (mean +- std) and
+    ``<stem>_paired.csv`` (differences to ``baseline`` paired by seed); returns every record."""
+    store = ResultStore(out / f"{stem}.jsonl")
     done = store.done_ids()
     todo = [p for p in points if point_key(p) not in done]
     print(f"{len(points)} points, {len(points) - len(todo)} already done, {len(todo)} to run", file=sys.stderr)
     start = time.perf_counter()
-    jobs = [(p, model, args.data, budget) for p in todo]
+    jobs = [(p, model, data, budget, out / "cache") for p in todo]
     context = multiprocessing.get_context("spawn")  # CUDA cannot be forked
-    with context.Pool(args.workers) if args.workers > 1 else _Serial() as pool:
+    with context.Pool(workers) if workers > 1 else _Serial() as pool:
         for i, record in enumerate(pool.imap_unordered(_run_point, jobs), 1):
             store.append(record)
             print(f"[{time.perf_counter() - start:6.0f}s] {i}/{len(todo)} {record['name']} {record['rate']}x "
                   f"seed {record['seed']}: dev {record['dev_accuracy']:.4f}", file=sys.stderr)  # fmt: skip
     records = store.load()
     table = summarize(records)
-    write_table_atomic(table, out / "tune.csv")
-    if (records["name"] == "magnitude").any():
-        paired = paired_differences(records)
-        write_table_atomic(paired, out / "tune_paired.csv")
+    write_table_atomic(table, out / f"{stem}.csv")
+    if (records["name"] == baseline).any():
+        paired = paired_differences(records, baseline)
+        write_table_atomic(paired, out / f"{stem}_paired.csv")
         print(paired.to_string(index=False, float_format=lambda v: f"{v:+.2f}"))
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    return 0
+    return records
 
 
 class _Serial:

@@ -36,6 +36,7 @@ __all__ = [
     "group_norms_sq",
     "group_shape",
     "group_sizes",
+    "group_sums",
 ]
 
 
@@ -151,7 +152,17 @@ def group_norms_sq(weight: torch.Tensor, gshape: tuple[int, int]) -> torch.Tenso
     tensor([[ 42.,  98.],
             [145., 221.]])
     """
-    return _padded_view(weight, gshape).pow(2).sum(dim=(1, 3))
+    return group_sums(weight.pow(2), gshape)
+
+
+def group_sums(values: torch.Tensor, gshape: tuple[int, int]) -> torch.Tensor:
+    """Sum of ``values [out, in]`` over every group, shape ``group_grid_shape``; differentiable.
+
+    >>> group_sums(torch.ones(3, 4), (2, 2))
+    tensor([[4., 4.],
+            [2., 2.]])
+    """
+    return _padded_view(values, gshape).sum(dim=(1, 3))
 
 
 def group_sizes(weight_shape: tuple[int, int], gshape: tuple[int, int]) -> torch.Tensor:

@@ -1,18 +1,25 @@
-"""HF ``Trainer`` integration: the paper's three phases in one training run.
+"""HF ``Trainer`` integration: regularize, prune on a sparsity schedule, retrain with masks -- in one run.
 
-1. regularized fine-tune: before every optimizer step the regularizer's gradient is added to the
-   weights' ``.grad`` (after gradient clipping, so the penalty is not clipped away) -- or, with
-   ``penalty_mode="proximal"``, a proximal step at the current learning rate follows it -- and the
-   reweighted group Lasso's alphas are recomputed every ``reweight_interval_steps`` (default: once
-   per epoch);
-2. hard prune at ``prune_at_step`` (or ``prune_at_epoch``): masks attached as parametrizations;
-3. masked retrain for the remaining steps: pruned weights stay exactly zero.
+Each optimizer step, in order:
+
+1. the group scorer folds the step's gradients into its importance scores (``taylor``/``movement``);
+2. regularized methods add the penalty's gradient to ``.grad`` (after gradient clipping), or with
+   ``penalty_mode="proximal"`` apply its exact proximal step after the optimizer step; the reweighted group
+   Lasso's alphas are recomputed every ``reweight_interval_steps`` (default: once per epoch);
+3. at the schedule's update steps the masks are recomputed at the scheduled sparsity (monotone: a pruned
+   group never returns) and attached as parametrizations; after the last update the target holds and
+   training continues as masked retraining.
+
+With the ``oneshot`` schedule (``prune_at_step``/``prune_at_epoch`` alone) this is the paper's recipe: the
+penalty acts on every group until the single hard prune. With a gradual schedule (``cubic``,
+``exponential``) the penalty is *focused* on the groups the next update will remove, so they shrink to ~0
+before they are masked.
 
 Use it with a plain ``Trainer`` (so ``torchrun``/accelerate multi-GPU works unchanged)::
 
     pruner = BlockPruner(settings)
     trainer = Trainer(model=model, args=args, train_dataset=ds,
-                      callbacks=[BlockPruningCallback(pruner, prune_at_epoch=2)])
+                      callbacks=[BlockPruningCallback(pruner, prune_at_epoch=2, schedule="cubic")])
     trainer.train()
     masks = pruner.finalize()
 """
@@ -25,38 +32,66 @@ import math
 from transformers import TrainerCallback
 
 from pruning.pruner import BlockPruner
+from pruning.schedule import ScheduleKind, SparsitySchedule
 
 __all__ = ["BlockPruningCallback"]
 
 log = logging.getLogger(__name__)
 
+DEFAULT_FREQUENCY_STEPS = 10  # mask updates of a gradual schedule, in optimizer steps
+
 
 class BlockPruningCallback(TrainerCallback):
-    """Drives a :class:`BlockPruner` from Trainer events; its schedule state is a small JSON dict."""
+    """Drives a :class:`BlockPruner` from Trainer events; its schedule state is a small JSON dict.
 
-    def __init__(
-        self, pruner: BlockPruner, prune_at_step: int | None = None, prune_at_epoch: float | None = None
-    ) -> None:
+    Parameters
+    ----------
+    prune_at_step, prune_at_epoch : when the target sparsity is reached (exactly one of them).
+    schedule : ``oneshot`` (default), ``cubic`` or ``exponential``.
+    start_step, start_epoch : when a gradual schedule starts (default 0).
+    frequency_steps : optimizer steps between mask updates of a gradual schedule.
+    """
+
+    def __init__(self, pruner: BlockPruner, prune_at_step: int | None = None, prune_at_epoch: float | None = None,
+                 schedule: ScheduleKind | str = ScheduleKind.ONESHOT, start_step: int | None = None,
+                 start_epoch: float | None = None, frequency_steps: int = DEFAULT_FREQUENCY_STEPS) -> None:  # fmt: skip
         if (prune_at_step is None) == (prune_at_epoch is None):
             raise ValueError("BlockPruningCallback: pass exactly one of prune_at_step or prune_at_epoch")
-        if prune_at_step is not None and (not isinstance(prune_at_step, int) or prune_at_step < 0):
-            raise ValueError(f"prune_at_step: must be a non-negative integer, got {prune_at_step!r}")
-        if prune_at_epoch is not None and not (isinstance(prune_at_epoch, int | float) and prune_at_epoch >= 0):
-            raise ValueError(f"prune_at_epoch: must be a non-negative number, got {prune_at_epoch!r}")
+        for name, value in (("prune_at_step", prune_at_step), ("start_step", start_step)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise ValueError(f"{name}: must be a non-negative integer, got {value!r}")
+        for name, value in (("prune_at_epoch", prune_at_epoch), ("start_epoch", start_epoch)):
+            if value is not None and not (isinstance(value, int | float) and 0 <= value < math.inf):
+                raise ValueError(f"{name}: must be a non-negative number, got {value!r}")
+        if isinstance(frequency_steps, bool) or not isinstance(frequency_steps, int) or frequency_steps < 1:
+            raise ValueError(f"frequency_steps: must be a positive integer, got {frequency_steps!r}")
         self.pruner = pruner
-        self.prune_at_step = prune_at_step
-        self.prune_at_epoch = prune_at_epoch
+        self.kind = ScheduleKind.parse(schedule)
+        self.prune_at_step, self.prune_at_epoch = prune_at_step, prune_at_epoch
+        self.start_step, self.start_epoch = start_step, start_epoch
+        self.frequency_steps = frequency_steps
+        self.schedule: SparsitySchedule | None = None
         self.reweight_interval_steps: int | None = pruner.settings.reweight_interval_steps
-        self.pruned_at_step: int | None = None
+        self.pruned_at_step: int | None = None  # the step at which the target sparsity was reached
+        self.current_sparsity = 0.0
+        self.updates: list[tuple[int, float]] = []  # (step, scheduled sparsity) of every mask update
         self.reweight_count = 0
 
     def state(self) -> dict:
         return {
-            "prune_at_step": self.prune_at_step,
+            "schedule": self.kind.value,
+            "start_step": self.schedule.start_step if self.schedule else self.start_step,
+            "prune_at_step": self.schedule.end_step if self.schedule else self.prune_at_step,
+            "frequency_steps": self.frequency_steps,
             "reweight_interval_steps": self.reweight_interval_steps,
             "pruned_at_step": self.pruned_at_step,
+            "mask_updates": len(self.updates),
             "reweight_count": self.reweight_count,
         }
+
+    @property
+    def _gradual(self) -> bool:
+        return self.kind is not ScheduleKind.ONESHOT
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         if self.pruner.model is None:
@@ -64,15 +99,20 @@ class BlockPruningCallback(TrainerCallback):
         steps_per_epoch = max(1, math.ceil(state.max_steps / max(args.num_train_epochs, 1e-9)))
         if self.reweight_interval_steps is None:
             self.reweight_interval_steps = steps_per_epoch
-        if self.prune_at_step is None:
-            self.prune_at_step = round(self.prune_at_epoch * steps_per_epoch)
-        if self.prune_at_step == 0 and self.pruned_at_step is None:
-            self._prune(0)
+        end = self.prune_at_step if self.prune_at_step is not None else round(self.prune_at_epoch * steps_per_epoch)
+        start = self.start_step if self.start_step is not None else round((self.start_epoch or 0) * steps_per_epoch)
+        self.schedule = SparsitySchedule(self.kind, start_step=min(start, end), end_step=end,
+                                         frequency=self.frequency_steps)  # fmt: skip
+        self._update_steps = set(self.schedule.update_steps())
+        if 0 in self._update_steps and self.pruned_at_step is None:
+            self._update(0)
 
     def _regularizing(self) -> bool:
         return self.pruned_at_step is None and self.pruner.regularizer is not None
 
     def on_pre_optimizer_step(self, args, state, control, **kwargs):
+        if self.pruned_at_step is None:
+            self.pruner.scorer.accumulate()  # the task gradients, before the penalty is added
         if self._regularizing() and self.pruner.settings.penalty_mode == "gradient":
             self.pruner.regularizer.add_grad_()
 
@@ -84,18 +124,32 @@ class BlockPruningCallback(TrainerCallback):
         if self.pruned_at_step is not None:
             return
         step = state.global_step
-        if step >= self.prune_at_step:
-            self._prune(step)
+        if step in self._update_steps or step >= self.schedule.end_step:
+            self._update(step)
         elif self.pruner.regularizer is not None and step % self.reweight_interval_steps == 0:
             self.pruner.regularizer.reweight()
             self.reweight_count += 1
 
     def on_train_end(self, args, state, control, **kwargs):
         if self.pruned_at_step is None:
-            log.warning("training ended before prune step %s; pruning now", self.prune_at_step)
-            self._prune(state.global_step)
+            log.warning("training ended before the target sparsity (step %s); pruning now", self.schedule.end_step)
+            self._update(max(state.global_step, self.schedule.end_step))
 
-    def _prune(self, step: int) -> None:
-        self.pruner.prune()
-        self.pruned_at_step = step
-        log.info("hard-pruned %d layers at step %d", len(self.pruner.masks), step)
+    def _update(self, step: int) -> None:
+        """Masks at the scheduled sparsity; a gradual schedule then focuses the penalty on the next victims."""
+        target = self.pruner.settings.target_sparsity
+        sparsity = self.schedule.sparsity_at(step, target)
+        if sparsity > 0 or step >= self.schedule.end_step:
+            self.pruner.prune(sparsity)
+            self.current_sparsity = sparsity
+            self.updates.append((step, sparsity))
+        if step >= self.schedule.end_step:
+            self.pruned_at_step = step
+            log.info("target sparsity %.3f reached at step %d (%d mask updates)", target, step, len(self.updates))
+            return
+        regularizer = self.pruner.regularizer
+        if regularizer is not None and self._gradual:
+            upcoming = self.schedule.next_update(step)
+            regularizer.focus_on(self.pruner.doomed_groups(self.schedule.sparsity_at(upcoming, target)))
+            regularizer.reweight()
+            self.reweight_count += 1

@@ -23,10 +23,11 @@ from dataclasses import asdict, dataclass, field, replace
 import torch
 from torch import nn
 
-from pruning.blocks import BlockSpec, Granularity, ParsableEnum, group_norms_sq, group_shape, group_sizes
+from pruning.blocks import BlockSpec, Granularity, ParsableEnum, group_shape, group_sizes
 from pruning.masking import attach_masks, make_permanent
 from pruning.masks import BlockMask
 from pruning.regularizers import DEFAULT_EPS, GroupLasso, GroupRegularizer, ReweightedGroupLasso
+from pruning.scores import GroupScorer, ScoreKind
 from pruning.selection import check_sparsity, nm_mask, select_global, select_layer
 from pruning.targets import find_targets
 
@@ -64,8 +65,12 @@ class PruneSettings:
     target_sparsity: float = field(default=0.5, metadata={"help": "fraction of weights pruned, in [0, 1)"})
     scope: PruneScope = field(default=PruneScope.LAYER, metadata={"help": "per-layer or global threshold"})
     balanced: bool = field(default=False, metadata={"help": "same number of groups pruned per block row"})
+    score: ScoreKind = field(default=ScoreKind.MAGNITUDE, metadata={
+        "help": "group importance: magnitude (||W_g||^2), taylor (EMA of |W*grad|), movement (-sum W*grad)"})
     lam: float = field(default=1e-4, metadata={"help": "regularization strength lambda"})
     eps: float = field(default=DEFAULT_EPS, metadata={"help": "epsilon in alpha = 1/(||W_g||^2 + eps)"})
+    relative_norms: bool = field(default=False, metadata={
+        "help": "reweighted alphas from group norms relative to the layer's mean (one lam fits every layer)"})
     penalty_mode: str = field(
         default="gradient",
         metadata={
@@ -86,6 +91,7 @@ class PruneSettings:
         object.__setattr__(self, "granularity", Granularity.parse(self.granularity))
         object.__setattr__(self, "method", PruneMethod.parse(self.method))
         object.__setattr__(self, "scope", PruneScope.parse(self.scope))
+        object.__setattr__(self, "score", ScoreKind.parse(self.score))
         check_sparsity(self.target_sparsity)
         if not (_finite_number(self.lam) and self.lam >= 0):
             raise ValueError(f"lam: must be a finite non-negative number, got {self.lam!r}")
@@ -123,6 +129,7 @@ class PruneSettings:
             granularity=self.granularity.value,
             method=self.method.value,
             scope=self.scope.value,
+            score=self.score.value,
             nm=list(self.nm),
             targets=list(self.targets) if self.targets is not None else None,
         )
@@ -155,6 +162,7 @@ class BlockPruner:
         self.model: nn.Module | None = None
         self.layers: dict[str, nn.Linear] = {}
         self.regularizer: GroupRegularizer | None = None
+        self.scorer: GroupScorer | None = None
         self.masks: dict[str, BlockMask] = {}
 
     @property
@@ -172,9 +180,11 @@ class BlockPruner:
         self.model, self.layers = model, layers
         weights = {f"{name}.weight": _original_weight(layer) for name, layer in layers.items()}
         if settings.method is PruneMethod.REWEIGHTED:
-            self.regularizer = ReweightedGroupLasso(weights, settings.group_shape, settings.lam, settings.eps)
+            self.regularizer = ReweightedGroupLasso(weights, settings.group_shape, settings.lam, settings.eps,
+                                                    normalize=settings.relative_norms)  # fmt: skip
         elif settings.method is PruneMethod.GROUP_LASSO:
             self.regularizer = GroupLasso(weights, settings.group_shape, settings.lam)
+        self.scorer = GroupScorer(settings.score, weights, settings.group_shape)
         log.info("prepared %d layers for %s pruning", len(layers), settings.method.value)
 
     def _require_prepared(self) -> None:
@@ -182,10 +192,15 @@ class BlockPruner:
             raise RuntimeError("BlockPruner: call prepare(model) first")
 
     @torch.no_grad()
-    def compute_masks(self) -> dict[str, BlockMask]:
-        """Masks from the current weights, without attaching them."""
+    def compute_masks(self, sparsity: float | None = None) -> dict[str, BlockMask]:
+        """Masks at ``sparsity`` (default: the target) from the current scores, without attaching them.
+
+        Masks are monotone: a group pruned by an earlier :meth:`prune` stays pruned (its score counts as
+        ``-inf`` and the new keep-mask is intersected with the old one).
+        """
         self._require_prepared()
         settings = self.settings
+        sparsity = settings.target_sparsity if sparsity is None else check_sparsity(sparsity)
         gshape = settings.group_shape
         # selected on the CPU: the group grid is small, and masks live on the CPU like the saved ones
         weights = {f"{n}.weight": _original_weight(layer).detach().float().cpu() for n, layer in self.layers.items()}
@@ -193,29 +208,41 @@ class BlockPruner:
             n, m = settings.nm
             keep = {name: nm_mask(w, n, m) for name, w in weights.items()}
         else:
-            norms = {name: group_norms_sq(w, gshape) for name, w in weights.items()}
+            scores = {name: self._score(name) for name in weights}
             sizes = {name: group_sizes(tuple(w.shape), gshape) for name, w in weights.items()}
             if settings.scope is PruneScope.GLOBAL:
-                keep = select_global(norms, sizes, settings.target_sparsity)
+                keep = select_global(scores, sizes, sparsity)
             else:
-                keep = {
-                    name: select_layer(norms[name], sizes[name], settings.target_sparsity, settings.balanced)
-                    for name in weights
-                }
-        if settings.method is not PruneMethod.NM:
+                keep = {name: select_layer(scores[name], sizes[name], sparsity, settings.balanced) for name in weights}
+            keep = {name: kept & self.masks[name].group_mask if name in self.masks else kept
+                    for name, kept in keep.items()}  # fmt: skip
             for name, kept in keep.items():
                 if not bool(kept.any()):
-                    _refuse_empty_layer(name, sizes[name], settings.target_sparsity, certain_only=False)
+                    _refuse_empty_layer(name, sizes[name], sparsity, certain_only=False)
         return {
             name: BlockMask(keep[name], settings.block, settings.granularity, tuple(weights[name].shape))
             for name in weights
         }
 
-    def prune(self) -> dict[str, BlockMask]:
-        """Hard-prune: compute masks from the current weights and attach them to the model."""
-        self.masks = self.compute_masks()
+    def _score(self, name: str) -> torch.Tensor:
+        score = self.scorer.score(name).float().clone()
+        if name in self.masks:
+            score[~self.masks[name].group_mask] = -math.inf  # already pruned: first in line, and stays pruned
+        return score
+
+    def prune(self, sparsity: float | None = None) -> dict[str, BlockMask]:
+        """Prune to ``sparsity`` (default: the target): compute masks and attach them (model changed in place)."""
+        self.masks = self.compute_masks(sparsity)
         attach_masks(self.model, self.masks)
         return self.masks
+
+    @torch.no_grad()
+    def doomed_groups(self, next_sparsity: float) -> dict[str, torch.Tensor]:
+        """Groups kept now that a prune to ``next_sparsity`` would remove (per layer, group grid, bool)."""
+        upcoming = self.compute_masks(next_sparsity)
+        current = {name: self.masks[name].group_mask if name in self.masks else torch.ones_like(mask.group_mask)
+                   for name, mask in upcoming.items()}  # fmt: skip
+        return {name: current[name] & ~upcoming[name].group_mask for name in upcoming}
 
     def finalize(self) -> dict[str, BlockMask]:
         """Remove the parametrizations, leaving exact zeros; returns the masks."""

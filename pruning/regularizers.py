@@ -13,6 +13,12 @@ differentiable scalar for plain PyTorch loops (``loss = task_loss + reg.penalty(
 :meth:`GroupRegularizer.prox_` instead applies the penalty as a proximal step after the optimizer step
 (decoupled from Adam's per-weight normalisation, as AdamW decouples weight decay): the exact proximal
 operator of ``step * penalty`` scales every group by a factor in [0, 1].
+
+:meth:`GroupRegularizer.focus_on` restricts the penalty to chosen groups (the others are neither
+penalised nor shrunk): a gradual sparsity schedule focuses it on the groups its next mask update will remove,
+so they are driven to ~0 *before* they are masked and the update removes almost nothing the network still
+uses. With ``normalize=True`` the reweighted alphas use group norms relative to the layer's mean group norm
+at construction, so one ``lam`` acts alike on every layer shape and group size.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from collections.abc import Mapping
 
 import torch
 
-from pruning.blocks import expand_group_mask, group_norms_sq
+from pruning.blocks import expand_group_mask, group_grid_shape, group_norms_sq
 
 __all__ = ["DEFAULT_EPS", "GroupLasso", "GroupRegularizer", "ReweightedGroupLasso"]
 
@@ -40,6 +46,27 @@ class GroupRegularizer(abc.ABC):
         self.weights = dict(weights)
         self.gshape = gshape
         self.lam = float(lam)
+        self.focus: dict[str, torch.Tensor] | None = None
+
+    def focus_on(self, groups: Mapping[str, torch.Tensor] | None) -> None:
+        """Penalise only ``groups`` (name -> bool group grid; missing layers: none); ``None``: every group."""
+        if groups is None:
+            self.focus = None
+            return
+        focus = {}
+        for name, w in self.weights.items():
+            shape = group_grid_shape(tuple(w.shape), self.gshape)
+            mask = groups.get(name)
+            mask = torch.zeros(shape, dtype=torch.bool) if mask is None else mask.to(torch.bool)
+            if tuple(mask.shape) != shape:
+                raise ValueError(f"focus for {name!r}: group grid {tuple(mask.shape)} != {shape}")
+            focus[name] = mask
+        self.focus = focus
+
+    def _focused(self, name: str, values: torch.Tensor, neutral: float) -> torch.Tensor:
+        if self.focus is None:
+            return values
+        return torch.where(self.focus[name].to(values.device), values, neutral)
 
     @abc.abstractmethod
     def _group_penalty(self, name: str, norms_sq: torch.Tensor) -> torch.Tensor:
@@ -51,14 +78,15 @@ class GroupRegularizer(abc.ABC):
 
     def penalty(self) -> torch.Tensor:
         """Total penalty ``lam * sum over layers and groups``; differentiable w.r.t. the weights."""
-        total = sum(self._group_penalty(name, group_norms_sq(w, self.gshape)).sum() for name, w in self.weights.items())
+        total = sum(self._focused(name, self._group_penalty(name, group_norms_sq(w, self.gshape)), 0.0).sum()
+                    for name, w in self.weights.items())  # fmt: skip
         return self.lam * total
 
     @torch.no_grad()
     def add_grad_(self) -> None:
         """Add the penalty's gradient to each weight's ``.grad`` in place (allocating it if None)."""
         for name, w in self.weights.items():
-            coefficients = self._group_coefficients(name, group_norms_sq(w, self.gshape))
+            coefficients = self._focused(name, self._group_coefficients(name, group_norms_sq(w, self.gshape)), 0.0)
             grad = self.lam * expand_group_mask(coefficients, self.gshape, tuple(w.shape)) * w
             if w.grad is None:
                 w.grad = grad
@@ -73,7 +101,7 @@ class GroupRegularizer(abc.ABC):
     def prox_(self, step: float) -> None:
         """Replace each weight by ``prox_{step * penalty}(W)`` in place (``step`` = learning rate)."""
         for name, w in self.weights.items():
-            factor = self._prox_factor(name, group_norms_sq(w, self.gshape), float(step))
+            factor = self._focused(name, self._prox_factor(name, group_norms_sq(w, self.gshape), float(step)), 1.0)
             w.mul_(expand_group_mask(factor, self.gshape, tuple(w.shape)).to(w.dtype))
 
     def reweight(self) -> None:  # noqa: B027 -- optional hook, plain group Lasso has no weights to update
@@ -107,23 +135,27 @@ class GroupLasso(GroupRegularizer):
 class ReweightedGroupLasso(GroupRegularizer):
     """Reweighted group Lasso ``lam * sum_g alpha_g ||W_g||_F^2``, ``alpha_g = 1/(||W_g||^2 + eps)``.
 
-    ``alpha`` is computed from the weights at construction and again at every :meth:`reweight`.
+    ``alpha`` is computed from the weights at construction and again at every :meth:`reweight`. With
+    ``normalize=True``, ``alpha_g = 1 / (||W_g||^2 / m + eps)`` where ``m`` is the layer's mean squared group
+    norm at construction (dimensionless, the same scale for every layer).
     """
 
-    def __init__(
-        self, weights: Mapping[str, torch.Tensor], gshape: tuple[int, int], lam: float, eps: float = DEFAULT_EPS
-    ) -> None:
+    def __init__(self, weights: Mapping[str, torch.Tensor], gshape: tuple[int, int], lam: float,
+                 eps: float = DEFAULT_EPS, normalize: bool = False) -> None:  # fmt: skip
         super().__init__(weights, gshape, lam)
         if not (isinstance(eps, int | float) and eps > 0):
             raise ValueError(f"eps: must be a positive number, got {eps!r}")
         self.eps = float(eps)
+        self.scales = {name: float(group_norms_sq(w.detach().float(), gshape).mean()) if normalize else 1.0
+                       for name, w in self.weights.items()}  # fmt: skip
         self.alphas: dict[str, torch.Tensor] = {}
         self.reweight()
 
     @torch.no_grad()
     def reweight(self) -> None:
         self.alphas = {
-            name: 1.0 / (group_norms_sq(w.detach(), self.gshape) + self.eps) for name, w in self.weights.items()
+            name: 1.0 / (group_norms_sq(w.detach(), self.gshape) / max(self.scales[name], 1e-30) + self.eps)
+            for name, w in self.weights.items()
         }
 
     def _alpha(self, name: str, like: torch.Tensor) -> torch.Tensor:

@@ -59,21 +59,25 @@ def select_layer(
 
 
 def select_global(
-    norms_sq: dict[str, torch.Tensor], sizes: dict[str, torch.Tensor], target_sparsity: float
+    scores: dict[str, torch.Tensor], sizes: dict[str, torch.Tensor], target_sparsity: float
 ) -> dict[str, torch.Tensor]:
-    """Keep-masks for several matrices from one global ranking of group RMS values."""
+    """Keep-masks for several matrices from one global ranking of per-weight scores ``score_g / |g|``.
+
+    For squared group norms this is the ranking by group RMS ``||W_g|| / sqrt(|g|)``, so groups of different
+    sizes compare fairly; additive scores (Taylor, movement) are compared per weight the same way.
+    """
     target_sparsity = check_sparsity(target_sparsity)
-    names = list(norms_sq)
-    rms = torch.cat([(norms_sq[n] / sizes[n]).sqrt().flatten() for n in names])
+    names = list(scores)
+    per_weight = torch.cat([(scores[n] / sizes[n]).flatten() for n in names])
     all_sizes = torch.cat([sizes[n].flatten() for n in names])
-    order = torch.argsort(rms, stable=True)
+    order = torch.argsort(per_weight, stable=True)
     n_prune = _prune_count(all_sizes[order], target_sparsity * float(all_sizes.sum()))
-    keep = torch.ones_like(rms, dtype=torch.bool)
+    keep = torch.ones_like(per_weight, dtype=torch.bool)
     keep[order[:n_prune]] = False
     masks, start = {}, 0
     for name in names:
-        count = norms_sq[name].numel()
-        masks[name] = keep[start : start + count].reshape(norms_sq[name].shape)
+        count = scores[name].numel()
+        masks[name] = keep[start : start + count].reshape(scores[name].shape)
         start += count
     return masks
 

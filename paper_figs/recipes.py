@@ -1,0 +1,97 @@
+"""Pruning-recipe study: sparsity schedule x group score x regularizer x distillation at one block size.
+
+    python -m paper_figs.recipes                      # 16x16, rates 2 and 4, seed 0 (~45 min on 2 CPU cores)
+    python -m paper_figs.recipes --seeds 0 1 2        # the paired comparison over 3 seeds
+    python -m paper_figs.recipes --quick              # tiny random BERT, seconds (CI smoke test)
+
+Every point is one ``pruning.run_pruning`` with the reproduction's budget (1,600 training tweets, 4 epochs,
+seq 64, lr 1e-4) and differs only in the recipe:
+
+* ``oneshot magnitude`` -- the old default: one hard prune after epoch 1 by block norm, 3 retrain epochs;
+* ``cubic <score>`` -- sparsity ramps from 0 at step 0 to the target at epoch 2 (Zhu & Gupta cubic curve,
+  masks recomputed every 10 steps, monotone), then 2 retrain epochs;
+* ``cubic reweighted`` / ``cubic group-lasso`` -- the same ramp with the penalty (proximal step) focused on
+  the groups the next mask update removes, reweighted alphas from norms relative to each layer's mean;
+* ``+kd`` -- plus distillation from the dense fine-tune of the same seed (alpha 0.5, T 2).
+
+Results: ``--out``/recipes.jsonl (resumable), ``recipes.csv`` (mean +- std per recipe and rate) and
+``recipes_paired.csv`` (differences to ``oneshot magnitude`` paired by seed, in points).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from bsp_common.outputs import prepare_output_dir
+from paper_figs.reproduce import _tiny_model
+from paper_figs.tune import BUDGET, run_study
+
+RATES = (2, 4)
+SEEDS = (0,)
+BLOCK = "16x16"
+RAMP_END_EPOCH = 2.0  # of 4: the ramp takes the first half, masked retraining the second
+REWEIGHTED_LAM = 2000.0  # proximal, relative norms: a doomed group shrinks ~1/(1 + 2 lr lam / r) per step
+GROUP_LASSO_LAM = 20.0
+BASELINE = "oneshot magnitude"
+
+_GRADUAL = {"schedule": "cubic", "prune_start_epoch": 0.0, "prune_at_epoch": RAMP_END_EPOCH, "prune_frequency_steps": 10}
+
+
+def recipes() -> list[dict]:
+    """The named recipes of the study (see the module docstring)."""
+    reweighted = {"method": "reweighted", "penalty_mode": "proximal", "relative_norms": True,
+                  "reweight_interval_steps": 1, **_GRADUAL}  # fmt: skip
+    taylor = {"name": "cubic taylor", "method": "magnitude", "score": "taylor", **_GRADUAL}
+    return [  # most informative first: a cut-short run still compares the main candidates
+        {"name": BASELINE, "method": "magnitude", "prune_at_epoch": 1.0},
+        {"name": "cubic magnitude", "method": "magnitude", **_GRADUAL},
+        taylor,
+        {**taylor, "name": "cubic taylor +kd", "teacher": True, "distill_alpha": 0.5},
+        {"name": "cubic reweighted", "lam": REWEIGHTED_LAM, **reweighted},
+        {"name": "cubic reweighted lam=200", "lam": REWEIGHTED_LAM / 10, **reweighted},
+        {"name": "cubic group-lasso", "method": "group-lasso", "lam": GROUP_LASSO_LAM, "penalty_mode": "proximal",
+         **_GRADUAL},
+        {"name": "cubic reweighted +kd", "lam": REWEIGHTED_LAM, "teacher": True, "distill_alpha": 0.5, **reweighted},
+    ]  # fmt: skip
+
+
+def grid(rates=RATES, seeds=SEEDS, block: str = BLOCK) -> list[dict]:
+    """Seed-major points: every recipe and rate at the first seed before the next seed."""
+    return [{**recipe, "block": block, "rate": rate, "seed": seed}
+            for seed in seeds for recipe, rate in itertools.product(recipes(), rates)]  # fmt: skip
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="minilm")
+    parser.add_argument("--data", default="sentiment")
+    parser.add_argument("--out", default=str(Path(__file__).parent / "out" / "recipes"))
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
+    parser.add_argument("--rates", type=int, nargs="+", default=list(RATES))
+    parser.add_argument("--only", nargs="+", help="run only the recipes of these exact names")
+    parser.add_argument("--workers", type=int, default=1, help="parallel runs (share the GPU if there is one)")
+    parser.add_argument("--quick", action="store_true", help="tiny random BERT, seconds")
+    args = parser.parse_args(argv)
+    if args.workers < 1 or any(r < 2 for r in args.rates):
+        parser.error("--workers must be >= 1 and --rates >= 2")
+    out = prepare_output_dir(args.out, "paper-recipes")  # resumable
+    budget, model, block = BUDGET, args.model, BLOCK
+    if args.quick:
+        model, block = str(_tiny_model(out / "cache")), "8x8"
+        budget = replace(budget, epochs=4.0, max_train_samples=64, max_eval_samples=64)
+    points = grid(tuple(args.rates), tuple(args.seeds), block)
+    if args.only:
+        unknown = set(args.only) - {r["name"] for r in recipes()}
+        if unknown:
+            parser.error(f"--only: unknown recipes {sorted(unknown)}; known: {[r['name'] for r in recipes()]}")
+        points = [p for p in points if p["name"] in args.only]
+    run_study(points, model, args.data, budget, out, "recipes", args.workers, baseline=BASELINE)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
