@@ -38,7 +38,8 @@ REWEIGHTED_LAM = 2000.0  # proximal, relative norms: a doomed group shrinks ~1/(
 GROUP_LASSO_LAM = 20.0
 BASELINE = "oneshot magnitude"
 
-_GRADUAL = {"schedule": "cubic", "prune_start_epoch": 0.0, "prune_at_epoch": RAMP_END_EPOCH, "prune_frequency_steps": 10}
+_GRADUAL = {"schedule": "cubic", "prune_start_epoch": 0.0, "prune_at_epoch": RAMP_END_EPOCH,
+            "prune_frequency_steps": 10}  # fmt: skip
 
 
 def recipes() -> list[dict]:

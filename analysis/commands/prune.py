@@ -19,7 +19,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "prune", help="prune a HF encoder", epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--model", required=True, help="local HF model directory, or the alias 'minilm'")
+    p.add_argument("--model", required=True, help="local HF model directory, or the alias 'minilm' (a dense fine-tuned "
+                   "checkpoint here gives the two-stage recipe)")
     p.add_argument("--data", required=True, help="sentiment | bbc | glue:TASK")
     p.add_argument("--glue-dir", help="GLUE data directory for --data glue:TASK")
     p.add_argument("--block", default="16x16", help=fields["block"].metadata["help"] + " (default 16x16)")
@@ -42,6 +43,19 @@ def register(subparsers) -> None:
     )
     p.add_argument("--reweight-interval-steps", type=int, help=fields["reweight_interval_steps"].metadata["help"])
     p.add_argument("--nm", default="2:4", help="N:M for --method nm (default 2:4)")
+    p.add_argument("--score", default="magnitude", choices=["magnitude", "taylor", "movement"],
+                   help=fields["score"].metadata["help"] + " (default magnitude)")
+    p.add_argument("--relative-norms", action="store_true", help=fields["relative_norms"].metadata["help"])
+    p.add_argument("--schedule", default="oneshot", choices=["oneshot", "cubic", "exponential"],
+                   help="sparsity schedule: one hard prune at --prune-at-epoch, or a ramp from --prune-start-epoch "
+                        "to it (default oneshot)")
+    p.add_argument("--prune-start-epoch", type=float, default=0.0, help="start of a gradual ramp (default 0)")
+    p.add_argument("--prune-frequency-steps", type=int, default=10,
+                   help="optimizer steps between mask updates of a gradual ramp (default 10)")
+    p.add_argument("--teacher", help="fine-tuned dense classifier directory to distil from (see --distill-alpha)")
+    p.add_argument("--distill-alpha", type=float, default=0.0,
+                   help="weight of the teacher's soft targets in the loss, in [0, 1] (default 0: no distillation)")
+    p.add_argument("--distill-temperature", type=float, default=2.0, help="softmax temperature (default 2)")
     p.add_argument("--targets", nargs="+", help=fields["targets"].metadata["help"])
     p.add_argument("--out", required=True, help="output directory: new, empty, or an earlier bsp prune output "
                    "with --overwrite (then replaced atomically)")
@@ -73,7 +87,7 @@ def run(args) -> int:
     from pruning.report import layer_report
     from pruning.train import TrainBudget, run_pruning
 
-    inputs = [resolve_model_path(args.model)] + ([args.glue_dir] if args.glue_dir else [])
+    inputs = [resolve_model_path(args.model)] + [p for p in (args.glue_dir, args.teacher) if p]
     check_output_dir(args.out, OUTPUT_KIND, overwrite=args.overwrite, inputs=inputs)  # before anything is loaded
 
     settings = PruneSettings(
@@ -88,6 +102,8 @@ def run(args) -> int:
         nm=_parse_nm(args.nm),
         penalty_mode=args.penalty_mode,
         reweight_interval_steps=args.reweight_interval_steps,
+        score=args.score,
+        relative_norms=args.relative_norms,
         targets=tuple(args.targets) if args.targets else None,
     )
     budget = TrainBudget(
@@ -99,9 +115,14 @@ def run(args) -> int:
         batch_size=args.batch_size,
         learning_rate=args.lr,
         seed=args.seed,
+        schedule=args.schedule,
+        prune_start_epoch=args.prune_start_epoch,
+        prune_frequency_steps=args.prune_frequency_steps,
+        distill_alpha=args.distill_alpha,
+        distill_temperature=args.distill_temperature,
     )
     result = run_pruning(args.model, args.data, settings, args.out, budget, glue_dir=args.glue_dir,
-                         overwrite=args.overwrite)
+                         overwrite=args.overwrite, teacher=args.teacher)
     report = layer_report(result.masks)
     with_pd_options(
         lambda: print(

@@ -209,3 +209,23 @@ def test_prune_cli_end_to_end_on_glue_fixture(tmp_path, capsys):
     assert record["extra"]["schedule"]["pruned_at_step"] == 2
     assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == [".bsp-output.json"]  # no .trainer
     assert [p.name for p in tmp_path.iterdir() if ".bsp-tmp-" in p.name] == []
+
+
+def test_prune_cli_gradual_schedule_with_distillation(tmp_path, capsys):
+    model_dir, glue_dir = tiny_text_task(tmp_path)
+    out = tmp_path / "pruned"
+    rc = main(["prune", "--model", str(model_dir), "--data", "glue:sst-2", "--glue-dir", str(glue_dir),
+               "--block", "4x4", "--method", "reweighted", "--penalty-mode", "proximal", "--lam", "50",
+               "--relative-norms", "--score", "taylor", "--schedule", "cubic", "--prune-at-epoch", "3",
+               "--prune-frequency-steps", "2", "--teacher", str(model_dir), "--distill-alpha", "0.5",
+               "--target-sparsity", "0.75", "--epochs", "4", "--max-train-samples", "16", "--batch-size", "8",
+               "--out", str(out)])  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    record = json.loads((out / "pruning_config.json").read_text())
+    schedule = record["extra"]["schedule"]
+    assert schedule["schedule"] == "cubic" and schedule["pruned_at_step"] == 6 and schedule["mask_updates"] == 3
+    assert record["settings"]["score"] == "taylor" and record["extra"]["budget"]["distill_alpha"] == 0.5
+    assert record["summary"]["compression_rate"] == pytest.approx(4.0, rel=0.01)
+    rc = main(["prune", "--model", str(model_dir), "--data", "glue:sst-2", "--glue-dir", str(glue_dir),
+               "--target-sparsity", "0.5", "--distill-alpha", "0.5", "--out", str(tmp_path / "x")])  # fmt: skip
+    assert rc == 2 and "needs a teacher" in capsys.readouterr().err
