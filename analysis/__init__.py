@@ -1,16 +1,34 @@
-"""Design-space analysis: sweeps, Pareto fronts, plots, and the ``bsp`` command line."""
+"""Design-space analysis: sweeps, Pareto fronts, plots, and the ``bsp`` command line.
 
-from analysis.pareto import hypervolume_2d, knee_point, pareto_front, pareto_mask
-from analysis.space import AccuracyBudget, SweepSpace, load_space
-from analysis.sweep import sweep
+Names are imported lazily (PEP 562): ``from analysis.pareto import pareto_front`` or ``bsp pareto`` does not
+load the pruning stack (torch, transformers); ``analysis.sweep`` does when it is first used.
+"""
 
-__all__ = [
-    "AccuracyBudget",
-    "SweepSpace",
-    "hypervolume_2d",
-    "knee_point",
-    "load_space",
-    "pareto_front",
-    "pareto_mask",
-    "sweep",
-]
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "hypervolume_2d": "analysis.pareto",
+    "knee_point": "analysis.pareto",
+    "pareto_front": "analysis.pareto",
+    "pareto_mask": "analysis.pareto",
+    "AccuracyBudget": "analysis.space",
+    "SweepSpace": "analysis.space",
+    "load_space": "analysis.space",
+    "sweep": "analysis.sweep",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'analysis' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -56,13 +56,11 @@ _TOTAL_COLUMNS = ("cycles", "latency_s", "energy_pj", "utilization", "stall_cycl
 
 def simulate_point(task: dict) -> dict:
     """Simulate one hardware point (picklable; runs in a worker process or on a Dask worker)."""
-    from transformers import AutoConfig
-
-    from hwsim import build_workload, load_config, simulate
+    from hwsim import build_workload, load_config, read_hf_config, simulate
     from pruning.masks import load_masks
 
     try:
-        hf_config = AutoConfig.from_pretrained(task["hf_config_dir"], local_files_only=True)
+        hf_config = read_hf_config(task["hf_config_dir"])
         masks = load_masks(task["masks_path"]) if task.get("masks_path") else {}
         workload = build_workload(hf_config, masks, batch=task["batch"], seq_len=task["seq_len"])
         totals = simulate(load_config(task["config"]), workload).totals

@@ -39,7 +39,7 @@ import numpy as np
 
 from hwsim.config import AcceleratorConfig, Dataflow
 from hwsim.workload import Gemm
-from pruning.blocks import block_occupancy
+from pruning.spec import block_occupancy
 
 __all__ = ["FoldPlan", "fold_cycles", "plan_folds"]
 

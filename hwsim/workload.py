@@ -10,15 +10,21 @@ GEMMs repeated ``repeat = batch * heads`` times.
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pruning.masks import BlockMask
-from pruning.targets import ROLES, layout_for
+from pruning.layouts import ROLES, layout_for
 
-__all__ = ["MAX_GEMM_DIM", "Gemm", "VectorKind", "VectorOp", "Workload", "build_workload"]
+if TYPE_CHECKING:  # masks are used through .dense(), .block and .weight_shape only: no torch import here
+    from pruning.masks import BlockMask
+
+__all__ = ["MAX_GEMM_DIM", "Gemm", "VectorKind", "VectorOp", "Workload", "build_workload", "read_hf_config"]
 
 
 class VectorKind(enum.StrEnum):
@@ -96,6 +102,26 @@ class Workload:
         return [op for op in self.ops if isinstance(op, Gemm)]
 
 
+def read_hf_config(path: str | Path) -> SimpleNamespace:
+    """The fields of a HF ``config.json`` (a file, or a directory holding one) as attributes; json only.
+
+    :func:`build_workload` needs the layer count, widths and ``model_type``; reading them with ``json``
+    keeps ``bsp simulate --hf-config`` free of transformers.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"hf config: no file {path}")
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ValueError(f"hf config {path}: not a JSON object ({str(err)[:120]})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"hf config {path}: not a JSON object")
+    return SimpleNamespace(**{str(k): v for k, v in data.items()})
+
+
 def _config_dims(hf_config) -> tuple[int, int, int, int]:
     """(layers, hidden, heads, intermediate) for BERT/RoBERTa/DistilBERT-style configs."""
     names = [("num_hidden_layers", "n_layers"), ("hidden_size", "dim"), ("num_attention_heads", "n_heads"),
@@ -105,7 +131,9 @@ def _config_dims(hf_config) -> tuple[int, int, int, int]:
         value = next((getattr(hf_config, n) for n in options if hasattr(hf_config, n)), None)
         if value is None:
             raise ValueError(f"hf config: none of {options} found; is this a BERT-like encoder config?")
-        values.append(int(value))
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_GEMM_DIM:
+            raise ValueError(f"hf config: {options[0]} must be a positive integer, got {str(value)[:40]!r}")
+        values.append(value)
     return tuple(values)
 
 
@@ -157,7 +185,7 @@ def build_workload(
             )
         return Gemm(
             f"layer{layer}.{role}", M=tokens, K=n_in, N=n_out, layer=layer,
-            mask=None if mask is None else mask.dense().numpy(),
+            mask=None if mask is None else np.asarray(mask.dense()),
             block=(1, 1) if mask is None else (mask.block.rows, mask.block.cols),
             weight_bits=weight_bits, act_bits=act_bits,
         )  # fmt: skip

@@ -1,34 +1,47 @@
-"""Block-structured pruning of HF transformer encoders (reweighted group Lasso and baselines)."""
+"""Block-structured pruning of HF transformer encoders (reweighted group Lasso and baselines).
 
-from pruning.blocks import BlockSpec, Granularity, group_norms_sq, group_shape
-from pruning.callback import BlockPruningCallback
-from pruning.io import load_pruned, load_pruned_masks, save_pruned
-from pruning.masking import attach_masks, make_permanent
-from pruning.masks import BlockMask, load_masks, save_masks
-from pruning.pruner import BlockPruner, PruneMethod, PruneScope, PruneSettings
-from pruning.regularizers import GroupLasso, ReweightedGroupLasso
-from pruning.report import compression_summary, layer_report
+Names are imported lazily (PEP 562), so ``import pruning.spec`` or ``pruning.layouts`` -- the torch-free
+vocabulary that :mod:`hwsim` uses -- does not load torch or transformers.
+"""
 
-__all__ = [
-    "BlockMask",
-    "BlockPruner",
-    "BlockPruningCallback",
-    "BlockSpec",
-    "Granularity",
-    "GroupLasso",
-    "PruneMethod",
-    "PruneScope",
-    "PruneSettings",
-    "ReweightedGroupLasso",
-    "attach_masks",
-    "compression_summary",
-    "group_norms_sq",
-    "group_shape",
-    "layer_report",
-    "load_masks",
-    "load_pruned",
-    "load_pruned_masks",
-    "make_permanent",
-    "save_masks",
-    "save_pruned",
-]
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "BlockSpec": "pruning.spec",
+    "Granularity": "pruning.spec",
+    "group_norms_sq": "pruning.blocks",
+    "group_shape": "pruning.spec",
+    "BlockPruningCallback": "pruning.callback",
+    "load_pruned": "pruning.io",
+    "load_pruned_masks": "pruning.io",
+    "save_pruned": "pruning.io",
+    "attach_masks": "pruning.masking",
+    "make_permanent": "pruning.masking",
+    "BlockMask": "pruning.masks",
+    "load_masks": "pruning.masks",
+    "save_masks": "pruning.masks",
+    "BlockPruner": "pruning.pruner",
+    "PruneMethod": "pruning.settings",
+    "PruneScope": "pruning.settings",
+    "PruneSettings": "pruning.settings",
+    "GroupLasso": "pruning.regularizers",
+    "ReweightedGroupLasso": "pruning.regularizers",
+    "compression_summary": "pruning.report",
+    "layer_report": "pruning.report",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'pruning' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

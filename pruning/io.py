@@ -20,11 +20,11 @@ from pruning.masking import attach_masks, resolve_weight_owner
 from pruning.masks import MASKS_FILENAME, BlockMask, load_masks, save_masks
 from pruning.pruner import PruneSettings
 from pruning.report import compression_summary, layer_report
+from pruning.spec import PRUNING_CONFIG_FILENAME
 
 __all__ = ["OUTPUT_KIND", "PRUNING_CONFIG_FILENAME", "check_masks_against_weights", "load_pruned",
            "load_pruned_masks", "save_pruned"]
 
-PRUNING_CONFIG_FILENAME = "pruning_config.json"
 OUTPUT_KIND = "pruned-model"  # the bsp output marker kind of a save_pruned directory
 
 

@@ -28,10 +28,10 @@ from pruning.blocks import (
     group_shape,
     group_sizes,
 )
+from pruning.spec import MASKS_FILENAME
 
 __all__ = ["MASKS_FILENAME", "BlockMask", "load_masks", "save_masks"]
 
-MASKS_FILENAME = "block_masks.safetensors"
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-
-from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
+from typing import TYPE_CHECKING
 
 from pruning.data import package_dir
+
+if TYPE_CHECKING:  # transformers is imported where it is used: resolve_model_path must stay light
+    from transformers import PreTrainedModel
 
 __all__ = ["MODEL_ALIASES", "load_classifier", "load_tokenizer", "quiet_transformers", "resolve_model_path"]
 
@@ -37,6 +39,7 @@ def resolve_model_path(model: str | Path) -> Path:
 def load_classifier(model: str | Path, num_labels: int, seed: int = 0) -> PreTrainedModel:
     """Pretrained encoder + freshly initialised (seeded) classification head with ``num_labels``."""
     import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification
 
     path = resolve_model_path(model)
     config = AutoConfig.from_pretrained(path, num_labels=num_labels, local_files_only=True)
@@ -49,6 +52,8 @@ def load_classifier(model: str | Path, num_labels: int, seed: int = 0) -> PreTra
 
 
 def load_tokenizer(model: str | Path):
+    from transformers import AutoTokenizer
+
     return AutoTokenizer.from_pretrained(resolve_model_path(model), local_files_only=True)
 
 

@@ -3,7 +3,7 @@
 >>> from transformers import BertConfig, BertModel
 >>> model = BertModel(BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
 ...                              intermediate_size=64, vocab_size=50))
->>> pruner = BlockPruner(PruneSettings(block=BlockSpec(8, 8), method="magnitude", target_sparsity=0.5))
+>>> pruner = BlockPruner(PruneSettings(block="8x8", method="magnitude", target_sparsity=0.5))
 >>> pruner.prepare(model)
 >>> masks = pruner.prune()          # hard prune: masks attached as parametrizations
 >>> masks = pruner.finalize()       # zeros made permanent, plain weights again
@@ -18,136 +18,22 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import asdict, dataclass, field, replace
 
 import torch
 from torch import nn
 
-from pruning.blocks import BlockSpec, Granularity, ParsableEnum, group_shape, group_sizes
+from pruning.blocks import group_sizes
 from pruning.masking import attach_masks, make_permanent
 from pruning.masks import BlockMask
-from pruning.regularizers import DEFAULT_EPS, GroupLasso, GroupRegularizer, ReweightedGroupLasso
-from pruning.scores import GroupScorer, ScoreKind
-from pruning.selection import check_sparsity, nm_mask, select_global, select_layer
+from pruning.regularizers import GroupLasso, GroupRegularizer, ReweightedGroupLasso
+from pruning.scores import GroupScorer
+from pruning.selection import nm_mask, select_global, select_layer
+from pruning.settings import PENALTY_MODES, PruneMethod, PruneScope, PruneSettings, check_sparsity
 from pruning.targets import find_targets
 
-__all__ = ["BlockPruner", "PruneMethod", "PruneScope", "PruneSettings"]
+__all__ = ["PENALTY_MODES", "BlockPruner", "PruneMethod", "PruneScope", "PruneSettings"]
 
 log = logging.getLogger(__name__)
-
-PENALTY_MODES = ("gradient", "proximal")
-
-
-class PruneMethod(ParsableEnum):
-    REWEIGHTED = "reweighted"  # reweighted group Lasso fine-tune -> prune -> masked retrain (the paper)
-    GROUP_LASSO = "group-lasso"  # plain group Lasso fine-tune -> prune -> masked retrain
-    MAGNITUDE = "magnitude"  # one-shot block magnitude prune -> masked retrain
-    UNSTRUCTURED = "unstructured"  # one-shot element magnitude prune (block forced to 1x1)
-    NM = "nm"  # N:M along in_features
-
-    @property
-    def regularized(self) -> bool:
-        return self in (PruneMethod.REWEIGHTED, PruneMethod.GROUP_LASSO)
-
-
-class PruneScope(ParsableEnum):
-    LAYER = "layer"  # every layer pruned to the target sparsity
-    GLOBAL = "global"  # one threshold over all target layers
-
-
-@dataclass(frozen=True)
-class PruneSettings:
-    """What to prune and how; the ``help`` metadata feeds the CLI."""
-
-    block: BlockSpec = field(default=BlockSpec(16, 16), metadata={"help": "hardware block ROWSxCOLS"})
-    granularity: Granularity = field(default=Granularity.BLOCK, metadata={"help": "group inside a block"})
-    method: PruneMethod = field(default=PruneMethod.REWEIGHTED, metadata={"help": "pruning method"})
-    target_sparsity: float = field(default=0.5, metadata={"help": "fraction of weights pruned, in [0, 1)"})
-    scope: PruneScope = field(default=PruneScope.LAYER, metadata={"help": "per-layer or global threshold"})
-    balanced: bool = field(default=False, metadata={"help": "same number of groups pruned per block row"})
-    score: ScoreKind = field(default=ScoreKind.MAGNITUDE, metadata={
-        "help": "group importance: magnitude (||W_g||^2), taylor (EMA of |W*grad|), movement (-sum W*grad)"})
-    lam: float = field(default=1e-4, metadata={"help": "regularization strength lambda"})
-    eps: float = field(default=DEFAULT_EPS, metadata={"help": "epsilon in alpha = 1/(||W_g||^2 + eps)"})
-    relative_norms: bool = field(default=False, metadata={
-        "help": "reweighted alphas from group norms relative to the layer's mean (one lam fits every layer)"})
-    penalty_mode: str = field(
-        default="gradient",
-        metadata={
-            "help": "gradient: penalty gradient added before the optimizer step; proximal: exact proximal "
-            "step after it (decoupled from Adam's normalisation)"
-        },
-    )
-    reweight_interval_steps: int | None = field(
-        default=None, metadata={"help": "steps between re-weightings (None: once per epoch)"}
-    )
-    nm: tuple[int, int] = field(default=(2, 4), metadata={"help": "N and M for the nm method"})
-    targets: tuple[str, ...] | None = field(
-        default=None, metadata={"help": "regexes of Linear module names (None: the model family's defaults)"}
-    )
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "block", BlockSpec.parse(self.block))
-        object.__setattr__(self, "granularity", Granularity.parse(self.granularity))
-        object.__setattr__(self, "method", PruneMethod.parse(self.method))
-        object.__setattr__(self, "scope", PruneScope.parse(self.scope))
-        object.__setattr__(self, "score", ScoreKind.parse(self.score))
-        check_sparsity(self.target_sparsity)
-        if not (_finite_number(self.lam) and self.lam >= 0):
-            raise ValueError(f"lam: must be a finite non-negative number, got {self.lam!r}")
-        if not (_finite_number(self.eps) and self.eps > 0):
-            raise ValueError(f"eps: must be a finite positive number, got {self.eps!r}")
-        if self.penalty_mode not in PENALTY_MODES:
-            raise ValueError(f"penalty_mode: {self.penalty_mode!r} not one of {PENALTY_MODES}")
-        if self.reweight_interval_steps is not None and (
-            not isinstance(self.reweight_interval_steps, int) or self.reweight_interval_steps <= 0
-        ):
-            raise ValueError(
-                f"reweight_interval_steps: must be a positive integer or None, got {self.reweight_interval_steps!r}"
-            )
-        if self.method is PruneMethod.UNSTRUCTURED and self.block != BlockSpec(1, 1):
-            object.__setattr__(self, "block", BlockSpec(1, 1))
-            object.__setattr__(self, "granularity", Granularity.BLOCK)
-        if self.method is PruneMethod.NM:
-            n, m = self.nm
-            if not (isinstance(n, int) and isinstance(m, int) and 0 < n <= m):
-                raise ValueError(f"nm: need integers 0 < N <= M, got {self.nm!r}")
-            object.__setattr__(self, "block", BlockSpec(1, 1))
-            object.__setattr__(self, "granularity", Granularity.BLOCK)
-            object.__setattr__(self, "target_sparsity", 1.0 - n / m)
-        if self.targets is not None:
-            object.__setattr__(self, "targets", tuple(self.targets))
-
-    @property
-    def group_shape(self) -> tuple[int, int]:
-        return group_shape(self.block, self.granularity)
-
-    def to_json_dict(self) -> dict:
-        record = asdict(self)
-        record.update(
-            block=str(self.block),
-            granularity=self.granularity.value,
-            method=self.method.value,
-            scope=self.scope.value,
-            score=self.score.value,
-            nm=list(self.nm),
-            targets=list(self.targets) if self.targets is not None else None,
-        )
-        return record
-
-    @classmethod
-    def from_json_dict(cls, record: dict) -> PruneSettings:
-        record = dict(record)
-        if record.get("nm") is not None:
-            record["nm"] = tuple(record["nm"])
-        unknown = set(record) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"pruning settings: unknown keys {sorted(unknown)}")
-        return cls(**record)
-
-    def replace(self, **changes) -> PruneSettings:
-        return replace(self, **changes)
-
 
 class BlockPruner:
     """Owns the masks of one model through the prune lifecycle.
@@ -272,10 +158,6 @@ class BlockPruner:
         if masks:
             attach_masks(self.model, masks)
             self.masks = masks
-
-
-def _finite_number(value) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _refuse_empty_layer(name: str, sizes: torch.Tensor, target_sparsity: float, certain_only: bool) -> None:

@@ -29,10 +29,10 @@ from collections.abc import Mapping
 import torch
 
 from pruning.blocks import expand_group_mask, group_grid_shape, group_norms_sq
+from pruning.settings import DEFAULT_EPS
 
 __all__ = ["DEFAULT_EPS", "GroupLasso", "GroupRegularizer", "ReweightedGroupLasso"]
 
-DEFAULT_EPS = 1e-6  # epsilon in alpha_g = 1 / (||W_g||^2 + eps), in squared-weight units
 
 
 class GroupRegularizer(abc.ABC):

@@ -25,17 +25,12 @@ from collections.abc import Mapping
 
 import torch
 
-from pruning.blocks import ParsableEnum, group_norms_sq, group_sums
+from pruning.blocks import group_norms_sq, group_sums
+from pruning.settings import ScoreKind
 
 __all__ = ["DEFAULT_MOMENTUM", "GroupScorer", "ScoreKind"]
 
 DEFAULT_MOMENTUM = 0.9  # EMA factor of the taylor score per step (INC's snip_momentum uses 0.9 too)
-
-
-class ScoreKind(ParsableEnum):
-    MAGNITUDE = "magnitude"
-    TAYLOR = "taylor"
-    MOVEMENT = "movement"
 
 
 class GroupScorer:

@@ -12,17 +12,9 @@ from __future__ import annotations
 
 import torch
 
-from bsp_common.safe_yaml import short_repr
+from pruning.settings import check_sparsity
 
 __all__ = ["check_sparsity", "nm_mask", "select_global", "select_layer"]
-
-
-def check_sparsity(target_sparsity: float) -> float:
-    if isinstance(target_sparsity, bool) or not isinstance(target_sparsity, int | float):
-        raise ValueError(f"target_sparsity: must be a number in [0, 1), got {short_repr(target_sparsity)}")
-    if not 0.0 <= target_sparsity < 1.0:
-        raise ValueError(f"target_sparsity: must be in [0, 1), got {target_sparsity}")
-    return float(target_sparsity)
 
 
 def _prune_count(sorted_sizes: torch.Tensor, target_elements: float) -> int:

@@ -13,7 +13,7 @@ EXAMPLE = """example:
 
 
 def register(subparsers) -> None:
-    from pruning.pruner import PruneSettings
+    from pruning.settings import PruneSettings
 
     fields = PruneSettings.__dataclass_fields__
     p = subparsers.add_parser(
@@ -83,8 +83,8 @@ def run(args) -> int:
     from bsp_common.outputs import check_output_dir
     from pruning.io import OUTPUT_KIND
     from pruning.models import resolve_model_path
-    from pruning.pruner import PruneSettings
     from pruning.report import layer_report
+    from pruning.settings import PruneSettings
     from pruning.train import TrainBudget, run_pruning
 
     inputs = [resolve_model_path(args.model)] + [p for p in (args.glue_dir, args.teacher) if p]

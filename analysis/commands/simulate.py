@@ -52,27 +52,29 @@ def register(subparsers) -> None:
 
 
 def _load_hf_config(args):
-    from transformers import AutoConfig
-
+    """The model's dimensions from its config.json (json only: no transformers import)."""
+    from hwsim.workload import read_hf_config
     from pruning.models import resolve_model_path
 
     if args.hf_config:
-        path = Path(args.hf_config)
-        if not path.is_file():
-            raise FileNotFoundError(f"--hf-config: no file {path}")
-        return AutoConfig.from_pretrained(path.parent if path.name == "config.json" else path, local_files_only=True)
-    return AutoConfig.from_pretrained(resolve_model_path(args.model), local_files_only=True)
+        if not Path(args.hf_config).is_file():
+            raise FileNotFoundError(f"--hf-config: no file {args.hf_config}")
+        return read_hf_config(args.hf_config)
+    return read_hf_config(resolve_model_path(args.model))
 
 
 def _load_masks(args):
     """Masks of --masks, or of a saved pruned --model (checked against its weights); {} means dense, said so."""
-    from pruning.io import PRUNING_CONFIG_FILENAME, load_pruned_masks
-    from pruning.masks import MASKS_FILENAME, load_masks
+    from pruning.spec import MASKS_FILENAME, PRUNING_CONFIG_FILENAME
 
     if args.masks:
+        from pruning.masks import load_masks
+
         return load_masks(args.masks)
     model_dir = Path(args.model) if args.model else None
     if model_dir and ((model_dir / MASKS_FILENAME).is_file() or (model_dir / PRUNING_CONFIG_FILENAME).is_file()):
+        from pruning.io import load_pruned_masks  # torch: only for a pruned model
+
         return load_pruned_masks(model_dir)
     print(f"note: {args.model or args.hf_config} has no block masks: simulating the dense model", file=sys.stderr)
     return {}

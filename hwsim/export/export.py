@@ -41,7 +41,7 @@ from hwsim.mapping import plan_folds
 from hwsim.memory import make_chunks, run_pipeline
 from hwsim.reference import iter_folds
 from hwsim.workload import Gemm
-from pruning.targets import compile_pattern
+from pruning.layouts import compile_pattern
 
 OUTPUT_KIND = "rtl-export"  # the bsp output marker kind of an export directory
 

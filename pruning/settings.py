@@ -1,0 +1,148 @@
+"""Torch-free pruning settings: methods, scopes, scores and :class:`PruneSettings` (validated on construction).
+
+Kept apart from :mod:`pruning.pruner` so that the CLI can build its help text and validate options
+without importing torch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+
+from bsp_common.safe_yaml import short_repr
+from pruning.spec import BlockSpec, Granularity, ParsableEnum, group_shape
+
+__all__ = ["DEFAULT_EPS", "PENALTY_MODES", "PruneMethod", "PruneScope", "PruneSettings", "ScoreKind",
+           "check_sparsity"]  # fmt: skip
+
+DEFAULT_EPS = 1e-6  # epsilon in alpha_g = 1 / (||W_g||^2 + eps), in squared-weight units
+PENALTY_MODES = ("gradient", "proximal")
+
+
+class ScoreKind(ParsableEnum):
+    MAGNITUDE = "magnitude"
+    TAYLOR = "taylor"
+    MOVEMENT = "movement"
+
+
+class PruneMethod(ParsableEnum):
+    REWEIGHTED = "reweighted"  # reweighted group Lasso fine-tune -> prune -> masked retrain (the paper)
+    GROUP_LASSO = "group-lasso"  # plain group Lasso fine-tune -> prune -> masked retrain
+    MAGNITUDE = "magnitude"  # one-shot block magnitude prune -> masked retrain
+    UNSTRUCTURED = "unstructured"  # one-shot element magnitude prune (block forced to 1x1)
+    NM = "nm"  # N:M along in_features
+
+    @property
+    def regularized(self) -> bool:
+        return self in (PruneMethod.REWEIGHTED, PruneMethod.GROUP_LASSO)
+
+
+class PruneScope(ParsableEnum):
+    LAYER = "layer"  # every layer pruned to the target sparsity
+    GLOBAL = "global"  # one threshold over all target layers
+
+
+@dataclass(frozen=True)
+class PruneSettings:
+    """What to prune and how; the ``help`` metadata feeds the CLI."""
+
+    block: BlockSpec = field(default=BlockSpec(16, 16), metadata={"help": "hardware block ROWSxCOLS"})
+    granularity: Granularity = field(default=Granularity.BLOCK, metadata={"help": "group inside a block"})
+    method: PruneMethod = field(default=PruneMethod.REWEIGHTED, metadata={"help": "pruning method"})
+    target_sparsity: float = field(default=0.5, metadata={"help": "fraction of weights pruned, in [0, 1)"})
+    scope: PruneScope = field(default=PruneScope.LAYER, metadata={"help": "per-layer or global threshold"})
+    balanced: bool = field(default=False, metadata={"help": "same number of groups pruned per block row"})
+    score: ScoreKind = field(default=ScoreKind.MAGNITUDE, metadata={
+        "help": "group importance: magnitude (||W_g||^2), taylor (EMA of |W*grad|), movement (-sum W*grad)"})
+    lam: float = field(default=1e-4, metadata={"help": "regularization strength lambda"})
+    eps: float = field(default=DEFAULT_EPS, metadata={"help": "epsilon in alpha = 1/(||W_g||^2 + eps)"})
+    relative_norms: bool = field(default=False, metadata={
+        "help": "reweighted alphas from group norms relative to the layer's mean (one lam fits every layer)"})
+    penalty_mode: str = field(
+        default="gradient",
+        metadata={
+            "help": "gradient: penalty gradient added before the optimizer step; proximal: exact proximal "
+            "step after it (decoupled from Adam's normalisation)"
+        },
+    )
+    reweight_interval_steps: int | None = field(
+        default=None, metadata={"help": "steps between re-weightings (None: once per epoch)"}
+    )
+    nm: tuple[int, int] = field(default=(2, 4), metadata={"help": "N and M for the nm method"})
+    targets: tuple[str, ...] | None = field(
+        default=None, metadata={"help": "regexes of Linear module names (None: the model family's defaults)"}
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "block", BlockSpec.parse(self.block))
+        object.__setattr__(self, "granularity", Granularity.parse(self.granularity))
+        object.__setattr__(self, "method", PruneMethod.parse(self.method))
+        object.__setattr__(self, "scope", PruneScope.parse(self.scope))
+        object.__setattr__(self, "score", ScoreKind.parse(self.score))
+        check_sparsity(self.target_sparsity)
+        if not (_finite_number(self.lam) and self.lam >= 0):
+            raise ValueError(f"lam: must be a finite non-negative number, got {self.lam!r}")
+        if not (_finite_number(self.eps) and self.eps > 0):
+            raise ValueError(f"eps: must be a finite positive number, got {self.eps!r}")
+        if self.penalty_mode not in PENALTY_MODES:
+            raise ValueError(f"penalty_mode: {self.penalty_mode!r} not one of {PENALTY_MODES}")
+        if self.reweight_interval_steps is not None and (
+            not isinstance(self.reweight_interval_steps, int) or self.reweight_interval_steps <= 0
+        ):
+            raise ValueError(
+                f"reweight_interval_steps: must be a positive integer or None, got {self.reweight_interval_steps!r}"
+            )
+        if self.method is PruneMethod.UNSTRUCTURED and self.block != BlockSpec(1, 1):
+            object.__setattr__(self, "block", BlockSpec(1, 1))
+            object.__setattr__(self, "granularity", Granularity.BLOCK)
+        if self.method is PruneMethod.NM:
+            n, m = self.nm
+            if not (isinstance(n, int) and isinstance(m, int) and 0 < n <= m):
+                raise ValueError(f"nm: need integers 0 < N <= M, got {self.nm!r}")
+            object.__setattr__(self, "block", BlockSpec(1, 1))
+            object.__setattr__(self, "granularity", Granularity.BLOCK)
+            object.__setattr__(self, "target_sparsity", 1.0 - n / m)
+        if self.targets is not None:
+            object.__setattr__(self, "targets", tuple(self.targets))
+
+    @property
+    def group_shape(self) -> tuple[int, int]:
+        return group_shape(self.block, self.granularity)
+
+    def to_json_dict(self) -> dict:
+        record = asdict(self)
+        record.update(
+            block=str(self.block),
+            granularity=self.granularity.value,
+            method=self.method.value,
+            scope=self.scope.value,
+            score=self.score.value,
+            nm=list(self.nm),
+            targets=list(self.targets) if self.targets is not None else None,
+        )
+        return record
+
+    @classmethod
+    def from_json_dict(cls, record: dict) -> PruneSettings:
+        record = dict(record)
+        if record.get("nm") is not None:
+            record["nm"] = tuple(record["nm"])
+        unknown = set(record) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"pruning settings: unknown keys {sorted(unknown)}")
+        return cls(**record)
+
+    def replace(self, **changes) -> PruneSettings:
+        return replace(self, **changes)
+
+
+def check_sparsity(target_sparsity: float) -> float:
+    if isinstance(target_sparsity, bool) or not isinstance(target_sparsity, int | float):
+        raise ValueError(f"target_sparsity: must be a number in [0, 1), got {short_repr(target_sparsity)}")
+    if not 0.0 <= target_sparsity < 1.0:
+        raise ValueError(f"target_sparsity: must be in [0, 1), got {target_sparsity}")
+    return float(target_sparsity)
+
+
+def _finite_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
