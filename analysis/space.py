@@ -14,6 +14,9 @@ YAML form (every key optional; unknown keys are errors)::
     sparsities: [0.0, 0.5, 0.75, 0.9]
     methods: [magnitude]
     configs: [asic-32x32-int8, fpga-zcu102]
+    hardware_axes:           # optional: derive configs from each of `configs` (any dotted config field)
+      clock_mhz: [500, 1000]                             # crossed with every other axis
+      pe_array.rows,pe_array.cols: [[16, 16], [32, 32]]  # tied: one list of values per point
     seq_lens: [128]
     batches: [1]
     budget: {epochs: 1, max_train_samples: 1500, max_eval_samples: 500, recovery_steps: 10}
@@ -24,6 +27,7 @@ Sparsity 0 is the dense baseline: it is evaluated once (block/method/granularity
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -100,6 +104,7 @@ class SweepSpace:
     sparsities: list[float] = field(default_factory=lambda: [0.0, 0.5, 0.75, 0.9])
     methods: list[str] = field(default_factory=lambda: ["magnitude"])
     configs: list[str] = field(default_factory=lambda: ["asic-32x32-int8", "fpga-zcu102"])
+    hardware_axes: dict = field(default_factory=dict)
     seq_lens: list[int] = field(default_factory=lambda: [128])
     batches: list[int] = field(default_factory=lambda: [1])
     budget: AccuracyBudget = field(default_factory=AccuracyBudget)
@@ -139,6 +144,7 @@ class SweepSpace:
             if config not in presets and not Path(config).is_file():
                 raise ValueError(f"sweep.configs: {short_repr(config)} is neither a preset ({', '.join(presets)}) "
                                  "nor a file")  # fmt: skip
+        self._check_hardware_axes()
         if not (self.accuracy in ACCURACY_SOURCES or self.accuracy.startswith("table:")):
             raise ValueError(f"sweep.accuracy: {short_repr(self.accuracy)}; allowed: proxy, train, none, table:PATH")
         if isinstance(self.budget, dict):
@@ -146,6 +152,38 @@ class SweepSpace:
         if not isinstance(self.budget, AccuracyBudget):
             raise ValueError(f"sweep.budget: expected a mapping of budget fields ({', '.join(_BUDGET_FIELDS)}), "
                              f"got {short_repr(self.budget)}")  # fmt: skip
+
+    def _check_hardware_axes(self) -> None:
+        from hwsim.config import ConfigError, derive_config
+
+        axes = self.hardware_axes
+        if not isinstance(axes, dict):
+            raise ValueError(f"sweep.hardware_axes: expected a mapping of config field paths to value lists, "
+                             f"got {short_repr(axes)}")  # fmt: skip
+        for key, values in axes.items():
+            paths = str(key).split(",")
+            if not isinstance(values, list | tuple) or not values:
+                raise ValueError(f"sweep.hardware_axes.{key}: must be a non-empty list, got {short_repr(values)}")
+            for value in values:
+                if len(paths) > 1 and (not isinstance(value, list | tuple) or len(value) != len(paths)):
+                    raise ValueError(f"sweep.hardware_axes.{key}: tied axes take one list of {len(paths)} values "
+                                     f"per point, got {short_repr(value)}")  # fmt: skip
+            sample = dict(zip(paths, values[0] if len(paths) > 1 else [values[0]], strict=True))
+            try:
+                derive_config(self.configs[0], sample)
+            except ConfigError as err:  # a wrong path is bad input; an infeasible value is a result
+                wrong = [p for p, message in err.errors if message == "names no field of the config"]
+                if wrong:
+                    raise ValueError(f"sweep.hardware_axes: {', '.join(wrong)} names no field of an accelerator "
+                                     "config (see `bsp configs show NAME`)") from None  # fmt: skip
+
+    def hardware_variants(self) -> list[dict]:
+        """Config-field overrides of every hardware-axis combination (``[{}]`` without axes)."""
+        expanded = []
+        for key, values in self.hardware_axes.items():
+            paths = str(key).split(",")
+            expanded.append([dict(zip(paths, v if len(paths) > 1 else [v], strict=True)) for v in values])
+        return [{k: v for part in combo for k, v in part.items()} for combo in itertools.product(*expanded)]
 
     def pruning_points(self) -> list[dict]:
         """Distinct pruning settings; the dense baseline (sparsity 0) appears once."""
@@ -170,14 +208,21 @@ class SweepSpace:
     @property
     def n_points(self) -> int:
         """Number of hardware points, counted without building them (cheap on huge spaces)."""
-        return len(self.pruning_points()) * len(self.configs) * len(self.seq_lens) * len(self.batches)
+        variants = 1
+        for values in self.hardware_axes.values():
+            variants *= len(values)
+        return len(self.pruning_points()) * len(self.configs) * variants * len(self.seq_lens) * len(self.batches)
 
     def hardware_points(self) -> list[dict]:
-        """Every pruning point x accelerator x sequence length x batch."""
+        """Every pruning point x accelerator x hardware-axis combination x sequence length x batch.
+
+        ``hw_overrides`` is the combination as a JSON object string (a table cell); each axis is a column too.
+        """
         return [
-            {**p, "config": c, "seq_len": s, "batch": b}
-            for p, c, s, b in itertools.product(self.pruning_points(), self.configs, self.seq_lens, self.batches)
-        ]
+            {**p, "config": c, "hw_overrides": json.dumps(h), **h, "seq_len": s, "batch": b}
+            for p, c, h, s, b in itertools.product(self.pruning_points(), self.configs, self.hardware_variants(),
+                                                   self.seq_lens, self.batches)
+        ]  # fmt: skip
 
     def to_dict(self) -> dict:
         return asdict(self)

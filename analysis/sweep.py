@@ -23,6 +23,7 @@ is resumed). One sweep at a time may write it (a lock file; a second run is refu
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 import signal
@@ -56,15 +57,17 @@ _TOTAL_COLUMNS = ("cycles", "latency_s", "energy_pj", "utilization", "stall_cycl
 
 def simulate_point(task: dict) -> dict:
     """Simulate one hardware point (picklable; runs in a worker process or on a Dask worker)."""
-    from hwsim import build_workload, load_config, read_hf_config, simulate
+    from hwsim import build_workload, read_hf_config, simulate
+    from hwsim.config import derive_config
     from pruning.masks import load_masks
 
     try:
         hf_config = read_hf_config(task["hf_config_dir"])
         masks = load_masks(task["masks_path"]) if task.get("masks_path") else {}
         workload = build_workload(hf_config, masks, batch=task["batch"], seq_len=task["seq_len"])
-        totals = simulate(load_config(task["config"]), workload).totals
-        return {**task, **{k: totals[k] for k in _TOTAL_COLUMNS}, "error": None}
+        config = derive_config(task["config"], json.loads(task.get("hw_overrides") or "{}"))
+        totals = simulate(config, workload).totals
+        return {**task, **{k: totals[k] for k in _TOTAL_COLUMNS}, "feasible": True, "error": None}
     except Exception as err:  # a failing point is recorded, the sweep goes on
         return {**task, "error": f"{type(err).__name__}: {err}"}
 
@@ -167,12 +170,21 @@ def sweep(
 
 def _sweep_locked(space: SweepSpace, out_dir: Path, workers: int, client, dask_scheduler: str | None,
                   progress: bool) -> pd.DataFrame:  # fmt: skip
-    from hwsim.config import load_config
+    from hwsim.config import ConfigError, derive_config
 
     store = ResultStore(out_dir / POINTS_FILENAME)
     done = store.done_ids()
     cache = PointCache(space, out_dir / "cache")
-    config_hashes = {c: content_hash(load_config(c).model_dump(mode="json")) for c in space.configs}
+    config_hashes, infeasible = {}, {}  # per (base, overrides): content hash, or the reason it cannot be built
+    for base in space.configs:
+        for overrides in space.hardware_variants():
+            label = content_hash({"base": base, "overrides": json.dumps(overrides)})
+            try:
+                config = derive_config(base, overrides)
+                config_hashes[label] = content_hash(config.model_dump(mode="json", exclude={"name"}))
+            except ConfigError as err:
+                config_hashes[label] = label
+                infeasible[label] = "; ".join(f"{path}: {message}" for path, message in err.errors)
 
     wanted, tasks, failed = [], [], []
     pruning_records: dict[str, dict] = {}
@@ -181,10 +193,15 @@ def _sweep_locked(space: SweepSpace, out_dir: Path, workers: int, client, dask_s
     for point in hardware_points:
         prune_point = {k: point[k] for k in prune_keys}
         key = cache.key(prune_point)
-        point_id = content_hash({"prune": key, "config": config_hashes[point["config"]],
+        label = content_hash({"base": point["config"], "overrides": point["hw_overrides"]})
+        point_id = content_hash({"prune": key, "config": config_hashes[label],
                                  "seq_len": point["seq_len"], "batch": point["batch"]})  # fmt: skip
         wanted.append(point_id)
         if point_id in done:
+            continue
+        if label in infeasible:  # a result, not a failure: the hardware combination cannot be built
+            store.append({**point, "point_id": point_id, "model": space.model, "data": space.data,
+                          "feasible": False, "infeasible_reason": infeasible[label], "error": None})  # fmt: skip
             continue
         if key not in pruning_records:
             try:

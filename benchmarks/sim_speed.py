@@ -25,7 +25,7 @@ import numpy as np
 from transformers import BertConfig
 
 from hwsim import Gemm, build_workload, load_config, simulate, simulate_gemm
-from hwsim.config import config_from_dict
+from hwsim.config import derive_config
 from hwsim.scalesim import scalesim_cycles, write_scalesim_config
 from pruning.blocks import BlockSpec, Granularity
 from pruning.masks import BlockMask
@@ -57,13 +57,12 @@ def random_block_masks(hf, sparsity: float, block: int = 32, seed: int = 0) -> d
 
 
 def variant(name: str, **array) -> object:
-    data = json.loads(load_config(name).model_dump_json())
-    data["pe_array"].update(array)
-    data["name"] = f"{name}-{'-'.join(f'{k}{v}' for k, v in array.items())}"
+    base = load_config(name)
     scale = max(1, array.get("rows", 32) * array.get("cols", 32) // 1024)
+    overrides = {f"pe_array.{k}": v for k, v in array.items()}
     for key in ("weight_bytes", "input_bytes", "output_bytes"):
-        data["buffers"][key] = max(data["buffers"][key], 256 * 1024 * scale)
-    return config_from_dict(data)
+        overrides[f"buffers.{key}"] = max(getattr(base.buffers, key), 256 * 1024 * scale)
+    return derive_config(base, overrides, name=f"{name}-{'-'.join(f'{k}{v}' for k, v in array.items())}")
 
 
 def timed(fn, repeats: int) -> tuple[float, object]:

@@ -40,6 +40,7 @@ __all__ = [
     "ConfigError",
     "Dataflow",
     "EnergyTable",
+    "derive_config",
     "list_presets",
     "load_config",
 ]
@@ -328,4 +329,40 @@ def load_config(name_or_path: str | Path | AcceleratorConfig) -> AcceleratorConf
 
 
 def config_from_dict(data: dict, source: str = "<dict>") -> AcceleratorConfig:
+    return _validate(data, source)
+
+
+_EXCLUSIVE_FIELDS = {"dram.bw_bytes_per_cycle": "dram.bw_gb_per_s", "dram.bw_gb_per_s": "dram.bw_bytes_per_cycle"}
+
+
+def derive_config(base: str | Path | AcceleratorConfig, overrides: dict, name: str | None = None) -> AcceleratorConfig:
+    """A config from ``base`` (preset, YAML path or config) with dotted-path ``overrides``, validated like a file.
+
+    ``{"pe_array.rows": 64, "buffers.weight_bytes": "1 MiB", "clock_mhz": 500}``; setting one DRAM bandwidth
+    field drops the other. The name defaults to ``base[path=value,...]``. A path that names no field, or a
+    result that fails validation (e.g. an FPGA budget the array exceeds), raises :class:`ConfigError`.
+
+    >>> derive_config("asic-32x32-int8", {"pe_array.rows": 64, "clock_mhz": 500}).name
+    'asic-32x32-int8[pe_array.rows=64,clock_mhz=500]'
+    """
+    config = load_config(base)
+    data = config.model_dump(mode="json", exclude_none=True)
+    source = f"{config.name} + overrides"
+    problems = []
+    for path, value in overrides.items():
+        keys = str(path).split(".")
+        node = data
+        for key in keys[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or (keys[-1] not in node and str(path) not in _EXCLUSIVE_FIELDS):
+            problems.append((str(path), "names no field of the config"))
+            continue
+        node[keys[-1]] = value
+        other = _EXCLUSIVE_FIELDS.get(str(path))
+        if other:
+            data["dram"].pop(other.split(".")[1], None)
+    if problems:
+        raise ConfigError(source, problems)
+    label = ",".join(f"{k}={v}" for k, v in overrides.items())
+    data["name"] = name or (f"{config.name}[{label}]" if label else config.name)
     return _validate(data, source)

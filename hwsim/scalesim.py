@@ -19,15 +19,12 @@ GEMM topology rows are ``name, M, N, K,`` (note the order and the trailing comma
 from __future__ import annotations
 
 import configparser
-import copy
 import csv
 import math
 from pathlib import Path
 
-import yaml
-
 from bsp_common.safe_yaml import read_text_file, short_repr
-from hwsim.config import AcceleratorConfig, Dataflow, config_from_dict, load_config
+from hwsim.config import AcceleratorConfig, ConfigError, Dataflow, derive_config
 from hwsim.workload import MAX_GEMM_DIM, Gemm, Workload
 
 __all__ = ["load_scalesim_config", "load_scalesim_topology", "scalesim_cycles", "write_scalesim_config"]
@@ -90,18 +87,17 @@ def load_scalesim_config(path: str | Path) -> AcceleratorConfig:
         if not (math.isfinite(bandwidth) and bandwidth > 0):
             raise ValueError(f"scalesim cfg {path}: [{section}] Bandwidth must be a positive number (words per "
                              f"cycle), got {short_repr(text)}")  # fmt: skip
-    data = copy.deepcopy(yaml.safe_load(load_config(_BASE_PRESET).to_yaml()))
     run_name = parser.get("general", "run_name", fallback=path.stem)
-    data.update(name=f"scalesim-{run_name}", source=f"imported from SCALE-Sim config {path.name}",
-                clock_mhz=DEFAULT_CLOCK_MHZ)  # fmt: skip
-    data["pe_array"].update(rows=integer("ArrayHeight"), cols=integer("ArrayWidth"), dataflow=dataflow)
-    data["buffers"].update(
-        input_bytes=integer("IfmapSramSzkB") * 1024,
-        weight_bytes=integer("FilterSramSzkB") * 1024,
-        output_bytes=integer("OfmapSramSzkB") * 1024,
-    )
-    data["dram"] = {"bw_bytes_per_cycle": bandwidth}  # SCALE-Sim words are one byte here (int8)
-    return config_from_dict(data, source=str(path))
+    overrides = {"source": f"imported from SCALE-Sim config {path.name}", "clock_mhz": DEFAULT_CLOCK_MHZ,
+                 "pe_array.rows": integer("ArrayHeight"), "pe_array.cols": integer("ArrayWidth"),
+                 "pe_array.dataflow": dataflow, "buffers.input_bytes": integer("IfmapSramSzkB") * 1024,
+                 "buffers.weight_bytes": integer("FilterSramSzkB") * 1024,
+                 "buffers.output_bytes": integer("OfmapSramSzkB") * 1024,
+                 "dram.bw_bytes_per_cycle": bandwidth}  # SCALE-Sim words are one byte here (int8)  # fmt: skip
+    try:
+        return derive_config(_BASE_PRESET, overrides, name=f"scalesim-{run_name}")
+    except ConfigError as err:
+        raise ConfigError(str(path), err.errors) from None
 
 
 def load_scalesim_topology(path: str | Path) -> Workload:

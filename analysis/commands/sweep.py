@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from analysis.commands.options import bounded_int
@@ -14,7 +15,8 @@ EXAMPLE = """examples:
 Re-running the same command resumes: finished points are kept, missing ones are computed.
 """
 
-OBJECTIVES = {"accuracy": "max", "cycles": "min", "energy_pj": "min"}
+# latency in seconds, not cycles: accelerators with different clocks meet on one front
+OBJECTIVES = {"accuracy": "max", "latency_s": "min", "energy_pj": "min"}
 
 
 def register(subparsers) -> None:
@@ -43,14 +45,20 @@ def run(args) -> int:
     out = Path(args.out)
     ok = table[table["error"].isna()] if "error" in table else table
     failed = len(table) - len(ok)
+    infeasible = int((ok["feasible"] == False).sum()) if "feasible" in ok else 0  # noqa: E712 -- NaN-safe
+    ok = ok[ok["feasible"] != False] if "feasible" in ok else ok  # noqa: E712
     objectives = {k: v for k, v in OBJECTIVES.items() if k in ok and ok[k].notna().any()}
-    print(f"{len(table)} points ({failed} failed) -> {out / RESULTS_FILENAME}")
-    if len(ok) and "cycles" in objectives:
+    print(f"{len(table)} points: {len(ok)} evaluated, {infeasible} infeasible by design, {failed} failed "
+          f"-> {out / RESULTS_FILENAME}")  # fmt: skip
+    if len(ok) and "latency_s" in objectives:
         y = "accuracy" if "accuracy" in objectives else "energy_pj"
-        save_figure(pareto_scatter(ok, x="cycles", y=y, y_sense=OBJECTIVES[y]), out / "pareto")
+        save_figure(pareto_scatter(ok, x="latency_s", y=y, y_sense=OBJECTIVES[y]), out / "pareto")
         front = pareto_front(ok, objectives)
-        columns = [c for c in ("config", "block", "granularity", "target_sparsity", "compression_rate", "accuracy",
-                               "cycles", "energy_pj", "utilization") if c in front]  # fmt: skip
+        axes = list(dict.fromkeys(k for text in front.get("hw_overrides", pd.Series(dtype=str)).dropna().unique()
+                                  for k in json.loads(text)))  # the hardware-axis columns, in axis order
+        columns = [c for c in ("config", *axes, "block", "granularity", "target_sparsity", "compression_rate",
+                               "accuracy", "latency_s", "cycles", "energy_pj", "utilization")
+                   if c in front]  # fmt: skip
         with pd.option_context("display.width", 200, "display.max_rows", 100):
             print(f"Pareto front ({', '.join(f'{k}:{v}' for k, v in objectives.items())}), {len(front)} points:")
             print(front[columns].to_string(index=False, float_format="%.4g"))

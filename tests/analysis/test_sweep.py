@@ -144,3 +144,51 @@ def test_bad_sweep_files(tmp_path, yaml_text, match):
     path.write_text(yaml_text)
     with pytest.raises(ValueError, match=match):
         load_space(path)
+
+
+def test_hardware_axes_cross_tie_and_record_infeasible_points(tiny_model_dir, tmp_path):
+    axes = {"clock_mhz": [250, 1000], "pe_array.rows,pe_array.cols": [[8, 8], [64, 128]]}
+    space = space_for(tiny_model_dir, configs=["asic-16x16-int8", "fpga-zcu102"], sparsities=[0.5],
+                      blocks=["8x8"], hardware_axes=axes)  # fmt: skip
+    table = sweep(space, out_dir=tmp_path / "out", progress=False)
+    assert len(table) == space.n_points == 1 * 2 * 2 * 2
+    assert set(zip(table["pe_array.rows"], table["pe_array.cols"], strict=True)) == {(8, 8), (64, 128)}
+    bad = table[table["feasible"] == False]  # noqa: E712
+    assert set(bad["config"]) == {"fpga-zcu102"} and set(bad["pe_array.rows"]) == {64}
+    assert bad["infeasible_reason"].str.contains("fpga.dsp: pe_array 64x128 needs 4096 DSPs").all()
+    good = table[table["feasible"] == True].set_index(["config", "pe_array.rows", "clock_mhz"])  # noqa: E712
+    # latency = cycles / clock; with DRAM bandwidth in bytes/cycle (the ASIC) the clock leaves cycles alone,
+    # with GB/s (the FPGA) a faster clock gets fewer bytes per cycle: at least as many cycles
+    for config, rows in (("asic-16x16-int8", 8), ("asic-16x16-int8", 64), ("fpga-zcu102", 8)):
+        slow, fast = good.loc[(config, rows, 250)], good.loc[(config, rows, 1000)]
+        assert slow["cycles"] == fast["cycles"] if config.startswith("asic") else slow["cycles"] <= fast["cycles"]
+        assert slow["latency_s"] == pytest.approx(slow["cycles"] / 250e6)
+        assert fast["latency_s"] == pytest.approx(fast["cycles"] / 1000e6)
+    # a derived point equals a hand-written config with the same fields
+    from hwsim import build_workload, read_hf_config, simulate
+    from hwsim.config import derive_config
+    from pruning.masks import load_masks
+
+    row = good.loc[("asic-16x16-int8", 64, 1000)]
+    config = derive_config("asic-16x16-int8", {"clock_mhz": 1000, "pe_array.rows": 64, "pe_array.cols": 128})
+    workload = build_workload(read_hf_config(tiny_model_dir), load_masks(row["masks_path"]), seq_len=16)
+    assert simulate(config, workload).totals["cycles"] == row["cycles"]
+
+
+def test_bad_hardware_axes_are_refused_at_load(tiny_model_dir):
+    with pytest.raises(ValueError, match="pe_array.rowz names no field"):
+        space_for(tiny_model_dir, hardware_axes={"pe_array.rowz": [8]})
+    with pytest.raises(ValueError, match="tied axes take one list of 2 values"):
+        space_for(tiny_model_dir, hardware_axes={"pe_array.rows,pe_array.cols": [8, 16]})
+    with pytest.raises(ValueError, match="must be a non-empty list"):
+        space_for(tiny_model_dir, hardware_axes={"clock_mhz": []})
+
+
+def test_derive_config_validates_like_a_file():
+    from hwsim.config import ConfigError, derive_config
+
+    config = derive_config("fpga-zcu102", {"dram.bw_bytes_per_cycle": 64.0, "buffers.weight_bytes": "1 MiB"})
+    assert config.dram.bw_gb_per_s is None and config.dram_bytes_per_cycle == 64.0
+    assert config.buffers.weight_bytes == 1 << 20
+    with pytest.raises(ConfigError, match="pe_array.rows"):
+        derive_config("fpga-zcu102", {"pe_array.rows": True})

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import copy
-
 import yaml
 
-from hwsim.config import config_from_dict, load_config
+from hwsim.config import derive_config, load_config
 
 
 def preset_dict(name: str = "asic-32x32-int8") -> dict:
@@ -26,12 +24,10 @@ def small_config(
     output_bytes=4096,
     **sparse,
 ):
-    data = copy.deepcopy(preset_dict())
-    data["name"] = f"test-{rows}x{cols}-{dataflow}"
-    data["pe_array"].update(rows=rows, cols=cols, dataflow=dataflow)
-    data["buffers"].update(
-        weight_bytes=weight_bytes, input_bytes=input_bytes, output_bytes=output_bytes, double_buffering=double
-    )
-    data["dram"] = {"bw_bytes_per_cycle": bw}
-    data["sparse"].update(skip_zero_blocks=skip, index_decode_cycles_per_block=decode, **sparse)
-    return config_from_dict(data)
+    overrides = {"pe_array.rows": rows, "pe_array.cols": cols, "pe_array.dataflow": dataflow,
+                 "buffers.weight_bytes": weight_bytes, "buffers.input_bytes": input_bytes,
+                 "buffers.output_bytes": output_bytes, "buffers.double_buffering": double,
+                 "dram.bw_bytes_per_cycle": bw, "sparse.skip_zero_blocks": skip,
+                 "sparse.index_decode_cycles_per_block": decode,
+                 **{f"sparse.{key}": value for key, value in sparse.items()}}  # fmt: skip
+    return derive_config("asic-32x32-int8", overrides, name=f"test-{rows}x{cols}-{dataflow}")
