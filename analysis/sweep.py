@@ -28,7 +28,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from multiprocessing import get_context
@@ -83,6 +83,21 @@ def _dask_client(client, dask_scheduler: str | None):
         raise ValueError(f"--dask-scheduler: no Dask scheduler answered at {dask_scheduler!r} ({err})") from None
 
 
+def _portable(record: dict, out_dir: Path, model_dir: Path, model: str) -> dict:
+    """Paths in a stored row that do not depend on this machine: relative to ``out_dir``, or the model's name."""
+    record = dict(record)
+    for key in ("masks_path", "hf_config_dir"):
+        value = record.get(key)
+        if not value:
+            continue
+        path = Path(value)
+        if path == model_dir:
+            record[key] = model
+        elif path.is_relative_to(out_dir):
+            record[key] = str(path.relative_to(out_dir))
+    return record
+
+
 def _die_with_parent(parent_pid: int) -> None:
     """Pool-worker initializer: the kernel kills this worker when the sweep's process dies (Linux)."""
     try:
@@ -117,7 +132,7 @@ def _sweep_lock(out_dir: Path) -> Iterator[None]:
         handle.close()  # closing releases the lock; the file stays (removing it would race a waiting run)
 
 
-def _run_tasks(tasks: list[dict], store: ResultStore, workers: int, client, progress: bool) -> None:
+def _run_tasks(tasks: list[dict], record: Callable[[dict], None], workers: int, client, progress: bool) -> None:
     bar = tqdm(total=len(tasks), desc="simulate", unit="pt", disable=not progress, file=sys.stderr)
     try:
         if client is not None:
@@ -125,17 +140,17 @@ def _run_tasks(tasks: list[dict], store: ResultStore, workers: int, client, prog
 
             futures = client.map(simulate_point, tasks, pure=False)
             for future in dask_completed(futures):
-                store.append(future.result())
+                record(future.result())
                 bar.update()
         elif workers > 1:
             with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_die_with_parent,
                                      initargs=(os.getpid(),)) as pool:  # fmt: skip
                 for future in as_completed([pool.submit(simulate_point, t) for t in tasks]):
-                    store.append(future.result())
+                    record(future.result())
                     bar.update()
         else:
             for task in tasks:
-                store.append(simulate_point(task))
+                record(simulate_point(task))
                 bar.update()
     finally:
         bar.close()
@@ -222,7 +237,10 @@ def _sweep_locked(space: SweepSpace, out_dir: Path, workers: int, client, dask_s
     for row in failed:
         store.append(row)
     log.info("%d points, %d done before, %d to simulate", len(hardware_points), len(done), len(tasks))
-    _run_tasks(tasks, store, workers, _dask_client(client, dask_scheduler), progress)
+    def record(result: dict) -> None:
+        store.append(_portable(result, out_dir, cache.model_dir, space.model))
+
+    _run_tasks(tasks, record, workers, _dask_client(client, dask_scheduler), progress)
 
     table = store.load()
     table = table[table["point_id"].isin(set(wanted))].reset_index(drop=True)

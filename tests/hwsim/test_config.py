@@ -1,4 +1,5 @@
 import copy
+import re
 
 import pytest
 import yaml
@@ -121,3 +122,20 @@ def test_random_corruptions_give_config_error_or_valid_config(data):
     else:
         assert isinstance(result, AcceleratorConfig)
         assert yaml.safe_load(result.to_yaml())["name"] == config["name"]
+
+
+@pytest.mark.parametrize("name", list_presets())
+def test_preset_sources_name_documents_and_agree_with_the_numbers(name):
+    config = load_config(name)
+    source = config.source
+    assert not re.search(rf"{re.escape(name)}\d", source)  # no template residue such as 'fpga-zcu1024'
+    assert "Horowitz ISSCC 2014" in source + config.energy.source
+    if config.kind == "fpga":
+        fpga = config.fpga
+        assert re.search(r"\bDS\d{3}\b", source)  # a Xilinx data sheet number
+        for text in (f"{fpga.dsp} DSP48E2", f"{fpga.bram36} BRAM36", f"{fpga.lut} LUTs"):
+            assert text in source
+        if fpga.uram:
+            assert f"{fpga.uram} URAM" in source
+    else:
+        assert f"{config.pe_array.rows}x{config.pe_array.cols} int8 {config.pe_array.dataflow.value}" in source
