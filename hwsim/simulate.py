@@ -182,7 +182,8 @@ def _totals(ops: pd.DataFrame, config: AcceleratorConfig) -> dict:
         "compute_cycles": int(ops["compute_cycles"].sum()),
         "stall_cycles": int(ops["stall_cycles"].sum()),
         "ideal_cycles": math.ceil(useful / config.n_pes),
-        "utilization": useful / (gemm_cycles * config.n_pes) if gemm_cycles else 0.0,
+        "utilization": useful / (gemm_cycles * config.n_pes) if gemm_cycles else 0.0,  # array busy on GEMMs
+        "utilization_all_cycles": useful / (cycles * config.n_pes) if cycles else 0.0,  # vector ops included
         "macs_useful": useful,
         "macs_skipped": int(ops["macs_skipped"].sum()),
         "dram_bytes": float(ops["dram_bytes"].sum()),

@@ -115,7 +115,7 @@ def run(args) -> int:
         return 0
     columns = ["cycles", "compute_cycles", "stall_cycles", "energy_pj", "macs_useful"]
     per_layer = result.per_layer()[columns]
-    per_layer["utilization"] = per_layer["macs_useful"] / (per_layer["cycles"] * config.n_pes)
+    per_layer["utilization"] = per_layer["macs_useful"] / (per_layer["cycles"] * config.n_pes)  # all cycles
     with pd.option_context("display.width", 200):
         print(f"{config.name}: {config.pe_array.rows}x{config.pe_array.cols} {config.pe_array.dataflow.value}, "
               f"{config.clock_mhz:g} MHz; batch {args.batch} x seq {args.seq_len}")  # fmt: skip
@@ -123,7 +123,8 @@ def run(args) -> int:
     totals = result.totals
     print(
         f"total: {totals['cycles']} cycles ({totals['latency_s'] * 1e3:.3f} ms), stalls {totals['stall_cycles']}, "
-        f"ideal {totals['ideal_cycles']}, utilization {totals['utilization']:.3f}, "
+        f"ideal {totals['ideal_cycles']}, utilization {totals['utilization']:.3f} of GEMM cycles "
+        f"({totals['utilization_all_cycles']:.3f} of all cycles, as per layer above), "
         f"energy {totals['energy_pj'] / 1e6:.3f} uJ, {totals['tops_per_w']:.3f} TOPS/W"
     )
     return 0
