@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+from transformers import DataCollatorWithPadding, PrinterCallback, ProgressCallback, Trainer, TrainingArguments
 
 from bsp_common.outputs import check_output_dir
 from pruning.callback import BlockPruningCallback
@@ -26,6 +26,7 @@ from pruning.distill import DistillationModel
 from pruning.io import OUTPUT_KIND, save_pruned
 from pruning.masks import BlockMask
 from pruning.models import load_classifier, load_tokenizer, resolve_model_path
+from pruning.progress import TrainingProgress
 from pruning.pruner import BlockPruner, PruneSettings
 from pruning.report import compression_summary
 from pruning.schedule import ScheduleKind
@@ -157,6 +158,7 @@ def run_pruning(
     glue_dir: str | Path | None = None,
     overwrite: bool = False,
     teacher: str | Path | None = None,
+    progress: bool = True,
 ) -> PruneRunResult:
     """Regularized fine-tune -> prune -> masked retrain -> evaluate -> save; returns the accuracies.
 
@@ -165,6 +167,7 @@ def run_pruning(
     the Trainer's scratch files go to a temporary directory, never into ``out_dir``. ``teacher``: a fine-tuned
     classifier directory (e.g. a dense run, see :func:`dense_teacher`) distilled into the student with
     ``budget.distill_alpha``. To start from a dense fine-tuned checkpoint (two-stage recipe) pass it as ``model``.
+    ``progress`` shows steps, ETA, sparsity and loss on stderr (:class:`pruning.progress.TrainingProgress`).
     """
     budget = budget or TrainBudget()
     start = time.perf_counter()
@@ -194,8 +197,11 @@ def run_pruning(
             args=_training_args(work_dir, budget, budget.epochs),
             train_dataset=train_set,
             data_collator=DataCollatorWithPadding(tokenizer),
-            callbacks=[callback],
+            callbacks=[callback, TrainingProgress(f"prune {settings.block} {settings.method.value} "
+                                                  f"{settings.target_sparsity:.0%}", callback, enabled=progress)],
         )
+        for builtin in (PrinterCallback, ProgressCallback):  # raw log dicts / a bar without sparsity: ours instead
+            trainer.remove_callback(builtin)
         trainer.train()
         dev_accuracy = evaluate_accuracy(trainer, dev_set)
         test_accuracy = evaluate_accuracy(trainer, test_set)

@@ -1,5 +1,6 @@
 """Gradual schedules, group scores, focused regularization and distillation against closed forms and brute force."""
 
+import io
 import itertools
 import math
 
@@ -11,6 +12,7 @@ from transformers import Trainer, TrainingArguments
 
 from pruning import BlockPruner, BlockPruningCallback, PruneSettings
 from pruning.distill import DistillationModel, distillation_loss
+from pruning.progress import TrainingProgress
 from pruning.regularizers import GroupLasso, ReweightedGroupLasso
 from pruning.schedule import SparsitySchedule
 from pruning.scores import GroupScorer
@@ -200,7 +202,12 @@ def test_gradual_callback_follows_the_schedule_under_trainer(tmp_path):
     args = TrainingArguments(output_dir=str(tmp_path / "t"), max_steps=12, per_device_train_batch_size=8,
                              learning_rate=1e-3, save_strategy="no", report_to=[], use_cpu=True, seed=0,
                              disable_tqdm=True)  # fmt: skip
-    Trainer(model=model, args=args, train_dataset=RandomTokens(), callbacks=[callback]).train()
+    log = io.StringIO()  # not a terminal: periodic lines
+    progress = TrainingProgress("prune", callback, stream=log)
+    Trainer(model=model, args=args, train_dataset=RandomTokens(), callbacks=[callback, progress]).train()
+    lines = log.getvalue().splitlines()
+    assert lines[0].startswith("prune: step 1/12 sparsity 0.00")
+    assert lines[-1].startswith("prune: step 12/12 sparsity 0.75")
     expected = [SparsitySchedule("cubic", 0, 8, 2).sparsity_at(t, 0.75) for t in (2, 4, 6, 8)]
     assert [s for s, _ in seen] == pytest.approx(expected)
     for (_, before), (_, after) in itertools.pairwise(seen):
