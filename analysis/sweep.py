@@ -23,6 +23,7 @@ is resumed). One sweep at a time may write it (a lock file; a second run is refu
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import logging
 import os
@@ -55,16 +56,22 @@ _TOTAL_COLUMNS = ("cycles", "latency_s", "energy_pj", "utilization", "stall_cycl
                   "dram_bytes", "tops_per_w", "macs_useful", "energy_dram_pj", "energy_mac_pj")  # fmt: skip
 
 
-def simulate_point(task: dict) -> dict:
-    """Simulate one hardware point (picklable; runs in a worker process or on a Dask worker)."""
-    from hwsim import build_workload, read_hf_config, simulate
-    from hwsim.config import derive_config
+@functools.lru_cache(maxsize=8)  # consecutive points share a pruning point and shape: build its workload once
+def _workload(hf_config_dir: str, masks_path: str | None, batch: int, seq_len: int):
+    from hwsim import build_workload, read_hf_config
     from pruning.masks import load_masks
 
+    masks = load_masks(masks_path) if masks_path else {}
+    return build_workload(read_hf_config(hf_config_dir), masks, batch=batch, seq_len=seq_len)
+
+
+def simulate_point(task: dict) -> dict:
+    """Simulate one hardware point (picklable; runs in a worker process or on a Dask worker)."""
+    from hwsim import simulate
+    from hwsim.config import derive_config
+
     try:
-        hf_config = read_hf_config(task["hf_config_dir"])
-        masks = load_masks(task["masks_path"]) if task.get("masks_path") else {}
-        workload = build_workload(hf_config, masks, batch=task["batch"], seq_len=task["seq_len"])
+        workload = _workload(task["hf_config_dir"], task.get("masks_path"), task["batch"], task["seq_len"])
         config = derive_config(task["config"], json.loads(task.get("hw_overrides") or "{}"))
         totals = simulate(config, workload).totals
         return {**task, **{k: totals[k] for k in _TOTAL_COLUMNS}, "feasible": True, "error": None}

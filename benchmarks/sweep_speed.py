@@ -1,0 +1,91 @@
+"""Hardware-only sweep speed: the issue's 1000-point space end to end, and the per-point simulation cost
+with and without the timing/workload caches, measured in the same run.
+
+    python -m benchmarks.sweep_speed [--workers 2] [--out benchmarks/out/sweep_speed.json]
+
+The space: MiniLM, 5 presets x 4 blocks (8x8..64x64) x 5 sparsities (0 % dense + 4 levels) x 4 sequence
+lengths (64..512) x 3 clock values (a hardware axis) = 1,020 points, ``accuracy: none`` (one-shot block-norm
+masks of the pretrained weights). It runs in a fresh temporary ``--out`` (nothing cached), so the time
+includes the one-shot prunes, the torch import of the pruning stage and the worker start-up. The
+second table replays the same simulation tasks in this process with the caches cleared before every point
+(the old per-point path) and with them kept, over a sample of points.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from analysis.space import SweepSpace
+from analysis.sweep import _workload, simulate_point, sweep
+from hwsim import simulate as simulate_module
+
+PRESETS = ["asic-16x16-int8", "asic-32x32-int8", "asic-128x128-int8", "fpga-zcu102", "fpga-u200"]
+SPACE = SweepSpace(model="minilm", accuracy="none", blocks=["8x8", "16x16", "32x32", "64x64"],
+                   sparsities=[0.0, 0.5, 0.75, 0.875, 0.9375], configs=PRESETS, seq_lens=[64, 128, 256, 512],
+                   hardware_axes={"clock_mhz": [200, 500, 1000]})  # fmt: skip
+SAMPLE = 60  # points replayed per cache setting
+
+
+def _clear_caches() -> None:
+    simulate_module._TIMING_CACHE.clear()
+    _workload.cache_clear()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", default="benchmarks/out/sweep_speed.json")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="bsp-sweep-bench-") as tmp:
+        start = time.perf_counter()
+        table = sweep(SPACE, out_dir=Path(tmp) / "sweep", workers=args.workers, progress=False)
+        sweep_s = time.perf_counter() - start
+        evaluated = int((table["feasible"] == True).sum())  # noqa: E712
+        tasks = [{k: v for k, v in row.items() if k not in ("cycles",)} for row in table.to_dict("records")
+                 if row.get("feasible") is True]  # fmt: skip
+        for task in tasks:  # stored paths are relative to --out
+            for key in ("masks_path", "hf_config_dir"):
+                if task.get(key) and not Path(task[key]).is_absolute() and task[key] != "minilm":
+                    task[key] = str(Path(tmp) / "sweep" / task[key])
+            if task.get("hf_config_dir") == "minilm":
+                from pruning.models import resolve_model_path
+
+                task["hf_config_dir"] = str(resolve_model_path("minilm"))
+        sample = sorted(random.Random(0).sample(range(len(tasks)), min(SAMPLE, len(tasks))))
+        ordered = [tasks[i] for i in sample]  # sweep order: neighbours share masks and shapes, as in a sweep
+        timings = {}
+        for label, clear in (("per point, no caches", True), ("cached", False)):
+            _clear_caches()
+            per_point = []
+            for task in ordered:
+                if clear:
+                    _clear_caches()
+                t = time.perf_counter()
+                result = simulate_point(task)
+                per_point.append(time.perf_counter() - t)
+                assert result["error"] is None, result["error"]
+            timings[label] = statistics.mean(per_point)
+    rows = {"points": len(table), "evaluated": evaluated, "workers": args.workers, "sweep_s": sweep_s,
+            "points_per_s": len(table) / sweep_s, "mean_s_per_point": timings,
+            "cache_speedup": timings["per point, no caches"] / timings["cached"]}  # fmt: skip
+    print(f"{'points':>8} {'evaluated':>9} {'workers':>7} {'sweep s':>8} {'points/s':>9}")
+    print(f"{rows['points']:>8} {evaluated:>9} {args.workers:>7} {sweep_s:>8.1f} {rows['points_per_s']:>9.1f}")
+    print(f"per-point simulation over {len(ordered)} sampled points (same run):")
+    for label, value in timings.items():
+        print(f"  {label:<22} {value * 1e3:8.1f} ms")
+    print(f"  cache speed-up        {rows['cache_speedup']:8.1f}x")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
