@@ -24,7 +24,7 @@ from pathlib import Path
 
 from analysis.space import SweepSpace
 from analysis.sweep import _workload, simulate_point, sweep
-from hwsim import simulate as simulate_module
+from hwsim.simulate import clear_timing_cache
 
 PRESETS = ["asic-16x16-int8", "asic-32x32-int8", "asic-128x128-int8", "fpga-zcu102", "fpga-u200"]
 SPACE = SweepSpace(model="minilm", accuracy="none", blocks=["8x8", "16x16", "32x32", "64x64"],
@@ -34,7 +34,7 @@ SAMPLE = 60  # points replayed per cache setting
 
 
 def _clear_caches() -> None:
-    simulate_module._TIMING_CACHE.clear()
+    clear_timing_cache()
     _workload.cache_clear()
 
 
@@ -43,6 +43,9 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/out/sweep_speed.json")
     args = parser.parse_args(argv)
+    from pruning.models import quiet_transformers
+
+    quiet_transformers()
     with tempfile.TemporaryDirectory(prefix="bsp-sweep-bench-") as tmp:
         start = time.perf_counter()
         table = sweep(SPACE, out_dir=Path(tmp) / "sweep", workers=args.workers, progress=False)

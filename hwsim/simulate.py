@@ -31,7 +31,7 @@ from hwsim.mapping import plan_folds
 from hwsim.memory import make_chunks, run_pipeline
 from hwsim.workload import Gemm, VectorOp, Workload
 
-__all__ = ["MAX_FOLDS", "SimResult", "estimate_folds", "simulate", "simulate_gemm"]
+__all__ = ["MAX_FOLDS", "SimResult", "clear_timing_cache", "estimate_folds", "simulate", "simulate_gemm"]
 
 MAX_FOLDS = 2_000_000  # default work guard: BERT-base on a 32x32 array is ~50k folds (~0.1 s); each fold
 # costs ~0.2 KB in the plan and a share of a simpy chunk, so 2 M folds is seconds and a few hundred MB
@@ -77,6 +77,13 @@ class SimResult:
 
 _TIMING_CACHE: OrderedDict = OrderedDict()  # (op, timing-relevant config) -> (plan, chunks, pipeline)
 TIMING_CACHE_ENTRIES = 512  # LRU bound: a BERT-base plan set is a few MB
+
+
+def clear_timing_cache() -> int:
+    """Forget every memoised GEMM timing; returns how many entries there were."""
+    entries = len(_TIMING_CACHE)
+    _TIMING_CACHE.clear()
+    return entries
 
 
 def _op_key(op: Gemm) -> tuple:

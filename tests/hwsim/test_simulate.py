@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import tiny_config
 from helpers import small_config
@@ -123,3 +124,28 @@ def test_simulate_gemm_never_crashes_and_respects_bounds(M, K, N, rows, cols, da
 def test_empty_workload():
     with pytest.raises(ValueError, match="no ops"):
         simulate("asic-16x16-int8", Workload(ops=()))
+
+
+def test_timing_memo_gives_the_same_table_as_a_fresh_simulation():
+    from hwsim.config import derive_config
+    from hwsim.simulate import clear_timing_cache
+    from hwsim.workload import Gemm, Workload
+
+    rng = np.random.default_rng(3)
+    mask = rng.random((48, 40)) < 0.5
+    ops = (Gemm("a", M=20, K=40, N=48, mask=mask, block=(8, 8)), Gemm("b", M=20, K=40, N=48, mask=mask, block=(8, 8)),
+           Gemm("c", M=20, K=40, N=48, mask=~mask, block=(8, 8)))  # fmt: skip
+    workload = Workload(ops, batch=1, seq_len=20)
+    base = derive_config("asic-16x16-int8", {"buffers.weight_bytes": 2048, "dram.bw_bytes_per_cycle": 2.0})
+    clear_timing_cache()
+    fresh = simulate(base, workload).ops
+    assert clear_timing_cache() == 2  # "a" and "b" are the same GEMM: simulated once
+    fresh = simulate(base, workload).ops
+    memo = simulate(base, workload).ops
+    pd.testing.assert_frame_equal(fresh, memo)
+    faster = derive_config(base, {"clock_mhz": 2000.0, "energy.mac_pj": 1.0})  # timing unchanged, energy not
+    clear_timing_cache()
+    reference = simulate(faster, workload).ops
+    simulate(base, workload)
+    pd.testing.assert_frame_equal(simulate(faster, workload).ops, reference)
+    assert (reference["cycles"] == fresh["cycles"]).all() and not (reference["energy_pj"] == fresh["energy_pj"]).all()
