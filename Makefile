@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install demo test lint bench
+.PHONY: install demo test lint bench docs
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -22,7 +22,13 @@ demo: install
 	# the main job: default design-space sweep on the shipped MiniLM -> results/sweep.parquet, results/pareto.png
 	$(VENV)/bin/bsp sweep --out results
 
-test: install
+# API reference from the docstrings (pdoc): docs/api/index.html. Any pdoc warning (a module that fails to
+# import, a broken reference) fails the build; `make test` builds it, so CI does too.
+MODULES = $(shell find bsp_common pruning hwsim analysis -name '*.py' ! -name '__init__.py' | sed 's|/|.|g; s|\.py$$||' | sort)
+docs: install
+	$(PY) -W error::UserWarning -m pdoc -o docs/api $(MODULES)
+
+test: install docs
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q --doctest-modules bsp_common pruning hwsim analysis tests
 
