@@ -51,16 +51,14 @@ def main(argv=None) -> int:
         table = sweep(SPACE, out_dir=Path(tmp) / "sweep", workers=args.workers, progress=False)
         sweep_s = time.perf_counter() - start
         evaluated = int((table["feasible"] == True).sum())  # noqa: E712
-        tasks = [{k: v for k, v in row.items() if k not in ("cycles",)} for row in table.to_dict("records")
-                 if row.get("feasible") is True]  # fmt: skip
-        for task in tasks:  # stored paths are relative to --out
-            for key in ("masks_path", "hf_config_dir"):
-                if task.get(key) and not Path(task[key]).is_absolute() and task[key] != "minilm":
-                    task[key] = str(Path(tmp) / "sweep" / task[key])
-            if task.get("hf_config_dir") == "minilm":
-                from pruning.models import resolve_model_path
+        print(f"sweep: {len(table)} points in {sweep_s:.1f} s with {args.workers} workers", file=sys.stderr)
+        from pruning.models import resolve_model_path
 
-                task["hf_config_dir"] = str(resolve_model_path("minilm"))
+        tasks = [row for row in table.to_dict("records") if row.get("feasible") is True]
+        for task in tasks:  # stored paths are relative to --out, the model is stored by name
+            task["masks_path"] = (str(Path(tmp) / "sweep" / task["masks_path"])
+                                  if isinstance(task.get("masks_path"), str) else None)  # fmt: skip
+            task["hf_config_dir"] = str(resolve_model_path("minilm"))
         sample = sorted(random.Random(0).sample(range(len(tasks)), min(SAMPLE, len(tasks))))
         ordered = [tasks[i] for i in sample]  # sweep order: neighbours share masks and shapes, as in a sweep
         timings = {}
