@@ -12,7 +12,9 @@ seq 64, lr 1e-4) and differs only in the recipe:
   masks recomputed every 10 steps, monotone), then 2 retrain epochs;
 * ``cubic reweighted`` / ``cubic group-lasso`` -- the same ramp with the penalty (proximal step) focused on
   the groups the next mask update removes, reweighted alphas from norms relative to each layer's mean;
-* ``+kd`` -- plus distillation from the dense fine-tune of the same seed (alpha 0.5, T 2).
+* ``+kd`` -- plus distillation from the dense fine-tune of the same seed (alpha 0.5, T 2);
+* ``two-stage`` -- the run starts from that dense fine-tune instead of the pretrained model (its cost: one
+  dense fine-tune per seed, shared by every rate and recipe).
 
 Results: ``--out``/recipes.jsonl (resumable), ``recipes.csv`` (mean +- std per recipe and rate) and
 ``recipes_paired.csv`` (differences to ``oneshot magnitude`` paired by seed, in points).
@@ -57,6 +59,10 @@ def recipes() -> list[dict]:
         {"name": "cubic group-lasso", "method": "group-lasso", "lam": GROUP_LASSO_LAM, "penalty_mode": "proximal",
          **_GRADUAL},
         {"name": "cubic reweighted +kd", "lam": REWEIGHTED_LAM, "teacher": True, "distill_alpha": 0.5, **reweighted},
+        {**taylor, "name": "two-stage cubic taylor +kd", "teacher": True, "init_from_teacher": True,
+         "distill_alpha": 0.5},
+        {"name": "two-stage cubic reweighted +kd", "lam": REWEIGHTED_LAM, "teacher": True, "init_from_teacher": True,
+         "distill_alpha": 0.5, **reweighted},
     ]  # fmt: skip
 
 

@@ -75,7 +75,8 @@ def point_key(point: dict) -> str:
 
 def _run_point(job: tuple[dict, str, str, TrainBudget, Path]) -> dict:
     """One run: point keys that name a ``PruneSettings`` field set the settings, ``TrainBudget`` fields the
-    budget; ``"teacher": true`` distils from the dense fine-tune of the same budget and seed (cached)."""
+    budget; ``"teacher": true`` distils from the dense fine-tune of the same budget and seed (cached), and
+    ``"init_from_teacher": true`` also starts the run from it (the two-stage recipe)."""
     point, model, data, budget, cache_dir = job
     from pruning.models import quiet_transformers
     from pruning.train import dense_teacher, run_pruning
@@ -85,6 +86,8 @@ def _run_point(job: tuple[dict, str, str, TrainBudget, Path]) -> dict:
                              **{k: v for k, v in point.items() if k in _SETTINGS_KEYS})  # fmt: skip
     budget = replace(budget, **{k: v for k, v in point.items() if k in TrainBudget.__dataclass_fields__})
     teacher = dense_teacher(model, data, budget, cache_dir / "teachers") if point.get("teacher") else None
+    if point.get("init_from_teacher"):
+        model = str(teacher)
     out_dir = Path(tempfile.mkdtemp(prefix="tune-"))
     try:
         result = run_pruning(model, data, settings, out_dir, budget, teacher=teacher)
