@@ -53,16 +53,16 @@ def recipes() -> list[dict]:
         {"name": BASELINE, "method": "magnitude", "prune_at_epoch": 1.0},
         {"name": "cubic magnitude", "method": "magnitude", **_GRADUAL},
         taylor,
-        {**taylor, "name": "cubic taylor +kd", "teacher": True, "distill_alpha": 0.5},
-        {"name": "cubic reweighted", "lam": REWEIGHTED_LAM, **reweighted},
-        {"name": "cubic reweighted lam=200", "lam": REWEIGHTED_LAM / 10, **reweighted},
-        {"name": "cubic group-lasso", "method": "group-lasso", "lam": GROUP_LASSO_LAM, "penalty_mode": "proximal",
-         **_GRADUAL},
-        {"name": "cubic reweighted +kd", "lam": REWEIGHTED_LAM, "teacher": True, "distill_alpha": 0.5, **reweighted},
         {**taylor, "name": "two-stage cubic taylor +kd", "teacher": True, "init_from_teacher": True,
          "distill_alpha": 0.5},
+        {"name": "cubic reweighted", "lam": REWEIGHTED_LAM, **reweighted},
+        {"name": "cubic group-lasso", "method": "group-lasso", "lam": GROUP_LASSO_LAM, "penalty_mode": "proximal",
+         **_GRADUAL},
         {"name": "two-stage cubic reweighted +kd", "lam": REWEIGHTED_LAM, "teacher": True, "init_from_teacher": True,
          "distill_alpha": 0.5, **reweighted},
+        {**taylor, "name": "cubic taylor +kd", "teacher": True, "distill_alpha": 0.5},
+        {"name": "cubic reweighted lam=200", "lam": REWEIGHTED_LAM / 10, **reweighted},
+        {"name": "cubic reweighted +kd", "lam": REWEIGHTED_LAM, "teacher": True, "distill_alpha": 0.5, **reweighted},
     ]  # fmt: skip
 
 
