@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.ticker import NullFormatter
+from matplotlib.ticker import LogFormatterSciNotation, NullFormatter
 
 from analysis.pareto import pareto_mask
 
@@ -68,8 +68,13 @@ def _series(df: pd.DataFrame, column: str) -> list:
 
 
 def pareto_scatter(df: pd.DataFrame, x: str = "cycles", y: str = "accuracy", x_sense: str = "min",
-                   y_sense: str = "max", label: str = "block", hue: str = "config", logx: bool = True):  # fmt: skip
-    """All points (marker by ``label``, colour by ``hue``) with the 2-D front highlighted and labelled."""
+                   y_sense: str = "max", label: str = "block", hue: str = "config", logx: bool = True,
+                   title: str | None = None):  # fmt: skip
+    """All points (marker by ``label``, colour by ``hue``) with the 2-D front highlighted and labelled.
+
+    The legend sits outside the axes (it never covers data); a log x axis that spans less than two decades
+    labels its intermediate ticks too, so it never shows a single tick label.
+    """
     data = df.dropna(subset=[x, y])
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     hues = _series(data, hue) if hue in data else [None]
@@ -92,10 +97,17 @@ def pareto_scatter(df: pd.DataFrame, x: str = "cycles", y: str = "accuracy", x_s
         ax.annotate(text, (row[x], row[y]), textcoords="offset points", xytext=(4, 4), fontsize=7)
     if logx:
         ax.set_xscale("log")
-        ax.xaxis.set_minor_formatter(NullFormatter())  # labelled minor ticks collide within a decade
+        low, high = ax.get_xlim()
+        if np.log10(high / low) < 2:  # few decades: label 2, 3, 5 x 10^k too, or there may be one label
+            ax.xaxis.set_minor_formatter(LogFormatterSciNotation(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+            ax.tick_params(axis="x", which="minor", labelsize=7)
+        else:
+            ax.xaxis.set_minor_formatter(NullFormatter())  # labelled minor ticks collide over many decades
     ax.set_xlabel(_label(x))
     ax.set_ylabel(_label(y))
-    ax.legend(fontsize=7, ncol=2, loc="best")
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return fig
 
 

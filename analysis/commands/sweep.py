@@ -52,7 +52,10 @@ def run(args) -> int:
           f"-> {out / RESULTS_FILENAME}")  # fmt: skip
     if len(ok) and "latency_s" in objectives:
         y = "accuracy" if "accuracy" in objectives else "energy_pj"
-        save_figure(pareto_scatter(ok, x="latency_s", y=y, y_sense=OBJECTIVES[y]), out / "pareto")
+        sources = ok["accuracy_source"].dropna().unique() if "accuracy_source" in ok else []
+        source = ", ".join(sources) or "none"
+        title = f"{ok['model'].iloc[0]} on {ok['data'].iloc[0]}; accuracy: {source}" if "model" in ok else None
+        save_figure(pareto_scatter(ok, x="latency_s", y=y, y_sense=OBJECTIVES[y], title=title), out / "pareto")
         front = pareto_front(ok, objectives)
         axes = list(dict.fromkeys(k for text in front.get("hw_overrides", pd.Series(dtype=str)).dropna().unique()
                                   for k in json.loads(text)))  # the hardware-axis columns, in axis order
