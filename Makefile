@@ -19,7 +19,8 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 demo: install
-	# the main job: default design-space sweep on the shipped MiniLM -> results/sweep.parquet, results/pareto.png
+	# the main job: default design-space sweep on the shipped MiniLM (measured accuracy table + live simulation)
+	# -> results/sweep.parquet, results/pareto.png
 	$(VENV)/bin/bsp sweep --out results
 
 # API reference from the docstrings (pdoc): docs/api/index.html. Any pdoc warning (a module that fails to

@@ -10,7 +10,9 @@ Accuracy sources:
   the ``accuracy_source`` column says so.
 * ``none`` -- hardware-only: one-shot group-norm prune of the pretrained weights, accuracy NaN. No training.
 * ``table:PATH`` -- like ``none`` for the masks, accuracy looked up in a user CSV with columns
-  ``block, granularity, target_sparsity, method, accuracy``.
+  ``block, granularity, target_sparsity, method, accuracy``. ``table:NAME`` names a table shipped in
+  ``analysis/tables/`` (``table:minilm-sentiment``: accuracies measured with the full method by
+  ``paper_figs.reproduce``; its ``source`` column says which run). Points the table lacks get NaN.
 
 Every cache entry is a directory ``<cache>/<hash>/`` with ``block_masks.safetensors`` (absent for the
 dense baseline) and ``point.json``, written last and atomically: an interrupted point is recomputed.
@@ -29,6 +31,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.tables import accuracy_table_path
 from pruning.masks import MASKS_FILENAME, save_masks
 from pruning.models import resolve_model_path
 from pruning.pruner import BlockPruner, PruneMethod, PruneSettings
@@ -195,9 +198,7 @@ class PointCache:
         if not source.startswith("table:"):
             return math.nan
         if self._table is None:
-            path = Path(source.split(":", 1)[1])
-            if not path.is_file():
-                raise FileNotFoundError(f"sweep.accuracy: no accuracy table at {path}")
+            path = accuracy_table_path(source)
             table = pd.read_csv(path)
             missing = {"block", "granularity", "target_sparsity", "method", "accuracy"} - set(table.columns)
             if missing:

@@ -8,7 +8,7 @@ YAML form (every key optional; unknown keys are errors)::
 
     model: minilm            # alias or local HF directory
     data: sentiment          # sentiment | bbc | glue:TASK (with glue_dir)
-    accuracy: proxy          # proxy | train | none | table:PATH.csv
+    accuracy: table:minilm-sentiment   # table:NAME|PATH.csv (measured accuracies) | proxy | train | none
     blocks: [8x8, 16x16, 32x32]
     granularities: [block]
     sparsities: [0.0, 0.5, 0.75, 0.9]
@@ -32,11 +32,11 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from analysis.tables import accuracy_table_path
 from bsp_common.safe_yaml import load_yaml_file, short_repr
 from hwsim.config import list_presets
-from pruning.blocks import BlockSpec, Granularity
-from pruning.pruner import PENALTY_MODES, PruneMethod
-from pruning.selection import check_sparsity
+from pruning.settings import PENALTY_MODES, PruneMethod, check_sparsity
+from pruning.spec import BlockSpec, Granularity
 
 __all__ = ["AccuracySource", "SweepSpace", "load_space"]
 
@@ -98,11 +98,13 @@ class SweepSpace:
     model: str = "minilm"
     data: str = "sentiment"
     glue_dir: str | None = None
-    accuracy: AccuracySource = "proxy"
-    blocks: list[str] = field(default_factory=lambda: ["8x8", "16x16", "32x32"])
+    # The main job's default: accuracies measured with the full method (shipped table, instant) and live
+    # hardware simulation; `proxy` (a short one-shot recovery) and `train` (the full method) run training.
+    accuracy: AccuracySource = "table:minilm-sentiment"
+    blocks: list[str] = field(default_factory=lambda: ["16x16", "32x32"])
     granularities: list[str] = field(default_factory=lambda: ["block"])
-    sparsities: list[float] = field(default_factory=lambda: [0.0, 0.5, 0.75, 0.9])
-    methods: list[str] = field(default_factory=lambda: ["magnitude"])
+    sparsities: list[float] = field(default_factory=lambda: [0.0, 0.5, 0.75, 0.875])
+    methods: list[str] = field(default_factory=lambda: ["reweighted"])
     configs: list[str] = field(default_factory=lambda: ["asic-32x32-int8", "fpga-zcu102"])
     hardware_axes: dict = field(default_factory=dict)
     seq_lens: list[int] = field(default_factory=lambda: [128])
@@ -146,7 +148,10 @@ class SweepSpace:
                                  "nor a file")  # fmt: skip
         self._check_hardware_axes()
         if not (self.accuracy in ACCURACY_SOURCES or self.accuracy.startswith("table:")):
-            raise ValueError(f"sweep.accuracy: {short_repr(self.accuracy)}; allowed: proxy, train, none, table:PATH")
+            raise ValueError(f"sweep.accuracy: {short_repr(self.accuracy)}; allowed: proxy, train, none, "
+                             "table:NAME|PATH")  # fmt: skip
+        if self.accuracy.startswith("table:"):
+            accuracy_table_path(self.accuracy)  # a missing table is bad input, found before any work
         if isinstance(self.budget, dict):
             object.__setattr__(self, "budget", _from_dict(AccuracyBudget, self.budget, "sweep.budget"))
         if not isinstance(self.budget, AccuracyBudget):

@@ -15,6 +15,12 @@ EXAMPLE = """examples:
 Re-running the same command resumes: finished points are kept, missing ones are computed.
 """
 
+ACCURACY_NOTES = {
+    "table": "table (measured with the full method, analysis/tables)",
+    "proxy": "proxy (one-shot prune of a dense fine-tune + a few recovery steps; not the full method)",
+    "train": "train (the full method at every point)",
+    "none": "none (hardware only)",
+}
 # latency in seconds, not cycles: accelerators with different clocks meet on one front
 OBJECTIVES = {"accuracy": "max", "latency_s": "min", "energy_pj": "min"}
 
@@ -63,7 +69,8 @@ def run(args) -> int:
                                "accuracy", "latency_s", "cycles", "energy_pj", "utilization")
                    if c in front]  # fmt: skip
         with pd.option_context("display.width", 200, "display.max_rows", 100):
-            print(f"Pareto front ({', '.join(f'{k}:{v}' for k, v in objectives.items())}), {len(front)} points:")
+            print(f"Pareto front ({', '.join(f'{k}:{v}' for k, v in objectives.items())}), {len(front)} points; "
+                  f"accuracy source: {ACCURACY_NOTES.get(source, source)}")  # fmt: skip
             print(front[columns].to_string(index=False, float_format="%.4g"))
         print(f"plot: {out / 'pareto.png'}")
     return 0 if not failed else 1
