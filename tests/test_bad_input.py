@@ -22,9 +22,9 @@ import pytest
 import yaml
 from conftest import tiny_classifier, tiny_text_task
 
-from analysis.cli import main
 from analysis.store import ResultStore, write_table_atomic
 from analysis.sweep import _sweep_lock, sweep
+from bsp_cli import main
 from bsp_common.outputs import (
     MARKER_FILENAME,
     OutputError,
@@ -173,7 +173,7 @@ def test_billion_laughs_config_is_refused_quickly(tmp_path):
     path = tmp_path / "laughs.yaml"
     path.write_text("\n".join(lines) + "\n")
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "analysis.cli", "configs", "validate", str(path)],
+    proc = subprocess.run([sys.executable, "-m", "bsp_cli", "configs", "validate", str(path)],
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert proc.returncode == 2
     assert "expands to more than" in proc.stderr and str(path) in proc.stderr
@@ -405,7 +405,7 @@ def test_internal_errors_are_one_line_unless_verbose(monkeypatch, capsys):
     def broken(args):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("analysis.commands.configs.run", broken)
+    monkeypatch.setattr("bsp_cli.commands.configs.run", broken)
     assert main(["configs", "list"]) == 1
     err = capsys.readouterr().err
     assert err.strip() == "bsp configs: internal error: RuntimeError: boom (run with -v for the traceback)"

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from analysis.cli import main
 from analysis.space import load_space
+from bsp_cli import main
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

@@ -24,8 +24,8 @@ from conftest import tiny_classifier
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analysis.cli import main
 from analysis.space import load_space
+from bsp_cli import main
 from hwsim import load_config
 from hwsim.config import ConfigError, config_from_dict
 from hwsim.scalesim import load_scalesim_topology

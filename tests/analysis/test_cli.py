@@ -5,7 +5,7 @@ import sys
 import pytest
 from conftest import tiny_classifier, tiny_text_task
 
-from analysis.cli import main
+from bsp_cli import main
 from pruning import BlockPruner, PruneSettings, save_pruned
 
 
@@ -115,11 +115,11 @@ def test_configs_validate_prints_every_problem(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("version: 1\nname: x\npe_array: {rows: 0}\nfoo: 1\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "analysis.cli", "configs", "validate", str(path)], capture_output=True, text=True
+        [sys.executable, "-m", "bsp_cli", "configs", "validate", str(path)], capture_output=True, text=True
     )
     assert proc.returncode == 2
     assert "pe_array.rows" in proc.stderr and "foo: unknown key" in proc.stderr
-    proc = subprocess.run([sys.executable, "-m", "analysis.cli", "configs", "list"], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "bsp_cli", "configs", "list"], capture_output=True, text=True)
     assert "fpga-zcu102" in proc.stdout
 
 

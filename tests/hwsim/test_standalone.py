@@ -38,7 +38,7 @@ def test_hardware_only_commands_do_not_import_torch(argv, tmp_path):
     table.write_text("cycles,accuracy\n10,0.5\n20,0.9\n")
     argv = [str(config) if a == "CONFIG" else str(table) if a == "TABLE" else a for a in argv]
     code = f"""
-from analysis.cli import main
+from bsp_cli import main
 try:
     main({argv!r})
 except SystemExit:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from analysis.commands.options import bounded_int
+from bsp_cli.commands.options import bounded_int
 from bsp_common import strict_json
 from bsp_common.outputs import check_output_file, write_text_atomic
 from hwsim.simulate import MAX_FOLDS

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from analysis.commands.options import bounded_int
+from bsp_cli.commands.options import bounded_int
 
 EXAMPLE = """examples:
   bsp sweep                                   # default: MiniLM, 3 block sizes x 4 sparsities, 2 presets

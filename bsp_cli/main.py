@@ -1,4 +1,4 @@
-"""``bsp`` entry point: subcommands registered from ``analysis.commands``.
+"""``bsp`` entry point: subcommands registered from ``bsp_cli.commands``.
 
 Errors go to stderr as one line; exit code 2 for bad input (a ``ValueError``/``OSError``/missing package
 that names the field and value), 1 for an internal failure (its traceback only with ``-v``).
@@ -13,7 +13,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from analysis.commands import configs, export, pareto, plot, prune, simulate, sweep
+from bsp_cli.commands import configs, export, pareto, plot, prune, simulate, sweep
 
 __all__ = ["build_parser", "main"]
 
