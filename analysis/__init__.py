@@ -6,7 +6,7 @@ load the pruning stack (torch, transformers); ``analysis.sweep`` does when it is
 
 from __future__ import annotations
 
-import importlib
+from bsp_common.lazy import lazy_exports
 
 _EXPORTS = {
     "hypervolume_2d": "analysis.pareto",
@@ -22,13 +22,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'analysis' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

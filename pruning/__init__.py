@@ -6,7 +6,7 @@ vocabulary that :mod:`hwsim` uses -- does not load torch or transformers.
 
 from __future__ import annotations
 
-import importlib
+from bsp_common.lazy import lazy_exports
 
 _EXPORTS = {
     "BlockSpec": "pruning.spec",
@@ -35,13 +35,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'pruning' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
