@@ -24,7 +24,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -32,6 +31,8 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.tables import accuracy_table_path
+from bsp_common import strict_json
+from bsp_common.outputs import write_text_atomic
 from pruning.masks import MASKS_FILENAME, save_masks
 from pruning.models import resolve_model_path
 from pruning.pruner import BlockPruner, PruneMethod, PruneSettings
@@ -58,13 +59,6 @@ def model_fingerprint(model: str | Path) -> dict:
         with weights.open("rb") as handle:
             digest.update(handle.read(_FINGERPRINT_BYTES))
     return {"model_dir": str(path), "sha256": digest.hexdigest()}
-
-
-def write_json_atomic(path: Path, record: dict) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(record, handle, indent=2, default=str)
-    os.replace(tmp, path)
 
 
 class PointCache:
@@ -97,7 +91,7 @@ class PointCache:
         record.update(point, cache_key=entry.name, prune_wall_s=time.perf_counter() - start,
                       accuracy_source=self.space.accuracy.split(":")[0],
                       hf_config_dir=str(self._hf_dir(entry)))  # fmt: skip
-        write_json_atomic(record_path, record)
+        write_text_atomic(record_path, strict_json.dumps(record, indent=2))
         return record
 
     def _hf_dir(self, entry: Path) -> Path:
