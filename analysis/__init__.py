@@ -17,6 +17,7 @@ _EXPORTS = {
     "SweepSpace": "analysis.space",
     "load_space": "analysis.space",
     "sweep": "analysis.sweep",
+    "search": "analysis.search",
 }
 
 __all__ = sorted(_EXPORTS)

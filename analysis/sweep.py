@@ -171,10 +171,12 @@ def sweep(
     dask_scheduler: str | None = None,
     progress: bool = True,
     max_points: int | None = MAX_POINTS,
+    results_file: str | None = RESULTS_FILENAME,
 ) -> pd.DataFrame:
     """Run (or resume) a sweep; returns one row per point of ``space`` with parameters and metrics.
 
-    ``max_points`` refuses, before any work, a space with more points (``None``: no limit).
+    ``max_points`` refuses, before any work, a space with more points (``None``: no limit). The table is
+    also written to ``out_dir/results_file`` (``None``: not written; :func:`analysis.search.search` uses that).
     """
     space = space if isinstance(space, SweepSpace) else load_space(space)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
@@ -187,7 +189,10 @@ def sweep(
 
     out_dir = prepare_output_dir(out_dir, OUTPUT_KIND, inputs=[resolve_model_path(space.model)])
     with _sweep_lock(out_dir):
-        return _sweep_locked(space, out_dir, workers, client, dask_scheduler, progress)
+        table = _sweep_locked(space, out_dir, workers, client, dask_scheduler, progress)
+        if results_file:
+            write_table_atomic(table, out_dir / results_file)
+    return table
 
 
 def _sweep_locked(space: SweepSpace, out_dir: Path, workers: int, client, dask_scheduler: str | None,
@@ -251,5 +256,4 @@ def _sweep_locked(space: SweepSpace, out_dir: Path, workers: int, client, dask_s
 
     table = store.load()
     table = table[table["point_id"].isin(set(wanted))].reset_index(drop=True)
-    write_table_atomic(table, out_dir / RESULTS_FILENAME)
     return table

@@ -195,3 +195,19 @@ def test_derive_config_validates_like_a_file():
     assert config.buffers.weight_bytes == 1 << 20
     with pytest.raises(ConfigError, match=r"pe_array\.rows"):
         derive_config("fpga-zcu102", {"pe_array.rows": True})
+
+
+def test_search_finds_front_points_that_a_full_sweep_agrees_with(tiny_model_dir, tmp_path):
+    from analysis.pareto import pareto_front
+    from analysis.search import search
+
+    space = space_for(tiny_model_dir, configs=["asic-16x16-int8"], sparsities=[0.0, 0.5, 0.75],
+                      hardware_axes={"clock_mhz": [250, 1000]})  # fmt: skip
+    found = search(space, trials=20, out_dir=tmp_path / "s", progress=False)
+    full = sweep(space, out_dir=tmp_path / "s", progress=False)  # every searched point is reused, not redone
+    assert set(found["point_id"]) <= set(full["point_id"])
+    merged = full.set_index("point_id").loc[found["point_id"]]
+    assert (merged["cycles"].to_numpy() == found["cycles"].to_numpy()).all()
+    objectives = {"latency_s": "min", "energy_pj": "min"}
+    true_front = set(pareto_front(full, objectives)["point_id"])
+    assert set(pareto_front(found, objectives)["point_id"]) == true_front  # 20 trials over 10 points: all of it
