@@ -35,7 +35,7 @@ from pathlib import Path
 from analysis.tables import accuracy_table_path
 from bsp_common.safe_yaml import load_yaml_file, short_repr
 from hwsim.config import list_presets
-from pruning.settings import PENALTY_MODES, PruneMethod, check_sparsity
+from pruning.settings import PENALTY_MODES, PruneMethod, TrainBudget, check_sparsity
 from pruning.spec import BlockSpec, Granularity
 
 __all__ = ["AccuracySource", "SweepSpace", "load_space"]
@@ -47,24 +47,24 @@ MAX_BATCH = 1 << 12
 
 
 @dataclass(frozen=True)
-class AccuracyBudget:
-    """Training budget behind accuracy numbers (defaults: a few minutes on 2 CPU cores)."""
+class AccuracyBudget(TrainBudget):
+    """Training budget behind a sweep's accuracy numbers: a :class:`pruning.settings.TrainBudget` (every field
+    of one training run, schedule and distillation included) with sweep defaults (a few minutes on 2 CPU
+    cores) plus the fields of the regularizer and of the ``proxy`` source."""
 
     epochs: float = 1.0  # dense fine-tune (proxy) or total prune run (train)
-    prune_at_epoch: float | None = None  # train: hard prune after this many epochs (None: half of ``epochs``)
-    max_train_samples: int = 1500
-    max_eval_samples: int = 500
-    max_seq_len: int = 64
-    batch_size: int = 32
-    learning_rate: float = 1e-4  # short CPU budgets: 1e-4 reached 0.70 dev accuracy on sentiment where 5e-5 gave 0.63
+    max_train_samples: int | None = 1500
+    max_eval_samples: int | None = 500
     recovery_steps: int = 10  # proxy: masked retraining steps after the one-shot prune
     lam: float = 1e-4  # train: regularization strength for regularized methods
     penalty_mode: str = "gradient"  # train: gradient | proximal (see pruning.PruneSettings)
     reweight_interval_steps: int | None = None  # train: None = once per epoch
-    seed: int = 0
 
     def __post_init__(self) -> None:
-        self.train_budget()  # the shared fields are validated by TrainBudget (names the field and value)
+        try:
+            super().__post_init__()
+        except ValueError as err:
+            raise ValueError(f"budget.{err}") from None
         if isinstance(self.recovery_steps, bool) or not isinstance(self.recovery_steps, int) or not (
             0 <= self.recovery_steps <= MAX_RECOVERY_STEPS
         ):
@@ -78,11 +78,9 @@ class AccuracyBudget:
         if interval is not None and (isinstance(interval, bool) or not isinstance(interval, int) or interval <= 0):
             raise ValueError(f"budget.reweight_interval_steps: must be a positive integer or null, got {interval!r}")
 
-    def train_budget(self, **overrides):
-        """The :class:`pruning.train.TrainBudget` of one training run with this budget (fields overridable)."""
-        from pruning.train import TrainBudget
-
-        fields = {name: getattr(self, name) for name in TrainBudget.__dataclass_fields__ if hasattr(self, name)}
+    def train_budget(self, **overrides) -> TrainBudget:
+        """The plain :class:`~pruning.settings.TrainBudget` of one training run (fields overridable)."""
+        fields = {name: getattr(self, name) for name in TrainBudget.__dataclass_fields__}
         try:
             return TrainBudget(**{**fields, **overrides})
         except ValueError as err:

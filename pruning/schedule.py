@@ -21,15 +21,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pruning.blocks import ParsableEnum
+from pruning.settings import ScheduleKind
 
 __all__ = ["ScheduleKind", "SparsitySchedule"]
-
-
-class ScheduleKind(ParsableEnum):
-    ONESHOT = "oneshot"
-    CUBIC = "cubic"
-    EXPONENTIAL = "exponential"
 
 
 @dataclass(frozen=True)

@@ -29,72 +29,11 @@ from pruning.models import load_classifier, load_tokenizer, resolve_model_path
 from pruning.progress import TrainingProgress
 from pruning.pruner import BlockPruner, PruneSettings
 from pruning.report import compression_summary
-from pruning.schedule import ScheduleKind
+from pruning.settings import TrainBudget
 
 __all__ = ["TrainBudget", "dense_teacher", "evaluate_accuracy", "run_pruning", "tokenize_split"]
 
 log = logging.getLogger(__name__)
-
-
-MAX_EPOCHS = 1000  # a sanity bound: inf or a typo'd 1e9 would never finish
-
-
-@dataclass(frozen=True)
-class TrainBudget:
-    """How much training a run gets (defaults: a quick run of a few minutes on 2 CPU cores)."""
-
-    epochs: float = 2.0  # total epochs: regularized fine-tune + masked retrain
-    prune_at_epoch: float | None = None  # None: half of ``epochs``
-    max_train_samples: int | None = 2000
-    max_eval_samples: int | None = 1000
-    max_seq_len: int = 64  # tokens; tweets fit in 48-64
-    batch_size: int = 32
-    learning_rate: float = 1e-4  # short CPU budgets: 1e-4 reached 0.70 dev accuracy on sentiment where 5e-5 gave 0.63
-    weight_decay: float = 0.01
-    seed: int = 0
-    schedule: str = "oneshot"  # sparsity schedule: oneshot | cubic | exponential (pruning.schedule)
-    prune_start_epoch: float = 0.0  # gradual schedules: the ramp runs from here to prune_epoch
-    prune_frequency_steps: int = 10  # gradual schedules: optimizer steps between mask updates
-    distill_alpha: float = 0.0  # weight of the teacher's soft targets in the loss (needs a teacher)
-    distill_temperature: float = 2.0
-
-    def __post_init__(self) -> None:
-        for name, zero_allowed, upper in (("epochs", False, MAX_EPOCHS), ("learning_rate", False, 1.0),
-                                          ("weight_decay", True, 10.0)):  # fmt: skip
-            value = getattr(self, name)
-            number = isinstance(value, int | float) and not isinstance(value, bool)
-            if not (number and (value >= 0 if zero_allowed else value > 0) and value <= upper):  # NaN fails too
-                bracket = "[" if zero_allowed else "("
-                raise ValueError(f"{name}: must be a number in {bracket}0, {upper}], got {value!r}")
-        if self.prune_at_epoch is not None and not (
-            isinstance(self.prune_at_epoch, int | float) and 0 <= self.prune_at_epoch <= self.epochs
-        ):
-            raise ValueError(f"prune_at_epoch: must be in [0, epochs={self.epochs}], got {self.prune_at_epoch!r}")
-        for name in ("max_train_samples", "max_eval_samples"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
-                raise ValueError(f"{name}: must be a positive integer or None, got {value!r}")
-        if not isinstance(self.max_seq_len, int) or not 8 <= self.max_seq_len <= 512:
-            raise ValueError(f"max_seq_len: must be an integer in [8, 512], got {self.max_seq_len!r}")
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or not 0 < self.batch_size <= 4096:
-            raise ValueError(f"batch_size: must be an integer in [1, 4096], got {self.batch_size!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
-            raise ValueError(f"seed: must be an integer in [0, 2**32), got {self.seed!r}")
-        ScheduleKind.parse(self.schedule)
-        if not (isinstance(self.prune_start_epoch, int | float) and 0 <= self.prune_start_epoch <= self.prune_epoch):
-            raise ValueError(f"prune_start_epoch: must be in [0, prune epoch={self.prune_epoch}], "
-                             f"got {self.prune_start_epoch!r}")  # fmt: skip
-        frequency = self.prune_frequency_steps
-        if isinstance(frequency, bool) or not isinstance(frequency, int) or not 0 < frequency <= 100_000:
-            raise ValueError(f"prune_frequency_steps: must be an integer in [1, 100000], got {frequency!r}")
-        if not (isinstance(self.distill_alpha, int | float) and 0 <= self.distill_alpha <= 1):
-            raise ValueError(f"distill_alpha: must be in [0, 1], got {self.distill_alpha!r}")
-        if not (isinstance(self.distill_temperature, int | float) and 0 < self.distill_temperature <= 100):
-            raise ValueError(f"distill_temperature: must be in (0, 100], got {self.distill_temperature!r}")
-
-    @property
-    def prune_epoch(self) -> float:
-        return self.epochs / 2 if self.prune_at_epoch is None else self.prune_at_epoch
 
 
 class _Encoded(torch.utils.data.Dataset):
