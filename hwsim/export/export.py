@@ -27,11 +27,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import sys
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from bsp_common.outputs import atomic_output_dir, check_output_dir
 from hwsim.config import AcceleratorConfig, load_config
@@ -59,6 +61,7 @@ class ExportOptions:
     lane_order: str = "lsb-first"
     scale_mode: str = "tensor"  # tensor | block-row
     frac_bits: int | None = None  # fixed-point weights with scale 2**-frac_bits (may saturate)
+    progress: bool = True  # a per-layer progress bar on stderr
     allow_saturation: bool = False
     sample_text: str = DEFAULT_SAMPLE
 
@@ -226,7 +229,8 @@ def _write_all(root: Path, masks, quantized, captured, config, options: ExportOp
         if kind == "weights":
             add(write_coe(root / f"{stem}.coe", words, words_of, comment), kind, layer, "coe", **meta)
 
-    for name, mask in masks.items():
+    for name, mask in tqdm(masks.items(), desc="export", unit="layer", disable=not options.progress,
+                           file=sys.stderr):  # fmt: skip
         stem = name.removesuffix(".weight").replace(".", "_")
         q = quantized[name]
         block = (mask.block.rows, mask.block.cols)
