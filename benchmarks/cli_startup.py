@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.common import write_results
+
 BERT_BASE = {"model_type": "bert", "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
              "intermediate_size": 3072, "vocab_size": 30522}  # fmt: skip
 PROBE = """import sys, runpy
@@ -54,9 +56,7 @@ def main(argv=None) -> int:
     print(f"{'command':<24} {'median s':>9} {'torch?':>7}")
     for row in rows:
         print(f"{row['command']:<24} {row['median_s']:>9.2f} {row['imports_torch']!s:>7}")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(rows, indent=2))
+    write_results(args.out, rows)
     return 0
 
 

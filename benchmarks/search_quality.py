@@ -13,17 +13,15 @@ hypervolume of the (latency_s, energy_pj) front relative to the exhaustive front
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from analysis.pareto import hypervolume_2d
 from analysis.search import search
 from analysis.space import SweepSpace
-from analysis.sweep import sweep
+from benchmarks.common import timed_sweep, write_results
 
 OBJECTIVES = {"latency_s": "min", "energy_pj": "min"}
 SPACE = SweepSpace(model="minilm", accuracy="none", blocks=["8x8", "16x16", "32x32", "64x64"],
@@ -40,13 +38,8 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/out/search_quality.json")
     args = parser.parse_args(argv)
-    from pruning.models import quiet_transformers
-
-    quiet_transformers()
     with tempfile.TemporaryDirectory(prefix="bsp-search-bench-") as tmp:
-        start = time.perf_counter()
-        full = sweep(SPACE, out_dir=Path(tmp) / "s", workers=args.workers, progress=False)
-        sweep_s = time.perf_counter() - start
+        full, sweep_s = timed_sweep(SPACE, Path(tmp) / "s", args.workers)
         full = full[full["feasible"].eq(True)]
         reference = tuple(1.1 * float(full[name].max()) for name in OBJECTIVES)
         exhaustive = hypervolume_2d(full, OBJECTIVES, reference)
@@ -66,9 +59,7 @@ def main(argv=None) -> int:
     for r in rows:
         print(f"{r['seed']:>4} {r['search']:>16.4f} {r['random']:>16.4f} {r['distinct_points']:>9}")
     print(f"mean {result['search_mean']:>16.4f} {result['random_mean']:>16.4f}")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
+    write_results(args.out, result)
     return 0
 
 

@@ -14,7 +14,6 @@ second table replays the same simulation tasks in this process with the caches c
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import statistics
 import sys
@@ -23,7 +22,8 @@ import time
 from pathlib import Path
 
 from analysis.space import SweepSpace
-from analysis.sweep import _workload, simulate_point, sweep
+from analysis.sweep import _workload, simulate_point
+from benchmarks.common import timed_sweep, write_results
 from hwsim.simulate import clear_timing_cache
 
 PRESETS = ["asic-16x16-int8", "asic-32x32-int8", "asic-128x128-int8", "fpga-zcu102", "fpga-u200"]
@@ -43,13 +43,8 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/out/sweep_speed.json")
     args = parser.parse_args(argv)
-    from pruning.models import quiet_transformers
-
-    quiet_transformers()
     with tempfile.TemporaryDirectory(prefix="bsp-sweep-bench-") as tmp:
-        start = time.perf_counter()
-        table = sweep(SPACE, out_dir=Path(tmp) / "sweep", workers=args.workers, progress=False)
-        sweep_s = time.perf_counter() - start
+        table, sweep_s = timed_sweep(SPACE, Path(tmp) / "sweep", args.workers)
         evaluated = int((table["feasible"] == True).sum())  # noqa: E712
         print(f"sweep: {len(table)} points in {sweep_s:.1f} s with {args.workers} workers", file=sys.stderr)
         from pruning.models import resolve_model_path
@@ -82,9 +77,7 @@ def main(argv=None) -> int:
     for label, value in timings.items():
         print(f"  {label:<22} {value * 1e3:8.1f} ms")
     print(f"  cache speed-up        {rows['cache_speedup']:8.1f}x")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(rows, indent=2))
+    write_results(args.out, rows)
     return 0
 
 
