@@ -58,6 +58,10 @@ def recipes() -> list[dict]:
         {"name": "cubic reweighted", "lam": REWEIGHTED_LAM, **reweighted},
         {"name": "cubic group-lasso", "method": "group-lasso", "lam": GROUP_LASSO_LAM, "penalty_mode": "proximal",
          **_GRADUAL},
+        # the regularizers with the score that chooses best (which groups are doomed, and which go)
+        {"name": "cubic reweighted taylor", "lam": REWEIGHTED_LAM, "score": "taylor", **reweighted},
+        {"name": "cubic group-lasso taylor", "method": "group-lasso", "lam": GROUP_LASSO_LAM, "score": "taylor",
+         "penalty_mode": "proximal", **_GRADUAL},
         {"name": "two-stage cubic reweighted +kd", "lam": REWEIGHTED_LAM, "teacher": True, "init_from_teacher": True,
          "distill_alpha": 0.5, **reweighted},
         {**taylor, "name": "cubic taylor +kd", "teacher": True, "distill_alpha": 0.5},
