@@ -103,7 +103,8 @@ class PointCache:
         b = self.space.budget
         return PruneSettings(block=point["block"], granularity=point["granularity"], method=method,
                              target_sparsity=point["target_sparsity"], lam=b.lam, penalty_mode=b.penalty_mode,
-                             reweight_interval_steps=b.reweight_interval_steps)  # fmt: skip
+                             reweight_interval_steps=b.reweight_interval_steps, score=b.score,
+                             relative_norms=b.relative_norms)  # fmt: skip
 
     def _compute(self, point: dict, entry: Path) -> dict:
         source = self.space.accuracy

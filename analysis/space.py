@@ -35,7 +35,7 @@ from pathlib import Path
 from analysis.tables import accuracy_table_path
 from bsp_common.safe_yaml import load_yaml_file, short_repr
 from hwsim.config import list_presets
-from pruning.settings import PENALTY_MODES, PruneMethod, TrainBudget, check_sparsity
+from pruning.settings import PENALTY_MODES, PruneMethod, ScoreKind, TrainBudget, check_sparsity
 from pruning.spec import BlockSpec, Granularity
 
 __all__ = ["AccuracySource", "SweepSpace", "load_space"]
@@ -59,6 +59,8 @@ class AccuracyBudget(TrainBudget):
     lam: float = 1e-4  # train: regularization strength for regularized methods
     penalty_mode: str = "gradient"  # train: gradient | proximal (see pruning.PruneSettings)
     reweight_interval_steps: int | None = None  # train: None = once per epoch
+    score: str = "taylor"  # train: group score (pruning.PruneSettings.score)
+    relative_norms: bool = False  # train: reweighted alphas from layer-relative norms
 
     def __post_init__(self) -> None:
         try:
@@ -74,6 +76,11 @@ class AccuracyBudget(TrainBudget):
             raise ValueError(f"budget.lam: must be a finite number >= 0, got {self.lam!r}")
         if self.penalty_mode not in PENALTY_MODES:
             raise ValueError(f"budget.penalty_mode: {self.penalty_mode!r} not one of {', '.join(PENALTY_MODES)}")
+        if self.score not in {kind.value for kind in ScoreKind}:
+            raise ValueError(f"budget.score: {short_repr(self.score)} not one of "
+                             f"{', '.join(kind.value for kind in ScoreKind)}")  # fmt: skip
+        if not isinstance(self.relative_norms, bool):
+            raise ValueError(f"budget.relative_norms: must be true or false, got {short_repr(self.relative_norms)}")
         interval = self.reweight_interval_steps
         if interval is not None and (isinstance(interval, bool) or not isinstance(interval, int) or interval <= 0):
             raise ValueError(f"budget.reweight_interval_steps: must be a positive integer or null, got {interval!r}")

@@ -43,12 +43,12 @@ def register(subparsers) -> None:
     )
     p.add_argument("--reweight-interval-steps", type=int, help=fields["reweight_interval_steps"].metadata["help"])
     p.add_argument("--nm", default="2:4", help="N:M for --method nm (default 2:4)")
-    p.add_argument("--score", default="magnitude", choices=["magnitude", "taylor", "movement"],
-                   help=fields["score"].metadata["help"] + " (default magnitude)")
+    p.add_argument("--score", default="taylor", choices=["magnitude", "taylor", "movement"],
+                   help=fields["score"].metadata["help"] + " (default taylor)")
     p.add_argument("--relative-norms", action="store_true", help=fields["relative_norms"].metadata["help"])
-    p.add_argument("--schedule", default="oneshot", choices=["oneshot", "cubic", "exponential"],
-                   help="sparsity schedule: one hard prune at --prune-at-epoch, or a ramp from --prune-start-epoch "
-                        "to it (default oneshot)")
+    p.add_argument("--schedule", default="cubic", choices=["oneshot", "cubic", "exponential"],
+                   help="sparsity schedule: a ramp from --prune-start-epoch to --prune-at-epoch (default cubic), "
+                        "or one hard prune at --prune-at-epoch (oneshot: the paper's recipe)")
     p.add_argument("--prune-start-epoch", type=float, default=0.0, help="start of a gradual ramp (default 0)")
     p.add_argument("--prune-frequency-steps", type=int, default=10,
                    help="optimizer steps between mask updates of a gradual ramp (default 10)")
@@ -61,7 +61,8 @@ def register(subparsers) -> None:
                    "with --overwrite (then replaced atomically)")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier bsp prune output in --out")
     p.add_argument("--epochs", type=float, default=2.0, help="total epochs, fine-tune + retrain (default 2)")
-    p.add_argument("--prune-at-epoch", type=float, help="epoch of the hard prune (default: half of --epochs)")
+    p.add_argument("--prune-at-epoch", type=float,
+                   help="epoch at which the target sparsity is reached (default: half of --epochs)")
     p.add_argument("--max-train-samples", type=int, default=2000, help="training subset size (default 2000)")
     p.add_argument("--max-eval-samples", type=int, default=1000, help="dev/test subset size (default 1000)")
     p.add_argument("--max-seq-len", type=int, default=64, help="tokens per example (default 64)")
