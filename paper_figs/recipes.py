@@ -29,15 +29,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from bsp_common.outputs import prepare_output_dir
-from paper_figs.reproduce import _tiny_model
+from paper_figs.reproduce import GROUP_LASSO_LAM, RAMP_END_EPOCH, REWEIGHTED_LAM, _tiny_model
 from paper_figs.tune import BUDGET, run_study
 
 RATES = (2, 4)
 SEEDS = (0,)
 BLOCK = "16x16"
-RAMP_END_EPOCH = 2.0  # of 4: the ramp takes the first half, masked retraining the second
-REWEIGHTED_LAM = 2000.0  # proximal, relative norms: a doomed group shrinks ~1/(1 + 2 lr lam / r) per step
-GROUP_LASSO_LAM = 20.0
 BASELINE = "oneshot magnitude"
 
 _GRADUAL = {"schedule": "cubic", "prune_start_epoch": 0.0, "prune_at_epoch": RAMP_END_EPOCH,

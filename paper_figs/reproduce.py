@@ -38,7 +38,6 @@ from analysis.store import write_table_atomic
 from analysis.sweep import sweep
 from bsp_common import strict_json
 from bsp_common.outputs import prepare_output_dir, write_text_atomic
-from pruning.blocks import BlockSpec, group_shape
 from pruning.models import quiet_transformers
 
 RATES = (2, 3, 4, 5, 8)  # compression rates of the pruned layers
@@ -48,27 +47,19 @@ RATES = (2, 3, 4, 5, 8)  # compression rates of the pruned layers
 BLOCKS = (("1x1", "block"), ("16x16", "block"), ("32x32", "block"), ("16x16", "column"))
 METHOD_BLOCK = ("16x16", "block")  # experiment 3 compares methods here
 CONFIGS = ("asic-32x32-int8", "fpga-zcu102")
-# Chosen by the 228-point study of paper_figs/tune.py (3 seeds; paper_figs/out/tune/, README): 1 regularized +
-# 3 masked-retrain epochs (with 2 + 2, every method lost 4-10 points: retraining is what this budget lacks),
-# lr 1e-4 (5e-5 left the dense model at ~0.63), the proximal penalty (a penalty gradient under Adam moves a
-# weight by at most lr per step, too little in one epoch), re-weighting every 10 steps (1, 10 and 50 were
-# within 0.1 point of each other).
-FULL_BUDGET = AccuracyBudget(epochs=4.0, prune_at_epoch=1.0, max_train_samples=1600, max_eval_samples=1000,
-                             max_seq_len=64, batch_size=32, learning_rate=1e-4, penalty_mode="proximal",
-                             reweight_interval_steps=10, seed=0)  # fmt: skip
-# alpha_g = 1/(||W_g||^2 + eps) grows as 1/|g|, so one lambda is much stronger on small groups (lambda 20
-# wiped out a 1x1 model: every weight shrank ~3.5x per step). lambda is therefore set per weight and scaled
-# by the group size: 5 for a 16x16 group (best mean dev accuracy of 0.5/1/2/5/20 in the study; 20 cost 1-2
-# points at 3x and 5x), 5/256 for 1x1, 20 for 32x32.
-LAM_PER_WEIGHT = 5.0 / 256
-# plain group Lasso's lambda (a soft threshold of lr * lambda per step): 2 was its best of 2/5/20 in the study.
-LAM_PLAIN = 2.0
-
-
-def _lam_for(block: str, granularity: str) -> float:
-    """Reweighted lambda for one block setting: LAM_PER_WEIGHT x weights per group."""
-    rows, cols = group_shape(BlockSpec.parse(block), granularity)
-    return LAM_PER_WEIGHT * rows * cols
+# The default recipe, chosen by paper_figs/recipes.py (results in paper_figs/out/recipes/, README): sparsity ramps
+# on a cubic schedule from step 0 to the target at epoch 2 of 4 (masks every 10 steps, groups ranked by the
+# taylor score), then 2 masked-retrain epochs; lr 1e-4. The regularizers act through their proximal step,
+# focused on the groups the next mask update removes; reweighted alphas use layer-relative norms, so one
+# lambda serves every block size. (The earlier one-shot recipe and its 228-point lambda/epsilon/interval study
+# are in paper_figs/tune.py and paper_figs/out/tune/.)
+RAMP_END_EPOCH = 2.0
+REWEIGHTED_LAM = 2000.0  # proximal, relative norms: a doomed group shrinks by 1/(1 + 2 lr lam / r) per step
+GROUP_LASSO_LAM = 20.0  # proximal group soft threshold of lr * lam per step, on the doomed groups only
+FULL_BUDGET = AccuracyBudget(epochs=4.0, prune_at_epoch=RAMP_END_EPOCH, schedule="cubic", prune_frequency_steps=10,
+                             score="taylor", max_train_samples=1600, max_eval_samples=1000, max_seq_len=64,
+                             batch_size=32, learning_rate=1e-4, penalty_mode="proximal", reweight_interval_steps=1,
+                             relative_norms=True, lam=REWEIGHTED_LAM, seed=0)  # fmt: skip
 
 
 def _parse_block(text: str) -> tuple[str, str]:
@@ -111,7 +102,7 @@ def _spaces(args, model: str, budget: AccuracyBudget) -> dict[str, list[SweepSpa
                         budget=replace(budget, seed=seed)) for seed in range(args.dense_seeds)]  # fmt: skip
     ordered = sorted(args.blocks, key=lambda bg: bg != args.method_block)  # the compared block first
     blocks = [SweepSpace(**common, blocks=[b], granularities=[g], sparsities=sparsities, methods=["reweighted"],
-                         budget=replace(budget, lam=_lam_for(b, g))) for b, g in ordered]  # fmt: skip
+                         budget=budget) for b, g in ordered]  # fmt: skip
     block, granularity = args.method_block
     methods = [
         SweepSpace(**common, blocks=[block], granularities=[granularity], sparsities=sparsities, methods=["magnitude"],
@@ -218,7 +209,7 @@ def main(argv=None) -> int:
         parser.error(f"--rates: compression rates must be > 1, got {rates}")
     blocks = tuple(_parse_block(text) for text in args.blocks) if args.blocks else BLOCKS
     args.rates, args.blocks, args.method_block, args.configs = rates, blocks, METHOD_BLOCK, CONFIGS
-    args.lam_plain = LAM_PLAIN
+    args.lam_plain = GROUP_LASSO_LAM
     tag = args.data.replace(":", "-") + ("-quick" if args.quick else "")
     out = prepare_output_dir(args.out or Path(__file__).parent / "out" / tag, "paper-figs")  # resumable
     model = args.model
@@ -254,7 +245,7 @@ def main(argv=None) -> int:
     wall_s = time.perf_counter() - start
     settings = {"model": args.model if not args.quick else "tiny random BERT (2 layers, hidden 64)",
                 "data": args.data, "quick": args.quick, "budget": asdict(budget), "lam_plain": args.lam_plain,
-                "lam_reweighted": {f"{b} {g}": _lam_for(b, g) for b, g in args.blocks},
+                "lam_reweighted": REWEIGHTED_LAM,
                 "rates": list(args.rates), "blocks": [list(b) for b in args.blocks],
                 "method_block": list(args.method_block), "configs": list(args.configs),
                 "dense_seeds": args.dense_seeds}  # fmt: skip

@@ -33,8 +33,11 @@ from paper_figs.reproduce import FULL_BUDGET, _tiny_model
 from pruning.pruner import PruneSettings
 from pruning.train import TrainBudget
 
-# The reproduction's own budget (~3 min per point on 2 cores): 1 regularized + 3 masked-retrain epochs.
-BUDGET = FULL_BUDGET.train_budget()
+# The budget these studies ran with (~3 min per point on 2 cores), pinned so that stored points keep their
+# meaning when library defaults change: the old reproduction budget, one-shot prune after 1 of 4 epochs and,
+# for points that name no score, the magnitude score (see _STUDY_SETTINGS).
+BUDGET = FULL_BUDGET.train_budget(prune_at_epoch=1.0, schedule="oneshot")
+_STUDY_SETTINGS = {"score": "magnitude"}
 RATES = (2, 3, 5)
 SEEDS = (0, 1, 2)
 BLOCK = "16x16"
@@ -82,8 +85,9 @@ def _run_point(job: tuple[dict, str, str, TrainBudget, Path]) -> dict:
     from pruning.train import dense_teacher, run_pruning
 
     quiet_transformers()
+    chosen = {**_STUDY_SETTINGS, **{k: v for k, v in point.items() if k in _SETTINGS_KEYS}}
     settings = PruneSettings(block=point["block"], method=point["method"], target_sparsity=1 - 1 / point["rate"],
-                             **{k: v for k, v in point.items() if k in _SETTINGS_KEYS})  # fmt: skip
+                             **chosen)  # fmt: skip
     budget = replace(budget, **{k: v for k, v in point.items() if k in TrainBudget.__dataclass_fields__})
     teacher = dense_teacher(model, data, budget, cache_dir / "teachers") if point.get("teacher") else None
     if point.get("init_from_teacher"):

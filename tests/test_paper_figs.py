@@ -29,12 +29,12 @@ def test_quick_reproduction_writes_consistent_outputs(tmp_path):
     for stem in ("fig_accuracy_vs_compression", "fig_methods", "fig_pareto_cycles", "fig_pareto_energy"):
         assert (tmp_path / f"{stem}.png").stat().st_size > 1000
 
-    # the budget's prune epoch reaches the trainer: --quick trains 3 epochs of 64 examples at batch 32 (2 steps
-    # each) and prunes after epoch 1, i.e. at step 2 (the old "half of the epochs" rule would give step 3)
+    # the budget's schedule reaches the trainer: --quick trains 3 epochs of 64 examples at batch 32 (2 steps
+    # each) and the cubic ramp reaches the target at epoch 2, i.e. at step 4 ("half of the epochs" would give 3)
     configs = sorted(tmp_path.glob("sweep/cache/*/model/pruning_config.json"))
     schedules = [json.loads(p.read_text())["extra"]["schedule"] for p in configs]
     pruned = [s for s in schedules if s["prune_at_step"] != 6]  # dense runs "prune" (at sparsity 0) at the end
-    assert pruned and all(s["pruned_at_step"] == 2 for s in pruned)
+    assert pruned and all(s["pruned_at_step"] == 4 and s["schedule"] == "cubic" for s in pruned)
 
 
 def test_reproduce_rejects_prune_epoch_past_the_end(tmp_path, capsys):
