@@ -10,7 +10,7 @@ Experiments (every pruned point = regularized fine-tune -> hard prune -> masked 
 for every method; accuracy on the dev split, test accuracy alongside):
 
 1. dense baseline over ``--dense-seeds`` seeds (mean +- std);
-2. accuracy vs compression (2x, 3x, 4x, 5x, 8x) per block size with reweighted group Lasso;
+2. accuracy vs compression (2x, 3x, 4x, 5x, 8x) per block size with the default recipe;
 3. reweighted vs plain group Lasso vs one-shot block magnitude at equal block size and compression;
 4. hardware join: cycles and energy of every pruned model on one ASIC and one FPGA preset, and the
    accuracy-cycles / accuracy-energy Pareto fronts.
@@ -53,6 +53,7 @@ CONFIGS = ("asic-32x32-int8", "fpga-zcu102")
 # focused on the groups the next mask update removes; reweighted alphas use layer-relative norms, so one
 # lambda serves every block size. (The earlier one-shot recipe and its 228-point lambda/epsilon/interval study
 # are in paper_figs/tune.py and paper_figs/out/tune/.)
+BLOCK_METHOD = "magnitude"  # no regularizer: the ramp and the taylor score alone (best in paper_figs/recipes.py)
 RAMP_END_EPOCH = 2.0
 REWEIGHTED_LAM = 2000.0  # proximal, relative norms: a doomed group shrinks by 1/(1 + 2 lr lam / r) per step
 GROUP_LASSO_LAM = 20.0  # proximal group soft threshold of lr * lam per step, on the doomed groups only
@@ -101,11 +102,11 @@ def _spaces(args, model: str, budget: AccuracyBudget) -> dict[str, list[SweepSpa
     dense = [SweepSpace(**common, blocks=["1x1"], sparsities=[0.0], methods=["magnitude"],
                         budget=replace(budget, seed=seed)) for seed in range(args.dense_seeds)]  # fmt: skip
     ordered = sorted(args.blocks, key=lambda bg: bg != args.method_block)  # the compared block first
-    blocks = [SweepSpace(**common, blocks=[b], granularities=[g], sparsities=sparsities, methods=["reweighted"],
+    blocks = [SweepSpace(**common, blocks=[b], granularities=[g], sparsities=sparsities, methods=[BLOCK_METHOD],
                          budget=budget) for b, g in ordered]  # fmt: skip
     block, granularity = args.method_block
     methods = [
-        SweepSpace(**common, blocks=[block], granularities=[granularity], sparsities=sparsities, methods=["magnitude"],
+        SweepSpace(**common, blocks=[block], granularities=[granularity], sparsities=sparsities, methods=["reweighted"],
                    budget=budget),
         SweepSpace(**common, blocks=[block], granularities=[granularity], sparsities=sparsities,
                    methods=["group-lasso"], budget=replace(budget, lam=args.lam_plain)),
@@ -138,9 +139,9 @@ def _tables(results: pd.DataFrame, dense: pd.DataFrame, args) -> tuple[str, dict
     pruned["rate"] = (1 / (1 - pruned["target_sparsity"])).round(1)
     lines = [f"Dense dev accuracy: {dense_mean:.4f} +- {dense_std:.4f} over {len(dense_acc)} seeds "
              f"(test {dense.drop_duplicates('cache_key')['test_accuracy'].mean():.4f}).", ""]  # fmt: skip
-    reweighted = pruned[pruned["method"] == "reweighted"]
-    table = reweighted.pivot_table(index="label", columns="rate", values="accuracy", aggfunc="first")
-    lines += ["Reweighted group Lasso, dev accuracy by block (rows) and compression rate (columns):", "",
+    default = pruned[pruned["method"] == BLOCK_METHOD]
+    table = default.pivot_table(index="label", columns="rate", values="accuracy", aggfunc="first")
+    lines += ["Default recipe, dev accuracy by block (rows) and compression rate (columns):", "",
               _markdown(table), ""]  # fmt: skip
     block_label = _label({"method": "x", "block": args.method_block[0], "granularity": args.method_block[1]})
     compare = pruned[pruned["label"] == block_label].pivot_table(index="method", columns="rate", values="accuracy",
@@ -148,10 +149,10 @@ def _tables(results: pd.DataFrame, dense: pd.DataFrame, args) -> tuple[str, dict
     lines += [f"Methods at block {block_label}, dev accuracy by compression rate:", "",
               _markdown(compare), ""]  # fmt: skip
     best = {}
-    for label, group in reweighted.groupby("label"):
+    for label, group in default.groupby("label"):
         within = group[group["accuracy"] >= dense_mean - 0.01]
         best[label] = float(within["compression_rate"].max()) if len(within) else None
-    lines += ["Highest compression within 1 point of dense (reweighted): "
+    lines += ["Highest compression within 1 point of dense (default recipe): "
               + ", ".join(f"{k}: {v:.2f}x" if v else f"{k}: none" for k, v in best.items()), ""]  # fmt: skip
     # is reweighted at least as accurate as every other method, rate by rate?
     reweighted_not_worse = {
@@ -170,9 +171,9 @@ def _figures(results: pd.DataFrame, out: Path, args) -> list[Path]:
     paths = []
     asic = results[results["config"] == args.configs[0]].copy()
     asic["block"] = asic.apply(_label, axis=1)
-    blocks = asic[asic["method"].isin(["reweighted", "dense"])]
+    blocks = asic[asic["method"].isin([BLOCK_METHOD, "dense"])]
     paths += save_figure(
-        accuracy_vs_compression(blocks, by="block", title="block (reweighted)"), out / "fig_accuracy_vs_compression"
+        accuracy_vs_compression(blocks, by="block", title="block (default recipe)"), out / "fig_accuracy_vs_compression"
     )
     block_label = _label({"method": "x", "block": args.method_block[0], "granularity": args.method_block[1]})
     methods = asic[(asic["block"] == block_label) | (asic["method"] == "dense")].copy()
