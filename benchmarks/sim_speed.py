@@ -27,6 +27,7 @@ from transformers import BertConfig
 from hwsim import Gemm, build_workload, load_config, simulate, simulate_gemm
 from hwsim.config import derive_config
 from hwsim.scalesim import scalesim_cycles, write_scalesim_config
+from hwsim.simulate import clear_timing_cache
 from pruning.blocks import BlockSpec, Granularity
 from pruning.masks import BlockMask
 from pruning.selection import select_layer
@@ -66,8 +67,10 @@ def variant(name: str, **array) -> object:
 
 
 def timed(fn, repeats: int) -> tuple[float, object]:
+    """Median wall time of ``fn``; the simulator's timing memo is cleared first, so every run is a cold one."""
     times, result = [], None
     for _ in range(repeats):
+        clear_timing_cache()
         start = time.perf_counter()
         result = fn()
         times.append(time.perf_counter() - start)
