@@ -156,13 +156,34 @@ def _tile_stream(path: Path, op: Gemm, config: AcceleratorConfig) -> int:
     return plan.n_folds
 
 
-def _heatmap(path: Path, grid: np.ndarray) -> None:
+MAX_GRID_LINES = 64  # block-grid lines per axis before they would hide the pattern
+
+
+def _heatmap(path: Path, grid: np.ndarray, name: str, group: tuple[int, int], block: tuple[int, int]) -> None:
+    """The keep pattern as a readable figure: black = kept group, axes in weight indices, block grid drawn.
+
+    ``grid`` is at group resolution (``group`` weights per cell); lines mark the hardware blocks.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    plt.imsave(path, 1 - grid.astype(float), cmap="gray", vmin=0, vmax=1)
+    rows, cols = grid.shape[0] * group[0], grid.shape[1] * group[1]
+    width = 8.0
+    height = min(12.0, max(2.5, width * rows / max(cols, 1)))
+    fig, ax = plt.subplots(figsize=(width, height))
+    ax.imshow(grid, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest", aspect="auto",
+              extent=(0, cols, rows, 0))  # fmt: skip
+    for axis, size, length in ((ax.axvline, block[1], cols), (ax.axhline, block[0], rows)):
+        if length // size <= MAX_GRID_LINES:
+            for position in range(size, length, size):
+                axis(position, color="tab:red", lw=0.4, alpha=0.6)
+    ax.set_xlabel("input feature (in_features)")
+    ax.set_ylabel("output feature (out_features)")
+    ax.set_title(f"{name}: {grid.mean():.0%} of groups kept; {block[0]}x{block[1]} blocks", fontsize=9)
+    fig.savefig(path, dpi=150, bbox_inches="tight")
+    plt.close(fig)
 
 
 def export_model(model_dir: str | Path, config: str | Path | AcceleratorConfig, out_dir: str | Path,
@@ -237,7 +258,7 @@ def _write_all(root: Path, masks, quantized, captured, config, options: ExportOp
         pattern = mask.group_mask.numpy().astype(np.uint8)
         np.save(root / f"{stem}_pattern.npy", pattern)
         add(root / f"{stem}_pattern.npy", "pattern", name, "npy", dtype="uint8", shape=list(pattern.shape))
-        _heatmap(root / f"{stem}_pattern.png", pattern)
+        _heatmap(root / f"{stem}_pattern.png", pattern, name, mask.group_shape, block)
         add(root / f"{stem}_pattern.png", "pattern-heatmap", name, "png")
         block_keep = mask.block_mask().numpy()
         row_ptr, col_idx, values = _bcsr(q.values, block_keep, block)
