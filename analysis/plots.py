@@ -156,20 +156,31 @@ def metric_vs_block(df: pd.DataFrame, metric: str = "cycles", hue: str = "config
     return fig
 
 
+# op name suffix -> the group a layer plot stacks it in (one colour each, in this order)
+OP_GROUPS = {"q": "Q/K/V projections", "k": "Q/K/V projections", "v": "Q/K/V projections",
+             "scores": "attention products (QK^T, PV)", "context": "attention products (QK^T, PV)",
+             "softmax": "softmax", "attn_out": "attention output", "ffn_in": "FFN", "ffn_out": "FFN", "gelu": "GELU",
+             "attn_residual": "residual + LayerNorm", "attn_layernorm": "residual + LayerNorm",
+             "ffn_residual": "residual + LayerNorm", "ffn_layernorm": "residual + LayerNorm"}  # fmt: skip
+
+
 def layer_breakdown(ops: pd.DataFrame, metric: str = "cycles"):
-    """Per-layer stacked bars of ``metric`` by op (from ``SimResult.ops``)."""
+    """Per-layer stacked bars of ``metric`` (from ``SimResult.ops``), grouped by op type, one legend outside."""
     data = ops.copy()
-    data["part"] = data["op"].str.split(".").str[-1]
-    table = data.pivot_table(index="layer", columns="part", values=metric, aggfunc="sum").fillna(0)
+    data["group"] = data["op"].str.split(".").str[-1].map(OP_GROUPS).fillna("other")
+    order = list(dict.fromkeys([*OP_GROUPS.values(), "other"]))
+    table = data.pivot_table(index="layer", columns="group", values=metric, aggfunc="sum").fillna(0)
+    table = table[[g for g in order if g in table.columns]]
     fig, ax = plt.subplots(figsize=(7.0, 4.0))
     bottom = np.zeros(len(table))
-    colors = OKABE_ITO * 3
-    for i, part in enumerate(table.columns):
-        ax.bar(table.index, table[part], bottom=bottom, color=colors[i], label=part, hatch="//" if i >= 8 else None)
-        bottom += table[part].to_numpy()
+    for i, group in enumerate(table.columns):
+        ax.bar(table.index, table[group], bottom=bottom, color=OKABE_ITO[i % len(OKABE_ITO)], label=group)
+        bottom += table[group].to_numpy()
     ax.set_xlabel("encoder layer")
     ax.set_ylabel(_label(metric))
-    ax.legend(fontsize=7, ncol=3)
+    handles, labels = ax.get_legend_handles_labels()
+    ax.legend(handles[::-1], labels[::-1], fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+              frameon=False)  # top of the stack first, beside the bars so it never covers them  # fmt: skip
     return fig
 
 
