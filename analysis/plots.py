@@ -69,7 +69,7 @@ def _series(df: pd.DataFrame, column: str) -> list:
 
 def pareto_scatter(df: pd.DataFrame, x: str = "cycles", y: str = "accuracy", x_sense: str = "min",
                    y_sense: str = "max", label: str = "block", hue: str = "config", logx: bool = True,
-                   title: str | None = None):  # fmt: skip
+                   title: str | None = None, chance: float | None = None):  # fmt: skip
     """All points (marker by ``label``, colour by ``hue``) with the 2-D front highlighted and labelled.
 
     The legend sits outside the axes (it never covers data); a log x axis that spans less than two decades
@@ -89,6 +89,8 @@ def pareto_scatter(df: pd.DataFrame, x: str = "cycles", y: str = "accuracy", x_s
             if len(sel):
                 ax.scatter(sel[x], sel[y], s=28, color=OKABE_ITO[i % 8], marker=MARKERS[j % 8], alpha=0.75,
                            label=f"{h} / {lab}" if h is not None else str(lab))  # fmt: skip
+    if chance is not None and np.isfinite(chance):  # an accuracy axis: what always guessing the majority gets
+        ax.axhline(chance, color="grey", ls="--", lw=1, label=f"majority class ({chance:.3f})")
     front = data[pareto_mask(data, {x: x_sense, y: y_sense})].sort_values(x)
     ax.step(front[x], front[y], where="post", color="black", lw=1.2, label="Pareto front")
     for _, row in front.iterrows():

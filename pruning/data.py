@@ -55,6 +55,11 @@ class TextDataset:
     def num_labels(self) -> int:
         return len(self.label_names)
 
+    def majority_accuracy(self, max_eval_samples: int | None = None) -> float:
+        """Dev accuracy of always predicting the most frequent dev label (the chance line of a plot)."""
+        labels = self.dev.head(max_eval_samples).labels
+        return max(labels.count(label) for label in set(labels)) / len(labels) if labels else float("nan")
+
 
 def package_dir(package: str) -> Path:
     spec = importlib.util.find_spec(package)

@@ -39,6 +39,16 @@ def register(subparsers) -> None:
     p.set_defaults(run=run)
 
 
+def _majority_accuracy(table) -> float | None:
+    """The data set's majority-class dev accuracy (the plot's chance line); None when it cannot be read."""
+    from pruning.data import load_dataset
+
+    try:
+        return load_dataset(str(table["data"].iloc[0])).majority_accuracy()
+    except (ValueError, OSError, KeyError):  # e.g. glue:TASK without its directory: no line, not an error
+        return None
+
+
 def run(args) -> int:
     import pandas as pd
 
@@ -61,7 +71,9 @@ def run(args) -> int:
         sources = ok["accuracy_source"].dropna().unique() if "accuracy_source" in ok else []
         source = ", ".join(sources) or "none"
         title = f"{ok['model'].iloc[0]} on {ok['data'].iloc[0]}; accuracy: {source}" if "model" in ok else None
-        save_figure(pareto_scatter(ok, x="latency_s", y=y, y_sense=OBJECTIVES[y], title=title), out / "pareto")
+        chance = _majority_accuracy(ok) if y == "accuracy" else None
+        save_figure(pareto_scatter(ok, x="latency_s", y=y, y_sense=OBJECTIVES[y], title=title, chance=chance),
+                    out / "pareto")  # fmt: skip
         front = pareto_front(ok, objectives)
         axes = list(dict.fromkeys(k for text in front.get("hw_overrides", pd.Series(dtype=str)).dropna().unique()
                                   for k in json.loads(text)))  # the hardware-axis columns, in axis order

@@ -49,3 +49,15 @@ def test_figures_have_units_and_are_written(table, tmp_path):
     lines = [line for line in figures["acc"].axes[0].get_lines() if line.get_label() in ("8x8", "16x16")]
     assert len(lines) == 2
     assert all(line.get_xdata()[0] == 1.0 for line in lines)
+
+
+def test_majority_line_on_accuracy_plots():
+    from pruning.data import Split, TextDataset
+
+    data = TextDataset("toy", ["a", "b"], Split(["x"], [0]), Split(["p", "q", "r"], [1, 0, 1]), Split(["s"], [0]))
+    assert data.majority_accuracy() == pytest.approx(2 / 3)
+    table = pd.DataFrame({"latency_s": [1e-3, 2e-3], "accuracy": [0.6, 0.7], "config": ["a", "a"],
+                          "block": ["16x16", "dense"], "target_sparsity": [0.5, 0.0]})  # fmt: skip
+    fig = pareto_scatter(table, x="latency_s", y="accuracy", chance=2 / 3)
+    labels = [line.get_label() for line in fig.axes[0].get_lines()]
+    assert "majority class (0.667)" in labels
