@@ -130,6 +130,7 @@ class PipelineResult:
     stall_cycles: int
     dma_busy_cycles: int
     events: tuple[tuple[str, str, int, int], ...]  # (unit, label, start, end) for traces
+    chunk_start_cycles: tuple[int, ...] = ()  # when the array starts each chunk (cycle, in chunk order)
 
 
 class _Pipeline:
@@ -148,6 +149,7 @@ class _Pipeline:
         self.pending_stores: deque[tuple[int, int]] = deque()
         self.kick = self.env.event()
         self.events: list[tuple[str, str, int, int]] = []
+        self.chunk_starts = [0] * n
         self.env.process(self._dma())
         self.env.process(self._array())
 
@@ -190,7 +192,7 @@ class _Pipeline:
                 if tile >= self.slots:
                     waits.append(self.store_done[tile - self.slots])
             yield waits[0] if len(waits) == 1 else simpy.AllOf(env, waits)
-            start = env.now
+            start = self.chunk_starts[i] = env.now
             yield env.timeout(cycles)
             self.events.append(("array", f"chunk {i}", start, env.now))
             if self.store[i] > 0:
@@ -211,4 +213,5 @@ def run_pipeline(chunks: ChunkPlan, config: AcceleratorConfig) -> PipelineResult
     total = int(pipeline.env.now)
     compute = int(chunks.compute_cycles.sum())
     dma_busy = int(load.sum() + store.sum())
-    return PipelineResult(total, compute, total - compute, dma_busy, tuple(pipeline.events))
+    return PipelineResult(total, compute, total - compute, dma_busy, tuple(pipeline.events),
+                          tuple(int(c) for c in pipeline.chunk_starts))  # fmt: skip

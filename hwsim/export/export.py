@@ -137,8 +137,7 @@ def _tile_stream(path: Path, op: Gemm, config: AcceleratorConfig) -> int:
     """Fold order with compute start/end cycles from the fast path (memory stalls included)."""
     plan = plan_folds(op, config)
     chunks = make_chunks(plan, op, config)
-    events = run_pipeline(chunks, config).events
-    chunk_start = {int(label.split()[-1]): start for unit, label, start, _ in events if unit == "array"}
+    chunk_start = run_pipeline(chunks, config).chunk_start_cycles
     cycles = plan.compute_cycles
     starts = np.zeros(plan.n_folds, dtype=np.int64)
     for fold in range(plan.n_folds):

@@ -1,3 +1,4 @@
+import itertools
 import json
 
 import numpy as np
@@ -149,3 +150,17 @@ def test_timing_memo_gives_the_same_table_as_a_fresh_simulation():
     simulate(base, workload)
     pd.testing.assert_frame_equal(simulate(faster, workload).ops, reference)
     assert (reference["cycles"] == fresh["cycles"]).all() and not (reference["energy_pj"] == fresh["energy_pj"]).all()
+
+
+def test_pipeline_reports_chunk_start_cycles_as_its_trace_does():
+    from hwsim.mapping import plan_folds
+    from hwsim.memory import make_chunks, run_pipeline
+
+    rng = np.random.default_rng(5)
+    op = Gemm("g", M=24, K=40, N=48, mask=rng.random((48, 40)) < 0.6, block=(8, 8))
+    config = small_config(rows=8, cols=8, bw=2.0, weight_bytes=1024, input_bytes=2048, output_bytes=4096)
+    plan = plan_folds(op, config)
+    result = run_pipeline(make_chunks(plan, op, config), config)
+    traced = [start for unit, _, start, _ in result.events if unit == "array"]
+    assert list(result.chunk_start_cycles) == traced and len(traced) > 1
+    assert all(b > a for a, b in itertools.pairwise(traced))
