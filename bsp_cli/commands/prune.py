@@ -32,7 +32,8 @@ def register(subparsers) -> None:
              "(default magnitude: the most accurate in the recipe study)",
     )
     p.add_argument("--target-sparsity", type=float, required=True, help=fields["target_sparsity"].metadata["help"])
-    p.add_argument("--scope", default="layer", help=fields["scope"].metadata["help"] + ": layer | global (default layer)")
+    p.add_argument("--scope", default="layer",
+                   help=fields["scope"].metadata["help"] + ": layer | global (default layer)")
     p.add_argument("--balanced", action="store_true", help=fields["balanced"].metadata["help"])
     p.add_argument("--lam", type=float, default=fields["lam"].default,
                    help=f"{fields['lam'].metadata['help']} (default {fields['lam'].default:g}; the recipe study used "
