@@ -105,6 +105,15 @@ def _forbidden_reason(resolved: Path, inputs: Iterable[str | Path]) -> str | Non
     return None
 
 
+def _refuse_file_on_path(candidates: Iterable[Path], shown: str | Path, option: str) -> None:
+    """The nearest existing one of ``candidates`` (a path and its parents, nearest first) must be a directory."""
+    for candidate in candidates:
+        if candidate.exists():
+            if not candidate.is_dir():
+                raise OutputError(f"{option}: {str(shown)!r}: {candidate} is a file, not a directory")
+            return
+
+
 def check_output_dir(
     out_dir: str | Path,
     kind: str,
@@ -130,11 +139,7 @@ def check_output_dir(
     reason = _forbidden_reason(resolved, inputs)
     if reason:
         raise OutputError(f"{option}: {str(out_dir)!r} {reason}; bsp never writes there (choose a new directory)")
-    for parent in (resolved, *resolved.parents):
-        if parent.exists() and not parent.is_dir():
-            raise OutputError(f"{option}: {str(out_dir)!r}: {parent} is a file, not a directory")
-        if parent.exists():
-            break
+    _refuse_file_on_path((resolved, *resolved.parents), out_dir, option)
     if not resolved.is_dir():
         return resolved
     if not any(resolved.iterdir()):
@@ -234,11 +239,7 @@ def check_output_file(path: str | Path, *, overwrite: bool = False, option: str 
         resolved = target.resolve()
         if resolved.is_dir():
             raise OutputError(f"{option}: {str(target)!r} is a directory; give a file name")
-        for parent in resolved.parents:
-            if parent.exists() and not parent.is_dir():
-                raise OutputError(f"{option}: {str(target)!r}: {parent} is a file, not a directory")
-            if parent.exists():
-                break
+        _refuse_file_on_path(resolved.parents, target, option)
         if resolved.exists() and not overwrite:
             raise OutputError(f"{option}: {str(target)!r} exists; pass --overwrite to replace it")
     return path

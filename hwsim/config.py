@@ -309,18 +309,15 @@ def load_config(name_or_path: str | Path | AcceleratorConfig) -> AcceleratorConf
     if isinstance(name_or_path, AcceleratorConfig):
         return name_or_path
     text_name = str(name_or_path)
-    if text_name in list_presets():
-        source = f"preset {text_name!r}"
-        text = (_presets_dir() / f"{text_name}.yaml").read_text()
-    else:
-        path = Path(name_or_path)
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"config: {text_name!r} is neither a preset ({', '.join(list_presets())}) nor a YAML file"
-            )
-        source = str(path)
+    presets = list_presets()
+    path = Path(name_or_path)
+    if text_name not in presets and not path.is_file():
+        raise FileNotFoundError(f"config: {text_name!r} is neither a preset ({', '.join(presets)}) nor a YAML file")
+    source = f"preset {text_name!r}" if text_name in presets else str(path)
     try:
-        if text_name not in list_presets():
+        if text_name in presets:
+            text = (_presets_dir() / f"{text_name}.yaml").read_text()
+        else:
             text = read_text_file(path, "config")
         data = load_yaml_text(text, source)
     except YamlInputError as err:
