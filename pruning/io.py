@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError, safe_open
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, PreTrainedModel
 
 from bsp_common import strict_json
@@ -110,8 +111,6 @@ def load_pruned_masks(model_dir: str | Path) -> dict[str, BlockMask]:
     A directory with a ``pruning_config.json`` but no mask file is an error; so are masks that do not fit
     the weights (see :func:`check_masks_against_weights`). Weights are read from ``model.safetensors``.
     """
-    from safetensors import SafetensorError, safe_open
-
     model_dir = Path(model_dir)
     if not (model_dir / MASKS_FILENAME).is_file():
         raise FileNotFoundError(f"masks: {model_dir} has no {MASKS_FILENAME}" + (
@@ -148,12 +147,8 @@ def load_pruned(model_dir: str | Path, attach: bool = True) -> tuple[PreTrainedM
     )
     try:
         model = loader.from_pretrained(model_dir, local_files_only=True)
-    except (OSError, ValueError, RuntimeError) as err:
+    except (OSError, ValueError, RuntimeError, SafetensorError) as err:  # e.g. a truncated model.safetensors
         raise ValueError(f"model: cannot load the weights in {model_dir} ({short_repr(str(err))[1:-1]})") from None
-    except Exception as err:  # safetensors' own error type for a truncated or corrupt file
-        if type(err).__name__ != "SafetensorError":
-            raise
-        raise ValueError(f"model: the weights in {model_dir} are not a readable safetensors file ({err})") from None
     masks = load_masks(model_dir / MASKS_FILENAME)
     weights = {name: resolve_weight_owner(model, name).weight for name in masks}
     check_masks_against_weights(masks, weights, str(model_dir))
