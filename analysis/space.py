@@ -178,9 +178,8 @@ class SweepSpace:
                 if len(paths) > 1 and (not isinstance(value, list | tuple) or len(value) != len(paths)):
                     raise ValueError(f"sweep.hardware_axes.{key}: tied axes take one list of {len(paths)} values "
                                      f"per point, got {short_repr(value)}")  # fmt: skip
-            sample = dict(zip(paths, values[0] if len(paths) > 1 else [values[0]], strict=True))
             try:
-                derive_config(self.configs[0], sample)
+                derive_config(self.configs[0], _axis_settings(key, values)[0])
             except ConfigError as err:  # a wrong path is bad input; an infeasible value is a result
                 wrong = [p for p, message in err.errors if message == "names no field of the config"]
                 if wrong:
@@ -189,10 +188,7 @@ class SweepSpace:
 
     def hardware_variants(self) -> list[dict]:
         """Config-field overrides of every hardware-axis combination (``[{}]`` without axes)."""
-        expanded = []
-        for key, values in self.hardware_axes.items():
-            paths = str(key).split(",")
-            expanded.append([dict(zip(paths, v if len(paths) > 1 else [v], strict=True)) for v in values])
+        expanded = [_axis_settings(key, values) for key, values in self.hardware_axes.items()]
         return [{k: v for part in combo for k, v in part.items()} for combo in itertools.product(*expanded)]
 
     def pruning_points(self) -> list[dict]:
@@ -236,6 +232,12 @@ class SweepSpace:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def _axis_settings(key: str, values: list) -> list[dict]:
+    """One ``{config path: value}`` per value of a hardware axis; a key ``"a,b"`` ties paths (values are lists)."""
+    paths = str(key).split(",")
+    return [dict(zip(paths, value if len(paths) > 1 else [value], strict=True)) for value in values]
 
 
 def _from_dict(cls, data: dict, where: str):

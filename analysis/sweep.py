@@ -202,15 +202,17 @@ def _sweep_locked(space: SweepSpace, out_dir: Path, workers: int, client, dask_s
     store = ResultStore(out_dir / POINTS_FILENAME)
     done = store.done_ids()
     cache = PointCache(space, out_dir / "cache")
-    config_hashes, infeasible = {}, {}  # per (base, overrides): content hash, or the reason it cannot be built
+    # per (base config, hw_overrides JSON) as the points carry them: the derived config's content hash, or (if
+    # the combination cannot be built) a hash of the pair and the reason
+    config_hashes, infeasible = {}, {}
     for base in space.configs:
         for overrides in space.hardware_variants():
-            label = content_hash({"base": base, "overrides": json.dumps(overrides)})
+            label = (base, json.dumps(overrides))
             try:
                 config = derive_config(base, overrides)
                 config_hashes[label] = content_hash(config.model_dump(mode="json", exclude={"name"}))
             except ConfigError as err:
-                config_hashes[label] = label
+                config_hashes[label] = content_hash({"base": base, "overrides": label[1]})
                 infeasible[label] = "; ".join(f"{path}: {message}" for path, message in err.errors)
 
     wanted, tasks, failed = [], [], []
@@ -220,7 +222,7 @@ def _sweep_locked(space: SweepSpace, out_dir: Path, workers: int, client, dask_s
     for point in hardware_points:
         prune_point = {k: point[k] for k in prune_keys}
         key = cache.key(prune_point)
-        label = content_hash({"base": point["config"], "overrides": point["hw_overrides"]})
+        label = (point["config"], point["hw_overrides"])
         point_id = content_hash({"prune": key, "config": config_hashes[label],
                                  "seq_len": point["seq_len"], "batch": point["batch"]})  # fmt: skip
         wanted.append(point_id)
