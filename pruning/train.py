@@ -31,7 +31,7 @@ from pruning.pruner import BlockPruner, PruneSettings
 from pruning.report import compression_summary
 from pruning.settings import TrainBudget
 
-__all__ = ["TrainBudget", "dense_teacher", "evaluate_accuracy", "run_pruning", "tokenize_split"]
+__all__ = ["TrainBudget", "check_run_output", "dense_teacher", "evaluate_accuracy", "run_pruning", "tokenize_split"]
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,18 @@ class PruneRunResult:
     wall_s: float
 
 
+def check_run_output(model: str | Path, out_dir: str | Path, overwrite: bool = False,
+                     glue_dir: str | Path | None = None, teacher: str | Path | None = None) -> list[Path]:
+    """Refuse an ``out_dir`` a pruning run may not write (before anything is loaded); returns the run's inputs.
+
+    The inputs -- the model, the GLUE directory and the teacher -- may not be ``out_dir`` or lie inside it
+    (see :func:`bsp_common.outputs.check_output_dir`).
+    """
+    inputs = [resolve_model_path(model)] + [Path(p) for p in (glue_dir, teacher) if p]
+    check_output_dir(out_dir, OUTPUT_KIND, overwrite=overwrite, inputs=inputs)
+    return inputs
+
+
 def run_pruning(
     model: str | Path,
     data: str | TextDataset,
@@ -111,8 +123,7 @@ def run_pruning(
     budget = budget or TrainBudget()
     start = time.perf_counter()
     out_dir = Path(out_dir)
-    inputs = [resolve_model_path(model)] + ([glue_dir] if glue_dir else []) + ([teacher] if teacher else [])
-    check_output_dir(out_dir, OUTPUT_KIND, overwrite=overwrite, inputs=inputs)
+    inputs = check_run_output(model, out_dir, overwrite, glue_dir, teacher)
     if budget.distill_alpha > 0 and teacher is None:
         raise ValueError("distill_alpha: > 0 needs a teacher (a fine-tuned dense model directory)")
     dataset = load_dataset(data, glue_dir=glue_dir) if isinstance(data, str) else data

@@ -87,15 +87,11 @@ def _parse_nm(text: str) -> tuple[int, int]:
 
 
 def run(args) -> int:
-    from bsp_common.outputs import check_output_dir
-    from pruning.io import OUTPUT_KIND
-    from pruning.models import resolve_model_path
     from pruning.report import layer_report
     from pruning.settings import PruneSettings
-    from pruning.train import TrainBudget, run_pruning
+    from pruning.train import TrainBudget, check_run_output, run_pruning
 
-    inputs = [resolve_model_path(args.model)] + [p for p in (args.glue_dir, args.teacher) if p]
-    check_output_dir(args.out, OUTPUT_KIND, overwrite=args.overwrite, inputs=inputs)  # before anything is loaded
+    check_run_output(args.model, args.out, args.overwrite, args.glue_dir, args.teacher)  # before anything loads
 
     settings = PruneSettings(
         block=args.block,
