@@ -76,9 +76,7 @@ class AccuracyBudget(TrainBudget):
             raise ValueError(f"budget.lam: must be a finite number >= 0, got {self.lam!r}")
         if self.penalty_mode not in PENALTY_MODES:
             raise ValueError(f"budget.penalty_mode: {self.penalty_mode!r} not one of {', '.join(PENALTY_MODES)}")
-        if self.score not in {kind.value for kind in ScoreKind}:
-            raise ValueError(f"budget.score: {short_repr(self.score)} not one of "
-                             f"{', '.join(kind.value for kind in ScoreKind)}")  # fmt: skip
+        ScoreKind.parse(self.score, field="budget.score")
         if not isinstance(self.relative_norms, bool):
             raise ValueError(f"budget.relative_norms: must be true or false, got {short_repr(self.relative_norms)}")
         interval = self.reweight_interval_steps

@@ -66,7 +66,7 @@ class BlockPruningCallback(TrainerCallback):
         if isinstance(frequency_steps, bool) or not isinstance(frequency_steps, int) or frequency_steps < 1:
             raise ValueError(f"frequency_steps: must be a positive integer, got {frequency_steps!r}")
         self.pruner = pruner
-        self.kind = ScheduleKind.parse(schedule)
+        self.kind = ScheduleKind.parse(schedule, field="schedule")
         self.prune_at_step, self.prune_at_epoch = prune_at_step, prune_at_epoch
         self.start_step, self.start_epoch = start_step, start_epoch
         self.frequency_steps = frequency_steps

@@ -37,7 +37,7 @@ class SparsitySchedule:
     initial_sparsity: float = 0.0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "kind", ScheduleKind.parse(self.kind))
+        object.__setattr__(self, "kind", ScheduleKind.parse(self.kind, field="schedule"))
         for name in ("start_step", "end_step", "frequency"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < (1 if name == "frequency" else 0):

@@ -38,7 +38,7 @@ class GroupScorer:
 
     def __init__(self, kind: ScoreKind | str, weights: Mapping[str, torch.Tensor], gshape: tuple[int, int],
                  momentum: float = DEFAULT_MOMENTUM) -> None:  # fmt: skip
-        self.kind = ScoreKind.parse(kind)
+        self.kind = ScoreKind.parse(kind, field="score")
         if not (isinstance(momentum, int | float) and 0 <= momentum < 1):
             raise ValueError(f"score momentum: must be in [0, 1), got {momentum!r}")
         self.weights = dict(weights)

@@ -80,7 +80,7 @@ class PruneSettings:
         object.__setattr__(self, "granularity", Granularity.parse(self.granularity))
         object.__setattr__(self, "method", PruneMethod.parse(self.method))
         object.__setattr__(self, "scope", PruneScope.parse(self.scope))
-        object.__setattr__(self, "score", ScoreKind.parse(self.score))
+        object.__setattr__(self, "score", ScoreKind.parse(self.score, field="score"))
         check_sparsity(self.target_sparsity)
         if not (_finite_number(self.lam) and self.lam >= 0):
             raise ValueError(f"lam: must be a finite non-negative number, got {self.lam!r}")
@@ -202,9 +202,7 @@ class TrainBudget:
             raise ValueError(f"batch_size: must be an integer in [1, 4096], got {self.batch_size!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
             raise ValueError(f"seed: must be an integer in [0, 2**32), got {self.seed!r}")
-        if self.schedule not in {kind.value for kind in ScheduleKind}:
-            allowed = ", ".join(kind.value for kind in ScheduleKind)
-            raise ValueError(f"schedule: unknown value {short_repr(self.schedule)}; allowed: {allowed}")
+        ScheduleKind.parse(self.schedule, field="schedule")
         if not (isinstance(self.prune_start_epoch, int | float) and 0 <= self.prune_start_epoch <= self.prune_epoch):
             raise ValueError(f"prune_start_epoch: must be in [0, prune epoch={self.prune_epoch}], "
                              f"got {self.prune_start_epoch!r}")  # fmt: skip

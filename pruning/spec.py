@@ -29,12 +29,13 @@ class ParsableEnum(enum.StrEnum):
     """
 
     @classmethod
-    def parse(cls, value):
+    def parse(cls, value, field: str | None = None):
+        """The member for ``value``; the error names ``field`` (default: from the class name) and the choices."""
         try:
             return cls(value)
         except ValueError:
             allowed = ", ".join(member.value for member in cls)
-            field = cls.__name__.removeprefix("Prune").lower()
+            field = field or cls.__name__.removeprefix("Prune").lower()
             raise ValueError(f"{field}: unknown value {short_repr(value)}; allowed: {allowed}") from None
 
 
