@@ -20,7 +20,6 @@ dense baseline) and ``point.json``, written last and atomically: an interrupted 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -33,8 +32,9 @@ import pandas as pd
 from analysis.tables import accuracy_table_path
 from bsp_common import strict_json
 from bsp_common.outputs import write_text_atomic
+from bsp_common.strict_json import content_hash
 from pruning.masks import MASKS_FILENAME, save_masks
-from pruning.models import resolve_model_path
+from pruning.models import model_fingerprint
 from pruning.pruner import BlockPruner, PruneMethod, PruneSettings
 from pruning.report import compression_summary
 
@@ -43,22 +43,6 @@ __all__ = ["PointCache", "content_hash", "model_fingerprint"]
 log = logging.getLogger(__name__)
 
 POINT_FILENAME = "point.json"
-_FINGERPRINT_BYTES = 1 << 20  # hash the config plus the first MiB and size of each weight file
-
-
-def content_hash(record: dict) -> str:
-    return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def model_fingerprint(model: str | Path) -> dict:
-    """Identity of a model directory by content (config + weight files' size and leading bytes)."""
-    path = resolve_model_path(model)
-    digest = hashlib.sha256((path / "config.json").read_bytes())
-    for weights in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):
-        digest.update(str(weights.stat().st_size).encode())
-        with weights.open("rb") as handle:
-            digest.update(handle.read(_FINGERPRINT_BYTES))
-    return {"model_dir": str(path), "sha256": digest.hexdigest()}
 
 
 class PointCache:

@@ -38,10 +38,11 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
-from analysis.accuracy import PointCache, content_hash
+from analysis.accuracy import PointCache
 from analysis.space import SweepSpace, load_space
 from analysis.store import ResultStore, write_table_atomic
 from bsp_common.outputs import prepare_output_dir
+from bsp_common.strict_json import content_hash
 
 __all__ = ["MAX_POINTS", "OUTPUT_KIND", "RESULTS_FILENAME", "simulate_point", "sweep"]
 

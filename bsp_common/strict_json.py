@@ -6,11 +6,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
 
-__all__ = ["dumps", "json_safe"]
+__all__ = ["content_hash", "dumps", "json_safe"]
 
 
 def json_safe(value):
@@ -33,3 +34,8 @@ def json_safe(value):
 def dumps(value, **kwargs) -> str:
     """``json.dumps`` of :func:`json_safe` ``(value)``, with ``allow_nan=False`` as a guarantee."""
     return json.dumps(json_safe(value), allow_nan=False, **kwargs)
+
+
+def content_hash(record) -> str:
+    """A short, stable identity of a JSON-able record (sorted keys; 16 hex digits of SHA-256)."""
+    return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:16]

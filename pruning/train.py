@@ -7,8 +7,6 @@ Every method gets the same schedule and budget, so methods compare fairly.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import tempfile
 import time
@@ -20,12 +18,13 @@ import torch
 from transformers import DataCollatorWithPadding, PrinterCallback, ProgressCallback, Trainer, TrainingArguments
 
 from bsp_common.outputs import check_output_dir
+from bsp_common.strict_json import content_hash
 from pruning.callback import BlockPruningCallback
 from pruning.data import Split, TextDataset, load_dataset
 from pruning.distill import DistillationModel
 from pruning.io import OUTPUT_KIND, save_pruned
 from pruning.masks import BlockMask
-from pruning.models import load_classifier, load_tokenizer, resolve_model_path
+from pruning.models import load_classifier, load_tokenizer, model_fingerprint, resolve_model_path
 from pruning.progress import TrainingProgress
 from pruning.pruner import BlockPruner, PruneSettings
 from pruning.report import compression_summary
@@ -180,15 +179,13 @@ def dense_teacher(model: str | Path, data: str | TextDataset, budget: TrainBudge
                   glue_dir: str | Path | None = None) -> Path:  # fmt: skip
     """A dense fine-tuned classifier of ``model`` on ``data`` (the distillation teacher), trained once and cached.
 
-    The cache key is the model's config and weight-file sizes, the data set name and the budget's training
-    fields (the schedule and distillation fields do not apply to a dense run). Returns the model directory.
+    The cache key is the model's content fingerprint (:func:`pruning.models.model_fingerprint`), the data set
+    name and the budget's training fields (the schedule and distillation fields do not apply to a dense run).
+    Returns the model directory.
     """
     dataset_name = data if isinstance(data, str) else data.name
-    path = resolve_model_path(model)
-    identity = {"config": (path / "config.json").read_text(encoding="utf-8"), "data": dataset_name,
-                "weights": sorted((p.name, p.stat().st_size) for p in path.glob("*.safetensors")),
-                "budget": {k: v for k, v in budget.__dict__.items() if k not in _STUDENT_ONLY_FIELDS}}  # fmt: skip
-    key = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    key = content_hash({"model": model_fingerprint(model)["sha256"], "data": dataset_name,
+                        "budget": {k: v for k, v in budget.__dict__.items() if k not in _STUDENT_ONLY_FIELDS}})
     out_dir = Path(cache_dir) / f"dense-{key}"
     if (out_dir / "config.json").is_file():
         return out_dir
