@@ -20,25 +20,36 @@ Use it with a plain ``Trainer`` (so ``torchrun``/accelerate multi-GPU works unch
     pruner = BlockPruner(settings)
     trainer = Trainer(model=model, args=args, train_dataset=ds,
                       callbacks=[BlockPruningCallback(pruner, prune_at_epoch=2, schedule="cubic")])
-    trainer.train()
+    trainer.train()                              # or trainer.train(resume_from_checkpoint=True)
     masks = pruner.finalize()
+
+Checkpoints: every Trainer checkpoint also gets ``bsp_pruning_state.safetensors`` (masks, scores, regularizer
+alphas and focus, schedule progress). A run resumed from ``<output_dir>/checkpoint-N`` restores it, attaches
+the masks and reloads the masked weights (the Trainer's own load cannot: a masked weight is stored under its
+parametrization's name), so it continues exactly where the interrupted run stopped.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+from pathlib import Path
 
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
 from transformers import TrainerCallback
 
 from pruning.pruner import BlockPruner
 from pruning.schedule import ScheduleKind, SparsitySchedule
 
-__all__ = ["BlockPruningCallback"]
+__all__ = ["STATE_FILENAME", "BlockPruningCallback"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_FREQUENCY_STEPS = 10  # mask updates of a gradual schedule, in optimizer steps
+STATE_FILENAME = "bsp_pruning_state.safetensors"  # in each Trainer checkpoint directory
+_RESUMED_FIELDS = ("pruned_at_step", "current_sparsity", "updates", "reweight_count")
 
 
 class BlockPruningCallback(TrainerCallback):
@@ -96,6 +107,8 @@ class BlockPruningCallback(TrainerCallback):
     def on_train_begin(self, args, state, control, model=None, **kwargs):
         if self.pruner.model is None:
             self.pruner.prepare(model)
+        if state.global_step > 0:  # resumed from a checkpoint (the Trainer restored global_step already)
+            self._restore(Path(args.output_dir) / f"checkpoint-{state.global_step}", model)
         steps_per_epoch = max(1, math.ceil(state.max_steps / max(args.num_train_epochs, 1e-9)))
         if self.reweight_interval_steps is None:
             self.reweight_interval_steps = steps_per_epoch
@@ -104,7 +117,7 @@ class BlockPruningCallback(TrainerCallback):
         self.schedule = SparsitySchedule(self.kind, start_step=min(start, end), end_step=end,
                                          frequency=self.frequency_steps)  # fmt: skip
         self._update_steps = set(self.schedule.update_steps())
-        if 0 in self._update_steps and self.pruned_at_step is None:
+        if state.global_step == 0 and 0 in self._update_steps and self.pruned_at_step is None:
             self._update(0)
 
     def _regularizing(self) -> bool:
@@ -129,6 +142,47 @@ class BlockPruningCallback(TrainerCallback):
         elif self.pruner.regularizer is not None and step % self.reweight_interval_steps == 0:
             self.pruner.regularizer.reweight()
             self.reweight_count += 1
+
+    def on_save(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero:
+            return
+        checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        tensors = {**self.pruner.state_dict(), **self.pruner.scorer.state_dict()}
+        regularizer = self.pruner.regularizer
+        if regularizer is not None and regularizer.focus is not None:
+            tensors.update({f"focus.{name}": groups for name, groups in regularizer.focus.items()})
+        progress = {name: getattr(self, name) for name in _RESUMED_FIELDS}
+        progress["scorer_steps"] = self.pruner.scorer.steps
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(checkpoint / STATE_FILENAME),
+                  metadata={"progress": json.dumps(progress)})  # fmt: skip
+
+    def _restore(self, checkpoint: Path, model) -> None:
+        """Continue from ``checkpoint``: schedule progress, scores, regularizer state, masks and masked weights."""
+        path = checkpoint / STATE_FILENAME
+        try:
+            tensors = load_file(str(path))
+        except (SafetensorError, OSError) as err:
+            raise ValueError(f"resume: {path} is missing or unreadable ({err}); a pruning run resumes only from "
+                             "a checkpoint its BlockPruningCallback saved, under the Trainer's output_dir") from None
+        with safe_open(str(path), framework="pt") as handle:
+            progress = json.loads((handle.metadata() or {})["progress"])
+        for name in _RESUMED_FIELDS:
+            setattr(self, name, progress[name])
+        self.updates = [tuple(update) for update in self.updates]
+        self.pruner.load_state_dict(tensors)  # attaches the masks
+        self.pruner.scorer.load_state_dict(tensors)
+        self.pruner.scorer.steps = progress["scorer_steps"]
+        regularizer = self.pruner.regularizer
+        if regularizer is not None:
+            focus = {key.removeprefix("focus."): v for key, v in tensors.items() if key.startswith("focus.")}
+            regularizer.focus_on(focus or None)
+        weights_path = checkpoint / "model.safetensors"
+        if self.pruner.masks and weights_path.is_file():
+            # the Trainer loaded this file before the masks existed: masked weights did not match by name
+            result = model.load_state_dict(load_file(str(weights_path)), strict=False)
+            if result.unexpected_keys:
+                raise ValueError(f"resume: {weights_path} holds weights the model lacks: {result.unexpected_keys[:3]}")
+        log.info("resumed pruning state from %s (sparsity %.3f)", checkpoint, self.current_sparsity)
 
     def on_train_end(self, args, state, control, **kwargs):
         if self.pruned_at_step is None:

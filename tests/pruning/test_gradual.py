@@ -218,3 +218,40 @@ def test_gradual_callback_follows_the_schedule_under_trainer(tmp_path):
         assert mask.sparsity == pytest.approx(0.75)
         weight = model.get_submodule(name.removesuffix(".weight")).weight.detach()
         assert torch.count_nonzero(weight[~mask.dense()]) == 0
+
+
+def _resumable_run(output_dir, resume: bool):
+    """A gradual reweighted+taylor run of 12 steps checkpointed every 5; returns (masks, weights)."""
+    model = tiny_classifier("bert", seed=3)
+    settings = PruneSettings(block="8x8", method="reweighted", target_sparsity=0.75, lam=50.0, penalty_mode="proximal",
+                             relative_norms=True, reweight_interval_steps=1, score="taylor")  # fmt: skip
+    pruner = BlockPruner(settings)
+    callback = BlockPruningCallback(pruner, prune_at_step=9, schedule="cubic", start_step=0, frequency_steps=2)
+    args = TrainingArguments(output_dir=str(output_dir), max_steps=12, per_device_train_batch_size=8,
+                             learning_rate=1e-3, save_strategy="steps", save_steps=5, report_to=[], use_cpu=True,
+                             seed=0, disable_tqdm=True)  # fmt: skip
+    trainer = Trainer(model=model, args=args, train_dataset=RandomTokens(), callbacks=[callback])
+    trainer.train(resume_from_checkpoint=True if resume else None)
+    masks = pruner.finalize()
+    return {k: m.group_mask for k, m in masks.items()}, {k: v.clone() for k, v in model.state_dict().items()}, callback
+
+
+def test_a_resumed_run_ends_with_the_masks_and_weights_of_an_uninterrupted_one(tmp_path):
+    import shutil
+
+    full_masks, full_weights, full = _resumable_run(tmp_path / "full", resume=False)
+    # interrupted after step 5 (mid-ramp: masks, scores and focus all matter): keep only that checkpoint
+    shutil.copytree(tmp_path / "full" / "checkpoint-5", tmp_path / "cut" / "checkpoint-5")
+    resumed_masks, resumed_weights, resumed = _resumable_run(tmp_path / "cut", resume=True)
+    assert full.updates == resumed.updates and resumed.pruned_at_step == 9
+    for name, mask in full_masks.items():
+        assert torch.equal(mask, resumed_masks[name]), name
+    for name, weight in full_weights.items():
+        torch.testing.assert_close(resumed_weights[name], weight, msg=name)
+
+
+def test_resuming_from_a_checkpoint_without_pruning_state_names_the_file(tmp_path):
+    _resumable_run(tmp_path / "full", resume=False)
+    (tmp_path / "full" / "checkpoint-12" / "bsp_pruning_state.safetensors").unlink()  # the last checkpoint
+    with pytest.raises(ValueError, match="checkpoint-12/bsp_pruning_state.safetensors is missing"):
+        _resumable_run(tmp_path / "full", resume=True)
