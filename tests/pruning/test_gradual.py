@@ -253,5 +253,5 @@ def test_a_resumed_run_ends_with_the_masks_and_weights_of_an_uninterrupted_one(t
 def test_resuming_from_a_checkpoint_without_pruning_state_names_the_file(tmp_path):
     _resumable_run(tmp_path / "full", resume=False)
     (tmp_path / "full" / "checkpoint-12" / "bsp_pruning_state.safetensors").unlink()  # the last checkpoint
-    with pytest.raises(ValueError, match="checkpoint-12/bsp_pruning_state.safetensors is missing"):
+    with pytest.raises(ValueError, match=r"checkpoint-12/bsp_pruning_state\.safetensors is missing"):
         _resumable_run(tmp_path / "full", resume=True)
