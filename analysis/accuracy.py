@@ -106,21 +106,20 @@ class PointCache:
         return self._dataset
 
     def _train(self, point: dict, entry: Path) -> dict:
+        from pruning.io import read_run_record
         from pruning.train import dense_teacher, run_pruning
 
-        dense = point["method"] == "dense"
-        settings = (PruneSettings(method="magnitude", target_sparsity=0.0, block="1x1") if dense
-                    else self._settings(point))  # fmt: skip
         budget = self.space.budget
-        budget = budget.train_budget(prune_at_epoch=budget.epochs) if dense else budget.train_budget()
-        teacher = None
-        if budget.distill_alpha > 0 and not dense:  # the dense fine-tune of the same budget, trained once
-            teacher = dense_teacher(self.model_dir, self._data(), budget, self.cache_dir / "teachers")
-        result = run_pruning(self.model_dir, self._data(), settings, entry / "model", budget, overwrite=True,
-                             teacher=teacher)  # fmt: skip
-        masks_path = None if dense else str(entry / "model" / MASKS_FILENAME)
-        return {"accuracy": result.dev_accuracy, "test_accuracy": result.test_accuracy, "masks_path": masks_path,
-                **_compression(result.summary, dense)}  # fmt: skip
+        teachers = self.cache_dir / "teachers"
+        if point["method"] == "dense":  # the dense fine-tune is the pruned runs' teacher: trained once for both
+            model_dir = dense_teacher(self.model_dir, self._data(), budget.train_budget(), teachers)
+            extra = read_run_record(model_dir)["extra"]
+            return {"accuracy": extra["dev_accuracy"], "test_accuracy": extra["test_accuracy"], "masks_path": None,
+                    **_compression({}, True)}  # fmt: skip
+        result = run_pruning(self.model_dir, self._data(), self._settings(point), entry / "model",
+                             budget.train_budget(), overwrite=True, cache_dir=self.cache_dir)  # fmt: skip
+        return {"accuracy": result.dev_accuracy, "test_accuracy": result.test_accuracy,
+                "masks_path": str(entry / "model" / MASKS_FILENAME), **_compression(result.summary, False)}  # fmt: skip
 
     def _dense_finetuned(self) -> Path:
         """The proxy's shared dense fine-tuned model (cached like a point)."""

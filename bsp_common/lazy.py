@@ -7,9 +7,24 @@ Keeps light entry points light: ``import hwsim`` or ``bsp --help`` must not pay 
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from collections.abc import Callable
 
 __all__ = ["lazy_exports"]
+
+
+class _LazyPackage(types.ModuleType):
+    """A package whose exported names may share their submodule's name (``analysis.sweep`` the function, in
+    ``analysis/sweep.py``): importing the submodule binds it on the package, which would hide the function
+    for every later ``from analysis import sweep``; the function is bound instead. The submodule stays
+    importable as ``from analysis.sweep import ...`` (``sys.modules``)."""
+
+    def __setattr__(self, name: str, value) -> None:
+        exports = self.__dict__.get("_lazy_exports", {})
+        if isinstance(value, types.ModuleType) and exports.get(name) == value.__name__ == f"{self.__name__}.{name}":
+            value = getattr(value, name)
+        super().__setattr__(name, value)
 
 
 def lazy_exports(package: str, exports: dict[str, str], namespace: dict) -> tuple[Callable, Callable]:
@@ -30,4 +45,8 @@ def lazy_exports(package: str, exports: dict[str, str], namespace: dict) -> tupl
     def module_dir() -> list[str]:
         return sorted(set(namespace) | set(exports))
 
+    module = sys.modules.get(package)
+    if module is not None and module.__dict__ is namespace:  # called from the package's own __init__
+        namespace["_lazy_exports"] = exports
+        module.__class__ = _LazyPackage
     return module_getattr, module_dir

@@ -36,7 +36,7 @@ from pruning.train import TrainBudget
 # The budget these studies ran with (~3 min per point on 2 cores), pinned so that stored points keep their
 # meaning when library defaults change: the old reproduction budget, one-shot prune after 1 of 4 epochs and,
 # for points that name no score, the magnitude score (see _STUDY_SETTINGS).
-BUDGET = FULL_BUDGET.train_budget(prune_at_epoch=1.0, schedule="oneshot")
+BUDGET = FULL_BUDGET.train_budget(prune_at_epoch=1.0, schedule="oneshot", teacher="none", distill_alpha=0.0)
 _STUDY_SETTINGS = {"score": "magnitude"}
 RATES = (2, 3, 5)
 SEEDS = (0, 1, 2)
@@ -82,19 +82,18 @@ def _run_point(job: tuple[dict, str, str, TrainBudget, Path]) -> dict:
     ``"init_from_teacher": true`` also starts the run from it (the two-stage recipe)."""
     point, model, data, budget, cache_dir = job
     from pruning.models import quiet_transformers
-    from pruning.train import dense_teacher, run_pruning
+    from pruning.train import run_pruning
 
     quiet_transformers()
     chosen = {**_STUDY_SETTINGS, **{k: v for k, v in point.items() if k in _SETTINGS_KEYS}}
     settings = PruneSettings(block=point["block"], method=point["method"], target_sparsity=1 - 1 / point["rate"],
                              **chosen)  # fmt: skip
-    budget = replace(budget, **{k: v for k, v in point.items() if k in TrainBudget.__dataclass_fields__})
-    teacher = dense_teacher(model, data, budget, cache_dir / "teachers") if point.get("teacher") else None
-    if point.get("init_from_teacher"):
-        model = str(teacher)
+    teacher = "two-stage" if point.get("init_from_teacher") else "distill" if point.get("teacher") else "none"
+    fields = {k: v for k, v in point.items() if k in TrainBudget.__dataclass_fields__ and k != "teacher"}
+    budget = replace(budget, teacher=teacher, **fields)
     out_dir = Path(tempfile.mkdtemp(prefix="tune-"))
     try:
-        result = run_pruning(model, data, settings, out_dir, budget, teacher=teacher)
+        result = run_pruning(model, data, settings, out_dir, budget, cache_dir=cache_dir)
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
     return {**point, "point_id": point_key(point), "dev_accuracy": result.dev_accuracy,

@@ -24,7 +24,7 @@ from pruning.report import compression_summary, layer_report
 from pruning.spec import PRUNING_CONFIG_FILENAME
 
 __all__ = ["OUTPUT_KIND", "PRUNING_CONFIG_FILENAME", "check_masks_against_weights", "load_pruned",
-           "load_pruned_masks", "save_pruned"]
+           "load_pruned_masks", "read_run_record", "save_pruned"]
 
 OUTPUT_KIND = "pruned-model"  # the bsp output marker kind of a save_pruned directory
 
@@ -76,7 +76,10 @@ def _read_config(model_dir: Path):
         raise ValueError(f"model: {path} is not a readable model config ({short_repr(str(err))[1:-1]})") from None
 
 
-def _read_record(model_dir: Path) -> dict:
+def read_run_record(model_dir: str | Path) -> dict:
+    """The ``pruning_config.json`` record of a saved run (settings, summary, ``extra`` with accuracies); ``{}``
+    for a directory without one."""
+    model_dir = Path(model_dir)
     path = model_dir / PRUNING_CONFIG_FILENAME
     if not path.is_file():
         return {}
@@ -114,7 +117,7 @@ def load_pruned_masks(model_dir: str | Path) -> dict[str, BlockMask]:
     model_dir = Path(model_dir)
     if not (model_dir / MASKS_FILENAME).is_file():
         raise FileNotFoundError(f"masks: {model_dir} has no {MASKS_FILENAME}" + (
-            f" although its {PRUNING_CONFIG_FILENAME} says it was pruned" if _read_record(model_dir) else ""))
+            f" although its {PRUNING_CONFIG_FILENAME} says it was pruned" if read_run_record(model_dir) else ""))
     masks = load_masks(model_dir)
     weights_path = model_dir / "model.safetensors"
     if not weights_path.is_file():
@@ -152,7 +155,7 @@ def load_pruned(model_dir: str | Path, attach: bool = True) -> tuple[PreTrainedM
     masks = load_masks(model_dir / MASKS_FILENAME)
     weights = {name: resolve_weight_owner(model, name).weight for name in masks}
     check_masks_against_weights(masks, weights, str(model_dir))
-    record = _read_record(model_dir)
+    record = read_run_record(model_dir)
     if attach:
         attach_masks(model, masks)
     return model, masks, record

@@ -8,6 +8,7 @@ Every method gets the same schedule and budget, so methods compare fairly.
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 import time
 from dataclasses import dataclass, replace
@@ -28,9 +29,10 @@ from pruning.models import load_classifier, load_tokenizer, model_fingerprint, r
 from pruning.progress import TrainingProgress
 from pruning.pruner import BlockPruner, PruneSettings
 from pruning.report import compression_summary
-from pruning.settings import TrainBudget
+from pruning.settings import TeacherMode, TrainBudget
 
-__all__ = ["TrainBudget", "check_run_output", "dense_teacher", "evaluate_accuracy", "run_pruning", "tokenize_split"]
+__all__ = ["TrainBudget", "check_run_output", "default_cache_dir", "dense_teacher", "evaluate_accuracy", "run_pruning",
+           "tokenize_split"]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +101,11 @@ def check_run_output(model: str | Path, out_dir: str | Path, overwrite: bool = F
     return inputs
 
 
+def default_cache_dir() -> Path:
+    """Where cached dense teachers live: ``$BSP_CACHE_DIR``, else ``~/.cache/bsp-codesign``."""
+    return Path(os.environ.get("BSP_CACHE_DIR") or Path.home() / ".cache" / "bsp-codesign")
+
+
 def run_pruning(
     model: str | Path,
     data: str | TextDataset,
@@ -109,23 +116,39 @@ def run_pruning(
     overwrite: bool = False,
     teacher: str | Path | None = None,
     progress: bool = True,
+    cache_dir: str | Path | None = None,
 ) -> PruneRunResult:
-    """Regularized fine-tune -> prune -> masked retrain -> evaluate -> save; returns the accuracies.
+    """Prune ``model`` on ``data`` with the budget's recipe -> evaluate -> save; returns the accuracies.
 
-    ``settings.target_sparsity == 0`` with ``method="magnitude"`` gives the dense fine-tuned baseline.
+    The default recipe (``budget.teacher="two-stage"``): fine-tune ``model`` densely with the same budget (the
+    teacher: :func:`dense_teacher`, cached under ``cache_dir``/teachers, default :func:`default_cache_dir`),
+    start from it, ramp the sparsity while distilling from it, retrain with the masks. ``teacher`` names an
+    existing fine-tuned classifier directory to use instead of training one. ``budget.teacher="none"`` prunes
+    ``model`` itself without a teacher (the paper's setting). ``settings.target_sparsity == 0`` with
+    ``method="magnitude"`` is a dense fine-tune (no teacher).
     ``out_dir`` is checked before anything is loaded (see :func:`pruning.io.save_pruned` for what it may be);
-    the Trainer's scratch files go to a temporary directory, never into ``out_dir``. ``teacher``: a fine-tuned
-    classifier directory (e.g. a dense run, see :func:`dense_teacher`) distilled into the student with
-    ``budget.distill_alpha``. To start from a dense fine-tuned checkpoint (two-stage recipe) pass it as ``model``.
+    the Trainer's scratch files go to a temporary directory, never into ``out_dir``.
     ``progress`` shows steps, ETA, sparsity and loss on stderr (:class:`pruning.progress.TrainingProgress`).
     """
     budget = budget or TrainBudget()
     start = time.perf_counter()
     out_dir = Path(out_dir)
-    inputs = check_run_output(model, out_dir, overwrite, glue_dir, teacher)
-    if budget.distill_alpha > 0 and teacher is None:
-        raise ValueError("distill_alpha: > 0 needs a teacher (a fine-tuned dense model directory)")
+    mode = TeacherMode.parse(budget.teacher, field="teacher")
+    dense = settings.target_sparsity == 0 and settings.method.value == "magnitude"
+    teacher_cache = Path(cache_dir or default_cache_dir()) / "teachers"
+    derived = teacher is None and mode is not TeacherMode.NONE and not dense
+    inputs = check_run_output(model, out_dir, overwrite, glue_dir, teacher_cache if derived else teacher)
+    if teacher is not None and (mode is TeacherMode.NONE or dense):
+        raise ValueError(f"teacher: {str(teacher)!r} given, but this run uses none (budget.teacher="
+                         f"{mode.value!r}{', a dense run' if dense else ''}); set teacher='distill' or 'two-stage'")
     dataset = load_dataset(data, glue_dir=glue_dir) if isinstance(data, str) else data
+    if mode is not TeacherMode.NONE and not dense:
+        if teacher is None:
+            teacher = dense_teacher(model, dataset, budget, teacher_cache, progress=progress)
+        if mode is TeacherMode.TWO_STAGE:
+            model = teacher
+    else:
+        teacher = None
     tokenizer = load_tokenizer(model)
     classifier = load_classifier(model, dataset.num_labels, seed=budget.seed)
     train_set = tokenize_split(tokenizer, dataset.train.head(budget.max_train_samples), budget.max_seq_len)
@@ -140,14 +163,15 @@ def run_pruning(
     if teacher is not None and budget.distill_alpha > 0:
         trained = DistillationModel(classifier, load_classifier(teacher, dataset.num_labels), budget.distill_alpha,
                                     budget.distill_temperature)  # fmt: skip
+    label = "dense fine-tune" if dense else (
+        f"prune {settings.block} {settings.method.value} {settings.target_sparsity:.0%}")  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="bsp-trainer-") as work_dir:
         trainer = Trainer(
             model=trained,
             args=_training_args(work_dir, budget, budget.epochs),
             train_dataset=train_set,
             data_collator=DataCollatorWithPadding(tokenizer),
-            callbacks=[callback, TrainingProgress(f"prune {settings.block} {settings.method.value} "
-                                                  f"{settings.target_sparsity:.0%}", callback, enabled=progress)],
+            callbacks=[callback, TrainingProgress(label, callback, enabled=progress)],
         )
         for builtin in (PrinterCallback, ProgressCallback):  # raw log dicts / a bar without sparsity: ours instead
             trainer.remove_callback(builtin)
@@ -163,6 +187,7 @@ def run_pruning(
         "train_samples": len(train_set),
         "eval_samples": len(dev_set),
         "budget": budget.__dict__,
+        "teacher_dir": str(teacher) if teacher is not None else None,
         "schedule": callback.state(),
         "wall_s": wall_s,
     }
@@ -176,7 +201,7 @@ DENSE_SETTINGS = PruneSettings(method="magnitude", target_sparsity=0.0, block="1
 
 
 def dense_teacher(model: str | Path, data: str | TextDataset, budget: TrainBudget, cache_dir: str | Path,
-                  glue_dir: str | Path | None = None) -> Path:  # fmt: skip
+                  glue_dir: str | Path | None = None, progress: bool = True) -> Path:  # fmt: skip
     """A dense fine-tuned classifier of ``model`` on ``data`` (the distillation teacher), trained once and cached.
 
     The cache key is the model's content fingerprint (:func:`pruning.models.model_fingerprint`), the data set
@@ -190,10 +215,12 @@ def dense_teacher(model: str | Path, data: str | TextDataset, budget: TrainBudge
     if (out_dir / "config.json").is_file():
         return out_dir
     dense_budget = replace(budget, prune_at_epoch=budget.epochs, schedule="oneshot", prune_start_epoch=0.0,
-                           distill_alpha=0.0)  # fmt: skip
-    run_pruning(model, data, DENSE_SETTINGS, out_dir, dense_budget, glue_dir=glue_dir, overwrite=True)
+                           teacher="none", distill_alpha=0.0)  # fmt: skip
+    log.info("training the dense teacher once (cached in %s)", out_dir)
+    run_pruning(model, data, DENSE_SETTINGS, out_dir, dense_budget, glue_dir=glue_dir, overwrite=True,
+                progress=progress)  # fmt: skip
     return out_dir
 
 
-_STUDENT_ONLY_FIELDS = ("prune_at_epoch", "schedule", "prune_start_epoch", "prune_frequency_steps", "distill_alpha",
-                        "distill_temperature")  # fmt: skip
+_STUDENT_ONLY_FIELDS = ("prune_at_epoch", "schedule", "prune_start_epoch", "prune_frequency_steps", "teacher",
+                        "distill_alpha", "distill_temperature")  # fmt: skip

@@ -10,6 +10,18 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _teacher_cache(tmp_path_factory):
+    """Dense teachers that tests train go to a session temp directory, never the user's ~/.cache."""
+    previous = os.environ.get("BSP_CACHE_DIR")
+    os.environ["BSP_CACHE_DIR"] = str(tmp_path_factory.mktemp("bsp-cache"))
+    yield
+    if previous is None:
+        os.environ.pop("BSP_CACHE_DIR", None)
+    else:
+        os.environ["BSP_CACHE_DIR"] = previous
+
+
 def tiny_config(model_type: str = "bert", num_labels: int = 3, layers: int = 2):
     from transformers import BertConfig, DistilBertConfig, RobertaConfig
 

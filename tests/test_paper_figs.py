@@ -10,10 +10,12 @@ from paper_figs.reproduce import main
 
 
 def test_quick_reproduction_writes_consistent_outputs(tmp_path):
-    assert main(["--quick", "--out", str(tmp_path), "--dense-seeds", "2"]) == 0
+    assert main(["--quick", "--out", str(tmp_path)]) == 0
     results = pd.read_csv(tmp_path / "results.csv")
-    # 2 dense seeds + 2 blocks x 2 rates (reweighted) + 2 methods x 2 rates, each on 2 accelerators
-    assert len(results) == (2 + 4 + 4) * 2
+    # 2 dense seeds + 3 methods x 2 rates x 2 seeds + the second block's 2 rates (the first block's are the
+    # headline's seed-0 points), each on 2 accelerators
+    assert len(results) == (2 + 12 + 2) * 2
+    assert sorted(results["seed"].unique()) == [0, 1]
     assert results["error"].isna().all()
     assert set(results["config"]) == {"asic-32x32-int8", "fpga-zcu102"}
     pruned = results[results["method"] != "dense"]
@@ -23,6 +25,7 @@ def test_quick_reproduction_writes_consistent_outputs(tmp_path):
     assert abs(summary["headline"]["dense_accuracy_mean"] - dense.mean()) < 1e-12
     assert summary["git_commit"] and summary["wall_s"] > 0
     table = (tmp_path / "results.md").read_text()
+    assert "| reweighted - group-lasso | 4x |" in table and "| magnitude | 2x | 2 |" in table
     asic = pruned[pruned["config"] == "asic-32x32-int8"]
     assert set(asic["method"]) == {"magnitude", "reweighted", "group-lasso"}  # default recipe + the comparison
     for value in asic["accuracy"]:
@@ -36,6 +39,9 @@ def test_quick_reproduction_writes_consistent_outputs(tmp_path):
     schedules = [json.loads(p.read_text())["extra"]["schedule"] for p in configs]
     pruned = [s for s in schedules if s["prune_at_step"] != 6]  # dense runs "prune" (at sparsity 0) at the end
     assert pruned and all(s["pruned_at_step"] == 4 and s["schedule"] == "cubic" for s in pruned)
+    # two-stage: every pruned run starts from (and distils from) the dense run of its seed, trained once
+    teachers = {json.loads(p.read_text())["extra"]["teacher_dir"] for p in configs}
+    assert len(teachers) == 2 and all("/sweep/cache/teachers/dense-" in t for t in teachers)
 
 
 def test_reproduce_rejects_prune_epoch_past_the_end(tmp_path, capsys):

@@ -19,8 +19,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "prune", help="prune a HF encoder", epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--model", required=True, help="local HF model directory, or the alias 'minilm' (a dense fine-tuned "
-                   "checkpoint here gives the two-stage recipe)")
+    p.add_argument("--model", required=True, help="local HF model directory, or the alias 'minilm' (the pretrained "
+                   "model; the default recipe fine-tunes it densely first, see --teacher)")
     p.add_argument("--data", required=True, help="sentiment | bbc | glue:TASK")
     p.add_argument("--glue-dir", help="GLUE data directory for --data glue:TASK")
     p.add_argument("--block", default="16x16", help=fields["block"].metadata["help"] + " (default 16x16)")
@@ -58,9 +58,17 @@ def register(subparsers) -> None:
     p.add_argument("--prune-start-epoch", type=float, default=0.0, help="start of a gradual ramp (default 0)")
     p.add_argument("--prune-frequency-steps", type=int, default=10,
                    help="optimizer steps between mask updates of a gradual ramp (default 10)")
-    p.add_argument("--teacher", help="fine-tuned dense classifier directory to distil from (see --distill-alpha)")
-    p.add_argument("--distill-alpha", type=float, default=0.0,
-                   help="weight of the teacher's soft targets in the loss, in [0, 1] (default 0: no distillation)")
+    p.add_argument("--teacher", default="two-stage", choices=["two-stage", "distill", "none"],
+                   help="the dense teacher: two-stage (default: fine-tune --model densely with the same budget once, "
+                        "cached; start from it and distil from it -- the most accurate recipe measured), distill "
+                        "(distil only), none (prune --model directly, no teacher: the paper's setting)")
+    p.add_argument("--teacher-model", help="an existing fine-tuned dense classifier directory to use as the teacher "
+                   "instead of training one")
+    p.add_argument("--cache-dir", help="where trained teachers are cached (default $BSP_CACHE_DIR or "
+                   "~/.cache/bsp-codesign)")
+    p.add_argument("--distill-alpha", type=float, default=0.5,
+                   help="weight of the teacher's soft targets in the loss, in [0, 1] (default 0.5; 0: start from the "
+                        "teacher without distilling)")
     p.add_argument("--distill-temperature", type=float, default=2.0, help="softmax temperature (default 2)")
     p.add_argument("--targets", nargs="+", help=fields["targets"].metadata["help"])
     p.add_argument("--out", required=True, help="output directory: new, empty, or an earlier bsp prune output "
@@ -91,7 +99,7 @@ def run(args) -> int:
     from pruning.settings import PruneSettings
     from pruning.train import TrainBudget, check_run_output, run_pruning
 
-    check_run_output(args.model, args.out, args.overwrite, args.glue_dir, args.teacher)  # before anything loads
+    check_run_output(args.model, args.out, args.overwrite, args.glue_dir, args.teacher_model)  # before anything loads
 
     settings = PruneSettings(
         block=args.block,
@@ -121,11 +129,12 @@ def run(args) -> int:
         schedule=args.schedule,
         prune_start_epoch=args.prune_start_epoch,
         prune_frequency_steps=args.prune_frequency_steps,
+        teacher=args.teacher,
         distill_alpha=args.distill_alpha,
         distill_temperature=args.distill_temperature,
     )
     result = run_pruning(args.model, args.data, settings, args.out, budget, glue_dir=args.glue_dir,
-                         overwrite=args.overwrite, teacher=args.teacher)
+                         overwrite=args.overwrite, teacher=args.teacher_model, cache_dir=args.cache_dir)
     report = layer_report(result.masks)
     with_pd_options(
         lambda: print(

@@ -217,7 +217,7 @@ def test_prune_cli_gradual_schedule_with_distillation(tmp_path, capsys):
     rc = main(["prune", "--model", str(model_dir), "--data", "glue:sst-2", "--glue-dir", str(glue_dir),
                "--block", "4x4", "--method", "reweighted", "--penalty-mode", "proximal", "--lam", "50",
                "--relative-norms", "--score", "taylor", "--schedule", "cubic", "--prune-at-epoch", "3",
-               "--prune-frequency-steps", "2", "--teacher", str(model_dir), "--distill-alpha", "0.5",
+               "--prune-frequency-steps", "2", "--teacher", "distill", "--teacher-model", str(model_dir),
                "--target-sparsity", "0.75", "--epochs", "4", "--max-train-samples", "16", "--batch-size", "8",
                "--out", str(out)])  # fmt: skip
     assert rc == 0, capsys.readouterr().err
@@ -226,6 +226,24 @@ def test_prune_cli_gradual_schedule_with_distillation(tmp_path, capsys):
     assert schedule["schedule"] == "cubic" and schedule["pruned_at_step"] == 6 and schedule["mask_updates"] == 3
     assert record["settings"]["score"] == "taylor" and record["extra"]["budget"]["distill_alpha"] == 0.5
     assert record["summary"]["compression_rate"] == pytest.approx(4.0, rel=0.01)
+    assert record["extra"]["teacher_dir"] == str(model_dir)
     rc = main(["prune", "--model", str(model_dir), "--data", "glue:sst-2", "--glue-dir", str(glue_dir),
-               "--target-sparsity", "0.5", "--distill-alpha", "0.5", "--out", str(tmp_path / "x")])  # fmt: skip
-    assert rc == 2 and "needs a teacher" in capsys.readouterr().err
+               "--target-sparsity", "0.5", "--teacher", "none", "--teacher-model", str(model_dir),
+               "--out", str(tmp_path / "x")])  # fmt: skip
+    assert rc == 2 and "teacher: " in capsys.readouterr().err
+
+
+def test_prune_cli_default_recipe_trains_the_dense_teacher_once_and_starts_from_it(tmp_path, capsys):
+    model_dir, glue_dir = tiny_text_task(tmp_path)
+    common = ["prune", "--model", str(model_dir), "--data", "glue:sst-2", "--glue-dir", str(glue_dir), "--block", "4x4",
+              "--epochs", "2", "--max-train-samples", "16", "--batch-size", "8", "--cache-dir", str(tmp_path / "cache")]
+    assert main([*common, "--target-sparsity", "0.5", "--out", str(tmp_path / "a")]) == 0, capsys.readouterr().err
+    (teacher,) = (tmp_path / "cache" / "teachers").iterdir()
+    record = json.loads((tmp_path / "a" / "pruning_config.json").read_text())
+    assert record["extra"]["teacher_dir"] == str(teacher) and record["extra"]["budget"]["teacher"] == "two-stage"
+    teacher_record = json.loads((teacher / "pruning_config.json").read_text())
+    assert teacher_record["summary"]["compression_rate"] == pytest.approx(1.0)  # the dense fine-tune
+    written = (teacher / "model.safetensors").stat().st_mtime_ns
+    assert main([*common, "--target-sparsity", "0.75", "--out", str(tmp_path / "b")]) == 0
+    assert [p.name for p in (tmp_path / "cache" / "teachers").iterdir()] == [teacher.name]
+    assert (teacher / "model.safetensors").stat().st_mtime_ns == written  # reused, not retrained
