@@ -29,10 +29,19 @@ its PEs (gated: time spent, no energy when ``gate_zero_operands``): that is the 
 rows keep different columns. Every pass over an output/K tile decodes one index entry per kept hardware
 block it touches: ``index_decode_cycles_per_block`` cycles each, serial, before the pass's first fold.
 Without skipping the dense schedule runs and zeros are only gated.
+
+**Buffer-aware tiling** (:func:`streamed_lines_per_tile`): an output tile's partial sums must fit one
+output-buffer slot, and (``ws``) one fold's streamed inputs one input slot / (``is``) one fold's streamed
+weights one weight slot. When they do not, the streamed dimension is split into the largest pieces that
+fit -- ``ws``: M into row pieces, each a separate pass over all K-folds of the N-tile (weights and index
+re-fetched per piece); ``os``: the N-strip's M-tiles into groups (weights re-fetched per group); ``is``: N
+into row pieces per M-tile (inputs re-fetched per piece). Each piece is its own output tile (one store).
+Only when not even one line fits is the GEMM refused, naming the buffer and the smallest size that works.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,7 +50,7 @@ from hwsim.config import AcceleratorConfig, Dataflow
 from hwsim.workload import Gemm
 from pruning.spec import block_occupancy
 
-__all__ = ["FoldPlan", "fold_cycles", "plan_folds"]
+__all__ = ["FoldPlan", "fold_cycles", "plan_folds", "streamed_lines_per_tile"]
 
 
 def fold_cycles(stream: np.ndarray | int, rows: np.ndarray | int, cols: np.ndarray | int):
@@ -86,19 +95,63 @@ def _tiles(length: int, size: int) -> tuple[np.ndarray, np.ndarray]:
     return starts, np.minimum(size, length - starts)
 
 
-def _kept_blocks_per_tile(block_mask: np.ndarray, starts, sizes, block: int, axis: int) -> np.ndarray:
-    """Kept hardware blocks in the block rows (axis 0) / cols (axis 1) that each tile intersects."""
-    per_line = block_mask.sum(axis=1 - axis).astype(np.int64)
-    cumulative = np.concatenate([[0], np.cumsum(per_line)])
-    first = starts // block
-    last = (starts + sizes - 1) // block
-    return cumulative[last + 1] - cumulative[first]
+def _kept_blocks_in(block_mask: np.ndarray, block: tuple[int, int], n_starts, n_sizes, k_starts, k_sizes):
+    """Kept hardware blocks touching each ``[n range] x [k range]`` (arrays broadcast), by 2-D prefix sums."""
+    prefix = np.zeros((block_mask.shape[0] + 1, block_mask.shape[1] + 1), dtype=np.int64)
+    prefix[1:, 1:] = np.cumsum(np.cumsum(block_mask, axis=0), axis=1)
+    r0, r1 = n_starts // block[0], (n_starts + n_sizes - 1) // block[0] + 1
+    c0, c1 = k_starts // block[1], (k_starts + k_sizes - 1) // block[1] + 1
+    return prefix[r1, c1] - prefix[r0, c1] - prefix[r1, c0] + prefix[r0, c0]
 
 
-def _union_counts(mask: np.ndarray, starts, sizes, axis: int) -> np.ndarray:
-    """For tiles along ``axis`` of ``mask``: how many lines of the other axis any row of the tile keeps."""
-    any_kept = np.logical_or.reduceat(mask, starts, axis=axis)
-    return any_kept.sum(axis=1 - axis).astype(np.int64)
+class TilingError(ValueError):
+    """Not even one streamed line of a GEMM fits a buffer slot."""
+
+
+def streamed_lines_per_tile(op: Gemm, config: AcceleratorConfig) -> int:
+    """Streamed lines per output tile: ``ws``/``os`` M rows, ``is`` N rows (all of them when they fit).
+
+    The largest count whose partial sums (``acc_bits`` per element) fit one output-buffer slot and, for
+    ``ws``, whose streamed inputs of one fold fit one input slot (unless all of A stays resident) or, for
+    ``is``, whose streamed weights of one fold fit one weight slot; ``os`` keeps whole M-tiles (multiples
+    of the array rows). Raises :class:`TilingError` (a ValueError naming the buffer and the smallest slot
+    size that would work) when not even one line fits.
+    """
+    R, C = config.pe_array.rows, config.pe_array.cols
+    buffers, dataflow = config.buffers, config.pe_array.dataflow
+    slots, acc_bytes = buffers.slots, config.pe_array.acc_bits / 8
+    abytes, wbytes = op.act_bits / 8, op.weight_bits / 8
+    if dataflow is Dataflow.IS:
+        full, width = op.N, min(op.M, C)
+        limits = {"output_bytes": width * acc_bytes, "weight_bytes": min(R, op.K) * wbytes}
+    else:
+        full, width = op.M, min(op.N, C)
+        limits = {"output_bytes": width * acc_bytes}
+        if dataflow is Dataflow.WS and op.M * op.K * abytes > buffers.input_bytes // slots:  # A not resident
+            limits["input_bytes"] = min(R, op.K) * abytes
+    lines = full
+    for field, bytes_per_line in limits.items():
+        fit = int(getattr(buffers, field) // slots // bytes_per_line)
+        unit = min(R, op.M) if dataflow is Dataflow.OS and field == "output_bytes" else 1  # one whole M-tile
+        if fit < unit:
+            need = math.ceil(unit * bytes_per_line) * slots
+            raise TilingError(
+                f"buffers.{field}: {getattr(buffers, field)} bytes cannot hold one streamed "
+                f"{'row' if unit == 1 else f'M-tile of {unit} rows'} of op {op.name!r} (M={op.M}, K={op.K}, "
+                f"N={op.N}) in a {'double-buffered ' if slots == 2 else ''}slot; the smallest size that works is "
+                f"{need} bytes")  # fmt: skip
+        if fit < full:
+            lines = min(lines, fit - fit % unit)
+    return lines
+
+
+def _union_counts(mask: np.ndarray, starts, pieces, axis: int) -> np.ndarray:
+    """For tiles along ``axis`` of ``mask``: how many lines of the other axis any row of the tile keeps,
+    counted separately in each piece (``pieces``: start indices along the other axis) -> (tiles, pieces)."""
+    any_kept = np.logical_or.reduceat(mask, starts, axis=axis).astype(np.int64)
+    if axis == 1:
+        any_kept = any_kept.T
+    return np.add.reduceat(any_kept, pieces, axis=1)
 
 
 def _expand(per_outer: np.ndarray, inner_total: np.ndarray, size: int):
@@ -124,59 +177,77 @@ def plan_folds(op: Gemm, config: AcceleratorConfig) -> FoldPlan:
     useful = M * (N * K if op.mask is None else int(op.mask.sum()))
     dataflow = config.pe_array.dataflow
     block_mask = block_occupancy(op.mask, op.block) if skip else None
+    lines = streamed_lines_per_tile(op, config)
 
     def compaction(starts, sizes, axis: int, full: int) -> tuple[np.ndarray, np.ndarray]:
         """Per tile along ``axis`` of W: lines of the other axis it streams, and kept blocks it indexes."""
         if not skip:
             return np.full(len(starts), full), np.zeros(len(starts), dtype=np.int64)
-        return (_union_counts(op.mask, starts, sizes, axis=axis),
-                _kept_blocks_per_tile(block_mask, starts, sizes, op.block[axis], axis=axis))  # fmt: skip
+        return (_union_counts(op.mask, starts, np.zeros(1, dtype=np.int64), axis=axis)[:, 0],
+                _kept_blocks_in(block_mask, op.block, starts, sizes, 0, K))  # fmt: skip
 
     if dataflow in (Dataflow.WS, Dataflow.OS):
         n_starts, n_sizes = _tiles(N, C)
         k_eff, blocks = compaction(n_starts, n_sizes, axis=0, full=K)
         if dataflow is Dataflow.WS:
-            tile_id, rows, first = _expand(np.arange(len(n_starts)), k_eff, R)
-            cols = n_sizes[tile_id]
-            stream = np.full(len(rows), M, dtype=np.int64)
-            index_blocks = np.where(first, blocks[tile_id], 0)
+            # one pass per (N-tile, M-piece): all K-folds of the N-tile, streaming the piece's rows
+            _, piece_sizes = _tiles(M, lines)
+            n_of_pass = np.repeat(np.arange(len(n_starts)), len(piece_sizes))
+            piece_of_pass = np.tile(np.arange(len(piece_sizes)), len(n_starts))
+            pass_id, rows, first = _expand(np.arange(len(n_of_pass)), k_eff[n_of_pass], R)
+            n_index, piece = n_of_pass[pass_id], piece_of_pass[pass_id]
+            cols = n_sizes[n_index]
+            stream = piece_sizes[piece]
+            index_blocks = np.where(first, blocks[n_index], 0)
             weight_bytes = rows * cols * wbytes
             weight_dram = weight_bytes
             input_bytes = stream * rows * abytes
             psum = stream * cols
-            live = k_eff > 0
-            out_elements = M * n_sizes[live]
+            live = k_eff[n_of_pass] > 0
+            out_elements = piece_sizes[piece_of_pass[live]] * n_sizes[n_of_pass[live]]
             tile = np.cumsum(first) - 1
         else:  # OS: every (N-tile, M-tile) pair is one fold streaming the compacted K
-            # output tile = the N-tile's whole column strip; its weights come from DRAM once and are
-            # re-streamed from the weight buffer for every M-tile.
+            # output tile = a group of M-tiles of the N-tile's column strip (the whole strip when it fits);
+            # its weights come from DRAM once per group and are re-streamed from the weight buffer for
+            # every M-tile of the group.
             m_starts, m_sizes = _tiles(M, R)
+            per_group = max(1, lines // R) if lines < M else len(m_starts)
+            group_rows = np.add.reduceat(m_sizes, np.arange(0, len(m_starts), per_group))
             live = np.flatnonzero(k_eff > 0)
             n_index = np.repeat(live, len(m_starts))
             m_index = np.tile(np.arange(len(m_starts)), len(live))
             rows, cols, stream = m_sizes[m_index], n_sizes[n_index], k_eff[n_index]
             index_blocks = blocks[n_index]
             weight_bytes = cols * stream * wbytes
-            weight_dram = np.where(m_index == 0, weight_bytes, 0)
+            weight_dram = np.where(m_index % per_group == 0, weight_bytes, 0)
             input_bytes = rows * stream * abytes
             psum = rows * cols
-            out_elements = M * n_sizes[live]
-            tile = np.repeat(np.arange(len(live)), len(m_starts))
-    else:  # IS: array rows <- K (stationary inputs), cols <- M, stream the weight rows n
+            out_elements = (n_sizes[live][:, None] * group_rows[None, :]).ravel()
+            tile = np.repeat(np.arange(len(live)), len(m_starts)) * len(group_rows) + m_index // per_group
+    else:  # IS: array rows <- K (stationary inputs), cols <- M, stream the weight rows n of one N-piece
         k_starts, k_sizes = _tiles(K, R)
         m_starts, m_sizes = _tiles(M, C)
-        n_eff, blocks = compaction(k_starts, k_sizes, axis=1, full=N)
-        live = np.flatnonzero(n_eff > 0)
-        m_index = np.repeat(np.arange(len(m_starts)), len(live))
-        k_index = np.tile(live, len(m_starts))
-        rows, cols, stream = k_sizes[k_index], m_sizes[m_index], n_eff[k_index]
-        index_blocks = blocks[k_index]
+        piece_starts, piece_sizes = _tiles(N, lines)
+        if skip:  # (N-piece, K-tile): weight rows of the piece that keep something in the K-tile
+            n_eff = _union_counts(op.mask, k_starts, piece_starts, axis=1).T
+            blocks = _kept_blocks_in(block_mask, op.block, piece_starts[:, None], piece_sizes[:, None],
+                                     k_starts[None, :], k_sizes[None, :])  # fmt: skip
+        else:
+            n_eff = np.repeat(piece_sizes[:, None], len(k_starts), axis=1)
+            blocks = np.zeros_like(n_eff)
+        piece_live, k_live = np.nonzero(n_eff > 0)  # row-major: pieces in order, K-tiles in order within
+        live_pieces = np.unique(piece_live)
+        m_index = np.repeat(np.arange(len(m_starts)), len(piece_live))
+        piece = np.tile(piece_live, len(m_starts))
+        k_index = np.tile(k_live, len(m_starts))
+        rows, cols, stream = k_sizes[k_index], m_sizes[m_index], n_eff[piece, k_index]
+        index_blocks = blocks[piece, k_index]
         weight_bytes = stream * rows * wbytes
         weight_dram = weight_bytes
         input_bytes = rows * cols * abytes
         psum = stream * cols
-        tile = m_index if len(live) else np.zeros(0, dtype=np.int64)
-        out_elements = N * m_sizes if len(live) else np.zeros(0, dtype=np.int64)
+        tile = m_index * len(live_pieces) + np.searchsorted(live_pieces, piece)
+        out_elements = (m_sizes[:, None] * piece_sizes[live_pieces][None, :]).ravel()
 
     return FoldPlan(
         dataflow=dataflow,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hwsim.config import AcceleratorConfig, Dataflow
-from hwsim.mapping import plan_folds
+from hwsim.mapping import plan_folds, streamed_lines_per_tile
 from hwsim.memory import make_chunks, transfer_cycles
 from hwsim.workload import Gemm
 
@@ -144,12 +144,17 @@ class FoldGeometry:
 
 
 def iter_folds(op: Gemm, config: AcceleratorConfig):
-    """Folds of ``op`` in execution order, enumerated with explicit loops (see ``hwsim.mapping``)."""
+    """Folds of ``op`` in execution order, enumerated with explicit loops (see ``hwsim.mapping``).
+
+    The streamed lines per output tile (buffer-aware tiling) are the mapping's choice,
+    :func:`hwsim.mapping.streamed_lines_per_tile`; the loops over pieces are written out here.
+    """
     R, C = config.pe_array.rows, config.pe_array.cols
     M, K, N = op.M, op.K, op.N
     skip = config.sparse.skip_zero_blocks and op.mask is not None
     mask = op.mask if op.mask is not None else np.ones((N, K), dtype=bool)
     dataflow = config.pe_array.dataflow
+    lines = streamed_lines_per_tile(op, config)
     tile = -1
     if dataflow in (Dataflow.WS, Dataflow.OS):
         for n0 in range(0, N, C):
@@ -158,24 +163,33 @@ def iter_folds(op: Gemm, config: AcceleratorConfig):
             blocks = _kept_blocks(mask, op.block, n_range=(n0, n_rows[-1] + 1)) if skip else 0
             if not ks:
                 continue
-            tile += 1
             if dataflow is Dataflow.WS:
-                for f, k0 in enumerate(range(0, len(ks), R)):
-                    yield FoldGeometry(n_rows, tuple(ks[k0 : k0 + R]), tuple(range(M)), blocks if f == 0 else 0, tile)
+                for p0 in range(0, M, lines):  # one pass over the K-folds per piece of M rows
+                    tile += 1
+                    m_rows = tuple(range(p0, min(M, p0 + lines)))
+                    for f, k0 in enumerate(range(0, len(ks), R)):
+                        yield FoldGeometry(n_rows, tuple(ks[k0 : k0 + R]), m_rows, blocks if f == 0 else 0, tile)
             else:
                 for m0 in range(0, M, R):
+                    if m0 % max(lines, R) == 0:  # a new group of M-tiles: a new output tile
+                        tile += 1
                     yield FoldGeometry(n_rows, tuple(ks), tuple(range(m0, min(M, m0 + R))), blocks, tile)
     else:
         for m0 in range(0, M, C):
             m_rows = tuple(range(m0, min(M, m0 + C)))
-            tile += 1
-            for k0 in range(0, K, R):
-                k_cols = tuple(range(k0, min(K, k0 + R)))
-                ns = [n for n in range(N) if mask[n, k0 : k_cols[-1] + 1].any()] if skip else list(range(N))
-                if not ns:
-                    continue
-                blocks = _kept_blocks(mask, op.block, k_range=(k0, k_cols[-1] + 1)) if skip else 0
-                yield FoldGeometry(tuple(ns), k_cols, m_rows, blocks, tile)
+            for p0 in range(0, N, lines):
+                piece = range(p0, min(N, p0 + lines))
+                started = False
+                for k0 in range(0, K, R):
+                    k_cols = tuple(range(k0, min(K, k0 + R)))
+                    ns = [n for n in piece if mask[n, k0 : k_cols[-1] + 1].any()] if skip else list(piece)
+                    if not ns:
+                        continue
+                    if not started:
+                        tile, started = tile + 1, True
+                    blocks = _kept_blocks(mask, op.block, n_range=(p0, piece[-1] + 1),
+                                          k_range=(k0, k_cols[-1] + 1)) if skip else 0  # fmt: skip
+                    yield FoldGeometry(tuple(ns), k_cols, m_rows, blocks, tile)
 
 
 def _folds(op: Gemm, A: np.ndarray, W: np.ndarray, config: AcceleratorConfig):

@@ -27,7 +27,7 @@ from bsp_common import strict_json
 from bsp_common.outputs import write_text_atomic
 from hwsim.config import AcceleratorConfig, Dataflow, load_config
 from hwsim.energy import ENERGY_COMPONENTS, gemm_energy_pj, vector_energy_pj
-from hwsim.mapping import plan_folds
+from hwsim.mapping import plan_folds, streamed_lines_per_tile
 from hwsim.memory import make_chunks, run_pipeline
 from hwsim.workload import Gemm, VectorOp, Workload
 
@@ -145,12 +145,18 @@ def _vector_cycles(op: VectorOp, config: AcceleratorConfig) -> int:
 
 
 def estimate_folds(config: AcceleratorConfig, workload: Workload) -> int:
-    """Upper bound on the folds the fast path plans for ``workload`` (dense geometry; skipping only removes)."""
+    """Upper bound on the folds the fast path plans for ``workload`` (dense geometry; skipping only removes),
+    buffer-aware tiling's extra passes included."""
     R, C = config.pe_array.rows, config.pe_array.cols
+
+    def pieces(op: Gemm) -> int:
+        full = op.N if config.pe_array.dataflow is Dataflow.IS else op.M
+        return -(-full // streamed_lines_per_tile(op, config)) if config.pe_array.dataflow is not Dataflow.OS else 1
+
     tiles = {Dataflow.WS: lambda op: -(-op.N // C) * -(-op.K // R),
              Dataflow.OS: lambda op: -(-op.N // C) * -(-op.M // R),
              Dataflow.IS: lambda op: -(-op.K // R) * -(-op.M // C)}[config.pe_array.dataflow]  # fmt: skip
-    return sum(tiles(op) for op in workload.gemms)
+    return sum(tiles(op) * pieces(op) for op in workload.gemms)
 
 
 def simulate(config: AcceleratorConfig | str, workload: Workload, trace: bool = False,

@@ -5,7 +5,7 @@ import pytest
 import torch
 from helpers import small_config
 
-from hwsim.mapping import fold_cycles, plan_folds
+from hwsim.mapping import fold_cycles, plan_folds, streamed_lines_per_tile
 from hwsim.reference import reference_gemm, step_output_stationary, step_stationary
 from hwsim.simulate import simulate_gemm
 from hwsim.workload import Gemm
@@ -31,6 +31,7 @@ def random_case(seed):
         decode=int(rng.integers(0, 3)),
         weight_bytes=int(rng.choice([64, 256, 4096])),
         input_bytes=int(rng.choice([64, 512, 4096])),
+        output_bytes=int(rng.choice([32, 128, 4096])),  # small ones force buffer-aware tiling
     )
     op = Gemm("g", M=M, K=K, N=N, mask=mask, block=block)
     A = rng.integers(-8, 8, size=(M, K)).astype(np.float64)
@@ -56,16 +57,18 @@ def test_fast_path_cycles_equal_reference_and_numbers_equal_torch(seed):
     np.testing.assert_array_equal(ref.out, expected)
 
 
-def test_enough_random_cases_are_simulated():
-    simulated = 0
+def test_enough_random_cases_are_simulated_and_tiled():
+    simulated = tiled = 0
     for seed in range(150):
         op, _, _, config = random_case(seed)
         try:
             simulate_gemm(op, config)
             simulated += 1
         except ValueError:
-            pass
-    assert simulated >= 100
+            continue
+        full = op.N if config.pe_array.dataflow.value == "is" else op.M
+        tiled += streamed_lines_per_tile(op, config) < full
+    assert simulated >= 120 and tiled >= 25, (simulated, tiled)
 
 
 @pytest.mark.parametrize(("r", "c", "S"), [(1, 1, 1), (3, 2, 5), (4, 4, 1), (2, 5, 7)])
