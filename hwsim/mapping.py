@@ -48,9 +48,9 @@ import numpy as np
 
 from hwsim.config import AcceleratorConfig, Dataflow
 from hwsim.workload import Gemm
-from pruning.spec import block_occupancy
+from pruning.spec import any_per_row_tile, block_occupancy
 
-__all__ = ["FoldPlan", "fold_cycles", "plan_folds", "streamed_lines_per_tile"]
+__all__ = ["FoldPlan", "TilingError", "fold_cycles", "fold_lines", "plan_folds", "streamed_lines_per_tile"]
 
 
 def fold_cycles(stream: np.ndarray | int, rows: np.ndarray | int, cols: np.ndarray | int):
@@ -75,6 +75,11 @@ class FoldPlan:
     psum_elements: np.ndarray  # partial sums read-modified-written by this fold
     output_tile_elements: np.ndarray  # per output tile: elements stored at its end
     useful_macs: int  # MACs with a non-zero weight (one repeat)
+    # where each fold sits in the uncompacted GEMM (see fold_lines): first weight row n, first token m, and
+    # the first reduction line -- ws: position in the N-tile's compacted k list; os: 0; is: first k
+    n_first: np.ndarray | None = None
+    m_first: np.ndarray | None = None
+    k_first: np.ndarray | None = None
 
     @property
     def n_folds(self) -> int:
@@ -145,26 +150,23 @@ def streamed_lines_per_tile(op: Gemm, config: AcceleratorConfig) -> int:
     return lines
 
 
-def _union_counts(mask: np.ndarray, starts, pieces, axis: int) -> np.ndarray:
-    """For tiles along ``axis`` of ``mask``: how many lines of the other axis any row of the tile keeps,
-    counted separately in each piece (``pieces``: start indices along the other axis) -> (tiles, pieces)."""
-    any_kept = np.logical_or.reduceat(mask, starts, axis=axis).astype(np.int64)
-    if axis == 1:
-        any_kept = any_kept.T
-    return np.add.reduceat(any_kept, pieces, axis=1)
+def _union_counts(mask: np.ndarray, tile: int) -> np.ndarray:
+    """For tiles of ``tile`` weight rows: how many reduction lines any row of the tile keeps."""
+    return any_per_row_tile(mask, tile).sum(axis=1, dtype=np.int64)
 
 
 def _expand(per_outer: np.ndarray, inner_total: np.ndarray, size: int):
     """Split each outer pass of ``inner_total`` reduction lines into folds of at most ``size`` lines.
 
-    Returns (outer index per fold, lines per fold, first-fold flags); passes with 0 lines vanish.
+    Returns (outer index per fold, lines per fold, position of the fold in its pass); passes with 0 lines
+    vanish.
     """
     folds_per_outer = -(-inner_total // size)
     outer = np.repeat(per_outer, folds_per_outer)
     starts = np.cumsum(folds_per_outer) - folds_per_outer
     position = np.arange(len(outer)) - np.repeat(starts, folds_per_outer)
     lines = np.minimum(size, np.repeat(inner_total, folds_per_outer) - position * size)
-    return outer, lines, position == 0
+    return outer, lines, position
 
 
 def plan_folds(op: Gemm, config: AcceleratorConfig) -> FoldPlan:
@@ -179,23 +181,25 @@ def plan_folds(op: Gemm, config: AcceleratorConfig) -> FoldPlan:
     block_mask = block_occupancy(op.mask, op.block) if skip else None
     lines = streamed_lines_per_tile(op, config)
 
-    def compaction(starts, sizes, axis: int, full: int) -> tuple[np.ndarray, np.ndarray]:
-        """Per tile along ``axis`` of W: lines of the other axis it streams, and kept blocks it indexes."""
+    def compaction(starts, sizes) -> tuple[np.ndarray, np.ndarray]:
+        """Per N-tile of W: reduction lines it streams, and kept blocks it indexes."""
         if not skip:
-            return np.full(len(starts), full), np.zeros(len(starts), dtype=np.int64)
-        return (_union_counts(op.mask, starts, np.zeros(1, dtype=np.int64), axis=axis)[:, 0],
+            return np.full(len(starts), K), np.zeros(len(starts), dtype=np.int64)
+        return (_union_counts(op.mask, C),
                 _kept_blocks_in(block_mask, op.block, starts, sizes, 0, K))  # fmt: skip
 
     if dataflow in (Dataflow.WS, Dataflow.OS):
         n_starts, n_sizes = _tiles(N, C)
-        k_eff, blocks = compaction(n_starts, n_sizes, axis=0, full=K)
+        k_eff, blocks = compaction(n_starts, n_sizes)
         if dataflow is Dataflow.WS:
             # one pass per (N-tile, M-piece): all K-folds of the N-tile, streaming the piece's rows
-            _, piece_sizes = _tiles(M, lines)
+            piece_starts, piece_sizes = _tiles(M, lines)
             n_of_pass = np.repeat(np.arange(len(n_starts)), len(piece_sizes))
             piece_of_pass = np.tile(np.arange(len(piece_sizes)), len(n_starts))
-            pass_id, rows, first = _expand(np.arange(len(n_of_pass)), k_eff[n_of_pass], R)
+            pass_id, rows, position = _expand(np.arange(len(n_of_pass)), k_eff[n_of_pass], R)
+            first = position == 0
             n_index, piece = n_of_pass[pass_id], piece_of_pass[pass_id]
+            n_first, m_first, k_first = n_starts[n_index], piece_starts[piece], position * R
             cols = n_sizes[n_index]
             stream = piece_sizes[piece]
             index_blocks = np.where(first, blocks[n_index], 0)
@@ -224,16 +228,22 @@ def plan_folds(op: Gemm, config: AcceleratorConfig) -> FoldPlan:
             psum = rows * cols
             out_elements = (n_sizes[live][:, None] * group_rows[None, :]).ravel()
             tile = np.repeat(np.arange(len(live)), len(m_starts)) * len(group_rows) + m_index // per_group
+            n_first, m_first, k_first = n_starts[n_index], m_starts[m_index], np.zeros_like(m_index)
     else:  # IS: array rows <- K (stationary inputs), cols <- M, stream the weight rows n of one N-piece
         k_starts, k_sizes = _tiles(K, R)
         m_starts, m_sizes = _tiles(M, C)
         piece_starts, piece_sizes = _tiles(N, lines)
         if skip:  # (N-piece, K-tile): weight rows of the piece that keep something in the K-tile
-            n_eff = _union_counts(op.mask, k_starts, piece_starts, axis=1).T
+            any_kept = np.logical_or.reduceat(op.mask, k_starts, axis=1)  # [N, K-tiles]
+            n_eff = np.add.reduceat(any_kept.astype(np.int64), piece_starts, axis=0)
+            # the first such row (N where none: those pairs run no fold)
+            row_ids = np.where(any_kept, np.arange(N)[:, None], N)
+            first_row = np.minimum.reduceat(row_ids, piece_starts, axis=0)
             blocks = _kept_blocks_in(block_mask, op.block, piece_starts[:, None], piece_sizes[:, None],
                                      k_starts[None, :], k_sizes[None, :])  # fmt: skip
         else:
             n_eff = np.repeat(piece_sizes[:, None], len(k_starts), axis=1)
+            first_row = np.repeat(piece_starts[:, None], len(k_starts), axis=1)
             blocks = np.zeros_like(n_eff)
         piece_live, k_live = np.nonzero(n_eff > 0)  # row-major: pieces in order, K-tiles in order within
         live_pieces = np.unique(piece_live)
@@ -248,6 +258,7 @@ def plan_folds(op: Gemm, config: AcceleratorConfig) -> FoldPlan:
         psum = stream * cols
         tile = m_index * len(live_pieces) + np.searchsorted(live_pieces, piece)
         out_elements = (m_sizes[:, None] * piece_sizes[live_pieces][None, :]).ravel()
+        n_first, m_first, k_first = first_row[piece, k_index], m_starts[m_index], k_starts[k_index]
 
     return FoldPlan(
         dataflow=dataflow,
@@ -263,4 +274,31 @@ def plan_folds(op: Gemm, config: AcceleratorConfig) -> FoldPlan:
         psum_elements=np.asarray(psum, dtype=np.int64),
         output_tile_elements=np.asarray(out_elements, dtype=np.int64),
         useful_macs=useful,
+        n_first=np.asarray(n_first, dtype=np.int64),
+        m_first=np.asarray(m_first, dtype=np.int64),
+        k_first=np.asarray(k_first, dtype=np.int64),
     )
+
+
+def fold_lines(op: Gemm, config: AcceleratorConfig, plan: FoldPlan, fold: int) -> dict[str, np.ndarray]:
+    """The operand lines fold ``fold`` of ``plan`` touches, as index arrays into the uncompacted GEMM.
+
+    ``n``: weight rows (output features), ``k``: reduction indices, ``m``: tokens. Rows skipped inside a
+    compacted range (``is``: weight rows of the piece that keep nothing in the K-tile; ``ws``/``os``:
+    reduction lines no row of the N-tile keeps) are left out, exactly as the array streams them.
+    """
+    skip = config.sparse.skip_zero_blocks and op.mask is not None
+    n0, m0, k0 = int(plan.n_first[fold]), int(plan.m_first[fold]), int(plan.k_first[fold])
+    rows, cols, stream = int(plan.rows[fold]), int(plan.cols[fold]), int(plan.stream[fold])
+    if plan.dataflow is Dataflow.IS:
+        k = np.arange(k0, k0 + rows)
+        m = np.arange(m0, m0 + cols)
+        if not skip:
+            return {"n": np.arange(n0, n0 + stream), "k": k, "m": m}
+        live = np.flatnonzero(op.mask[n0:, k0 : k0 + rows].any(axis=1)) + n0  # the piece's live rows from n0
+        return {"n": live[:stream], "k": k, "m": m}
+    n = np.arange(n0, n0 + cols)
+    ks = np.flatnonzero(op.mask[n0 : n0 + cols].any(axis=0)) if skip else np.arange(op.K)
+    if plan.dataflow is Dataflow.WS:
+        return {"n": n, "k": ks[k0 : k0 + rows], "m": np.arange(m0, m0 + stream)}
+    return {"n": n, "k": ks, "m": np.arange(m0, m0 + rows)}

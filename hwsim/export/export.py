@@ -39,9 +39,8 @@ from bsp_common.outputs import atomic_output_dir, check_output_dir
 from hwsim.config import AcceleratorConfig, load_config
 from hwsim.export.formats import LANE_ORDERS, pack_words, write_c_header, write_coe, write_hex
 from hwsim.export.quant import SCALE_MODES, SUPPORTED_BITS, quantize
-from hwsim.mapping import plan_folds
+from hwsim.mapping import fold_lines, plan_folds
 from hwsim.memory import make_chunks, run_pipeline
-from hwsim.reference import iter_folds
 from hwsim.workload import Gemm
 from pruning.layouts import compile_pattern
 
@@ -148,10 +147,11 @@ def _tile_stream(path: Path, op: Gemm, config: AcceleratorConfig) -> int:
         writer = csv.writer(handle)
         writer.writerow(["fold", "tile", "n_first", "n_count", "k_indices", "m_first", "m_count", "decode_blocks",
                          "start_cycle", "end_cycle"])  # fmt: skip
-        for i, fold in enumerate(iter_folds(op, config)):
-            writer.writerow([i, fold.tile, fold.n_rows[0], len(fold.n_rows), " ".join(map(str, fold.k_cols)),
-                             fold.m_rows[0], len(fold.m_rows), fold.decode_blocks, int(starts[i]),
-                             int(starts[i] + cycles[i])])  # fmt: skip
+        for i in range(plan.n_folds):
+            lines = fold_lines(op, config, plan, i)
+            writer.writerow([i, int(plan.tile[i]), int(lines["n"][0]), len(lines["n"]),
+                             " ".join(map(str, lines["k"].tolist())), int(lines["m"][0]), len(lines["m"]),
+                             int(plan.index_blocks[i]), int(starts[i]), int(starts[i] + cycles[i])])  # fmt: skip
     return plan.n_folds
 
 

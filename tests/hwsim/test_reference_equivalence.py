@@ -5,8 +5,8 @@ import pytest
 import torch
 from helpers import small_config
 
-from hwsim.mapping import fold_cycles, plan_folds, streamed_lines_per_tile
-from hwsim.reference import reference_gemm, step_output_stationary, step_stationary
+from hwsim.mapping import fold_cycles, fold_lines, plan_folds, streamed_lines_per_tile
+from hwsim.reference import iter_folds, reference_gemm, step_output_stationary, step_stationary
 from hwsim.simulate import simulate_gemm
 from hwsim.workload import Gemm
 
@@ -103,3 +103,20 @@ def test_fully_pruned_tiles_are_skipped_and_partial_tiles_compacted():
     no_skip = plan_folds(Gemm("g", M=5, K=8, N=8, mask=mask, block=(4, 2)), small_config(skip=False))
     assert no_skip.compute_cycles.sum() == dense.compute_cycles.sum()
     assert no_skip.useful_macs == 5 * 8
+
+
+@pytest.mark.parametrize("seed", range(150))
+def test_plan_geometry_equals_the_reference_enumeration(seed):
+    op, _, _, config = random_case(seed)
+    try:
+        plan = plan_folds(op, config)
+    except ValueError:
+        pytest.skip("buffer too small for this random case")
+    folds = list(iter_folds(op, config))
+    assert len(folds) == plan.n_folds
+    for i, fold in enumerate(folds):
+        lines = fold_lines(op, config, plan, i)
+        assert lines["n"].tolist() == list(fold.n_rows), i
+        assert lines["k"].tolist() == list(fold.k_cols), i
+        assert lines["m"].tolist() == list(fold.m_rows), i
+        assert plan.tile[i] == fold.tile and plan.index_blocks[i] == fold.decode_blocks
