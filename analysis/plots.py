@@ -26,6 +26,8 @@ __all__ = [
     "OKABE_ITO",
     "accuracy_vs_compression",
     "layer_breakdown",
+    "layer_group_table",
+    "majority_accuracy",
     "mask_heatmap",
     "metric_vs_block",
     "pareto_scatter",
@@ -166,13 +168,28 @@ OP_GROUPS = {"q": "Q/K/V projections", "k": "Q/K/V projections", "v": "Q/K/V pro
              "ffn_residual": "residual + LayerNorm", "ffn_layernorm": "residual + LayerNorm"}  # fmt: skip
 
 
-def layer_breakdown(ops: pd.DataFrame, metric: str = "cycles"):
-    """Per-layer stacked bars of ``metric`` (from ``SimResult.ops``), grouped by op type, one legend outside."""
+def layer_group_table(ops: pd.DataFrame, metric: str = "cycles") -> pd.DataFrame:
+    """``metric`` (from ``SimResult.ops``) summed per encoder layer (rows) and op type (columns, stack order)."""
     data = ops.copy()
     data["group"] = data["op"].str.split(".").str[-1].map(OP_GROUPS).fillna("other")
     order = list(dict.fromkeys([*OP_GROUPS.values(), "other"]))
     table = data.pivot_table(index="layer", columns="group", values=metric, aggfunc="sum").fillna(0)
-    table = table[[g for g in order if g in table.columns]]
+    return table[[g for g in order if g in table.columns]]
+
+
+def majority_accuracy(table: pd.DataFrame) -> float | None:
+    """The table's data set's majority-class dev accuracy (a chance line); None when it cannot be read."""
+    from pruning.data import load_dataset
+
+    try:
+        return load_dataset(str(table["data"].iloc[0])).majority_accuracy()
+    except (ValueError, OSError, KeyError, IndexError):  # e.g. glue:TASK without its directory: no line
+        return None
+
+
+def layer_breakdown(ops: pd.DataFrame, metric: str = "cycles"):
+    """Per-layer stacked bars of ``metric`` (from ``SimResult.ops``), grouped by op type, one legend outside."""
+    table = layer_group_table(ops, metric)
     fig, ax = plt.subplots(figsize=(7.0, 4.0))
     bottom = np.zeros(len(table))
     for i, group in enumerate(table.columns):

@@ -38,9 +38,15 @@ from hwsim.config import list_presets
 from pruning.settings import PENALTY_MODES, PruneMethod, ScoreKind, TrainBudget, check_sparsity
 from pruning.spec import BlockSpec, Granularity
 
-__all__ = ["AccuracySource", "SweepSpace", "load_space"]
+__all__ = ["ACCURACY_NOTES", "AccuracySource", "SweepSpace", "load_space"]
 
 ACCURACY_SOURCES = ("proxy", "train", "none")
+ACCURACY_NOTES = {  # how each accuracy source is described wherever its numbers are shown
+    "table": "table (measured with the full method, analysis/tables)",
+    "proxy": "proxy (one-shot prune of a dense fine-tune + a few recovery steps; not the full method)",
+    "train": "train (the full method at every point)",
+    "none": "none (hardware only)",
+}
 MAX_RECOVERY_STEPS = 100_000
 MAX_SEQ_LEN = 1 << 16
 MAX_BATCH = 1 << 12

@@ -15,14 +15,6 @@ EXAMPLE = """examples:
 Re-running the same command resumes: finished points are kept, missing ones are computed.
 """
 
-ACCURACY_NOTES = {
-    "table": "table (measured with the full method, analysis/tables)",
-    "proxy": "proxy (one-shot prune of a dense fine-tune + a few recovery steps; not the full method)",
-    "train": "train (the full method at every point)",
-    "none": "none (hardware only)",
-}
-# latency in seconds, not cycles: accelerators with different clocks meet on one front
-OBJECTIVES = {"accuracy": "max", "latency_s": "min", "energy_pj": "min"}
 
 
 def register(subparsers) -> None:
@@ -39,21 +31,13 @@ def register(subparsers) -> None:
     p.set_defaults(run=run)
 
 
-def _majority_accuracy(table) -> float | None:
-    """The data set's majority-class dev accuracy (the plot's chance line); None when it cannot be read."""
-    from pruning.data import load_dataset
-
-    try:
-        return load_dataset(str(table["data"].iloc[0])).majority_accuracy()
-    except (ValueError, OSError, KeyError):  # e.g. glue:TASK without its directory: no line, not an error
-        return None
-
-
 def run(args) -> int:
     import pandas as pd
 
+    from analysis.pareto import FRONT_OBJECTIVES as OBJECTIVES
     from analysis.pareto import pareto_front
-    from analysis.plots import pareto_scatter, save_figure
+    from analysis.plots import majority_accuracy, pareto_scatter, save_figure
+    from analysis.space import ACCURACY_NOTES
     from analysis.sweep import MAX_POINTS, RESULTS_FILENAME, sweep
 
     table = sweep(args.space, out_dir=args.out, workers=args.workers, dask_scheduler=args.dask_scheduler,
@@ -71,7 +55,7 @@ def run(args) -> int:
         sources = ok["accuracy_source"].dropna().unique() if "accuracy_source" in ok else []
         source = ", ".join(sources) or "none"
         title = f"{ok['model'].iloc[0]} on {ok['data'].iloc[0]}; accuracy: {source}" if "model" in ok else None
-        chance = _majority_accuracy(ok) if y == "accuracy" else None
+        chance = majority_accuracy(ok) if y == "accuracy" else None
         save_figure(pareto_scatter(ok, x="latency_s", y=y, y_sense=OBJECTIVES[y], title=title, chance=chance),
                     out / "pareto")  # fmt: skip
         front = pareto_front(ok, objectives)

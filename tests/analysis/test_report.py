@@ -1,0 +1,80 @@
+"""`bsp report`: a self-contained page whose plots really draw in a browser (headless Chromium)."""
+
+import re
+import shutil
+import subprocess
+
+import matplotlib.image as mpimg
+import pytest
+from conftest import tiny_classifier
+
+from analysis import SweepSpace, sweep
+from analysis.report import build_report, detail_points
+from bsp_cli.main import main
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_browser = pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (make install adds it)")
+
+
+@pytest.fixture(scope="module")
+def table_path(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    model = root / "tiny-bert"
+    tiny_classifier("bert").save_pretrained(model)
+    space = SweepSpace(model=str(model), accuracy="none", blocks=["8x8", "16x16"], sparsities=[0.0, 0.5, 0.75],
+                       configs=["asic-16x16-int8", "fpga-zcu102"], seq_lens=[16])  # fmt: skip
+    sweep(space, out_dir=root / "sweep", progress=False)
+    return root / "sweep" / "sweep.parquet"
+
+
+def _render(html_path, tmp_path) -> tuple[dict, str]:
+    """The page's own record of what it drew (``<body data-...>``) and Chromium's log."""
+    flags = [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0",
+             "--virtual-time-budget=15000"]  # fmt: skip
+    run = subprocess.run([*flags, "--dump-dom", html_path.as_uri()], capture_output=True, text=True, timeout=180)
+    body = re.search(r"<body([^>]*)>", run.stdout)
+    assert body, run.stderr[-2000:]
+    return dict(re.findall(r'data-(\w+)="([^"]*)"', body.group(1).replace("&quot;", "'"))), run.stderr
+
+
+@needs_browser
+def test_the_pareto_page_draws_one_trace_per_accelerator_and_block_without_errors(table_path, tmp_path):
+    import pandas as pd
+
+    out = build_report(table_path, tmp_path / "report.html", detail=0)
+    assert "cdn.plot.ly" not in out.read_text()[:2000]  # plotly.js is inline: the page opens offline
+    drawn, log = _render(out, tmp_path)
+    table = pd.read_parquet(table_path)
+    pairs = table[["config", "block"]].drop_duplicates()
+    assert drawn == {"plots": "1", "traces": str(len(pairs) + 1), "errors": "[]"}, drawn  # + the front line
+    assert "Uncaught" not in log and "CONSOLE" not in log
+    screenshot = tmp_path / "page.png"
+    subprocess.run([CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                    "--window-size=1200,900", "--virtual-time-budget=15000", f"--screenshot={screenshot}",
+                    out.as_uri()], capture_output=True, timeout=180, check=True)  # fmt: skip
+    pixels = mpimg.imread(screenshot)[..., :3]
+    assert pixels.std() > 0.05  # not a blank page
+    assert (pixels.reshape(-1, 3).round(2) != 1.0).any(axis=1).mean() > 0.02  # markers, axes and text drawn
+
+
+@needs_browser
+def test_front_points_get_a_per_layer_and_a_mask_section(table_path, tmp_path):
+    import pandas as pd
+
+    out = build_report(table_path, tmp_path / "report.html", detail=3)
+    table = pd.read_parquet(table_path)
+    picked = detail_points(table, "latency_s", "energy_pj", "min", "min", 3)
+    with_masks = int(picked["masks_path"].notna().sum())
+    drawn, _ = _render(out, tmp_path)
+    assert drawn["plots"] == str(1 + len(picked) + with_masks) and drawn["errors"] == "[]", drawn
+
+
+def test_report_cli_refuses_to_overwrite_its_input_or_an_existing_file(table_path, tmp_path, capsys):
+    assert main(["report", str(table_path), "--out", str(table_path), "--overwrite"]) == 2
+    assert "is the results table itself" in capsys.readouterr().err
+    existing = tmp_path / "notes.html"
+    existing.write_text("mine")
+    assert main(["report", str(table_path), "--out", str(existing), "--detail", "0"]) == 2
+    assert existing.read_text() == "mine" and "exists" in capsys.readouterr().err
+    assert main(["report", str(table_path), "--out", str(tmp_path / "r.html"), "--detail", "0"]) == 0
+    assert (tmp_path / "r.html").stat().st_size > 1_000_000  # plotly.js embedded
