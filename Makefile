@@ -29,13 +29,13 @@ demo: install
 
 # API reference from the docstrings (pdoc): docs/api/index.html. Any pdoc warning (a module that fails to
 # import, a broken reference) fails the build; `make test` builds it, so CI does too.
-MODULES = $(shell find bsp_common bsp_cli pruning hwsim analysis -name '*.py' ! -name '__init__.py' ! -name '__main__.py' | sed 's|/|.|g; s|\.py$$||' | sort)
+MODULES = $(shell find bsp_common bsp_cli codesign pruning hwsim analysis -name '*.py' ! -name '__init__.py' ! -name '__main__.py' | sed 's|/|.|g; s|\.py$$||' | sort)
 docs: install
 	$(PY) -W error::UserWarning -m pdoc -o docs/api $(MODULES)
 
 test: install docs
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q --doctest-modules bsp_common bsp_cli pruning hwsim analysis tests
+	$(PY) -m pytest -q --doctest-modules bsp_common bsp_cli codesign pruning hwsim analysis tests
 
 lint: install
 	$(PY) -m ruff check .

@@ -13,11 +13,11 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from bsp_cli.commands import configs, export, pareto, plot, prune, report, search, simulate, sweep
+from bsp_cli.commands import codesign, configs, export, pareto, plot, prune, report, search, simulate, sweep
 
 __all__ = ["build_parser", "main"]
 
-_COMMANDS = (prune, simulate, sweep, search, pareto, plot, report, export, configs)
+_COMMANDS = (prune, codesign, simulate, sweep, search, pareto, plot, report, export, configs)
 
 
 def build_parser() -> argparse.ArgumentParser:

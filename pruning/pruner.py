@@ -60,9 +60,20 @@ class BlockPruner:
         layers = find_targets(model, settings.targets)
         for name, layer in layers.items():
             settings.block.check_fits(tuple(layer.weight.shape), name=f"{name}.weight")
-            if settings.method is not PruneMethod.NM and settings.scope is PruneScope.LAYER:
+            if settings.method is not PruneMethod.NM and settings.scope is PruneScope.LAYER and (
+                settings.layer_sparsity is None
+            ):
                 sizes = group_sizes(tuple(layer.weight.shape), settings.group_shape)
                 _refuse_empty_layer(f"{name}.weight", sizes, settings.target_sparsity, certain_only=True)
+        if settings.layer_sparsity is not None:
+            known = {f"{name}.weight" for name in layers}
+            unknown = sorted(set(dict(settings.layer_sparsity)) - known)
+            if unknown:
+                raise ValueError(f"layer_sparsity: {unknown[:3]} are not prunable layers of this model; "
+                                 f"known: {sorted(known)[:3]}... ({len(known)} layers)")  # fmt: skip
+            for name, value in settings.layer_sparsity:
+                sizes = group_sizes(tuple(layers[name.removesuffix(".weight")].weight.shape), settings.group_shape)
+                _refuse_empty_layer(name, sizes, value, certain_only=True)
         self.model, self.layers = model, layers
         weights = {f"{name}.weight": _original_weight(layer) for name, layer in layers.items()}
         if settings.method is PruneMethod.REWEIGHTED:
@@ -99,16 +110,32 @@ class BlockPruner:
             if settings.scope is PruneScope.GLOBAL:
                 keep = select_global(scores, sizes, sparsity)
             else:
-                keep = {name: select_layer(scores[name], sizes[name], sparsity, settings.balanced) for name in weights}
+                targets = self.layer_targets(sparsity)
+                keep = {name: select_layer(scores[name], sizes[name], targets[name], settings.balanced)
+                        for name in weights}  # fmt: skip
             keep = {name: kept & self.masks[name].group_mask if name in self.masks else kept
                     for name, kept in keep.items()}  # fmt: skip
             for name, kept in keep.items():
                 if not bool(kept.any()):
-                    _refuse_empty_layer(name, sizes[name], sparsity, certain_only=False)
+                    layer_sparsity = sparsity if settings.scope is PruneScope.GLOBAL else targets[name]
+                    _refuse_empty_layer(name, sizes[name], layer_sparsity, certain_only=False)
         return {
             name: BlockMask(keep[name], settings.block, settings.granularity, tuple(weights[name].shape))
             for name in weights
         }
+
+    def layer_targets(self, sparsity: float) -> dict[str, float]:
+        """Each layer's sparsity when the schedule stands at ``sparsity``: ``sparsity`` itself, or with
+        ``settings.layer_sparsity`` (a plan) each layer's own target scaled by the schedule's progress
+        ``sparsity / target_sparsity``; layers the plan does not name stay dense."""
+        names = self.weight_names
+        plan = self.settings.layer_sparsity
+        if plan is None:
+            return dict.fromkeys(names, sparsity)
+        target = self.settings.target_sparsity
+        progress = min(1.0, sparsity / target) if target > 0 else 1.0
+        planned = dict(plan)
+        return {name: planned.get(name, 0.0) * progress for name in names}
 
     def _score(self, name: str) -> torch.Tensor:
         score = self.scorer.score(name).float().clone()

@@ -74,6 +74,9 @@ class PruneSettings:
     targets: tuple[str, ...] | None = field(
         default=None, metadata={"help": "regexes of Linear module names (None: the model family's defaults)"}
     )
+    layer_sparsity: tuple[tuple[str, float], ...] | None = field(default=None, metadata={
+        "help": "per-layer targets (weight name -> sparsity, e.g. a codesign plan); layers not named stay dense; "
+                "target_sparsity is then where the schedule ends, each layer at its own value"})
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "block", BlockSpec.parse(self.block))
@@ -106,6 +109,19 @@ class PruneSettings:
             object.__setattr__(self, "target_sparsity", 1.0 - n / m)
         if self.targets is not None:
             object.__setattr__(self, "targets", tuple(self.targets))
+        if self.layer_sparsity is not None:
+            items = self.layer_sparsity.items() if isinstance(self.layer_sparsity, dict) else self.layer_sparsity
+            pairs = []
+            for name, value in items:
+                if not isinstance(name, str) or not name.endswith(".weight"):
+                    raise ValueError(f"layer_sparsity: keys must be weight names ('<module>.weight'), got {name!r}")
+                try:
+                    pairs.append((name, check_sparsity(value)))
+                except ValueError as err:
+                    raise ValueError(f"layer_sparsity[{name!r}]: {str(err).split(': ', 1)[1]}") from None
+            if self.scope is PruneScope.GLOBAL or self.method is PruneMethod.NM:
+                raise ValueError("layer_sparsity: per-layer targets need scope 'layer' and a method other than nm")
+            object.__setattr__(self, "layer_sparsity", tuple(sorted(pairs)))
 
     @property
     def group_shape(self) -> tuple[int, int]:
@@ -121,6 +137,7 @@ class PruneSettings:
             score=self.score.value,
             nm=list(self.nm),
             targets=list(self.targets) if self.targets is not None else None,
+            layer_sparsity=dict(self.layer_sparsity) if self.layer_sparsity is not None else None,
         )
         return record
 

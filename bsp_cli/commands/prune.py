@@ -23,15 +23,18 @@ def register(subparsers) -> None:
                    "model; the default recipe fine-tunes it densely first, see --teacher)")
     p.add_argument("--data", required=True, help="sentiment | bbc | glue:TASK")
     p.add_argument("--glue-dir", help="GLUE data directory for --data glue:TASK")
-    p.add_argument("--block", default="16x16", help=fields["block"].metadata["help"] + " (default 16x16)")
-    p.add_argument("--granularity", default="block", help="block | column | row (default block)")
+    p.add_argument("--block", help=fields["block"].metadata["help"] + " (default 16x16, or the plan's)")
+    p.add_argument("--granularity", help="block | column | row (default block, or the plan's)")
+    p.add_argument("--plan", help="a bsp codesign plan (YAML): per-layer sparsities at its block size, instead of "
+                   "--target-sparsity")
     p.add_argument(
         "--method",
         default="magnitude",
         help="magnitude (no regularizer; groups ranked by --score) | reweighted | group-lasso | unstructured | nm "
              "(default magnitude: the most accurate in the recipe study)",
     )
-    p.add_argument("--target-sparsity", type=float, required=True, help=fields["target_sparsity"].metadata["help"])
+    p.add_argument("--target-sparsity", type=float, help=fields["target_sparsity"].metadata["help"] + " (required "
+                   "unless --plan)")
     p.add_argument("--scope", default="layer",
                    help=fields["scope"].metadata["help"] + ": layer | global (default layer)")
     p.add_argument("--balanced", action="store_true", help=fields["balanced"].metadata["help"])
@@ -101,22 +104,26 @@ def run(args) -> int:
 
     check_run_output(args.model, args.out, args.overwrite, args.glue_dir, args.teacher_model)  # before anything loads
 
-    settings = PruneSettings(
-        block=args.block,
-        granularity=args.granularity,
-        method=args.method,
-        target_sparsity=args.target_sparsity,
-        scope=args.scope,
-        balanced=args.balanced,
-        lam=args.lam,
-        eps=args.eps,
-        nm=_parse_nm(args.nm),
-        penalty_mode=args.penalty_mode,
-        reweight_interval_steps=args.reweight_interval_steps,
-        score=args.score,
-        relative_norms=args.relative_norms,
-        targets=tuple(args.targets) if args.targets else None,
-    )
+    common = {"method": args.method, "scope": args.scope, "balanced": args.balanced, "lam": args.lam, "eps": args.eps,
+              "nm": _parse_nm(args.nm), "penalty_mode": args.penalty_mode,
+              "reweight_interval_steps": args.reweight_interval_steps, "score": args.score,
+              "relative_norms": args.relative_norms, "targets": tuple(args.targets) if args.targets else None}
+    if args.plan:
+        from codesign.plan import load_plan
+
+        if args.target_sparsity is not None:
+            raise ValueError("--target-sparsity: not with --plan (the plan sets every layer's sparsity)")
+        plan = load_plan(args.plan)
+        for option, given, planned in (("--block", args.block, plan.block), ("--granularity", args.granularity,
+                                                                               plan.granularity)):  # fmt: skip
+            if given is not None and str(given) != planned:
+                raise ValueError(f"{option}: {given!r} differs from the plan's {planned!r}; leave it out")
+        settings = plan.prune_settings(**common)
+    else:
+        if args.target_sparsity is None:
+            raise ValueError("--target-sparsity: required (or give --plan)")
+        settings = PruneSettings(block=args.block or "16x16", granularity=args.granularity or "block",
+                                 target_sparsity=args.target_sparsity, **common)  # fmt: skip
     budget = TrainBudget(
         epochs=args.epochs,
         prune_at_epoch=args.prune_at_epoch,

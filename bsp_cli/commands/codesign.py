@@ -1,0 +1,78 @@
+"""``bsp codesign``: per-layer block sparsity chosen for a target accelerator."""
+
+from __future__ import annotations
+
+import argparse
+
+EXAMPLE = """example:
+  bsp codesign --model minilm --data sentiment --config asic-32x32-int8 --objective latency_s \\
+               --max-loss-increase 0.05 --out runs/codesign
+  bsp prune --model minilm --data sentiment --plan runs/codesign/plan.yaml --out runs/minilm-codesign
+"""
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("codesign", help="choose per-layer sparsity for an accelerator (plan.yaml)",
+                              epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("--model", required=True, help="local HF model directory, or the alias 'minilm'")
+    p.add_argument("--data", required=True, help="sentiment | bbc | glue:TASK")
+    p.add_argument("--glue-dir", help="GLUE data directory for --data glue:TASK")
+    p.add_argument("--config", required=True, help="accelerator preset name or YAML path")
+    p.add_argument("--objective", default="latency_s", choices=["latency_s", "energy_pj", "cycles"],
+                   help="what the allocation minimises (default latency_s)")
+    budget = p.add_mutually_exclusive_group(required=True)
+    budget.add_argument("--max-loss-increase", type=float, help="budget: summed estimated loss increase")
+    budget.add_argument("--budget-accuracy-drop", type=float, help="budget: accuracy drop (fraction, e.g. 0.01), "
+                        "converted to a loss budget through --validate measured candidates")
+    budget.add_argument("--target-compression", type=float, help="instead: minimise the estimated loss at this "
+                        "overall compression rate of the pruned layers (e.g. 4)")
+    p.add_argument("--blocks", nargs="+", default=["16x16", "32x32"], help="candidate block sizes (one per plan)")
+    p.add_argument("--granularity", default="block", help="block | column | row (default block)")
+    p.add_argument("--sparsities", type=float, nargs="+", help="candidate per-layer sparsities "
+                   "(default 0 0.25 0.5 0.625 0.75 0.875)")
+    p.add_argument("--estimate", default="fisher", choices=["fisher", "taylor"],
+                   help="sensitivity estimate (default fisher: second order, never negative)")
+    p.add_argument("--gradient-batches", type=int, default=8, help="batches of gradients for the estimate")
+    p.add_argument("--validate", type=int, default=0, help="candidates per block also measured (prune that layer "
+                   "alone, evaluate): rank correlation in summary.json (default 0)")
+    p.add_argument("--seq-len", type=int, default=128, help="tokens per inference on the accelerator (default 128)")
+    p.add_argument("--execute", action="store_true", help="then prune with the plan and with the uniform plan of "
+                   "equal compression (the default recipe) and simulate both: predicted vs measured")
+    p.add_argument("--epochs", type=float, default=2.0, help="training epochs of the dense fine-tune and of "
+                   "each --execute run (default 2)")
+    p.add_argument("--max-train-samples", type=int, default=2000, help="training subset size (default 2000)")
+    p.add_argument("--batch-size", type=int, default=32, help="examples per step (default 32)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cache-dir", help="where dense teachers are cached (default $BSP_CACHE_DIR or "
+                   "~/.cache/bsp-codesign)")
+    p.add_argument("--out", required=True, help="output directory: new, empty, or an earlier bsp codesign output")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from codesign.loop import DEFAULT_SPARSITIES, run_codesign, verify_plan
+    from pruning.settings import TrainBudget
+
+    budget = TrainBudget(epochs=args.epochs, max_train_samples=args.max_train_samples, batch_size=args.batch_size,
+                         seed=args.seed)  # fmt: skip
+    result = run_codesign(args.model, args.data, args.config, args.out, blocks=tuple(args.blocks),
+                          granularity=args.granularity, sparsities=tuple(args.sparsities or DEFAULT_SPARSITIES),
+                          objective=args.objective, max_loss_increase=args.max_loss_increase,
+                          max_accuracy_drop=args.budget_accuracy_drop, target_compression=args.target_compression,
+                          estimate=args.estimate, budget=budget, gradient_batches=args.gradient_batches,
+                          validate=args.validate, seq_len=args.seq_len, glue_dir=args.glue_dir,
+                          cache_dir=args.cache_dir)  # fmt: skip
+    predicted = result.summary["predicted"]
+    best = predicted["best_uniform"]
+    print(f"plan: {result.out_dir / 'plan.yaml'} ({result.plan.block} blocks, {result.summary['constraint']})")
+    print(result.allocation[["layer", "sparsity", args.estimate, args.objective]].to_string(index=False))
+    uniform = "none fits" if best is None else f"{best[args.objective]:.4g} at {best['block']} {best['sparsity']:.0%}"
+    print(f"predicted {args.objective}: {predicted['model'][args.objective]:.4g} (dense "
+          f"{predicted['dense_model'][args.objective]:.4g}; best uniform plan under the same constraint: {uniform})")
+    if "validation" in result.summary:
+        print(f"sensitivity check: {result.summary['validation']}")
+    if args.execute:
+        table = verify_plan(result, args.model, args.data, budget, seq_len=args.seq_len, glue_dir=args.glue_dir,
+                            cache_dir=args.cache_dir)  # fmt: skip
+        print(table.to_string(index=False, float_format="%.4g"))
+    return 0

@@ -1,0 +1,259 @@
+"""The co-design loop end to end: sensitivity + hardware cost per candidate -> allocation -> plan -> (prune and
+verify).
+
+    result = run_codesign("minilm", "sentiment", "asic-32x32-int8", "runs/codesign", max_loss_increase=0.05)
+    result.plan.save("plan.yaml")          # bsp prune --plan plan.yaml ...
+
+For every block size, every prunable layer and every candidate sparsity it estimates the loss increase of
+pruning that layer alone (:mod:`codesign.sensitivity`, on the dense fine-tuned model the pruning run starts
+from) and simulates the layer's GEMM with that mask (:mod:`codesign.cost`). One block size serves the whole
+model (one accelerator datapath); per block the exact knapsack (:func:`codesign.allocate.solve_mckp`) picks
+one sparsity per layer, and the block with the best objective wins. The *uniform* plans (every layer at
+the same sparsity) are scored with the same estimates, so the printed comparison is like for like.
+
+Constraints: ``max_loss_increase`` (summed estimated loss increase; the objective -- ``latency_s`` or
+``energy_pj`` -- is minimised under it), ``max_accuracy_drop`` (converted to a loss budget through the
+measured candidates, ``validate`` of them per block), or ``target_compression`` (the estimated loss is
+minimised at that overall compression of the pruned layers).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pandas as pd
+
+from bsp_common import strict_json
+from bsp_common.outputs import prepare_output_dir, write_text_atomic
+from codesign.allocate import greedy_mckp, solve_mckp
+from codesign.cost import layer_costs
+from codesign.plan import CodesignPlan
+
+__all__ = ["CodesignResult", "run_codesign", "uniform_plan", "verify_plan"]
+
+OUTPUT_KIND = "codesign"
+DEFAULT_SPARSITIES = (0.0, 0.25, 0.5, 0.625, 0.75, 0.875)
+OBJECTIVES = ("latency_s", "energy_pj", "cycles")
+
+
+@dataclass(frozen=True)
+class CodesignResult:
+    plan: CodesignPlan
+    candidates: pd.DataFrame  # every (block, layer, sparsity): estimates and hardware cost
+    allocation: pd.DataFrame  # the plan's layers: chosen sparsity, estimate, cost
+    uniform: pd.DataFrame  # every (block, uniform sparsity): summed estimate and cost
+    summary: dict
+    out_dir: Path
+
+
+def _batches(tokenizer, split, n_batches: int, batch_size: int, max_seq_len: int, seed: int) -> list[dict]:
+    from transformers import DataCollatorWithPadding
+
+    from pruning.train import tokenize_split
+
+    encoded = tokenize_split(tokenizer, split.head(n_batches * batch_size), max_seq_len)
+    order = list(range(len(encoded)))
+    random.Random(seed).shuffle(order)
+    collate = DataCollatorWithPadding(tokenizer)
+    return [collate([encoded[i] for i in order[start : start + batch_size]])
+            for start in range(0, len(order), batch_size)]  # fmt: skip
+
+
+def _allocate(table: pd.DataFrame, objective: str, estimate: str, capacity: float, constraint: str, greedy: bool):
+    """(allocation rows, Allocation) for one block's candidates."""
+    layers = list(dict.fromkeys(table["layer"]))
+    groups = [table[table["layer"] == name].sort_values("sparsity") for name in layers]
+    if constraint == "compression":  # min estimated loss at a kept-weight budget
+        values = [g[estimate].to_numpy(float) for g in groups]
+        weights = [g["kept_weights"].to_numpy(float) for g in groups]
+    else:  # min hardware objective at a loss budget
+        values = [g[objective].to_numpy(float) for g in groups]
+        weights = [g[estimate].to_numpy(float) for g in groups]
+    solution = (greedy_mckp if greedy else solve_mckp)(values, weights, capacity)
+    chosen = pd.concat([g.iloc[[c]] for g, c in zip(groups, solution.choice, strict=True)], ignore_index=True)
+    return chosen, solution
+
+
+def run_codesign(model: str | Path, data: str, config: str, out_dir: str | Path, *, blocks=("16x16", "32x32"),
+                 granularity: str = "block", sparsities=DEFAULT_SPARSITIES, objective: str = "latency_s",
+                 max_loss_increase: float | None = None, max_accuracy_drop: float | None = None,
+                 target_compression: float | None = None, estimate: str = "fisher", budget=None,
+                 gradient_batches: int = 8, validate: int = 0, seq_len: int = 128, batch: int = 1,
+                 glue_dir: str | Path | None = None, cache_dir: str | Path | None = None,
+                 progress: bool = True) -> CodesignResult:  # fmt: skip
+    """Choose per-layer sparsities for ``config``; writes plan.yaml, candidates.csv, allocation.csv, uniform.csv
+    and summary.json to ``out_dir`` (a new or earlier codesign directory). Exactly one constraint is given."""
+    from codesign.sensitivity import collect_gradients, estimate_sensitivity, measured_sensitivity, removed_groups
+    from hwsim import build_workload, load_config, simulate
+    from hwsim.workload import read_hf_config
+    from pruning.data import load_dataset
+    from pruning.models import load_classifier, load_tokenizer
+    from pruning.settings import TrainBudget
+    from pruning.spec import BlockSpec, group_shape
+    from pruning.targets import find_targets
+    from pruning.train import default_cache_dir, dense_teacher
+
+    given = [c for c in (max_loss_increase, max_accuracy_drop, target_compression) if c is not None]
+    if len(given) != 1:
+        raise ValueError("constraint: give exactly one of max_loss_increase, max_accuracy_drop, target_compression")
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective: {objective!r} not one of {', '.join(OBJECTIVES)}")
+    if estimate not in ("taylor", "fisher"):
+        raise ValueError(f"estimate: {estimate!r} not one of taylor, fisher")
+    if max_accuracy_drop is not None and validate < 5:
+        raise ValueError("max_accuracy_drop: needs validate >= 5 measured candidates to calibrate loss to accuracy")
+    for name, value, low in (("max_loss_increase", max_loss_increase, 0.0), ("max_accuracy_drop", max_accuracy_drop,
+                             0.0), ("target_compression", target_compression, 1.0)):  # fmt: skip
+        if value is not None and not (isinstance(value, int | float) and math.isfinite(value) and value > low):
+            raise ValueError(f"{name}: must be a finite number > {low:g}, got {value!r}")
+    sparsities = sorted({0.0, *(float(s) for s in sparsities)})
+    hw = load_config(config)
+    out = prepare_output_dir(out_dir, OUTPUT_KIND)
+    budget = budget or TrainBudget()
+    dataset = load_dataset(data, glue_dir=glue_dir)
+    teacher = dense_teacher(model, dataset, budget, Path(cache_dir or default_cache_dir()) / "teachers",
+                            progress=progress)  # fmt: skip
+    tokenizer = load_tokenizer(teacher)
+    classifier = load_classifier(teacher, dataset.num_labels)
+    layers = find_targets(classifier)
+    weights = {f"{name}.weight": layer.weight for name, layer in layers.items()}
+    shapes = {name: tuple(w.shape) for name, w in weights.items()}
+    train = _batches(tokenizer, dataset.train, gradient_batches, budget.batch_size, budget.max_seq_len, budget.seed)
+    held_out = _batches(tokenizer, dataset.dev, max(2, gradient_batches // 2), budget.batch_size,
+                        budget.max_seq_len, budget.seed) if validate else []  # fmt: skip
+    tokens = batch * seq_len
+
+    frames, validation = [], []
+    for block_text in blocks:
+        block = BlockSpec.parse(block_text)
+        gshape = group_shape(block, granularity)
+        gradients = collect_gradients(classifier, weights, train, lambda m, b: m(**b).loss, gshape)
+        estimates = estimate_sensitivity(gradients, sparsities)
+        removed = {(name, s): removed_groups(gradients.score(name), shapes[name], gshape, s).numpy()
+                   for name in weights for s in sparsities}  # fmt: skip
+        costs = layer_costs(removed, shapes, gshape, (block.rows, block.cols), hw, tokens)
+        frame = estimates.merge(costs, on=["layer", "sparsity"]).assign(block=str(block))
+        if validate:
+            pruned = [(n, s) for n in weights for s in sparsities if s > 0]
+            sample = random.Random(budget.seed).sample(pruned, min(validate, len(pruned)))
+            measured = measured_sensitivity(classifier, weights, gradients, sample, held_out)
+            frame = frame.merge(measured, on=["layer", "sparsity"], how="left")
+            validation.append(frame.dropna(subset=["measured_loss"]))
+        frames.append(frame)
+        if progress:
+            print(f"codesign: block {block}: {len(frame)} candidates estimated and simulated", flush=True)
+    candidates = pd.concat(frames, ignore_index=True)
+
+    summary: dict = {"model": str(model), "data": data, "config": hw.name, "objective": objective,
+                     "estimate": estimate, "blocks": list(blocks), "sparsities": sparsities,
+                     "granularity": granularity, "tokens": tokens, "teacher_dir": str(teacher)}  # fmt: skip
+    if validation:
+        from scipy.stats import spearmanr
+
+        checked = pd.concat(validation)
+        rho = spearmanr(checked[estimate], checked["measured_loss"]).statistic
+        # accuracy drop per unit of estimated loss, least squares through the origin
+        slope = float((checked[estimate] * checked["measured_accuracy_drop"]).sum()
+                      / max((checked[estimate] ** 2).sum(), 1e-30))  # fmt: skip
+        summary["validation"] = {"candidates": len(checked), "spearman_estimate_vs_measured_loss": float(rho),
+                                 "accuracy_drop_per_estimated_loss": slope,
+                                 "mean_abs_error_loss": float((checked[estimate] - checked["measured_loss"]).abs()
+                                                              .mean())}  # fmt: skip
+    total_weights = sum(math.prod(s) for s in shapes.values())
+    if target_compression is not None:
+        constraint, capacity = "compression", total_weights / target_compression
+        constraint_text = f"kept weights <= 1/{target_compression:g} of the pruned layers'"
+    else:
+        if max_accuracy_drop is not None:
+            slope = summary["validation"]["accuracy_drop_per_estimated_loss"]
+            if slope <= 0:
+                raise ValueError("max_accuracy_drop: the measured candidates show no accuracy loss per estimated "
+                                 "loss (slope <= 0); use max_loss_increase instead")  # fmt: skip
+            max_loss_increase = max_accuracy_drop / slope
+        constraint, capacity = "loss", float(max_loss_increase)
+        constraint_text = f"summed {estimate} loss increase <= {capacity:.4g}"
+
+    dense = simulate(hw, build_workload(read_hf_config(teacher), {}, batch=batch, seq_len=seq_len)).totals
+    dense_layers = candidates[(candidates["sparsity"] == 0) & (candidates["block"] == str(BlockSpec.parse(blocks[0])))]
+    fixed = {k: float(dense[k]) - float(dense_layers[k].sum()) for k in OBJECTIVES}  # attention, vector ops
+
+    plans, uniform_rows = [], []
+    for block_text, table in candidates.groupby("block", sort=False):
+        chosen, solution = _allocate(table, objective, estimate, capacity, constraint, greedy=False)
+        _, greedy_solution = _allocate(table, objective, estimate, capacity, constraint, greedy=True)
+        plans.append((block_text, chosen, {"exact": solution.value, "greedy": greedy_solution.value}))
+        for sparsity, level in table.groupby("sparsity"):
+            uniform_rows.append({"block": block_text, "sparsity": sparsity, estimate: float(level[estimate].sum()),
+                                 "kept_weights": int(level["kept_weights"].sum()),
+                                 **{k: float(level[k].sum()) + fixed[k] for k in OBJECTIVES}})  # fmt: skip
+    uniform = pd.DataFrame(uniform_rows)
+    score = (lambda c: float(c[estimate].sum())) if constraint == "compression" else (
+        lambda c: float(c[objective].sum()))  # fmt: skip
+    block_text, chosen, solved = min(plans, key=lambda p: score(p[1]))
+    totals = {k: float(chosen[k].sum()) + fixed[k] for k in OBJECTIVES}
+    feasible = uniform[uniform["kept_weights"] <= capacity] if constraint == "compression" else uniform[
+        uniform[estimate] <= capacity]  # fmt: skip
+    best_uniform = (feasible.sort_values(estimate if constraint == "compression" else objective).iloc[0].to_dict()
+                    if len(feasible) else None)  # fmt: skip
+    predicted = {"model": {k: totals[k] for k in OBJECTIVES}, "estimated_loss_increase": float(chosen[estimate].sum()),
+                 "kept_fraction": float(chosen["kept_weights"].sum() / total_weights),
+                 "dense_model": {k: float(dense[k]) for k in OBJECTIVES},
+                 "best_uniform": best_uniform, "greedy_vs_exact": solved}  # fmt: skip
+    plan = CodesignPlan(block=block_text, granularity=granularity, config=hw.name, objective=objective,
+                        constraint=constraint_text, predicted=json.loads(strict_json.dumps(predicted)),
+                        layers={row.layer: float(row.sparsity) for row in chosen.itertuples()})  # fmt: skip
+    summary.update(constraint=constraint_text, block=block_text, predicted=predicted)
+    plan.save(out / "plan.yaml")
+    write_text_atomic(out / "candidates.csv", candidates.to_csv(index=False))
+    write_text_atomic(out / "allocation.csv", chosen.to_csv(index=False))
+    write_text_atomic(out / "uniform.csv", uniform.to_csv(index=False))
+    write_text_atomic(out / "summary.json", strict_json.dumps(summary, indent=2))
+    return CodesignResult(plan, candidates, chosen, uniform, summary, out)
+
+
+def uniform_plan(plan: CodesignPlan, sparsity: float) -> CodesignPlan:
+    """The same layers at one sparsity (the baseline a co-designed plan is compared with)."""
+    return replace(plan, layers=dict.fromkeys(plan.layers, float(sparsity)), objective="uniform", predicted={})
+
+
+def verify_plan(result: CodesignResult, model: str | Path, data: str, budget=None, *, seq_len: int = 128,
+                batch: int = 1, glue_dir: str | Path | None = None, cache_dir: str | Path | None = None,
+                progress: bool = True) -> pd.DataFrame:  # fmt: skip
+    """Prune with the plan and with the uniform plan of equal overall compression (same block, same recipe),
+    simulate both on the plan's accelerator; rows (plan, dev/test accuracy, predicted and simulated latency).
+
+    Writes ``verification.csv`` and adds ``verification`` to summary.json in the result's directory.
+    """
+    from hwsim import build_workload, simulate
+    from hwsim.workload import read_hf_config
+    from pruning.masks import load_masks
+    from pruning.train import run_pruning
+
+    plan = result.plan
+    kept = float(result.allocation["kept_weights"].sum()) / float(
+        result.candidates[(result.candidates["block"] == plan.block) & (result.candidates["sparsity"] == 0)][
+            "kept_weights"].sum())  # fmt: skip
+    uniform = uniform_plan(plan, round(1.0 - kept, 6))
+    rows = []
+    for label, candidate in (("codesign", plan), ("uniform", uniform)):
+        out = result.out_dir / f"pruned-{label}"
+        run = run_pruning(model, data, candidate.prune_settings(), out, budget, glue_dir=glue_dir, overwrite=True,
+                          cache_dir=cache_dir, progress=progress)  # fmt: skip
+        totals = simulate(plan.config, build_workload(read_hf_config(out), load_masks(out), batch=batch,
+                                                      seq_len=seq_len)).totals  # fmt: skip
+        uniform_row = result.uniform[(result.uniform["block"] == plan.block)]
+        predicted = (plan.predicted.get("model", {}).get("latency_s") if label == "codesign" else float(
+            uniform_row.iloc[(uniform_row["sparsity"] - (1 - kept)).abs().argmin()]["latency_s"]))  # fmt: skip
+        rows.append({"plan": label, "layer_sparsities": len(set(candidate.layers.values())),
+                     "compression_rate": run.summary["compression_rate"], "dev_accuracy": run.dev_accuracy,
+                     "test_accuracy": run.test_accuracy, "predicted_latency_s": predicted,
+                     "simulated_latency_s": float(totals["latency_s"]), "energy_pj": float(totals["energy_pj"])})
+    table = pd.DataFrame(rows)
+    write_text_atomic(result.out_dir / "verification.csv", table.to_csv(index=False))
+    summary = {**result.summary, "verification": table.to_dict("records")}
+    write_text_atomic(result.out_dir / "summary.json", strict_json.dumps(summary, indent=2))
+    return table

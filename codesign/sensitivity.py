@@ -1,0 +1,146 @@
+"""Layer sensitivity: what pruning one layer to a candidate sparsity costs in loss.
+
+Two estimates from a few batches of gradients, and one measurement:
+
+* ``taylor`` -- first order: removing the group set ``S`` changes the loss by ``dL ~ -sum_{i in S} g_i w_i``
+  (exact when the loss is linear in the layer's weights);
+* ``fisher`` -- second order with the empirical Fisher as the Hessian: ``dL ~ 1/2 E_b[(sum_{i in S} g_{b,i}
+  w_i)^2]`` over batches ``b`` (what post-training pruning methods use; never negative);
+* :func:`measured_sensitivity` -- zero the groups, evaluate the loss (and accuracy) on held-out batches,
+  restore the weights.
+
+Which groups go at a sparsity is decided as the pruning run decides it: lowest first by the group's
+``sum |W * grad|`` (the ``taylor`` score; ``magnitude`` uses ``||W_g||^2``). Everything works on any
+``nn.Module`` and a ``loss_fn(model, batch) -> scalar``; :func:`classifier_loss` is the HF one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from pruning.blocks import group_sizes, group_sums
+from pruning.selection import select_layer
+
+__all__ = ["LayerGradients", "classifier_loss", "collect_gradients", "estimate_sensitivity", "measured_sensitivity",
+           "removed_groups"]  # fmt: skip
+
+LossFn = Callable[[nn.Module, object], torch.Tensor]
+
+
+def classifier_loss(model: nn.Module, batch: dict) -> torch.Tensor:
+    """The HF classifier's own loss on a batch that carries ``labels``."""
+    return model(**batch).loss
+
+
+class LayerGradients:
+    """Per-batch group sums of ``W * grad`` and of ``|W * grad|`` for each watched weight."""
+
+    def __init__(self, gshape: tuple[int, int]) -> None:
+        self.gshape = gshape
+        self.signed: dict[str, list[torch.Tensor]] = {}
+        self.absolute: dict[str, list[torch.Tensor]] = {}
+        self.weights: dict[str, torch.Tensor] = {}
+
+    def add(self, name: str, weight: torch.Tensor, grad: torch.Tensor) -> None:
+        product = (weight.detach().double() * grad.detach().double()).cpu()
+        self.signed.setdefault(name, []).append(group_sums(product, self.gshape))
+        self.absolute.setdefault(name, []).append(group_sums(product.abs(), self.gshape))
+        self.weights[name] = weight.detach().cpu()
+
+    def score(self, name: str, kind: str = "taylor") -> torch.Tensor:
+        """Group scores for selection (lower goes first): mean ``sum |W * grad|`` or ``||W_g||^2``."""
+        if kind == "magnitude":
+            return group_sums(self.weights[name].double() ** 2, self.gshape)
+        return torch.stack(self.absolute[name]).mean(dim=0)
+
+
+def collect_gradients(model: nn.Module, weights: Mapping[str, torch.Tensor], batches: Iterable, loss_fn: LossFn,
+                      gshape: tuple[int, int]) -> LayerGradients:  # fmt: skip
+    """Gradients of ``loss_fn`` on each batch, folded into group sums (the model is left unchanged)."""
+    gradients = LayerGradients(gshape)
+    was_training = model.training
+    model.eval()  # no dropout: the estimate is of the deterministic loss the evaluation sees
+    try:
+        for batch in batches:
+            model.zero_grad(set_to_none=True)
+            loss_fn(model, batch).backward()
+            for name, weight in weights.items():
+                if weight.grad is not None:
+                    gradients.add(name, weight, weight.grad)
+    finally:
+        model.zero_grad(set_to_none=True)
+        model.train(was_training)
+    return gradients
+
+
+def removed_groups(scores: torch.Tensor, weight_shape: tuple[int, int], gshape: tuple[int, int],
+                   sparsity: float) -> torch.Tensor:  # fmt: skip
+    """Bool group grid of what a layer-scope prune to ``sparsity`` removes (lowest scores first)."""
+    return ~select_layer(scores.float(), group_sizes(weight_shape, gshape), sparsity)
+
+
+def estimate_sensitivity(gradients: LayerGradients, sparsities: Sequence[float], score: str = "taylor") -> pd.DataFrame:
+    """Rows (layer, sparsity, taylor, fisher): estimated loss increase of pruning that layer alone."""
+    rows = []
+    for name, per_batch in gradients.signed.items():
+        signed = torch.stack(per_batch)  # [batches, group rows, group cols]
+        scores = gradients.score(name, score)
+        shape = tuple(gradients.weights[name].shape)
+        for sparsity in sparsities:
+            removed = removed_groups(scores, shape, gradients.gshape, sparsity) if sparsity > 0 else None
+            if removed is None or not removed.any():
+                rows.append({"layer": name, "sparsity": float(sparsity), "taylor": 0.0, "fisher": 0.0})
+                continue
+            per_batch_change = -(signed * removed).sum(dim=(1, 2))  # first-order dL of each batch
+            rows.append({"layer": name, "sparsity": float(sparsity), "taylor": float(per_batch_change.mean()),
+                         "fisher": float(0.5 * (per_batch_change**2).mean())})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+@torch.no_grad()
+def _evaluate(model: nn.Module, batches: Sequence, loss_fn: LossFn) -> tuple[float, float]:
+    """(mean loss, accuracy) over ``batches`` (accuracy needs ``labels`` and logits; NaN otherwise)."""
+    losses, correct, total = [], 0, 0
+    for batch in batches:
+        out = model(**batch) if isinstance(batch, dict) else None
+        losses.append(float(loss_fn(model, batch)) if out is None else float(out.loss))
+        if out is not None and "labels" in batch:
+            correct += int((out.logits.argmax(dim=-1) == batch["labels"]).sum())
+            total += len(batch["labels"])
+    return float(np.mean(losses)), correct / total if total else float("nan")
+
+
+def measured_sensitivity(model: nn.Module, weights: Mapping[str, torch.Tensor], gradients: LayerGradients,
+                         candidates: Sequence[tuple[str, float]], batches: Sequence, loss_fn: LossFn = classifier_loss,
+                         score: str = "taylor") -> pd.DataFrame:  # fmt: skip
+    """Rows (layer, sparsity, measured_loss, measured_accuracy_drop): each candidate pruned alone (the same
+    groups the estimate removes), evaluated on ``batches``, then the weights restored."""
+    was_training = model.training
+    model.eval()
+    try:
+        base_loss, base_accuracy = _evaluate(model, batches, loss_fn)
+        rows = []
+        for name, sparsity in candidates:
+            weight = weights[name]
+            shape = tuple(weight.shape)
+            removed = removed_groups(gradients.score(name, score), shape, gradients.gshape, sparsity)
+            element = removed.repeat_interleave(gradients.gshape[0], 0).repeat_interleave(gradients.gshape[1], 1)
+            element = element[: shape[0], : shape[1]].to(weight.device)
+            saved = weight.detach().clone()
+            with torch.no_grad():
+                weight.masked_fill_(element, 0.0)
+            try:
+                loss, accuracy = _evaluate(model, batches, loss_fn)
+            finally:
+                with torch.no_grad():
+                    weight.copy_(saved)
+            rows.append({"layer": name, "sparsity": float(sparsity), "measured_loss": loss - base_loss,
+                         "measured_accuracy_drop": base_accuracy - accuracy})  # fmt: skip
+    finally:
+        model.train(was_training)
+    return pd.DataFrame(rows)

@@ -1,0 +1,174 @@
+"""Co-design: knapsack vs brute force, sensitivity vs direct evaluation, plan files, plans executed."""
+
+import itertools
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import tiny_text_task
+from safetensors.numpy import load_file
+
+from bsp_cli.main import main
+from codesign.allocate import greedy_mckp, solve_mckp
+from codesign.plan import CodesignPlan, load_plan
+from codesign.sensitivity import collect_gradients, estimate_sensitivity, measured_sensitivity, removed_groups
+
+# -- allocation ----------------------------------------------------------------------------------------------------
+
+
+def _brute_force(values, weights, capacity):
+    best = None
+    for choice in itertools.product(*[range(len(v)) for v in values]):
+        weight = sum(max(w[c], 0) for w, c in zip(weights, choice, strict=True))
+        value = sum(v[c] for v, c in zip(values, choice, strict=True))
+        if weight <= capacity + 1e-12 and (best is None or value < best - 1e-12):
+            best = value
+    return best
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_knapsack_equals_brute_force_and_greedy_never_beats_it(seed):
+    rng = np.random.default_rng(seed)
+    layers, options = int(rng.integers(1, 6)), int(rng.integers(1, 5))
+    values = [rng.uniform(0, 10, options) for _ in range(layers)]
+    weights = [rng.uniform(-0.5, 3, options) for _ in range(layers)]  # negatives: estimated to help
+    capacity = float(rng.uniform(0, 2 * layers))
+    optimum = _brute_force(values, weights, capacity)
+    if optimum is None:
+        with pytest.raises(ValueError, match="budget"):
+            solve_mckp(values, weights, capacity)
+        return
+    exact = solve_mckp(values, weights, capacity)
+    assert exact.value == pytest.approx(optimum) and exact.weight <= capacity + 1e-9
+    greedy = greedy_mckp(values, weights, capacity)
+    assert greedy.weight <= capacity + 1e-9 and greedy.value >= exact.value - 1e-9
+
+
+def test_knapsack_refuses_bad_input_by_name():
+    with pytest.raises(ValueError, match="budget: must be a finite number"):
+        solve_mckp([np.ones(2)], [np.ones(2)], float("nan"))
+    with pytest.raises(ValueError, match="layer 0 has 2 values and 3 weights"):
+        solve_mckp([np.ones(2)], [np.ones(3)], 1.0)
+
+
+# -- sensitivity ---------------------------------------------------------------------------------------------------
+
+
+class _Linear(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(8, 6, bias=False)
+
+
+def test_first_order_estimate_is_exact_for_a_loss_linear_in_the_weights():
+    torch.manual_seed(0)
+    model = _Linear()
+    batches = [torch.randn(5, 8) for _ in range(3)]
+    direction = torch.randn(6)
+
+    def loss_fn(m, x):  # linear in W: sum_b direction . (W x_b)
+        return (m.fc(x) @ direction).mean()
+
+    weights = {"fc.weight": model.fc.weight}
+    gradients = collect_gradients(model, weights, batches, loss_fn, (2, 4))
+    table = estimate_sensitivity(gradients, [0.5])
+    removed = removed_groups(gradients.score("fc.weight"), (6, 8), (2, 4), 0.5)
+    element = removed.repeat_interleave(2, 0).repeat_interleave(4, 1)
+    with torch.no_grad():
+        before = np.mean([float(loss_fn(model, x)) for x in batches])
+        pruned = model.fc.weight.masked_fill(element, 0.0)
+        after = np.mean([float((x @ pruned.T @ direction).mean()) for x in batches])
+    assert table.loc[0, "taylor"] == pytest.approx(after - before, rel=1e-6)  # float32 model: exact to rounding
+    # fisher: 1/2 the mean over batches of each batch's own first-order change, squared (by hand)
+    changes = []
+    for x in batches:
+        with torch.no_grad():
+            changes.append(float((x @ pruned.T @ direction).mean() - loss_fn(model, x)))
+    assert table.loc[0, "fisher"] == pytest.approx(0.5 * np.mean(np.square(changes)), rel=1e-6)
+
+
+def test_measured_sensitivity_zeroes_exactly_the_estimated_groups_and_restores_the_weights():
+    torch.manual_seed(1)
+    model = _Linear()
+    x = torch.randn(4, 8)
+    weights = {"fc.weight": model.fc.weight}
+
+    def loss_fn(m, batch):
+        return m.fc(batch).pow(2).mean()
+
+    gradients = collect_gradients(model, weights, [x], loss_fn, (3, 2))
+    original = model.fc.weight.detach().clone()
+    table = measured_sensitivity(model, weights, gradients, [("fc.weight", 0.5)], [x], loss_fn)
+    removed = removed_groups(gradients.score("fc.weight"), (6, 8), (3, 2), 0.5)
+    element = removed.repeat_interleave(3, 0).repeat_interleave(2, 1)
+    expected = float((x @ original.masked_fill(element, 0).T).pow(2).mean() - (x @ original.T).pow(2).mean())
+    assert table.loc[0, "measured_loss"] == pytest.approx(expected, rel=1e-6)
+    assert torch.equal(model.fc.weight.detach(), original)
+
+
+# -- plans ---------------------------------------------------------------------------------------------------------
+
+
+def test_plan_round_trips_and_bad_plans_name_the_field(tmp_path):
+    plan = CodesignPlan(block="8x8", layers={"a.weight": 0.5, "b.weight": 0.0}, config="asic-16x16-int8")
+    path = plan.save(tmp_path / "plan.yaml")
+    assert load_plan(path) == plan
+    bad = {
+        "block: 0x4\nlayers: {a.weight: 0.5}\n": "plan block",
+        "block: 8x8\nlayers: {a.weight: 1.5}\n": "plan layers['a.weight']: must be in [0, 1), got 1.5",
+        "block: 8x8\nlayers: {a: 0.5}\n": "keys must be weight names",
+        "block: 8x8\nlayers: {a.weight: 0.5}\nspeed: fast\n": "unknown keys ['speed']",
+    }
+    for text, message in bad.items():
+        (tmp_path / "bad.yaml").write_text(text)
+        with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
+            load_plan(tmp_path / "bad.yaml")
+    with pytest.raises(ValueError, match=r"\['c.weight'\] are not prunable layers"):
+        CodesignPlan(block="8x8", layers={"c.weight": 0.5}).check_against({"a.weight": (16, 16)})
+
+
+def test_bsp_codesign_then_prune_plan_gives_exactly_the_planned_sparsities(tmp_path, capsys):
+    model_dir, glue_dir = tiny_text_task(tmp_path)
+    common = ["--model", str(model_dir), "--data", "glue:sst-2", "--glue-dir", str(glue_dir), "--epochs", "2",
+              "--max-train-samples", "16", "--batch-size", "8", "--cache-dir", str(tmp_path / "cache")]
+    rc = main(["codesign", *common, "--config", "asic-16x16-int8", "--blocks", "8x8", "16x16",
+               "--max-loss-increase", "1e-3", "--gradient-batches", "2", "--seq-len", "16",
+               "--out", str(tmp_path / "cd")])  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    plan = load_plan(tmp_path / "cd" / "plan.yaml")
+    summary = json.loads((tmp_path / "cd" / "summary.json").read_text())
+    assert summary["predicted"]["estimated_loss_increase"] <= 1e-3
+    # a hand-made plan with distinct per-layer targets, run through bsp prune --plan
+    names = list(plan.layers)
+    mixed = CodesignPlan(block="8x8", layers={name: [0.0, 0.25, 0.5, 0.75][i % 4] for i, name in enumerate(names)})
+    mixed.save(tmp_path / "mixed.yaml")
+    rc = main(["prune", *common[:-2], "--plan", str(tmp_path / "mixed.yaml"), "--teacher", "none",
+               "--out", str(tmp_path / "pruned")])  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    weights = load_file(str(tmp_path / "pruned" / "model.safetensors"))
+    for name, sparsity in mixed.layers.items():  # independent recount: zero 8x8 blocks in the saved weights
+        w = weights[name]
+        blocks = w.reshape(w.shape[0] // 8, 8, w.shape[1] // 8, 8)
+        zero_blocks = (blocks == 0).all(axis=(1, 3)).mean()
+        assert zero_blocks == pytest.approx(sparsity), name
+    rc = main(["prune", *common[:-2], "--plan", str(tmp_path / "mixed.yaml"), "--block", "16x16",
+               "--out", str(tmp_path / "x")])  # fmt: skip
+    assert rc == 2 and "differs from the plan's '8x8'" in capsys.readouterr().err
+
+
+def test_codesign_execute_prunes_the_plan_and_its_uniform_twin_and_simulates_both(tmp_path, capsys):
+    model_dir, glue_dir = tiny_text_task(tmp_path)
+    rc = main(["codesign", "--model", str(model_dir), "--data", "glue:sst-2", "--glue-dir", str(glue_dir),
+               "--epochs", "2", "--max-train-samples", "16", "--batch-size", "8", "--cache-dir", str(tmp_path / "c"),
+               "--config", "asic-16x16-int8", "--blocks", "8x8", "--target-compression", "2", "--seq-len", "16",
+               "--gradient-batches", "2", "--execute", "--out", str(tmp_path / "cd")])  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "cd" / "verification.csv").set_index("plan")
+    assert list(table.index) == ["codesign", "uniform"]
+    assert table["layer_sparsities"]["uniform"] == 1
+    # equal overall compression of the pruned layers (2x asked; blocks round each layer)
+    assert table["compression_rate"].to_numpy() == pytest.approx([2.0, 2.0], rel=0.15)
+    assert (table["simulated_latency_s"] > 0).all() and table["dev_accuracy"].between(0, 1).all()
