@@ -29,6 +29,7 @@ import pandas as pd
 
 from bsp_common import strict_json
 from bsp_common.outputs import prepare_output_dir, write_text_atomic
+from bsp_common.strict_json import content_hash
 from codesign.allocate import greedy_mckp, solve_mckp
 from codesign.cost import layer_costs
 from codesign.plan import CodesignPlan
@@ -91,7 +92,7 @@ def run_codesign(model: str | Path, data: str, config: str, out_dir: str | Path,
     from hwsim import build_workload, load_config, simulate
     from hwsim.workload import read_hf_config
     from pruning.data import load_dataset
-    from pruning.models import load_classifier, load_tokenizer
+    from pruning.models import load_classifier, load_tokenizer, model_fingerprint
     from pruning.settings import TrainBudget
     from pruning.spec import BlockSpec, group_shape
     from pruning.targets import find_targets
@@ -105,7 +106,8 @@ def run_codesign(model: str | Path, data: str, config: str, out_dir: str | Path,
     if estimate not in ("taylor", "fisher"):
         raise ValueError(f"estimate: {estimate!r} not one of taylor, fisher")
     if max_accuracy_drop is not None and validate < 5:
-        raise ValueError("max_accuracy_drop: needs validate >= 5 measured candidates to calibrate loss to accuracy")
+        raise ValueError("max_accuracy_drop: needs validate >= 5 (measured candidates and whole-model one-shot "
+                         "prunes calibrate estimated loss to accuracy)")
     for name, value, low in (("max_loss_increase", max_loss_increase, 0.0), ("max_accuracy_drop", max_accuracy_drop,
                              0.0), ("target_compression", target_compression, 1.0)):  # fmt: skip
         if value is not None and not (isinstance(value, int | float) and math.isfinite(value) and value > low):
@@ -127,52 +129,76 @@ def run_codesign(model: str | Path, data: str, config: str, out_dir: str | Path,
                         budget.max_seq_len, budget.seed) if validate else []  # fmt: skip
     tokens = batch * seq_len
 
-    frames, validation = [], []
-    for block_text in blocks:
-        block = BlockSpec.parse(block_text)
-        gshape = group_shape(block, granularity)
-        gradients = collect_gradients(classifier, weights, train, lambda m, b: m(**b).loss, gshape)
-        estimates = estimate_sensitivity(gradients, sparsities)
-        removed = {(name, s): removed_groups(gradients.score(name), shapes[name], gshape, s).numpy()
-                   for name in weights for s in sparsities}  # fmt: skip
-        costs = layer_costs(removed, shapes, gshape, (block.rows, block.cols), hw, tokens)
-        frame = estimates.merge(costs, on=["layer", "sparsity"]).assign(block=str(block))
-        if validate:
-            pruned = [(n, s) for n in weights for s in sparsities if s > 0]
-            sample = random.Random(budget.seed).sample(pruned, min(validate, len(pruned)))
-            measured = measured_sensitivity(classifier, weights, gradients, sample, held_out)
-            frame = frame.merge(measured, on=["layer", "sparsity"], how="left")
-            validation.append(frame.dropna(subset=["measured_loss"]))
-        frames.append(frame)
-        if progress:
-            print(f"codesign: block {block}: {len(frame)} candidates estimated and simulated", flush=True)
-    candidates = pd.concat(frames, ignore_index=True)
+    settings = {"model": model_fingerprint(teacher)["sha256"], "data": data, "config": hw.model_dump(mode="json"),
+                "blocks": [str(BlockSpec.parse(b)) for b in blocks], "granularity": granularity,
+                "sparsities": sparsities, "gradient_batches": gradient_batches, "validate": validate,
+                "tokens": tokens, "budget": budget.__dict__}  # fmt: skip
+    key = content_hash(settings)
+    meta_path = out / "candidates.json"
+    if meta_path.is_file() and json.loads(meta_path.read_text()).get("key") == key:  # same estimates: reuse
+        candidates = pd.read_csv(out / "candidates.csv")
+        calibration = pd.read_csv(out / "calibration.csv") if (out / "calibration.csv").is_file() else None
+    else:
+        frames, calibrations = [], []
+        for block_text in blocks:
+            block = BlockSpec.parse(block_text)
+            gshape = group_shape(block, granularity)
+            gradients = collect_gradients(classifier, weights, train, lambda m, b: m(**b).loss, gshape)
+            estimates = estimate_sensitivity(gradients, sparsities)
+            removed = {(name, s): removed_groups(gradients.score(name), shapes[name], gshape, s).numpy()
+                       for name in weights for s in sparsities}  # fmt: skip
+            costs = layer_costs(removed, shapes, gshape, (block.rows, block.cols), hw, tokens)
+            frame = estimates.merge(costs, on=["layer", "sparsity"]).assign(block=str(block))
+            if validate:
+                pruned = [(n, s) for n in weights for s in sparsities if s > 0]
+                sample = random.Random(budget.seed).sample(pruned, min(validate, len(pruned)))
+                frame = frame.merge(measured_sensitivity(classifier, weights, gradients, sample, held_out),
+                                    on=["layer", "sparsity"], how="left")  # fmt: skip
+                # whole-model one-shot prunes (no retraining): effects large enough to calibrate accuracy
+                uniform = measured_sensitivity(classifier, weights, gradients,
+                                               [dict.fromkeys(weights, s) for s in sparsities if s > 0], held_out)
+                sums = frame.groupby("sparsity")[["taylor", "fisher"]].sum()
+                calibrations.append(uniform.drop(columns="layer").join(sums, on="sparsity").assign(block=str(block)))
+            frames.append(frame)
+            if progress:
+                print(f"codesign: block {block}: {len(frame)} candidates estimated and simulated", flush=True)
+        candidates = pd.concat(frames, ignore_index=True)
+        calibration = pd.concat(calibrations, ignore_index=True) if calibrations else None
+        write_text_atomic(out / "candidates.csv", candidates.to_csv(index=False))
+        if calibration is not None:
+            write_text_atomic(out / "calibration.csv", calibration.to_csv(index=False))
+        write_text_atomic(meta_path, strict_json.dumps({"key": key, "settings": settings}, indent=2))
 
     summary: dict = {"model": str(model), "data": data, "config": hw.name, "objective": objective,
                      "estimate": estimate, "blocks": list(blocks), "sparsities": sparsities,
                      "granularity": granularity, "tokens": tokens, "teacher_dir": str(teacher)}  # fmt: skip
-    if validation:
+    if "measured_loss" in candidates:
         from scipy.stats import spearmanr
 
-        checked = pd.concat(validation)
-        rho = spearmanr(checked[estimate], checked["measured_loss"]).statistic
-        # accuracy drop per unit of estimated loss, least squares through the origin
-        slope = float((checked[estimate] * checked["measured_accuracy_drop"]).sum()
-                      / max((checked[estimate] ** 2).sum(), 1e-30))  # fmt: skip
-        summary["validation"] = {"candidates": len(checked), "spearman_estimate_vs_measured_loss": float(rho),
-                                 "accuracy_drop_per_estimated_loss": slope,
-                                 "mean_abs_error_loss": float((checked[estimate] - checked["measured_loss"]).abs()
-                                                              .mean())}  # fmt: skip
+        checked = candidates.dropna(subset=["measured_loss"])
+        summary["validation"] = {
+            "candidates": len(checked),
+            "spearman_estimate_vs_measured_loss": float(spearmanr(checked[estimate], checked["measured_loss"])
+                                                        .statistic),
+            "mean_abs_error_loss": float((checked[estimate] - checked["measured_loss"]).abs().mean()),
+            "mean_measured_loss": float(checked["measured_loss"].mean()),
+        }  # fmt: skip
+    if calibration is not None and len(calibration):
+        # accuracy drop per unit of summed estimate, least squares through the origin, over whole-model
+        # one-shot prunes -- without retraining, so it over-states the drop a pruning run ends with
+        x, y = calibration[estimate].to_numpy(float), calibration["measured_accuracy_drop"].to_numpy(float)
+        summary["calibration"] = {"accuracy_drop_per_estimated_loss": float((x * y).sum() / max((x * x).sum(), 1e-30)),
+                                  "points": len(calibration)}  # fmt: skip
     total_weights = sum(math.prod(s) for s in shapes.values())
     if target_compression is not None:
         constraint, capacity = "compression", total_weights / target_compression
         constraint_text = f"kept weights <= 1/{target_compression:g} of the pruned layers'"
     else:
         if max_accuracy_drop is not None:
-            slope = summary["validation"]["accuracy_drop_per_estimated_loss"]
+            slope = summary["calibration"]["accuracy_drop_per_estimated_loss"]
             if slope <= 0:
-                raise ValueError("max_accuracy_drop: the measured candidates show no accuracy loss per estimated "
-                                 "loss (slope <= 0); use max_loss_increase instead")  # fmt: skip
+                raise ValueError("max_accuracy_drop: the whole-model one-shot prunes show no accuracy loss per "
+                                 "estimated loss (slope <= 0); use max_loss_increase instead")  # fmt: skip
             max_loss_increase = max_accuracy_drop / slope
         constraint, capacity = "loss", float(max_loss_increase)
         constraint_text = f"summed {estimate} loss increase <= {capacity:.4g}"
@@ -208,7 +234,6 @@ def run_codesign(model: str | Path, data: str, config: str, out_dir: str | Path,
                         layers={row.layer: float(row.sparsity) for row in chosen.itertuples()})  # fmt: skip
     summary.update(constraint=constraint_text, block=block_text, predicted=predicted)
     plan.save(out / "plan.yaml")
-    write_text_atomic(out / "candidates.csv", candidates.to_csv(index=False))
     write_text_atomic(out / "allocation.csv", chosen.to_csv(index=False))
     write_text_atomic(out / "uniform.csv", uniform.to_csv(index=False))
     write_text_atomic(out / "summary.json", strict_json.dumps(summary, indent=2))

@@ -116,31 +116,39 @@ def _evaluate(model: nn.Module, batches: Sequence, loss_fn: LossFn) -> tuple[flo
 
 
 def measured_sensitivity(model: nn.Module, weights: Mapping[str, torch.Tensor], gradients: LayerGradients,
-                         candidates: Sequence[tuple[str, float]], batches: Sequence, loss_fn: LossFn = classifier_loss,
-                         score: str = "taylor") -> pd.DataFrame:  # fmt: skip
-    """Rows (layer, sparsity, measured_loss, measured_accuracy_drop): each candidate pruned alone (the same
-    groups the estimate removes), evaluated on ``batches``, then the weights restored."""
+                         candidates: Sequence[tuple[str, float]] | Sequence[Mapping[str, float]], batches: Sequence,
+                         loss_fn: LossFn = classifier_loss, score: str = "taylor") -> pd.DataFrame:  # fmt: skip
+    """Rows (layer, sparsity, measured_loss, measured_accuracy_drop): each candidate pruned (the same groups the
+    estimate removes), evaluated on ``batches``, then the weights restored.
+
+    A candidate is ``(layer, sparsity)`` -- that layer alone -- or a mapping ``{layer: sparsity}`` pruned all
+    at once (its row's ``layer`` is ``"<n layers>"`` and ``sparsity`` their mean).
+    """
     was_training = model.training
     model.eval()
     try:
         base_loss, base_accuracy = _evaluate(model, batches, loss_fn)
         rows = []
-        for name, sparsity in candidates:
-            weight = weights[name]
-            shape = tuple(weight.shape)
-            removed = removed_groups(gradients.score(name, score), shape, gradients.gshape, sparsity)
-            element = removed.repeat_interleave(gradients.gshape[0], 0).repeat_interleave(gradients.gshape[1], 1)
-            element = element[: shape[0], : shape[1]].to(weight.device)
-            saved = weight.detach().clone()
-            with torch.no_grad():
-                weight.masked_fill_(element, 0.0)
+        for candidate in candidates:
+            chosen = dict([candidate]) if isinstance(candidate, tuple) else dict(candidate)
+            saved = {}
             try:
+                for name, sparsity in chosen.items():
+                    weight, shape = weights[name], tuple(weights[name].shape)
+                    removed = removed_groups(gradients.score(name, score), shape, gradients.gshape, sparsity)
+                    gr, gc = gradients.gshape
+                    element = removed.repeat_interleave(gr, 0).repeat_interleave(gc, 1)[: shape[0], : shape[1]]
+                    saved[name] = weight.detach().clone()
+                    with torch.no_grad():
+                        weight.masked_fill_(element.to(weight.device), 0.0)
                 loss, accuracy = _evaluate(model, batches, loss_fn)
             finally:
                 with torch.no_grad():
-                    weight.copy_(saved)
-            rows.append({"layer": name, "sparsity": float(sparsity), "measured_loss": loss - base_loss,
-                         "measured_accuracy_drop": base_accuracy - accuracy})  # fmt: skip
+                    for name, original in saved.items():
+                        weights[name].copy_(original)
+            label = next(iter(chosen)) if isinstance(candidate, tuple) else f"<{len(chosen)} layers>"
+            rows.append({"layer": label, "sparsity": float(np.mean(list(chosen.values()))),
+                         "measured_loss": loss - base_loss, "measured_accuracy_drop": base_accuracy - accuracy})
     finally:
         model.train(was_training)
     return pd.DataFrame(rows)

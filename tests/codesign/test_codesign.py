@@ -139,6 +139,15 @@ def test_bsp_codesign_then_prune_plan_gives_exactly_the_planned_sparsities(tmp_p
     plan = load_plan(tmp_path / "cd" / "plan.yaml")
     summary = json.loads((tmp_path / "cd" / "summary.json").read_text())
     assert summary["predicted"]["estimated_loss_increase"] <= 1e-3
+    # another budget on the same candidates re-allocates without estimating again
+    written = (tmp_path / "cd" / "candidates.csv").stat().st_mtime_ns
+    rc = main(["codesign", *common, "--config", "asic-16x16-int8", "--blocks", "8x8", "16x16",
+               "--max-loss-increase", "1e-9", "--gradient-batches", "2", "--seq-len", "16",
+               "--out", str(tmp_path / "cd")])  # fmt: skip
+    assert rc == 0 and (tmp_path / "cd" / "candidates.csv").stat().st_mtime_ns == written
+    tighter = json.loads((tmp_path / "cd" / "summary.json").read_text())["predicted"]
+    assert tighter["estimated_loss_increase"] <= 1e-9
+    assert tighter["model"]["latency_s"] >= summary["predicted"]["model"]["latency_s"]  # less budget, no faster
     # a hand-made plan with distinct per-layer targets, run through bsp prune --plan
     names = list(plan.layers)
     mixed = CodesignPlan(block="8x8", layers={name: [0.0, 0.25, 0.5, 0.75][i % 4] for i, name in enumerate(names)})
