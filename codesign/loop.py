@@ -196,7 +196,7 @@ def run_codesign(model: str | Path, data: str, config: str, out_dir: str | Path,
     else:
         if max_accuracy_drop is not None:
             slope = summary["calibration"]["accuracy_drop_per_estimated_loss"]
-            if slope <= 0:
+            if not slope > 0:  # NaN too
                 raise ValueError("max_accuracy_drop: the whole-model one-shot prunes show no accuracy loss per "
                                  "estimated loss (slope <= 0); use max_loss_increase instead")  # fmt: skip
             max_loss_increase = max_accuracy_drop / slope

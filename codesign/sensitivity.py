@@ -107,7 +107,7 @@ def _evaluate(model: nn.Module, batches: Sequence, loss_fn: LossFn) -> tuple[flo
     """(mean loss, accuracy) over ``batches`` (accuracy needs ``labels`` and logits; NaN otherwise)."""
     losses, correct, total = [], 0, 0
     for batch in batches:
-        out = model(**batch) if isinstance(batch, dict) else None
+        out = model(**batch) if isinstance(batch, Mapping) else None  # a collator's BatchEncoding too
         losses.append(float(loss_fn(model, batch)) if out is None else float(out.loss))
         if out is not None and "labels" in batch:
             correct += int((out.logits.argmax(dim=-1) == batch["labels"]).sum())

@@ -133,16 +133,22 @@ def test_bsp_codesign_then_prune_plan_gives_exactly_the_planned_sparsities(tmp_p
     common = ["--model", str(model_dir), "--data", "glue:sst-2", "--glue-dir", str(glue_dir), "--epochs", "2",
               "--max-train-samples", "16", "--batch-size", "8", "--cache-dir", str(tmp_path / "cache")]
     rc = main(["codesign", *common, "--config", "asic-16x16-int8", "--blocks", "8x8", "16x16",
-               "--max-loss-increase", "1e-3", "--gradient-batches", "2", "--seq-len", "16",
+               "--max-loss-increase", "1e-3", "--gradient-batches", "2", "--seq-len", "16", "--validate", "4",
                "--out", str(tmp_path / "cd")])  # fmt: skip
     assert rc == 0, capsys.readouterr().err
+    import pandas as pd
+
+    measured = pd.read_csv(tmp_path / "cd" / "candidates.csv").dropna(subset=["measured_loss"])
+    assert len(measured) == 2 * 4 and measured["measured_accuracy_drop"].notna().all()  # 4 per block
+    calibration = pd.read_csv(tmp_path / "cd" / "calibration.csv")
+    assert len(calibration) == 2 * 5 and calibration["measured_accuracy_drop"].notna().all()  # 5 sparsities > 0
     plan = load_plan(tmp_path / "cd" / "plan.yaml")
     summary = json.loads((tmp_path / "cd" / "summary.json").read_text())
     assert summary["predicted"]["estimated_loss_increase"] <= 1e-3
     # another budget on the same candidates re-allocates without estimating again
     written = (tmp_path / "cd" / "candidates.csv").stat().st_mtime_ns
     rc = main(["codesign", *common, "--config", "asic-16x16-int8", "--blocks", "8x8", "16x16",
-               "--max-loss-increase", "1e-9", "--gradient-batches", "2", "--seq-len", "16",
+               "--max-loss-increase", "1e-9", "--gradient-batches", "2", "--seq-len", "16", "--validate", "4",
                "--out", str(tmp_path / "cd")])  # fmt: skip
     assert rc == 0 and (tmp_path / "cd" / "candidates.csv").stat().st_mtime_ns == written
     tighter = json.loads((tmp_path / "cd" / "summary.json").read_text())["predicted"]
