@@ -87,3 +87,21 @@ def test_paired_differences_by_hand():
     assert paired.loc["x", "worst_dev_2x"] == pytest.approx(-1.0)
     assert paired.loc["x", "test_mean"] == pytest.approx(1.0)
     assert paired.loc["magnitude", "dev_mean"] == 0 and "dense" not in paired.index
+
+
+def test_codesign_study_quick_pairs_each_plan_with_its_uniform_twin_and_resumes(tmp_path, capsys):
+    from paper_figs import codesign
+
+    assert codesign.main(["--quick", "--out", str(tmp_path)]) == 0
+    results = pd.read_csv(tmp_path / "results.csv")
+    assert sorted(results["plan"].unique()) == ["codesign 2x", "uniform 2x"]
+    assert len(results) == 2 * 2  # 2 accelerators x (plan + twin) x 1 seed
+    for config, table in results.groupby("config"):
+        plan, twin = (table[table["plan"] == p].iloc[0] for p in ("codesign 2x", "uniform 2x"))
+        assert len(set(json.loads(twin["layers"]).values())) == 1  # the twin is uniform
+        assert twin["compression_rate"] == pytest.approx(plan["compression_rate"], rel=0.15)  # equal compression
+        assert (tmp_path / f"fig_codesign_{config}.png").stat().st_size > 1000
+    assert "| asic-32x32-int8 | 2x | 1 |" in (tmp_path / "results.md").read_text()
+    capsys.readouterr()
+    assert codesign.main(["--quick", "--out", str(tmp_path)]) == 0  # resumes: nothing retrained
+    assert len(pd.read_csv(tmp_path / "results.csv")) == 4

@@ -1,0 +1,179 @@
+"""Co-designed vs uniform per-layer sparsity on one accelerator: accuracy against latency after real pruning.
+
+    python -m paper_figs.codesign                                # MiniLM / sentiment, asic-32x32-int8 + fpga-zcu102
+    python -m paper_figs.codesign --configs fpga-zcu102 --seeds 0 # one accelerator, one seed
+    python -m paper_figs.codesign --quick                        # tiny random BERT, seconds (CI smoke test)
+
+Per accelerator: ``codesign.run_codesign`` estimates every (block, layer, sparsity) candidate once (cached in
+``--out``/CONFIG/), then allocates one plan per loss budget (fractions of the summed estimate of the uniform
+plans at ``--rates``); every plan and the uniform plan of the same block and overall compression are pruned
+with the library's default recipe (two-stage, distillation) for every seed and simulated on the accelerator.
+Outputs in ``--out`` (default ``paper_figs/out/codesign``): ``results.csv`` (one row per pruned model),
+``results.md`` (codesign vs uniform paired by seed), ``fig_codesign_<config>.png`` (accuracy vs latency)
+and ``fig_plan_<config>.png`` (the per-layer sparsity of the middle plan, coloured by layer type). Runs are
+cached by content, so an interrupted study resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+
+from analysis.plots import OKABE_ITO, save_figure
+from analysis.store import ResultStore, write_table_atomic
+from bsp_common.outputs import prepare_output_dir, write_text_atomic
+from paper_figs.reproduce import FULL_BUDGET, _tiny_model
+
+CONFIGS = ("asic-32x32-int8", "fpga-zcu102")
+RATES = (2.0, 4.0)  # loss budgets: the summed estimate of the uniform plans at these compression rates
+SEEDS = (0, 1, 2)
+ROLE_COLOURS = {"query": 0, "key": 1, "value": 2, "attention.output": 3, "intermediate": 4, "output": 5}
+
+
+def _role(layer: str) -> str:
+    for role in ("query", "key", "value", "attention.output", "intermediate"):
+        if f".{role}." in layer:
+            return role
+    return "output"
+
+
+def _pruned_row(plan, label: str, seed: int, args, model: str, budget, out: Path) -> dict:
+    from hwsim import build_workload, simulate
+    from hwsim.workload import read_hf_config
+    from pruning.masks import load_masks
+    from pruning.train import run_pruning
+
+    run_dir = out / "runs" / f"{plan.config}-{label}-seed{seed}"
+    result = run_pruning(model, args.data, plan.prune_settings(), run_dir, replace(budget, seed=seed),
+                         overwrite=True, cache_dir=out / "cache", progress=not args.quick)  # fmt: skip
+    totals = simulate(plan.config, build_workload(read_hf_config(run_dir), load_masks(run_dir),
+                                                  seq_len=args.seq_len)).totals  # fmt: skip
+    return {"config": plan.config, "plan": label, "block": plan.block, "seed": seed,
+            "dev_accuracy": result.dev_accuracy, "test_accuracy": result.test_accuracy,
+            "compression_rate": result.summary["compression_rate"], "latency_s": float(totals["latency_s"]),
+            "energy_pj": float(totals["energy_pj"]), "layers": json.dumps(plan.layers)}  # fmt: skip
+
+
+def _figures(results: pd.DataFrame, plans: dict, out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    for config, table in results.groupby("config"):
+        mean = table.groupby(["plan", "block"], as_index=False)[["dev_accuracy", "latency_s"]].mean()
+        fig, ax = plt.subplots(figsize=(6.4, 4.4))
+        for i, (kind, sel) in enumerate(mean.assign(kind=mean["plan"].str.split(" ").str[0]).groupby("kind")):
+            ax.scatter(sel["latency_s"] * 1e3, sel["dev_accuracy"], color=OKABE_ITO[i], label=kind, s=36)
+            for _, row in sel.iterrows():
+                ax.annotate(row["plan"], (row["latency_s"] * 1e3, row["dev_accuracy"]), fontsize=7,
+                            textcoords="offset points", xytext=(4, 3))  # fmt: skip
+        ax.set_xlabel("latency per inference (ms)")
+        ax.set_ylabel("dev accuracy (mean over seeds)")
+        ax.set_title(f"{config}: co-designed vs uniform per-layer sparsity", fontsize=9)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+        paths += save_figure(fig, out / f"fig_codesign_{config}")
+        plt.close(fig)
+        plan = plans.get(config)
+        if plan is not None:
+            fig, ax = plt.subplots(figsize=(8.0, 3.2))
+            names = list(plan.layers)
+            colours = [OKABE_ITO[ROLE_COLOURS[_role(n)]] for n in names]
+            ax.bar(range(len(names)), [plan.layers[n] for n in names], color=colours)
+            ax.set_xticks(range(len(names)), [n.split("layer.")[-1].replace(".weight", "") for n in names],
+                          rotation=90, fontsize=6)  # fmt: skip
+            ax.set_ylabel("sparsity")
+            ax.set_title(f"{config}: per-layer sparsity of the co-designed plan ({plan.block})", fontsize=9)
+            handles = [plt.Rectangle((0, 0), 1, 1, color=OKABE_ITO[c]) for c in ROLE_COLOURS.values()]
+            ax.legend(handles, list(ROLE_COLOURS), fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                      frameon=False)  # fmt: skip
+            paths += save_figure(fig, out / f"fig_plan_{config}")
+            plt.close(fig)
+    return paths
+
+
+def _paired(results: pd.DataFrame) -> str:
+    """Markdown: per config and budget, codesign minus its uniform twin (same seed), mean over seeds."""
+    lines = ["| config | budget | seeds | codesign latency (ms) | uniform latency (ms) | latency change | "
+             "dev accuracy change (points) |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for (config, budget), table in results.assign(budget=results["plan"].str.split(" ").str[-1]).groupby(
+            ["config", "budget"]):  # fmt: skip
+        plan = table[table["plan"].str.startswith("codesign")].set_index("seed")
+        uniform = table[table["plan"].str.startswith("uniform")].set_index("seed")
+        seeds = plan.index.intersection(uniform.index)
+        if not len(seeds):
+            continue
+        p, u = plan.loc[seeds], uniform.loc[seeds]
+        change = (p["latency_s"].mean() / u["latency_s"].mean() - 1) * 100
+        accuracy = ((p["dev_accuracy"] - u["dev_accuracy"]) * 100).mean()
+        lines.append(f"| {config} | {budget} | {len(seeds)} | {p['latency_s'].mean() * 1e3:.4f} | "
+                     f"{u['latency_s'].mean() * 1e3:.4f} | {change:+.1f} % | {accuracy:+.2f} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    from codesign.loop import run_codesign, uniform_plan
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="minilm")
+    parser.add_argument("--data", default="sentiment")
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS))
+    parser.add_argument("--rates", type=float, nargs="+", default=list(RATES))
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
+    parser.add_argument("--seq-len", type=int, default=64)
+    parser.add_argument("--out", default=str(Path(__file__).parent / "out" / "codesign"))
+    parser.add_argument("--quick", action="store_true", help="tiny random BERT, seconds")
+    args = parser.parse_args(argv)
+    out = prepare_output_dir(args.out, "paper-codesign")  # resumable
+    model, budget, blocks = args.model, FULL_BUDGET.train_budget(), ("16x16", "32x32")
+    if args.quick:
+        model, blocks = str(_tiny_model(out / "cache")), ("8x8", "16x16")
+        budget = replace(budget, epochs=2.0, max_train_samples=64, max_eval_samples=64)
+        args.seeds, args.rates = args.seeds[:1], args.rates[:1]
+    store = ResultStore(out / "results.jsonl")
+    done = store.done_ids()
+    plans = {}
+    for config in args.configs:
+        base = run_codesign(model, args.data, config, out / config, blocks=blocks, target_compression=2.0,
+                            budget=budget, seq_len=args.seq_len, cache_dir=out / "cache",
+                            progress=not args.quick)  # fmt: skip
+        estimate = base.summary["estimate"]
+        for rate in args.rates:
+            level = 1 - 1 / rate
+            uniform_sums = base.uniform[base.uniform["sparsity"].sub(level).abs() < 1e-9]
+            if not len(uniform_sums):
+                continue
+            budget_loss = float(uniform_sums[estimate].min())  # the best block's uniform plan at this rate
+            result = run_codesign(model, args.data, config, out / config, blocks=blocks,
+                                  max_loss_increase=budget_loss, budget=budget, seq_len=args.seq_len,
+                                  cache_dir=out / "cache", progress=False)  # fmt: skip
+            plan = result.plan
+            plans.setdefault(config, plan)
+            kept = plan.predicted["kept_fraction"]
+            twin = uniform_plan(plan, round(1 - kept, 6))
+            for label, candidate in ((f"codesign {rate:g}x", plan), (f"uniform {rate:g}x", twin)):
+                for seed in args.seeds:
+                    point_id = json.dumps({"config": config, "plan": label, "seed": seed, "layers": candidate.layers},
+                                          sort_keys=True)  # fmt: skip
+                    if point_id in done:
+                        continue
+                    row = _pruned_row(candidate, label, seed, args, model, budget, out)
+                    store.append({**row, "point_id": point_id, "error": None})
+    results = store.load()
+    write_table_atomic(results, out / "results.csv")
+    markdown = _paired(results)
+    write_text_atomic(out / "results.md", markdown + "\n")
+    paths = _figures(results, plans, out)
+    print(markdown)
+    print(f"wrote {out / 'results.csv'}, {out / 'results.md'}, {len(paths)} figure files")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
