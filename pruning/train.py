@@ -163,8 +163,9 @@ def run_pruning(
     if teacher is not None and budget.distill_alpha > 0:
         trained = DistillationModel(classifier, load_classifier(teacher, dataset.num_labels), budget.distill_alpha,
                                     budget.distill_temperature)  # fmt: skip
-    label = "dense fine-tune" if dense else (
-        f"prune {settings.block} {settings.method.value} {settings.target_sparsity:.0%}")  # fmt: skip
+    target = (f"plan of {len(settings.layer_sparsity)} layers" if settings.layer_sparsity is not None
+              else f"{settings.target_sparsity:.0%}")  # fmt: skip
+    label = "dense fine-tune" if dense else f"prune {settings.block} {settings.method.value} {target}"
     with tempfile.TemporaryDirectory(prefix="bsp-trainer-") as work_dir:
         trainer = Trainer(
             model=trained,
