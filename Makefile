@@ -24,8 +24,9 @@ install: $(VENV)/.installed
 
 demo: install
 	# the main job: default design-space sweep on the shipped MiniLM (measured accuracy table + live simulation)
-	# -> results/sweep.parquet, results/pareto.png
+	# -> results/sweep.parquet, results/pareto.png, and the interactive results/report.html
 	$(VENV)/bin/bsp sweep --out results
+	$(VENV)/bin/bsp report results/sweep.parquet --out results/report.html --overwrite
 
 # API reference from the docstrings (pdoc): docs/api/index.html. Any pdoc warning (a module that fails to
 # import, a broken reference) fails the build; `make test` builds it, so CI does too.
