@@ -25,6 +25,7 @@ import random
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from bsp_common import strict_json
@@ -79,7 +80,7 @@ def _allocate(table: pd.DataFrame, objective: str, estimate: str, capacity: floa
     return chosen, solution
 
 
-def run_codesign(model: str | Path, data: str, config: str, out_dir: str | Path, *, blocks=("16x16", "32x32"),
+def run_codesign(model: str | Path, data: str, config, out_dir: str | Path, *, blocks=("16x16", "32x32"),
                  granularity: str = "block", sparsities=DEFAULT_SPARSITIES, objective: str = "latency_s",
                  max_loss_increase: float | None = None, max_accuracy_drop: float | None = None,
                  target_compression: float | None = None, estimate: str = "fisher", budget=None,
@@ -87,7 +88,12 @@ def run_codesign(model: str | Path, data: str, config: str, out_dir: str | Path,
                  glue_dir: str | Path | None = None, cache_dir: str | Path | None = None,
                  progress: bool = True) -> CodesignResult:  # fmt: skip
     """Choose per-layer sparsities for ``config``; writes plan.yaml, candidates.csv, allocation.csv, uniform.csv
-    and summary.json to ``out_dir`` (a new or earlier codesign directory). Exactly one constraint is given."""
+    and summary.json to ``out_dir`` (a new or earlier codesign directory). Exactly one constraint is given.
+
+    ``config`` may be a list of accelerators (preset names, YAML paths or configs): the sensitivities are
+    estimated once, every accelerator x block gets its plan, the best one is ``plan.yaml``, and joint.csv
+    holds the joint front -- accelerator and per-layer plan chosen together -- over a range of loss budgets.
+    """
     from codesign.sensitivity import collect_gradients, estimate_sensitivity, measured_sensitivity, removed_groups
     from hwsim import build_workload, load_config, simulate
     from hwsim.workload import read_hf_config
@@ -113,7 +119,10 @@ def run_codesign(model: str | Path, data: str, config: str, out_dir: str | Path,
         if value is not None and not (isinstance(value, int | float) and math.isfinite(value) and value > low):
             raise ValueError(f"{name}: must be a finite number > {low:g}, got {value!r}")
     sparsities = sorted({0.0, *(float(s) for s in sparsities)})
-    hw = load_config(config)
+    hws = [load_config(c) for c in ([config] if isinstance(config, str | Path) or hasattr(config, "pe_array")
+                                    else list(config))]  # fmt: skip
+    if len({hw.name for hw in hws}) != len(hws):
+        raise ValueError(f"config: names must be distinct, got {[hw.name for hw in hws]}")
     out = prepare_output_dir(out_dir, OUTPUT_KIND)
     budget = budget or TrainBudget()
     dataset = load_dataset(data, glue_dir=glue_dir)
@@ -129,7 +138,8 @@ def run_codesign(model: str | Path, data: str, config: str, out_dir: str | Path,
                         budget.max_seq_len, budget.seed) if validate else []  # fmt: skip
     tokens = batch * seq_len
 
-    settings = {"model": model_fingerprint(teacher)["sha256"], "data": data, "config": hw.model_dump(mode="json"),
+    settings = {"model": model_fingerprint(teacher)["sha256"], "data": data,
+                "configs": [hw.model_dump(mode="json") for hw in hws],
                 "blocks": [str(BlockSpec.parse(b)) for b in blocks], "granularity": granularity,
                 "sparsities": sparsities, "gradient_batches": gradient_batches, "validate": validate,
                 "tokens": tokens, "budget": budget.__dict__}  # fmt: skip
@@ -147,17 +157,19 @@ def run_codesign(model: str | Path, data: str, config: str, out_dir: str | Path,
             estimates = estimate_sensitivity(gradients, sparsities)
             removed = {(name, s): removed_groups(gradients.score(name), shapes[name], gshape, s).numpy()
                        for name in weights for s in sparsities}  # fmt: skip
-            costs = layer_costs(removed, shapes, gshape, (block.rows, block.cols), hw, tokens)
+            costs = pd.concat([layer_costs(removed, shapes, gshape, (block.rows, block.cols), hw, tokens)
+                               .assign(config=hw.name) for hw in hws], ignore_index=True)  # fmt: skip
             frame = estimates.merge(costs, on=["layer", "sparsity"]).assign(block=str(block))
             if validate:
                 pruned = [(n, s) for n in weights for s in sparsities if s > 0]
                 sample = random.Random(budget.seed).sample(pruned, min(validate, len(pruned)))
                 frame = frame.merge(measured_sensitivity(classifier, weights, gradients, sample, held_out),
                                     on=["layer", "sparsity"], how="left")  # fmt: skip
+                first = frame["config"] == hws[0].name  # one row per candidate for the checks below
                 # whole-model one-shot prunes (no retraining): effects large enough to calibrate accuracy
                 uniform = measured_sensitivity(classifier, weights, gradients,
                                                [dict.fromkeys(weights, s) for s in sparsities if s > 0], held_out)
-                sums = frame.groupby("sparsity")[["taylor", "fisher"]].sum()
+                sums = frame[first].groupby("sparsity")[["taylor", "fisher"]].sum()
                 calibrations.append(uniform.drop(columns="layer").join(sums, on="sparsity").assign(block=str(block)))
             frames.append(frame)
             if progress:
@@ -169,13 +181,13 @@ def run_codesign(model: str | Path, data: str, config: str, out_dir: str | Path,
             write_text_atomic(out / "calibration.csv", calibration.to_csv(index=False))
         write_text_atomic(meta_path, strict_json.dumps({"key": key, "settings": settings}, indent=2))
 
-    summary: dict = {"model": str(model), "data": data, "config": hw.name, "objective": objective,
+    summary: dict = {"model": str(model), "data": data, "config": [hw.name for hw in hws], "objective": objective,
                      "estimate": estimate, "blocks": list(blocks), "sparsities": sparsities,
                      "granularity": granularity, "tokens": tokens, "teacher_dir": str(teacher)}  # fmt: skip
     if "measured_loss" in candidates:
         from scipy.stats import spearmanr
 
-        checked = candidates.dropna(subset=["measured_loss"])
+        checked = candidates[candidates["config"] == hws[0].name].dropna(subset=["measured_loss"])
         summary["validation"] = {
             "candidates": len(checked),
             "spearman_estimate_vs_measured_loss": float(spearmanr(checked[estimate], checked["measured_loss"])
@@ -203,41 +215,77 @@ def run_codesign(model: str | Path, data: str, config: str, out_dir: str | Path,
         constraint, capacity = "loss", float(max_loss_increase)
         constraint_text = f"summed {estimate} loss increase <= {capacity:.4g}"
 
-    dense = simulate(hw, build_workload(read_hf_config(teacher), {}, batch=batch, seq_len=seq_len)).totals
-    dense_layers = candidates[(candidates["sparsity"] == 0) & (candidates["block"] == str(BlockSpec.parse(blocks[0])))]
-    fixed = {k: float(dense[k]) - float(dense_layers[k].sum()) for k in OBJECTIVES}  # attention, vector ops
+    workload = build_workload(read_hf_config(teacher), {}, batch=batch, seq_len=seq_len)
+    dense, fixed = {}, {}
+    for hw in hws:
+        dense[hw.name] = simulate(hw, workload).totals
+        layers_dense = candidates[(candidates["sparsity"] == 0) & (candidates["config"] == hw.name)
+                                  & (candidates["block"] == str(BlockSpec.parse(blocks[0])))]  # fmt: skip
+        fixed[hw.name] = {k: float(dense[hw.name][k]) - float(layers_dense[k].sum()) for k in OBJECTIVES}
 
     plans, uniform_rows = [], []
-    for block_text, table in candidates.groupby("block", sort=False):
+    for (hw_name, block_text), table in candidates.groupby(["config", "block"], sort=False):
         chosen, solution = _allocate(table, objective, estimate, capacity, constraint, greedy=False)
         _, greedy_solution = _allocate(table, objective, estimate, capacity, constraint, greedy=True)
-        plans.append((block_text, chosen, {"exact": solution.value, "greedy": greedy_solution.value}))
+        plans.append((hw_name, block_text, chosen, {"exact": solution.value, "greedy": greedy_solution.value}))
         for sparsity, level in table.groupby("sparsity"):
-            uniform_rows.append({"block": block_text, "sparsity": sparsity, estimate: float(level[estimate].sum()),
+            uniform_rows.append({"config": hw_name, "block": block_text, "sparsity": sparsity,
+                                 estimate: float(level[estimate].sum()),
                                  "kept_weights": int(level["kept_weights"].sum()),
-                                 **{k: float(level[k].sum()) + fixed[k] for k in OBJECTIVES}})  # fmt: skip
+                                 **{k: float(level[k].sum()) + fixed[hw_name][k] for k in OBJECTIVES}})  # fmt: skip
     uniform = pd.DataFrame(uniform_rows)
     score = (lambda c: float(c[estimate].sum())) if constraint == "compression" else (
-        lambda c: float(c[objective].sum()))  # fmt: skip
-    block_text, chosen, solved = min(plans, key=lambda p: score(p[1]))
-    totals = {k: float(chosen[k].sum()) + fixed[k] for k in OBJECTIVES}
+        lambda name, c: float(c[objective].sum()) + fixed[name][objective])  # fmt: skip
+    if constraint == "compression":
+        hw_name, block_text, chosen, solved = min(plans, key=lambda p: score(p[2]))
+    else:
+        hw_name, block_text, chosen, solved = min(plans, key=lambda p: score(p[0], p[2]))
+    totals = {k: float(chosen[k].sum()) + fixed[hw_name][k] for k in OBJECTIVES}
+    summary["plans"] = [{"config": name, "block": block, objective: float(c[objective].sum()) + fixed[name][objective],
+                         estimate: float(c[estimate].sum())} for name, block, c, _ in plans]  # fmt: skip
     feasible = uniform[uniform["kept_weights"] <= capacity] if constraint == "compression" else uniform[
         uniform[estimate] <= capacity]  # fmt: skip
     best_uniform = (feasible.sort_values(estimate if constraint == "compression" else objective).iloc[0].to_dict()
                     if len(feasible) else None)  # fmt: skip
     predicted = {"model": {k: totals[k] for k in OBJECTIVES}, "estimated_loss_increase": float(chosen[estimate].sum()),
                  "kept_fraction": float(chosen["kept_weights"].sum() / total_weights),
-                 "dense_model": {k: float(dense[k]) for k in OBJECTIVES},
+                 "dense_model": {k: float(dense[hw_name][k]) for k in OBJECTIVES},
                  "best_uniform": best_uniform, "greedy_vs_exact": solved}  # fmt: skip
-    plan = CodesignPlan(block=block_text, granularity=granularity, config=hw.name, objective=objective,
+    if len(hws) > 1:
+        joint = _joint_front(candidates, uniform, fixed, objective, estimate)
+        write_text_atomic(out / "joint.csv", joint.to_csv(index=False))
+        summary["joint_front"] = joint[joint["on_front"]].drop(columns="on_front").to_dict("records")
+    plan = CodesignPlan(block=block_text, granularity=granularity, config=hw_name, objective=objective,
                         constraint=constraint_text, predicted=json.loads(strict_json.dumps(predicted)),
                         layers={row.layer: float(row.sparsity) for row in chosen.itertuples()})  # fmt: skip
-    summary.update(constraint=constraint_text, block=block_text, predicted=predicted)
+    summary.update(constraint=constraint_text, chosen_config=hw_name, block=block_text, predicted=predicted)
     plan.save(out / "plan.yaml")
     write_text_atomic(out / "allocation.csv", chosen.to_csv(index=False))
     write_text_atomic(out / "uniform.csv", uniform.to_csv(index=False))
     write_text_atomic(out / "summary.json", strict_json.dumps(summary, indent=2))
     return CodesignResult(plan, candidates, chosen, uniform, summary, out)
+
+
+def _joint_front(candidates: pd.DataFrame, uniform: pd.DataFrame, fixed: dict, objective: str, estimate: str,
+                 budgets: int = 12) -> pd.DataFrame:  # fmt: skip
+    """Plans of every accelerator x block over ``budgets`` loss budgets (geometric, between the smallest and
+    the largest positive uniform-plan estimate) and which of them are on the joint (objective, loss) front."""
+    from analysis.pareto import pareto_mask
+
+    positive = uniform.loc[uniform[estimate] > 0, estimate]
+    if not len(positive):
+        return pd.DataFrame(columns=["config", "block", "budget", objective, estimate, "kept_weights", "on_front"])
+    rows = []
+    for budget in np.geomspace(positive.min(), positive.max(), budgets):
+        for (hw_name, block_text), table in candidates.groupby(["config", "block"], sort=False):
+            chosen, _ = _allocate(table, objective, estimate, float(budget), "loss", greedy=False)
+            rows.append({"config": hw_name, "block": block_text, "budget": float(budget),
+                         objective: float(chosen[objective].sum()) + fixed[hw_name][objective],
+                         estimate: float(chosen[estimate].sum()), "kept_weights": int(chosen["kept_weights"].sum()),
+                         "layers": json.dumps(dict(zip(chosen["layer"], chosen["sparsity"], strict=True)))})
+    joint = pd.DataFrame(rows)
+    joint["on_front"] = pareto_mask(joint, {objective: "min", estimate: "min"})
+    return joint
 
 
 def uniform_plan(plan: CodesignPlan, sparsity: float) -> CodesignPlan:
@@ -259,9 +307,9 @@ def verify_plan(result: CodesignResult, model: str | Path, data: str, budget=Non
     from pruning.train import run_pruning
 
     plan = result.plan
-    kept = float(result.allocation["kept_weights"].sum()) / float(
-        result.candidates[(result.candidates["block"] == plan.block) & (result.candidates["sparsity"] == 0)][
-            "kept_weights"].sum())  # fmt: skip
+    dense_rows = result.candidates[(result.candidates["block"] == plan.block) & (result.candidates["sparsity"] == 0)
+                                   & (result.candidates["config"] == plan.config)]  # fmt: skip
+    kept = float(result.allocation["kept_weights"].sum()) / float(dense_rows["kept_weights"].sum())
     uniform = uniform_plan(plan, round(1.0 - kept, 6))
     rows = []
     for label, candidate in (("codesign", plan), ("uniform", uniform)):
@@ -270,7 +318,8 @@ def verify_plan(result: CodesignResult, model: str | Path, data: str, budget=Non
                           cache_dir=cache_dir, progress=progress)  # fmt: skip
         totals = simulate(plan.config, build_workload(read_hf_config(out), load_masks(out), batch=batch,
                                                       seq_len=seq_len)).totals  # fmt: skip
-        uniform_row = result.uniform[(result.uniform["block"] == plan.block)]
+        uniform_row = result.uniform[(result.uniform["block"] == plan.block)
+                                     & (result.uniform["config"] == plan.config)]  # fmt: skip
         predicted = (plan.predicted.get("model", {}).get("latency_s") if label == "codesign" else float(
             uniform_row.iloc[(uniform_row["sparsity"] - (1 - kept)).abs().argmin()]["latency_s"]))  # fmt: skip
         rows.append({"plan": label, "layer_sparsities": len(set(candidate.layers.values())),

@@ -17,7 +17,8 @@ def register(subparsers) -> None:
     p.add_argument("--model", required=True, help="local HF model directory, or the alias 'minilm'")
     p.add_argument("--data", required=True, help="sentiment | bbc | glue:TASK")
     p.add_argument("--glue-dir", help="GLUE data directory for --data glue:TASK")
-    p.add_argument("--config", required=True, help="accelerator preset name or YAML path")
+    p.add_argument("--config", required=True, nargs="+", help="accelerator preset name(s) or YAML path(s); with "
+                   "several, the accelerator is chosen with the plan and joint.csv holds the joint front")
     p.add_argument("--objective", default="latency_s", choices=["latency_s", "energy_pj", "cycles"],
                    help="what the allocation minimises (default latency_s)")
     budget = p.add_mutually_exclusive_group(required=True)
@@ -55,7 +56,8 @@ def run(args) -> int:
 
     budget = TrainBudget(epochs=args.epochs, max_train_samples=args.max_train_samples, batch_size=args.batch_size,
                          seed=args.seed)  # fmt: skip
-    result = run_codesign(args.model, args.data, args.config, args.out, blocks=tuple(args.blocks),
+    config = args.config[0] if len(args.config) == 1 else args.config
+    result = run_codesign(args.model, args.data, config, args.out, blocks=tuple(args.blocks),
                           granularity=args.granularity, sparsities=tuple(args.sparsities or DEFAULT_SPARSITIES),
                           objective=args.objective, max_loss_increase=args.max_loss_increase,
                           max_accuracy_drop=args.budget_accuracy_drop, target_compression=args.target_compression,
@@ -64,11 +66,15 @@ def run(args) -> int:
                           cache_dir=args.cache_dir)  # fmt: skip
     predicted = result.summary["predicted"]
     best = predicted["best_uniform"]
-    print(f"plan: {result.out_dir / 'plan.yaml'} ({result.plan.block} blocks, {result.summary['constraint']})")
+    print(f"plan: {result.out_dir / 'plan.yaml'} ({result.plan.config}, {result.plan.block} blocks, "
+          f"{result.summary['constraint']})")
     print(result.allocation[["layer", "sparsity", args.estimate, args.objective]].to_string(index=False))
     uniform = "none fits" if best is None else f"{best[args.objective]:.4g} at {best['block']} {best['sparsity']:.0%}"
     print(f"predicted {args.objective}: {predicted['model'][args.objective]:.4g} (dense "
           f"{predicted['dense_model'][args.objective]:.4g}; best uniform plan under the same constraint: {uniform})")
+    if "joint_front" in result.summary:
+        print(f"joint front (accelerator and plan together): {len(result.summary['joint_front'])} plans -> "
+              f"{result.out_dir / 'joint.csv'}")
     if "validation" in result.summary:
         print(f"sensitivity check: {result.summary['validation']}")
     if args.execute:

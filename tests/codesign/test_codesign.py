@@ -187,3 +187,30 @@ def test_codesign_execute_prunes_the_plan_and_its_uniform_twin_and_simulates_bot
     # equal overall compression of the pruned layers (2x asked; blocks round each layer)
     assert table["compression_rate"].to_numpy() == pytest.approx([2.0, 2.0], rel=0.15)
     assert (table["simulated_latency_s"] > 0).all() and table["dev_accuracy"].between(0, 1).all()
+
+
+def test_several_accelerators_pick_the_accelerator_with_the_plan_and_report_the_joint_front(tmp_path, capsys):
+    import pandas as pd
+
+    from analysis.pareto import pareto_mask
+
+    model_dir, glue_dir = tiny_text_task(tmp_path)
+    rc = main(["codesign", "--model", str(model_dir), "--data", "glue:sst-2", "--glue-dir", str(glue_dir),
+               "--epochs", "2", "--max-train-samples", "16", "--batch-size", "8", "--cache-dir", str(tmp_path / "c"),
+               "--config", "asic-16x16-int8", "fpga-zcu102", "--blocks", "8x8", "16x16", "--max-loss-increase",
+               "1e-3", "--seq-len", "16", "--gradient-batches", "2", "--out", str(tmp_path / "cd")])  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    summary = json.loads((tmp_path / "cd" / "summary.json").read_text())
+    plan = load_plan(tmp_path / "cd" / "plan.yaml")
+    joint = pd.read_csv(tmp_path / "cd" / "joint.csv")
+    assert set(joint["config"]) == {"asic-16x16-int8", "fpga-zcu102"} and set(joint["block"]) == {"8x8", "16x16"}
+    # the front is exactly the non-dominated (latency, loss) plans, recomputed here
+    expected = pareto_mask(joint, {"latency_s": "min", "fisher": "min"})
+    assert (joint["on_front"] == expected).all() and len(summary["joint_front"]) == int(expected.sum())
+    # the chosen accelerator has the lowest predicted latency among the accelerators' plans at this budget
+    candidates = pd.read_csv(tmp_path / "cd" / "candidates.csv")
+    assert set(candidates["config"]) == {"asic-16x16-int8", "fpga-zcu102"}
+    assert plan.config == summary["chosen_config"]
+    assert len(summary["plans"]) == 4  # 2 accelerators x 2 blocks, each allocated under the same budget
+    assert summary["predicted"]["model"]["latency_s"] == pytest.approx(min(p["latency_s"] for p in summary["plans"]))
+    assert all(p["fisher"] <= 1e-3 for p in summary["plans"])
