@@ -40,6 +40,8 @@ from pruning.report import compression_summary
 
 __all__ = ["PointCache", "content_hash", "model_fingerprint"]
 
+_ADDED_FIELDS = {"distill_hidden_weight": 0.0}  # budget field -> the value that means "as before it existed"
+
 log = logging.getLogger(__name__)
 
 POINT_FILENAME = "point.json"
@@ -60,6 +62,9 @@ class PointCache:
     # -- keys ------------------------------------------------------------------------------------
     def key(self, point: dict) -> str:
         budget = self.space.budget.__dict__ if self.space.accuracy in ("proxy", "train") else {}
+        # budget fields added after points were first cached are left out at their neutral value, so those
+        # points keep their keys
+        budget = {k: v for k, v in budget.items() if _ADDED_FIELDS.get(k, object()) != v}
         return content_hash({"model": self.fingerprint["sha256"], "data": self.space.data,
                              "accuracy": self.space.accuracy, "budget": budget, "point": point})  # fmt: skip
 

@@ -1,6 +1,7 @@
 """Knowledge distillation from a dense fine-tuned teacher while pruning (Hinton et al. 2015).
 
 ``loss = (1 - alpha) * CE(student, labels) + alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T))``
+``       + hidden_weight * mean_layers MSE(student hidden states, teacher hidden states)`` (optional)
 
 The ``T^2`` factor keeps the soft-target gradients on the scale of the hard-label ones (their magnitude
 falls as ``1/T^2``). :class:`DistillationModel` wraps the student so that a *plain* HF ``Trainer`` trains
@@ -35,14 +36,17 @@ class DistillationModel(nn.Module):
     the training device; the optimizer only sees the student's parameters (HF skips ``requires_grad=False``).
     """
 
-    def __init__(self, student: nn.Module, teacher: nn.Module, alpha: float = 0.5, temperature: float = 2.0) -> None:
+    def __init__(self, student: nn.Module, teacher: nn.Module, alpha: float = 0.5, temperature: float = 2.0,
+                 hidden_weight: float = 0.0) -> None:  # fmt: skip
         super().__init__()
         if not (isinstance(alpha, int | float) and 0 <= alpha <= 1):
             raise ValueError(f"distill_alpha: must be in [0, 1], got {alpha!r}")
         if not (isinstance(temperature, int | float) and 0 < temperature <= 100):
             raise ValueError(f"distill_temperature: must be in (0, 100], got {temperature!r}")
+        if not (isinstance(hidden_weight, int | float) and 0 <= hidden_weight <= 1000):
+            raise ValueError(f"distill_hidden_weight: must be in [0, 1000], got {hidden_weight!r}")
         self.student, self.teacher = student, teacher
-        self.alpha, self.temperature = float(alpha), float(temperature)
+        self.alpha, self.temperature, self.hidden_weight = float(alpha), float(temperature), float(hidden_weight)
         self.teacher.eval()
         for parameter in self.teacher.parameters():
             parameter.requires_grad_(False)
@@ -58,11 +62,18 @@ class DistillationModel(nn.Module):
         inputs = {"input_ids": input_ids, "attention_mask": attention_mask, **kwargs}
         if token_type_ids is not None:
             inputs["token_type_ids"] = token_type_ids
-        outputs = self.student(**inputs, labels=labels)
-        if labels is None or not self.training or self.alpha == 0:
+        hidden = self.hidden_weight > 0 and self.training and labels is not None
+        outputs = self.student(**inputs, labels=labels, output_hidden_states=hidden or None)
+        if labels is None or not self.training or (self.alpha == 0 and not hidden):
             return outputs
         with torch.no_grad():
-            teacher_logits = self.teacher(**inputs).logits
-        kd = distillation_loss(outputs.logits, teacher_logits, self.temperature)
-        outputs.loss = (1 - self.alpha) * outputs.loss + self.alpha * kd
+            teacher_out = self.teacher(**inputs, output_hidden_states=hidden or None)
+        loss = outputs.loss
+        if self.alpha > 0:
+            kd = distillation_loss(outputs.logits, teacher_out.logits, self.temperature)
+            loss = (1 - self.alpha) * loss + self.alpha * kd
+        if hidden:  # every layer's output (embeddings included), same shapes: student and teacher share the config
+            pairs = list(zip(outputs.hidden_states, teacher_out.hidden_states, strict=True))
+            loss = loss + self.hidden_weight * sum(nn.functional.mse_loss(s, t) for s, t in pairs) / len(pairs)
+        outputs.loss = loss
         return outputs

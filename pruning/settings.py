@@ -209,6 +209,7 @@ class TrainBudget:
     teacher: str = "two-stage"  # none | distill | two-stage (TeacherMode); a dense run (target 0) has none
     distill_alpha: float = 0.5  # weight of the teacher's soft targets in the loss (unused with teacher none)
     distill_temperature: float = 2.0
+    distill_hidden_weight: float = 0.0  # weight of the hidden-state MSE to the teacher (0: logits only)
 
     def __post_init__(self) -> None:
         for name, zero_allowed, upper in (("epochs", False, MAX_EPOCHS), ("learning_rate", False, 1.0),
@@ -242,6 +243,8 @@ class TrainBudget:
         TeacherMode.parse(self.teacher, field="teacher")
         if not (isinstance(self.distill_alpha, int | float) and 0 <= self.distill_alpha <= 1):
             raise ValueError(f"distill_alpha: must be in [0, 1], got {self.distill_alpha!r}")
+        if not (isinstance(self.distill_hidden_weight, int | float) and 0 <= self.distill_hidden_weight <= 1000):
+            raise ValueError(f"distill_hidden_weight: must be in [0, 1000], got {self.distill_hidden_weight!r}")
         if not (isinstance(self.distill_temperature, int | float) and 0 < self.distill_temperature <= 100):
             raise ValueError(f"distill_temperature: must be in (0, 100], got {self.distill_temperature!r}")
 

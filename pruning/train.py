@@ -160,9 +160,9 @@ def run_pruning(
                                     start_epoch=budget.prune_start_epoch,
                                     frequency_steps=budget.prune_frequency_steps)  # fmt: skip
     trained = classifier
-    if teacher is not None and budget.distill_alpha > 0:
+    if teacher is not None and (budget.distill_alpha > 0 or budget.distill_hidden_weight > 0):
         trained = DistillationModel(classifier, load_classifier(teacher, dataset.num_labels), budget.distill_alpha,
-                                    budget.distill_temperature)  # fmt: skip
+                                    budget.distill_temperature, budget.distill_hidden_weight)  # fmt: skip
     target = (f"plan of {len(settings.layer_sparsity)} layers" if settings.layer_sparsity is not None
               else f"{settings.target_sparsity:.0%}")  # fmt: skip
     label = "dense fine-tune" if dense else f"prune {settings.block} {settings.method.value} {target}"
@@ -216,7 +216,7 @@ def dense_teacher(model: str | Path, data: str | TextDataset, budget: TrainBudge
     if (out_dir / "config.json").is_file():
         return out_dir
     dense_budget = replace(budget, prune_at_epoch=budget.epochs, schedule="oneshot", prune_start_epoch=0.0,
-                           teacher="none", distill_alpha=0.0)  # fmt: skip
+                           teacher="none", distill_alpha=0.0, distill_hidden_weight=0.0)  # fmt: skip
     log.info("training the dense teacher once (cached in %s)", out_dir)
     run_pruning(model, data, DENSE_SETTINGS, out_dir, dense_budget, glue_dir=glue_dir, overwrite=True,
                 progress=progress)  # fmt: skip
@@ -224,4 +224,4 @@ def dense_teacher(model: str | Path, data: str | TextDataset, budget: TrainBudge
 
 
 _STUDENT_ONLY_FIELDS = ("prune_at_epoch", "schedule", "prune_start_epoch", "prune_frequency_steps", "teacher",
-                        "distill_alpha", "distill_temperature")  # fmt: skip
+                        "distill_alpha", "distill_temperature", "distill_hidden_weight")  # fmt: skip

@@ -73,6 +73,8 @@ def register(subparsers) -> None:
                    help="weight of the teacher's soft targets in the loss, in [0, 1] (default 0.5; 0: start from the "
                         "teacher without distilling)")
     p.add_argument("--distill-temperature", type=float, default=2.0, help="softmax temperature (default 2)")
+    p.add_argument("--distill-hidden-weight", type=float, default=0.0, help="weight of the MSE between student and "
+                   "teacher hidden states, every layer (default 0: logits only)")
     p.add_argument("--targets", nargs="+", help=fields["targets"].metadata["help"])
     p.add_argument("--out", required=True, help="output directory: new, empty, or an earlier bsp prune output "
                    "with --overwrite (then replaced atomically)")
@@ -139,6 +141,7 @@ def run(args) -> int:
         teacher=args.teacher,
         distill_alpha=args.distill_alpha,
         distill_temperature=args.distill_temperature,
+        distill_hidden_weight=args.distill_hidden_weight,
     )
     result = run_pruning(args.model, args.data, settings, args.out, budget, glue_dir=args.glue_dir,
                          overwrite=args.overwrite, teacher=args.teacher_model, cache_dir=args.cache_dir)
