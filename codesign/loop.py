@@ -99,7 +99,7 @@ def run_codesign(model: str | Path, data: str, config, out_dir: str | Path, *, b
     from hwsim.workload import read_hf_config
     from pruning.data import load_dataset
     from pruning.models import load_classifier, load_tokenizer, model_fingerprint
-    from pruning.settings import TrainBudget
+    from pruning.settings import TrainBudget, check_sparsity
     from pruning.spec import BlockSpec, group_shape
     from pruning.targets import find_targets
     from pruning.train import default_cache_dir, dense_teacher
@@ -118,7 +118,19 @@ def run_codesign(model: str | Path, data: str, config, out_dir: str | Path, *, b
                              0.0), ("target_compression", target_compression, 1.0)):  # fmt: skip
         if value is not None and not (isinstance(value, int | float) and math.isfinite(value) and value > low):
             raise ValueError(f"{name}: must be a finite number > {low:g}, got {value!r}")
-    sparsities = sorted({0.0, *(float(s) for s in sparsities)})
+    counts = (("gradient_batches", gradient_batches, 1, 10_000), ("validate", validate, 0, 100_000),
+              ("seq_len", seq_len, 1, 65_536), ("batch", batch, 1, 4096))
+    for name, value, low, high in counts:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ValueError(f"{name}: must be an integer in [{low}, {high}], got {value!r}")
+    if not blocks:
+        raise ValueError("blocks: give at least one block size, e.g. 16x16")
+    blocks = [str(BlockSpec.parse(b)) for b in blocks]  # bad blocks and granularities stop before any loading
+    group_shape(BlockSpec.parse(blocks[0]), granularity)
+    try:
+        sparsities = sorted({0.0, *(check_sparsity(s) for s in sparsities)})
+    except ValueError as err:
+        raise ValueError(f"sparsities: {str(err).split(': ', 1)[1]}") from None
     hws = [load_config(c) for c in ([config] if isinstance(config, str | Path) or hasattr(config, "pe_array")
                                     else list(config))]  # fmt: skip
     if len({hw.name for hw in hws}) != len(hws):

@@ -214,3 +214,25 @@ def test_several_accelerators_pick_the_accelerator_with_the_plan_and_report_the_
     assert len(summary["plans"]) == 4  # 2 accelerators x 2 blocks, each allocated under the same budget
     assert summary["predicted"]["model"]["latency_s"] == pytest.approx(min(p["latency_s"] for p in summary["plans"]))
     assert all(p["fisher"] <= 1e-3 for p in summary["plans"])
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"--sparsities": ["0.5", "1.5"]}, "sparsities: must be in [0, 1), got 1.5"),
+    ({"--config": ["nope"]}, "nope"),
+    ({"--gradient-batches": ["0"]}, "gradient_batches: must be an integer in [1, 10000], got 0"),
+    ({"--blocks": ["0x4"]}, "block rows"),
+    ({"--granularity": ["diagonal"]}, "diagonal"),
+])  # fmt: skip
+def test_codesign_bad_input_exits_2_naming_the_field_before_loading_anything(tmp_path, capsys, change, message):
+    options = {"--model": [str(tmp_path / "absent")], "--data": ["sentiment"], "--config": ["asic-16x16-int8"],
+               "--max-loss-increase": ["0.01"], "--out": [str(tmp_path / "out")], **change}
+    argv = ["codesign", *[x for key, values in options.items() for x in (key, *values)]]
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err  # not the missing model: the option is checked first
+
+
+def test_codesign_budgets_are_mutually_exclusive(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["codesign", "--model", "minilm", "--data", "sentiment", "--config", "asic-16x16-int8",
+              "--max-loss-increase", "0.01", "--target-compression", "2", "--out", str(tmp_path / "o")])
+    assert "not allowed with argument" in capsys.readouterr().err
