@@ -35,7 +35,7 @@ from codesign.allocate import greedy_mckp, solve_mckp
 from codesign.cost import layer_costs
 from codesign.plan import CodesignPlan
 
-__all__ = ["CodesignResult", "run_codesign", "uniform_plan", "verify_plan"]
+__all__ = ["CodesignResult", "hardware_space", "run_codesign", "uniform_plan", "verify_plan"]
 
 OUTPUT_KIND = "codesign"
 DEFAULT_SPARSITIES = (0.0, 0.25, 0.5, 0.625, 0.75, 0.875)
@@ -50,6 +50,26 @@ class CodesignResult:
     uniform: pd.DataFrame  # every (block, uniform sparsity): summed estimate and cost
     summary: dict
     out_dir: Path
+
+
+def hardware_space(configs, hardware_axes: dict) -> tuple[list, list[dict]]:
+    """Accelerators for a joint search: every config x hardware-axis combination (the sweep's ``hardware_axes``
+    format: dotted field paths, ``"a,b"`` ties paths). Returns (buildable configs, infeasible combinations with
+    the reason) -- an FPGA array over its DSP budget is a result, not an error."""
+    from analysis.space import SweepSpace
+    from hwsim.config import ConfigError, derive_config
+
+    configs = [configs] if isinstance(configs, str | Path) else list(configs)
+    space = SweepSpace(accuracy="none", configs=[str(c) for c in configs], hardware_axes=hardware_axes or {})
+    built, infeasible = [], []
+    for base in space.configs:
+        for overrides in space.hardware_variants():
+            try:
+                built.append(derive_config(base, overrides) if overrides else derive_config(base, {}, name=base))
+            except ConfigError as err:
+                infeasible.append({"config": base, "overrides": overrides,
+                                   "reason": "; ".join(f"{path}: {message}" for path, message in err.errors)})
+    return built, infeasible
 
 
 def _batches(tokenizer, split, n_batches: int, batch_size: int, max_seq_len: int, seed: int) -> list[dict]:

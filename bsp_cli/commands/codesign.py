@@ -19,6 +19,9 @@ def register(subparsers) -> None:
     p.add_argument("--glue-dir", help="GLUE data directory for --data glue:TASK")
     p.add_argument("--config", required=True, nargs="+", help="accelerator preset name(s) or YAML path(s); with "
                    "several, the accelerator is chosen with the plan and joint.csv holds the joint front")
+    p.add_argument("--hardware-axes", help="a hardware space crossed with --config, as JSON or a YAML file in the "
+                   "sweep's hardware_axes format, e.g. '{\"pe_array.rows,pe_array.cols\": [[16, 16], [32, 32]], "
+                   "\"clock_mhz\": [500, 1000]}'; the accelerator is chosen with the plan")
     p.add_argument("--objective", default="latency_s", choices=["latency_s", "energy_pj", "cycles"],
                    help="what the allocation minimises (default latency_s)")
     budget = p.add_mutually_exclusive_group(required=True)
@@ -50,6 +53,18 @@ def register(subparsers) -> None:
     p.set_defaults(run=run)
 
 
+def _read_axes(text: str) -> dict:
+    """``--hardware-axes``: a YAML file, or inline JSON/YAML."""
+    from pathlib import Path
+
+    from bsp_common.safe_yaml import load_yaml_file, load_yaml_text
+
+    axes = load_yaml_file(text, "hardware axes") if Path(text).is_file() else load_yaml_text(text, "--hardware-axes")
+    if not isinstance(axes, dict):
+        raise ValueError(f"--hardware-axes: expected a mapping of config field paths to value lists, got {text!r}")
+    return axes
+
+
 def run(args) -> int:
     from codesign.loop import DEFAULT_SPARSITIES, run_codesign, verify_plan
     from pruning.settings import TrainBudget
@@ -57,6 +72,14 @@ def run(args) -> int:
     budget = TrainBudget(epochs=args.epochs, max_train_samples=args.max_train_samples, batch_size=args.batch_size,
                          seed=args.seed)  # fmt: skip
     config = args.config[0] if len(args.config) == 1 else args.config
+    if args.hardware_axes:
+        from codesign.loop import hardware_space
+
+        config, infeasible = hardware_space(args.config, _read_axes(args.hardware_axes))
+        for entry in infeasible:
+            print(f"infeasible: {entry['config']} {entry['overrides']}: {entry['reason']}")
+        if not config:
+            raise ValueError("--hardware-axes: no combination can be built (see the reasons above)")
     result = run_codesign(args.model, args.data, config, args.out, blocks=tuple(args.blocks),
                           granularity=args.granularity, sparsities=tuple(args.sparsities or DEFAULT_SPARSITIES),
                           objective=args.objective, max_loss_increase=args.max_loss_increase,

@@ -236,3 +236,33 @@ def test_codesign_budgets_are_mutually_exclusive(tmp_path, capsys):
         main(["codesign", "--model", "minilm", "--data", "sentiment", "--config", "asic-16x16-int8",
               "--max-loss-increase", "0.01", "--target-compression", "2", "--out", str(tmp_path / "o")])
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_hardware_space_crosses_configs_with_axes_and_reports_infeasible_combinations():
+    from codesign.loop import hardware_space
+
+    built, infeasible = hardware_space(["asic-16x16-int8", "fpga-zcu102"],
+                                       {"pe_array.rows,pe_array.cols": [[8, 8], [64, 128]], "clock_mhz": [200, 400]})
+    names = {c.name for c in built}
+    assert len(built) + len(infeasible) == 2 * 2 * 2
+    assert "asic-16x16-int8[pe_array.rows=64,pe_array.cols=128,clock_mhz=400]" in names
+    # 64x128 needs 4096 DSPs on the ZCU102 (2520): recorded with the reason, not raised
+    assert {(e["config"], e["overrides"]["pe_array.rows"]) for e in infeasible} == {("fpga-zcu102", 64)}
+    assert all("fpga.dsp" in e["reason"] for e in infeasible)
+    with pytest.raises(ValueError, match="names no field"):
+        hardware_space(["asic-16x16-int8"], {"pe_array.banana": [1]})
+
+
+def test_codesign_with_hardware_axes_picks_the_faster_clock(tmp_path, capsys):
+    model_dir, glue_dir = tiny_text_task(tmp_path)
+    rc = main(["codesign", "--model", str(model_dir), "--data", "glue:sst-2", "--glue-dir", str(glue_dir),
+               "--epochs", "2", "--max-train-samples", "16", "--batch-size", "8", "--cache-dir", str(tmp_path / "c"),
+               "--config", "asic-16x16-int8", "--hardware-axes", '{"clock_mhz": [500, 1000]}', "--blocks", "8x8",
+               "--max-loss-increase", "1e-3", "--seq-len", "16", "--gradient-batches", "2",
+               "--out", str(tmp_path / "cd")])  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    summary = json.loads((tmp_path / "cd" / "summary.json").read_text())
+    assert summary["chosen_config"] == "asic-16x16-int8[clock_mhz=1000]"
+    latency = {p["config"]: p["latency_s"] for p in summary["plans"]}
+    # the same cycles under the same budget, at twice the clock
+    assert latency["asic-16x16-int8[clock_mhz=500]"] == pytest.approx(2 * latency["asic-16x16-int8[clock_mhz=1000]"])
