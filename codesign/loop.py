@@ -100,29 +100,12 @@ def _allocate(table: pd.DataFrame, objective: str, estimate: str, capacity: floa
     return chosen, solution
 
 
-def run_codesign(model: str | Path, data: str, config, out_dir: str | Path, *, blocks=("16x16", "32x32"),
-                 granularity: str = "block", sparsities=DEFAULT_SPARSITIES, objective: str = "latency_s",
-                 max_loss_increase: float | None = None, max_accuracy_drop: float | None = None,
-                 target_compression: float | None = None, estimate: str = "fisher", budget=None,
-                 gradient_batches: int = 8, validate: int = 0, seq_len: int = 128, batch: int = 1,
-                 glue_dir: str | Path | None = None, cache_dir: str | Path | None = None,
-                 progress: bool = True) -> CodesignResult:  # fmt: skip
-    """Choose per-layer sparsities for ``config``; writes plan.yaml, candidates.csv, allocation.csv, uniform.csv
-    and summary.json to ``out_dir`` (a new or earlier codesign directory). Exactly one constraint is given.
-
-    ``config`` may be a list of accelerators (preset names, YAML paths or configs): the sensitivities are
-    estimated once, every accelerator x block gets its plan, the best one is ``plan.yaml``, and joint.csv
-    holds the joint front -- accelerator and per-layer plan chosen together -- over a range of loss budgets.
-    """
-    from codesign.sensitivity import collect_gradients, estimate_sensitivity, measured_sensitivity, removed_groups
-    from hwsim import build_workload, load_config, simulate
-    from hwsim.workload import read_hf_config
-    from pruning.data import load_dataset
-    from pruning.models import load_classifier, load_tokenizer, model_fingerprint
-    from pruning.settings import TrainBudget, check_sparsity
+def _check_options(blocks, granularity, sparsities, objective, estimate, max_loss_increase, max_accuracy_drop,
+                   target_compression, gradient_batches, validate, seq_len,
+                   batch) -> tuple[list[str], list[float]]:  # fmt: skip
+    """Every option checked before anything loads; returns the normalised block names and sparsities (0 added)."""
+    from pruning.settings import check_sparsity
     from pruning.spec import BlockSpec, group_shape
-    from pruning.targets import find_targets
-    from pruning.train import default_cache_dir, dense_teacher
 
     given = [c for c in (max_loss_increase, max_accuracy_drop, target_compression) if c is not None]
     if len(given) != 1:
@@ -151,6 +134,96 @@ def run_codesign(model: str | Path, data: str, config, out_dir: str | Path, *, b
         sparsities = sorted({0.0, *(check_sparsity(s) for s in sparsities)})
     except ValueError as err:
         raise ValueError(f"sparsities: {str(err).split(': ', 1)[1]}") from None
+    return blocks, sparsities
+
+
+def _estimate_candidates(classifier, train: list, held_out: list, hws: list, blocks: list[str], granularity: str,
+                         sparsities: list[float], validate: int, seed: int, tokens: int,
+                         progress: bool) -> tuple[pd.DataFrame, pd.DataFrame | None]:  # fmt: skip
+    """(candidates, calibration): every (block, accelerator, layer, sparsity) with its loss estimates and cost;
+    with ``validate``, measured single-layer candidates and whole-model one-shot prunes (the calibration)."""
+    from codesign.sensitivity import collect_gradients, estimate_sensitivity, measured_sensitivity, removed_groups
+    from pruning.spec import BlockSpec, group_shape
+    from pruning.targets import find_targets
+
+    weights = {f"{name}.weight": layer.weight for name, layer in find_targets(classifier).items()}
+    shapes = {name: tuple(w.shape) for name, w in weights.items()}
+    frames, calibrations = [], []
+    for block_text in blocks:
+        block = BlockSpec.parse(block_text)
+        gshape = group_shape(block, granularity)
+        gradients = collect_gradients(classifier, weights, train, lambda m, b: m(**b).loss, gshape)
+        estimates = estimate_sensitivity(gradients, sparsities)
+        removed = {(name, s): removed_groups(gradients.score(name), shapes[name], gshape, s).numpy()
+                   for name in weights for s in sparsities}  # fmt: skip
+        costs = pd.concat([layer_costs(removed, shapes, gshape, (block.rows, block.cols), hw, tokens)
+                           .assign(config=hw.name) for hw in hws], ignore_index=True)  # fmt: skip
+        frame = estimates.merge(costs, on=["layer", "sparsity"]).assign(block=block_text)
+        if validate:
+            pruned = [(n, s) for n in weights for s in sparsities if s > 0]
+            sample = random.Random(seed).sample(pruned, min(validate, len(pruned)))
+            frame = frame.merge(measured_sensitivity(classifier, weights, gradients, sample, held_out),
+                                on=["layer", "sparsity"], how="left")  # fmt: skip
+            first = frame["config"] == hws[0].name  # one row per candidate
+            # whole-model one-shot prunes (no retraining): effects large enough to calibrate accuracy
+            uniform = measured_sensitivity(classifier, weights, gradients,
+                                           [dict.fromkeys(weights, s) for s in sparsities if s > 0], held_out)
+            sums = frame[first].groupby("sparsity")[["taylor", "fisher"]].sum()
+            calibrations.append(uniform.drop(columns="layer").join(sums, on="sparsity").assign(block=block_text))
+        frames.append(frame)
+        if progress:
+            print(f"codesign: block {block}: {len(frame)} candidates estimated and simulated", flush=True)
+    return pd.concat(frames, ignore_index=True), (pd.concat(calibrations, ignore_index=True) if calibrations
+                                                  else None)  # fmt: skip
+
+
+def _estimate_checks(candidates: pd.DataFrame, calibration: pd.DataFrame | None, estimate: str, config: str) -> dict:
+    """``validation`` (estimate vs measured single-layer loss) and ``calibration`` (accuracy drop per unit of
+    summed estimate, least squares through the origin over whole-model one-shot prunes -- without retraining,
+    so it over-states the drop a pruning run ends with) where those measurements exist."""
+    checks = {}
+    if "measured_loss" in candidates:
+        from scipy.stats import spearmanr
+
+        checked = candidates[candidates["config"] == config].dropna(subset=["measured_loss"])
+        checks["validation"] = {
+            "candidates": len(checked),
+            "spearman_estimate_vs_measured_loss": float(spearmanr(checked[estimate], checked["measured_loss"])
+                                                        .statistic),
+            "mean_abs_error_loss": float((checked[estimate] - checked["measured_loss"]).abs().mean()),
+            "mean_measured_loss": float(checked["measured_loss"].mean()),
+        }  # fmt: skip
+    if calibration is not None and len(calibration):
+        x, y = calibration[estimate].to_numpy(float), calibration["measured_accuracy_drop"].to_numpy(float)
+        checks["calibration"] = {"accuracy_drop_per_estimated_loss": float((x * y).sum() / max((x * x).sum(), 1e-30)),
+                                 "points": len(calibration)}  # fmt: skip
+    return checks
+
+
+def run_codesign(model: str | Path, data: str, config, out_dir: str | Path, *, blocks=("16x16", "32x32"),
+                 granularity: str = "block", sparsities=DEFAULT_SPARSITIES, objective: str = "latency_s",
+                 max_loss_increase: float | None = None, max_accuracy_drop: float | None = None,
+                 target_compression: float | None = None, estimate: str = "fisher", budget=None,
+                 gradient_batches: int = 8, validate: int = 0, seq_len: int = 128, batch: int = 1,
+                 glue_dir: str | Path | None = None, cache_dir: str | Path | None = None,
+                 progress: bool = True) -> CodesignResult:  # fmt: skip
+    """Choose per-layer sparsities for ``config``; writes plan.yaml, candidates.csv, allocation.csv, uniform.csv
+    and summary.json to ``out_dir`` (a new or earlier codesign directory). Exactly one constraint is given.
+
+    ``config`` may be a list of accelerators (preset names, YAML paths or configs): the sensitivities are
+    estimated once, every accelerator x block gets its plan, the best one is ``plan.yaml``, and joint.csv
+    holds the joint front -- accelerator and per-layer plan chosen together -- over a range of loss budgets.
+    """
+    from hwsim import build_workload, load_config, simulate
+    from hwsim.workload import read_hf_config
+    from pruning.data import load_dataset
+    from pruning.models import load_classifier, load_tokenizer, model_fingerprint
+    from pruning.settings import TrainBudget
+    from pruning.train import default_cache_dir, dense_teacher
+
+    blocks, sparsities = _check_options(blocks, granularity, sparsities, objective, estimate, max_loss_increase,
+                                        max_accuracy_drop, target_compression, gradient_batches, validate, seq_len,
+                                        batch)  # fmt: skip
     hws = [load_config(c) for c in ([config] if isinstance(config, str | Path) or hasattr(config, "pe_array")
                                     else list(config))]  # fmt: skip
     if len({hw.name for hw in hws}) != len(hws):
@@ -162,17 +235,13 @@ def run_codesign(model: str | Path, data: str, config, out_dir: str | Path, *, b
                             progress=progress)  # fmt: skip
     tokenizer = load_tokenizer(teacher)
     classifier = load_classifier(teacher, dataset.num_labels)
-    layers = find_targets(classifier)
-    weights = {f"{name}.weight": layer.weight for name, layer in layers.items()}
-    shapes = {name: tuple(w.shape) for name, w in weights.items()}
     train = _batches(tokenizer, dataset.train, gradient_batches, budget.batch_size, budget.max_seq_len, budget.seed)
     held_out = _batches(tokenizer, dataset.dev, max(2, gradient_batches // 2), budget.batch_size,
                         budget.max_seq_len, budget.seed) if validate else []  # fmt: skip
     tokens = batch * seq_len
 
     settings = {"model": model_fingerprint(teacher)["sha256"], "data": data,
-                "configs": [hw.model_dump(mode="json") for hw in hws],
-                "blocks": [str(BlockSpec.parse(b)) for b in blocks], "granularity": granularity,
+                "configs": [hw.model_dump(mode="json") for hw in hws], "blocks": blocks, "granularity": granularity,
                 "sparsities": sparsities, "gradient_batches": gradient_batches, "validate": validate,
                 "tokens": tokens, "budget": budget.__dict__}  # fmt: skip
     key = content_hash(settings)
@@ -181,59 +250,18 @@ def run_codesign(model: str | Path, data: str, config, out_dir: str | Path, *, b
         candidates = pd.read_csv(out / "candidates.csv")
         calibration = pd.read_csv(out / "calibration.csv") if (out / "calibration.csv").is_file() else None
     else:
-        frames, calibrations = [], []
-        for block_text in blocks:
-            block = BlockSpec.parse(block_text)
-            gshape = group_shape(block, granularity)
-            gradients = collect_gradients(classifier, weights, train, lambda m, b: m(**b).loss, gshape)
-            estimates = estimate_sensitivity(gradients, sparsities)
-            removed = {(name, s): removed_groups(gradients.score(name), shapes[name], gshape, s).numpy()
-                       for name in weights for s in sparsities}  # fmt: skip
-            costs = pd.concat([layer_costs(removed, shapes, gshape, (block.rows, block.cols), hw, tokens)
-                               .assign(config=hw.name) for hw in hws], ignore_index=True)  # fmt: skip
-            frame = estimates.merge(costs, on=["layer", "sparsity"]).assign(block=str(block))
-            if validate:
-                pruned = [(n, s) for n in weights for s in sparsities if s > 0]
-                sample = random.Random(budget.seed).sample(pruned, min(validate, len(pruned)))
-                frame = frame.merge(measured_sensitivity(classifier, weights, gradients, sample, held_out),
-                                    on=["layer", "sparsity"], how="left")  # fmt: skip
-                first = frame["config"] == hws[0].name  # one row per candidate for the checks below
-                # whole-model one-shot prunes (no retraining): effects large enough to calibrate accuracy
-                uniform = measured_sensitivity(classifier, weights, gradients,
-                                               [dict.fromkeys(weights, s) for s in sparsities if s > 0], held_out)
-                sums = frame[first].groupby("sparsity")[["taylor", "fisher"]].sum()
-                calibrations.append(uniform.drop(columns="layer").join(sums, on="sparsity").assign(block=str(block)))
-            frames.append(frame)
-            if progress:
-                print(f"codesign: block {block}: {len(frame)} candidates estimated and simulated", flush=True)
-        candidates = pd.concat(frames, ignore_index=True)
-        calibration = pd.concat(calibrations, ignore_index=True) if calibrations else None
+        candidates, calibration = _estimate_candidates(classifier, train, held_out, hws, blocks, granularity,
+                                                       sparsities, validate, budget.seed, tokens, progress)
         write_text_atomic(out / "candidates.csv", candidates.to_csv(index=False))
         if calibration is not None:
             write_text_atomic(out / "calibration.csv", calibration.to_csv(index=False))
         write_text_atomic(meta_path, strict_json.dumps({"key": key, "settings": settings}, indent=2))
-
     summary: dict = {"model": str(model), "data": data, "config": [hw.name for hw in hws], "objective": objective,
                      "estimate": estimate, "blocks": list(blocks), "sparsities": sparsities,
                      "granularity": granularity, "tokens": tokens, "teacher_dir": str(teacher)}  # fmt: skip
-    if "measured_loss" in candidates:
-        from scipy.stats import spearmanr
-
-        checked = candidates[candidates["config"] == hws[0].name].dropna(subset=["measured_loss"])
-        summary["validation"] = {
-            "candidates": len(checked),
-            "spearman_estimate_vs_measured_loss": float(spearmanr(checked[estimate], checked["measured_loss"])
-                                                        .statistic),
-            "mean_abs_error_loss": float((checked[estimate] - checked["measured_loss"]).abs().mean()),
-            "mean_measured_loss": float(checked["measured_loss"].mean()),
-        }  # fmt: skip
-    if calibration is not None and len(calibration):
-        # accuracy drop per unit of summed estimate, least squares through the origin, over whole-model
-        # one-shot prunes -- without retraining, so it over-states the drop a pruning run ends with
-        x, y = calibration[estimate].to_numpy(float), calibration["measured_accuracy_drop"].to_numpy(float)
-        summary["calibration"] = {"accuracy_drop_per_estimated_loss": float((x * y).sum() / max((x * x).sum(), 1e-30)),
-                                  "points": len(calibration)}  # fmt: skip
-    total_weights = sum(math.prod(s) for s in shapes.values())
+    summary.update(_estimate_checks(candidates, calibration, estimate, hws[0].name))
+    total_weights = int(candidates[(candidates["sparsity"] == 0) & (candidates["config"] == hws[0].name)
+                                   & (candidates["block"] == blocks[0])]["kept_weights"].sum())  # fmt: skip
     if target_compression is not None:
         constraint, capacity = "compression", total_weights / target_compression
         constraint_text = f"kept weights <= 1/{target_compression:g} of the pruned layers'"
@@ -252,7 +280,7 @@ def run_codesign(model: str | Path, data: str, config, out_dir: str | Path, *, b
     for hw in hws:
         dense[hw.name] = simulate(hw, workload).totals
         layers_dense = candidates[(candidates["sparsity"] == 0) & (candidates["config"] == hw.name)
-                                  & (candidates["block"] == str(BlockSpec.parse(blocks[0])))]  # fmt: skip
+                                  & (candidates["block"] == blocks[0])]  # fmt: skip
         fixed[hw.name] = {k: float(dense[hw.name][k]) - float(layers_dense[k].sum()) for k in OBJECTIVES}
 
     plans, uniform_rows = [], []
@@ -266,12 +294,13 @@ def run_codesign(model: str | Path, data: str, config, out_dir: str | Path, *, b
                                  "kept_weights": int(level["kept_weights"].sum()),
                                  **{k: float(level[k].sum()) + fixed[hw_name][k] for k in OBJECTIVES}})  # fmt: skip
     uniform = pd.DataFrame(uniform_rows)
-    score = (lambda c: float(c[estimate].sum())) if constraint == "compression" else (
-        lambda name, c: float(c[objective].sum()) + fixed[name][objective])  # fmt: skip
-    if constraint == "compression":
-        hw_name, block_text, chosen, solved = min(plans, key=lambda p: score(p[2]))
-    else:
-        hw_name, block_text, chosen, solved = min(plans, key=lambda p: score(p[0], p[2]))
+    def plan_score(entry) -> float:  # what the constraint mode minimises, model-level
+        name, _, chosen_rows, _ = entry
+        if constraint == "compression":
+            return float(chosen_rows[estimate].sum())
+        return float(chosen_rows[objective].sum()) + fixed[name][objective]
+
+    hw_name, block_text, chosen, solved = min(plans, key=plan_score)
     totals = {k: float(chosen[k].sum()) + fixed[hw_name][k] for k in OBJECTIVES}
     summary["plans"] = [{"config": name, "block": block, objective: float(c[objective].sum()) + fixed[name][objective],
                          estimate: float(c[estimate].sum())} for name, block, c, _ in plans]  # fmt: skip
