@@ -143,13 +143,13 @@ def _point_figures(point: pd.Series, base: Path) -> tuple[str, list]:
     """Per-layer cycles/energy of ``point`` (re-simulated) and its first layer's block masks."""
     from plotly.subplots import make_subplots
 
-    from analysis.sweep import _workload
+    from analysis.sweep import pruned_workload
     from hwsim import simulate
     from hwsim.config import derive_config
 
     masks_path = _resolve(point.get("masks_path"), base)
-    workload = _workload(_resolve(point["hf_config_dir"], base), masks_path, int(point.get("batch", 1)),
-                         int(point["seq_len"]))  # fmt: skip
+    workload = pruned_workload(_resolve(point["hf_config_dir"], base), masks_path, int(point.get("batch", 1)),
+                               int(point["seq_len"]))  # fmt: skip
     config = derive_config(point["config"], json.loads(point.get("hw_overrides") or "{}"))
     ops = simulate(config, workload).ops
     name = f"{point['config']} / {point.get('block', '')} {point.get('target_sparsity', 0):.0%}"

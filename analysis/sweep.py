@@ -44,7 +44,7 @@ from analysis.store import ResultStore, write_table_atomic
 from bsp_common.outputs import prepare_output_dir
 from bsp_common.strict_json import content_hash
 
-__all__ = ["MAX_POINTS", "OUTPUT_KIND", "RESULTS_FILENAME", "simulate_point", "sweep"]
+__all__ = ["MAX_POINTS", "OUTPUT_KIND", "RESULTS_FILENAME", "pruned_workload", "simulate_point", "sweep"]
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,10 @@ _TOTAL_COLUMNS = ("cycles", "latency_s", "energy_pj", "utilization", "stall_cycl
 
 
 @functools.lru_cache(maxsize=8)  # consecutive points share a pruning point and shape: build its workload once
-def _workload(hf_config_dir: str, masks_path: str | None, batch: int, seq_len: int):
+def pruned_workload(hf_config_dir: str, masks_path: str | None, batch: int, seq_len: int):
+    """The workload of a (pruned) model: its HF config, the masks of a mask file or saved pruned-model
+    directory (``None``: dense), ``batch`` x ``seq_len`` tokens. Memoised by path, so only for paths whose
+    content never changes (the sweep's content-addressed cache)."""
     from hwsim import build_workload, read_hf_config
     from pruning.masks import load_masks
 
@@ -72,7 +75,7 @@ def simulate_point(task: dict) -> dict:
     from hwsim.config import derive_config
 
     try:
-        workload = _workload(task["hf_config_dir"], task.get("masks_path"), task["batch"], task["seq_len"])
+        workload = pruned_workload(task["hf_config_dir"], task.get("masks_path"), task["batch"], task["seq_len"])
         config = derive_config(task["config"], json.loads(task.get("hw_overrides") or "{}"))
         totals = simulate(config, workload).totals
         return {**task, **{k: totals[k] for k in _TOTAL_COLUMNS}, "feasible": True, "error": None}

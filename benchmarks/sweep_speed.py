@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from analysis.space import SweepSpace
-from analysis.sweep import _workload, simulate_point
+from analysis.sweep import pruned_workload, simulate_point
 from benchmarks.common import timed_sweep, write_results
 from hwsim.simulate import clear_timing_cache
 
@@ -35,7 +35,7 @@ SAMPLE = 60  # points replayed per cache setting
 
 def _clear_caches() -> None:
     clear_timing_cache()
-    _workload.cache_clear()
+    pruned_workload.cache_clear()
 
 
 def main(argv=None) -> int:
