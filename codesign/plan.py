@@ -20,7 +20,7 @@ import yaml
 
 from bsp_common.outputs import write_text_atomic
 from bsp_common.safe_yaml import load_yaml_file, load_yaml_text, short_repr
-from pruning.settings import PruneSettings, check_sparsity
+from pruning.settings import PruneSettings, check_layer_sparsity
 from pruning.spec import BlockSpec, Granularity
 
 __all__ = ["CodesignPlan", "load_plan"]
@@ -52,15 +52,7 @@ class CodesignPlan:
         if not isinstance(self.layers, dict) or not self.layers:
             raise ValueError(f"plan layers: must be a non-empty mapping of weight name -> sparsity, got "
                              f"{short_repr(self.layers)}")  # fmt: skip
-        layers = {}
-        for name, value in self.layers.items():
-            if not isinstance(name, str) or not name.endswith(".weight"):
-                raise ValueError(f"plan layers: keys must be weight names ('<module>.weight'), got {short_repr(name)}")
-            try:
-                layers[name] = check_sparsity(value)
-            except ValueError as err:
-                raise ValueError(f"plan layers[{name!r}]: {str(err).split(': ', 1)[1]}") from None
-        object.__setattr__(self, "layers", layers)
+        object.__setattr__(self, "layers", check_layer_sparsity(self.layers, "plan layers"))
 
     def check_against(self, weight_shapes: dict[str, tuple[int, int]]) -> None:
         """Refuse a plan that does not match a model: unknown layers, a block that does not fit a weight."""

@@ -58,22 +58,19 @@ class BlockPruner:
     def prepare(self, model: nn.Module) -> None:
         settings = self.settings
         layers = find_targets(model, settings.targets)
-        for name, layer in layers.items():
-            settings.block.check_fits(tuple(layer.weight.shape), name=f"{name}.weight")
-            if settings.method is not PruneMethod.NM and settings.scope is PruneScope.LAYER and (
-                settings.layer_sparsity is None
-            ):
-                sizes = group_sizes(tuple(layer.weight.shape), settings.group_shape)
-                _refuse_empty_layer(f"{name}.weight", sizes, settings.target_sparsity, certain_only=True)
-        if settings.layer_sparsity is not None:
+        planned = dict(settings.layer_sparsity) if settings.layer_sparsity is not None else None
+        if planned is not None:
             known = {f"{name}.weight" for name in layers}
-            unknown = sorted(set(dict(settings.layer_sparsity)) - known)
+            unknown = sorted(set(planned) - known)
             if unknown:
                 raise ValueError(f"layer_sparsity: {unknown[:3]} are not prunable layers of this model; "
                                  f"known: {sorted(known)[:3]}... ({len(known)} layers)")  # fmt: skip
-            for name, value in settings.layer_sparsity:
-                sizes = group_sizes(tuple(layers[name.removesuffix(".weight")].weight.shape), settings.group_shape)
-                _refuse_empty_layer(name, sizes, value, certain_only=True)
+        for name, layer in layers.items():
+            settings.block.check_fits(tuple(layer.weight.shape), name=f"{name}.weight")
+            if settings.method is not PruneMethod.NM and settings.scope is PruneScope.LAYER:
+                target = settings.target_sparsity if planned is None else planned.get(f"{name}.weight", 0.0)
+                sizes = group_sizes(tuple(layer.weight.shape), settings.group_shape)
+                _refuse_empty_layer(f"{name}.weight", sizes, target, certain_only=True)
         self.model, self.layers = model, layers
         weights = {f"{name}.weight": _original_weight(layer) for name, layer in layers.items()}
         if settings.method is PruneMethod.REWEIGHTED:

@@ -13,7 +13,7 @@ from bsp_common.safe_yaml import short_repr
 from pruning.spec import BlockSpec, Granularity, ParsableEnum, group_shape
 
 __all__ = ["DEFAULT_EPS", "MAX_EPOCHS", "PENALTY_MODES", "PruneMethod", "PruneScope", "PruneSettings", "ScheduleKind",
-           "ScoreKind", "TeacherMode", "TrainBudget", "check_sparsity"]  # fmt: skip
+           "ScoreKind", "TeacherMode", "TrainBudget", "check_layer_sparsity", "check_sparsity"]  # fmt: skip
 
 DEFAULT_EPS = 1e-6  # epsilon in alpha_g = 1 / (||W_g||^2 + eps), in squared-weight units
 PENALTY_MODES = ("gradient", "proximal")
@@ -111,17 +111,10 @@ class PruneSettings:
             object.__setattr__(self, "targets", tuple(self.targets))
         if self.layer_sparsity is not None:
             items = self.layer_sparsity.items() if isinstance(self.layer_sparsity, dict) else self.layer_sparsity
-            pairs = []
-            for name, value in items:
-                if not isinstance(name, str) or not name.endswith(".weight"):
-                    raise ValueError(f"layer_sparsity: keys must be weight names ('<module>.weight'), got {name!r}")
-                try:
-                    pairs.append((name, check_sparsity(value)))
-                except ValueError as err:
-                    raise ValueError(f"layer_sparsity[{name!r}]: {str(err).split(': ', 1)[1]}") from None
+            pairs = check_layer_sparsity(dict(items), "layer_sparsity")
             if self.scope is PruneScope.GLOBAL or self.method is PruneMethod.NM:
                 raise ValueError("layer_sparsity: per-layer targets need scope 'layer' and a method other than nm")
-            object.__setattr__(self, "layer_sparsity", tuple(sorted(pairs)))
+            object.__setattr__(self, "layer_sparsity", tuple(sorted(pairs.items())))
 
     @property
     def group_shape(self) -> tuple[int, int]:
@@ -161,6 +154,19 @@ def check_sparsity(target_sparsity: float) -> float:
     if not 0.0 <= target_sparsity < 1.0:
         raise ValueError(f"target_sparsity: must be in [0, 1), got {target_sparsity}")
     return float(target_sparsity)
+
+
+def check_layer_sparsity(layers: dict, field: str) -> dict[str, float]:
+    """Per-layer sparsities (weight name -> fraction pruned in [0, 1)); errors name ``field`` and the layer."""
+    checked = {}
+    for name, value in layers.items():
+        if not isinstance(name, str) or not name.endswith(".weight"):
+            raise ValueError(f"{field}: keys must be weight names ('<module>.weight'), got {short_repr(name)}")
+        try:
+            checked[name] = check_sparsity(value)
+        except ValueError as err:
+            raise ValueError(f"{field}[{name!r}]: {str(err).split(': ', 1)[1]}") from None
+    return checked
 
 
 def _finite_number(value) -> bool:

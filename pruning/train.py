@@ -29,7 +29,7 @@ from pruning.models import load_classifier, load_tokenizer, model_fingerprint, r
 from pruning.progress import TrainingProgress
 from pruning.pruner import BlockPruner, PruneSettings
 from pruning.report import compression_summary
-from pruning.settings import TeacherMode, TrainBudget
+from pruning.settings import PruneMethod, TeacherMode, TrainBudget
 
 __all__ = ["TrainBudget", "check_run_output", "default_cache_dir", "dense_teacher", "evaluate_accuracy", "run_pruning",
            "tokenize_split"]  # fmt: skip
@@ -134,7 +134,7 @@ def run_pruning(
     start = time.perf_counter()
     out_dir = Path(out_dir)
     mode = TeacherMode.parse(budget.teacher, field="teacher")
-    dense = settings.target_sparsity == 0 and settings.method.value == "magnitude"
+    dense = settings.target_sparsity == 0 and settings.method is PruneMethod.MAGNITUDE
     teacher_cache = Path(cache_dir or default_cache_dir()) / "teachers"
     derived = teacher is None and mode is not TeacherMode.NONE and not dense
     inputs = check_run_output(model, out_dir, overwrite, glue_dir, teacher_cache if derived else teacher)
