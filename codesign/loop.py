@@ -143,6 +143,7 @@ def _estimate_candidates(classifier, train: list, held_out: list, hws: list, blo
     """(candidates, calibration): every (block, accelerator, layer, sparsity) with its loss estimates and cost;
     with ``validate``, measured single-layer candidates and whole-model one-shot prunes (the calibration)."""
     from codesign.sensitivity import collect_gradients, estimate_sensitivity, measured_sensitivity, removed_groups
+    from pruning.blocks import expand_group_mask
     from pruning.spec import BlockSpec, group_shape
     from pruning.targets import find_targets
 
@@ -154,10 +155,13 @@ def _estimate_candidates(classifier, train: list, held_out: list, hws: list, blo
         gshape = group_shape(block, granularity)
         gradients = collect_gradients(classifier, weights, train, lambda m, b: m(**b).loss, gshape)
         estimates = estimate_sensitivity(gradients, sparsities)
-        removed = {(name, s): removed_groups(gradients.score(name), shapes[name], gshape, s).numpy()
-                   for name in weights for s in sparsities}  # fmt: skip
-        costs = pd.concat([layer_costs(removed, shapes, gshape, (block.rows, block.cols), hw, tokens)
-                           .assign(config=hw.name) for hw in hws], ignore_index=True)  # fmt: skip
+        keep = {}  # (layer, sparsity) -> dense keep-mask, as the pruning run would leave it
+        for name in weights:
+            for s in sparsities:
+                removed = removed_groups(gradients.score(name), shapes[name], gshape, s)
+                keep[name, s] = (~expand_group_mask(removed, gshape, shapes[name])).numpy()
+        costs = pd.concat([layer_costs(keep, (block.rows, block.cols), hw, tokens).assign(config=hw.name)
+                           for hw in hws], ignore_index=True)  # fmt: skip
         frame = estimates.merge(costs, on=["layer", "sparsity"]).assign(block=block_text)
         if validate:
             pruned = [(n, s) for n in weights for s in sparsities if s > 0]

@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from pruning.blocks import group_sizes, group_sums
+from pruning.blocks import expand_group_mask, group_sizes, group_sums
 from pruning.selection import select_layer
 
 __all__ = ["LayerGradients", "classifier_loss", "collect_gradients", "estimate_sensitivity", "measured_sensitivity",
@@ -136,8 +136,7 @@ def measured_sensitivity(model: nn.Module, weights: Mapping[str, torch.Tensor], 
                 for name, sparsity in chosen.items():
                     weight, shape = weights[name], tuple(weights[name].shape)
                     removed = removed_groups(gradients.score(name, score), shape, gradients.gshape, sparsity)
-                    gr, gc = gradients.gshape
-                    element = removed.repeat_interleave(gr, 0).repeat_interleave(gc, 1)[: shape[0], : shape[1]]
+                    element = expand_group_mask(removed, gradients.gshape, shape)
                     saved[name] = weight.detach().clone()
                     with torch.no_grad():
                         weight.masked_fill_(element.to(weight.device), 0.0)
