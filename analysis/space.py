@@ -34,7 +34,7 @@ from pathlib import Path
 
 from analysis.tables import accuracy_table_path
 from bsp_common.safe_yaml import load_yaml_file, short_repr
-from hwsim.config import list_presets
+from hwsim.config import ConfigError, derive_config, list_presets
 from pruning.settings import PENALTY_MODES, PruneMethod, ScoreKind, TrainBudget, check_sparsity
 from pruning.spec import BlockSpec, Granularity
 
@@ -168,8 +168,6 @@ class SweepSpace:
                              f"got {short_repr(self.budget)}")  # fmt: skip
 
     def _check_hardware_axes(self) -> None:
-        from hwsim.config import ConfigError, derive_config
-
         axes = self.hardware_axes
         if not isinstance(axes, dict):
             raise ValueError(f"sweep.hardware_axes: expected a mapping of config field paths to value lists, "
@@ -194,6 +192,20 @@ class SweepSpace:
         """Config-field overrides of every hardware-axis combination (``[{}]`` without axes)."""
         expanded = [_axis_settings(key, values) for key, values in self.hardware_axes.items()]
         return [{k: v for part in combo for k, v in part.items()} for combo in itertools.product(*expanded)]
+
+    def derived_configs(self) -> list[tuple[str, dict, object, str | None]]:
+        """``(base config, overrides, config, None)`` for every config x hardware-axis combination, or
+        ``(base, overrides, None, reason)`` when the combination cannot be built (e.g. an FPGA array over its
+        DSP budget: a result, not an error)."""
+        derived = []
+        for base in self.configs:
+            for overrides in self.hardware_variants():
+                try:
+                    derived.append((base, overrides, derive_config(base, overrides), None))
+                except ConfigError as err:
+                    reason = "; ".join(f"{path}: {message}" for path, message in err.errors)
+                    derived.append((base, overrides, None, reason))
+        return derived
 
     def pruning_points(self) -> list[dict]:
         """Distinct pruning settings; the dense baseline (sparsity 0) appears once."""

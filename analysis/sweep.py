@@ -201,7 +201,6 @@ def sweep(
 
 def _sweep_locked(space: SweepSpace, out_dir: Path, workers: int, client, dask_scheduler: str | None,
                   progress: bool) -> pd.DataFrame:  # fmt: skip
-    from hwsim.config import ConfigError, derive_config
 
     store = ResultStore(out_dir / POINTS_FILENAME)
     done = store.done_ids()
@@ -209,15 +208,13 @@ def _sweep_locked(space: SweepSpace, out_dir: Path, workers: int, client, dask_s
     # per (base config, hw_overrides JSON) as the points carry them: the derived config's content hash, or (if
     # the combination cannot be built) a hash of the pair and the reason
     config_hashes, infeasible = {}, {}
-    for base in space.configs:
-        for overrides in space.hardware_variants():
-            label = (base, json.dumps(overrides))
-            try:
-                config = derive_config(base, overrides)
-                config_hashes[label] = content_hash(config.model_dump(mode="json", exclude={"name"}))
-            except ConfigError as err:
-                config_hashes[label] = content_hash({"base": base, "overrides": label[1]})
-                infeasible[label] = "; ".join(f"{path}: {message}" for path, message in err.errors)
+    for base, overrides, config, reason in space.derived_configs():
+        label = (base, json.dumps(overrides))
+        if config is None:
+            config_hashes[label] = content_hash({"base": base, "overrides": label[1]})
+            infeasible[label] = reason
+        else:
+            config_hashes[label] = content_hash(config.model_dump(mode="json", exclude={"name"}))
 
     wanted, tasks, failed = [], [], []
     pruning_records: dict[str, dict] = {}

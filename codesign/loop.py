@@ -57,18 +57,15 @@ def hardware_space(configs, hardware_axes: dict) -> tuple[list, list[dict]]:
     format: dotted field paths, ``"a,b"`` ties paths). Returns (buildable configs, infeasible combinations with
     the reason) -- an FPGA array over its DSP budget is a result, not an error."""
     from analysis.space import SweepSpace
-    from hwsim.config import ConfigError, derive_config
 
     configs = [configs] if isinstance(configs, str | Path) else list(configs)
     space = SweepSpace(accuracy="none", configs=[str(c) for c in configs], hardware_axes=hardware_axes or {})
     built, infeasible = [], []
-    for base in space.configs:
-        for overrides in space.hardware_variants():
-            try:
-                built.append(derive_config(base, overrides) if overrides else derive_config(base, {}, name=base))
-            except ConfigError as err:
-                infeasible.append({"config": base, "overrides": overrides,
-                                   "reason": "; ".join(f"{path}: {message}" for path, message in err.errors)})
+    for base, overrides, config, reason in space.derived_configs():
+        if config is None:
+            infeasible.append({"config": base, "overrides": overrides, "reason": reason})
+        else:
+            built.append(config)
     return built, infeasible
 
 
