@@ -34,6 +34,7 @@ from bsp_common.strict_json import content_hash
 from codesign.allocate import greedy_mckp, solve_mckp
 from codesign.cost import layer_costs
 from codesign.plan import CodesignPlan
+from hwsim.config import AcceleratorConfig
 
 __all__ = ["CodesignResult", "hardware_space", "run_codesign", "uniform_plan", "verify_plan"]
 
@@ -50,6 +51,7 @@ class CodesignResult:
     uniform: pd.DataFrame  # every (block, uniform sparsity): summed estimate and cost
     summary: dict
     out_dir: Path
+    config: AcceleratorConfig  # the chosen accelerator (the plan keeps only its name)
 
 
 def hardware_space(configs, hardware_axes: dict) -> tuple[list, list[dict]]:
@@ -325,7 +327,8 @@ def run_codesign(model: str | Path, data: str, config, out_dir: str | Path, *, b
     write_text_atomic(out / "allocation.csv", chosen.to_csv(index=False))
     write_text_atomic(out / "uniform.csv", uniform.to_csv(index=False))
     write_text_atomic(out / "summary.json", strict_json.dumps(summary, indent=2))
-    return CodesignResult(plan, candidates, chosen, uniform, summary, out)
+    chosen_config = next(hw for hw in hws if hw.name == hw_name)
+    return CodesignResult(plan, candidates, chosen, uniform, summary, out, chosen_config)
 
 
 def _joint_front(candidates: pd.DataFrame, uniform: pd.DataFrame, fixed: dict, objective: str, estimate: str,
@@ -378,7 +381,7 @@ def verify_plan(result: CodesignResult, model: str | Path, data: str, budget=Non
         out = result.out_dir / f"pruned-{label}"
         run = run_pruning(model, data, candidate.prune_settings(), out, budget, glue_dir=glue_dir, overwrite=True,
                           cache_dir=cache_dir, progress=progress)  # fmt: skip
-        totals = simulate(plan.config, build_workload(read_hf_config(out), load_masks(out), batch=batch,
+        totals = simulate(result.config, build_workload(read_hf_config(out), load_masks(out), batch=batch,
                                                       seq_len=seq_len)).totals  # fmt: skip
         uniform_row = result.uniform[(result.uniform["block"] == plan.block)
                                      & (result.uniform["config"] == plan.config)]  # fmt: skip

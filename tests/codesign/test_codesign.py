@@ -258,7 +258,7 @@ def test_codesign_with_hardware_axes_picks_the_faster_clock(tmp_path, capsys):
     rc = main(["codesign", "--model", str(model_dir), "--data", "glue:sst-2", "--glue-dir", str(glue_dir),
                "--epochs", "2", "--max-train-samples", "16", "--batch-size", "8", "--cache-dir", str(tmp_path / "c"),
                "--config", "asic-16x16-int8", "--hardware-axes", '{"clock_mhz": [500, 1000]}', "--blocks", "8x8",
-               "--max-loss-increase", "1e-3", "--seq-len", "16", "--gradient-batches", "2",
+               "--max-loss-increase", "1e-3", "--seq-len", "16", "--gradient-batches", "2", "--execute",
                "--out", str(tmp_path / "cd")])  # fmt: skip
     assert rc == 0, capsys.readouterr().err
     summary = json.loads((tmp_path / "cd" / "summary.json").read_text())
@@ -266,3 +266,8 @@ def test_codesign_with_hardware_axes_picks_the_faster_clock(tmp_path, capsys):
     latency = {p["config"]: p["latency_s"] for p in summary["plans"]}
     # the same cycles under the same budget, at twice the clock
     assert latency["asic-16x16-int8[clock_mhz=500]"] == pytest.approx(2 * latency["asic-16x16-int8[clock_mhz=1000]"])
+    # --execute simulates on the derived accelerator itself (its name is not a preset)
+    verification = json.loads((tmp_path / "cd" / "summary.json").read_text())["verification"]
+    chosen = summary["predicted"]["model"]["latency_s"]
+    assert verification[0]["plan"] == "codesign" and verification[0]["simulated_latency_s"] == pytest.approx(
+        chosen, rel=0.5)  # fmt: skip
