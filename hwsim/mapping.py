@@ -77,9 +77,9 @@ class FoldPlan:
     useful_macs: int  # MACs with a non-zero weight (one repeat)
     # where each fold sits in the uncompacted GEMM (see fold_lines): first weight row n, first token m, and
     # the first reduction line -- ws: position in the N-tile's compacted k list; os: 0; is: first k
-    n_first: np.ndarray | None = None
-    m_first: np.ndarray | None = None
-    k_first: np.ndarray | None = None
+    n_first: np.ndarray
+    m_first: np.ndarray
+    k_first: np.ndarray
 
     @property
     def n_folds(self) -> int:
