@@ -46,12 +46,13 @@ def recipes() -> list[dict]:
     reweighted = {"method": "reweighted", "penalty_mode": "proximal", "relative_norms": True,
                   "reweight_interval_steps": 1, **_GRADUAL}  # fmt: skip
     taylor = {"name": "cubic taylor", "method": "magnitude", "score": "taylor", **_GRADUAL}
+    default = {**taylor, "name": "two-stage cubic taylor +kd", "teacher": True, "init_from_teacher": True,
+               "distill_alpha": 0.5}
     return [  # most informative first: a cut-short run still compares the main candidates
         {"name": BASELINE, "method": "magnitude", "prune_at_epoch": 1.0},
         {"name": "cubic magnitude", "method": "magnitude", **_GRADUAL},
         taylor,
-        {**taylor, "name": "two-stage cubic taylor +kd", "teacher": True, "init_from_teacher": True,
-         "distill_alpha": 0.5},
+        default,
         {"name": "cubic reweighted", "lam": REWEIGHTED_LAM, **reweighted},
         {"name": "cubic group-lasso", "method": "group-lasso", "lam": GROUP_LASSO_LAM, "penalty_mode": "proximal",
          **_GRADUAL},
@@ -64,6 +65,12 @@ def recipes() -> list[dict]:
         {**taylor, "name": "cubic taylor +kd", "teacher": True, "distill_alpha": 0.5},
         {"name": "cubic reweighted lam=200", "lam": REWEIGHTED_LAM / 10, **reweighted},
         {"name": "cubic reweighted +kd", "lam": REWEIGHTED_LAM, "teacher": True, "distill_alpha": 0.5, **reweighted},
+        # variations of the default (two-stage + kd) that keep its teacher: more weight on the soft targets,
+        # hidden-state distillation, a shorter or a longer ramp (more or fewer masked retraining epochs)
+        {**default, "name": "two-stage kd alpha=0.9", "distill_alpha": 0.9},
+        {**default, "name": "two-stage kd +hidden", "distill_hidden_weight": 1.0},
+        {**default, "name": "two-stage kd ramp to epoch 1", "prune_at_epoch": 1.0},
+        {**default, "name": "two-stage kd ramp to epoch 3", "prune_at_epoch": 3.0},
     ]  # fmt: skip
 
 
