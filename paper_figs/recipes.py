@@ -46,8 +46,13 @@ def recipes() -> list[dict]:
     reweighted = {"method": "reweighted", "penalty_mode": "proximal", "relative_norms": True,
                   "reweight_interval_steps": 1, **_GRADUAL}  # fmt: skip
     taylor = {"name": "cubic taylor", "method": "magnitude", "score": "taylor", **_GRADUAL}
-    default = {**taylor, "name": "two-stage cubic taylor +kd", "teacher": True, "init_from_teacher": True,
-               "distill_alpha": 0.5}
+    default = {
+        **taylor,
+        "name": "two-stage cubic taylor +kd",
+        "teacher": True,
+        "init_from_teacher": True,
+        "distill_alpha": 0.5,
+    }
     return [  # most informative first: a cut-short run still compares the main candidates
         {"name": BASELINE, "method": "magnitude", "prune_at_epoch": 1.0},
         {"name": "cubic magnitude", "method": "magnitude", **_GRADUAL},
