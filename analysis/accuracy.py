@@ -112,13 +112,11 @@ class PointCache:
 
     def _train(self, point: dict, entry: Path) -> dict:
         from pruning.io import read_run_record
-        from pruning.train import dense_teacher, run_pruning
+        from pruning.train import run_pruning
 
         budget = self.space.budget
-        teachers = self.cache_dir / "teachers"
         if point["method"] == "dense":  # the dense fine-tune is the pruned runs' teacher: trained once for both
-            model_dir = dense_teacher(self.model_dir, self._data(), budget.train_budget(), teachers)
-            extra = read_run_record(model_dir)["extra"]
+            extra = read_run_record(self._dense_finetuned())["extra"]
             return {"accuracy": extra["dev_accuracy"], "test_accuracy": extra["test_accuracy"], "masks_path": None,
                     **_compression({}, True)}  # fmt: skip
         result = run_pruning(self.model_dir, self._data(), self._settings(point), entry / "model",
@@ -127,9 +125,12 @@ class PointCache:
                 "masks_path": str(entry / "model" / MASKS_FILENAME), **_compression(result.summary, False)}  # fmt: skip
 
     def _dense_finetuned(self) -> Path:
-        """The proxy's shared dense fine-tuned model (cached like a point)."""
-        record = self.get({"block": "dense", "granularity": "none", "target_sparsity": 0.0, "method": "dense"})
-        return Path(record["hf_config_dir"])
+        """The dense fine-tune of the space's budget (trained once, cached under ``cache_dir/teachers``): the
+        ``train`` source's teacher, the ``proxy`` source's starting point and both sources' dense point."""
+        from pruning.train import dense_teacher
+
+        teachers = self.cache_dir / "teachers"
+        return dense_teacher(self.model_dir, self._data(), self.space.budget.train_budget(), teachers)
 
     def _proxy(self, point: dict, entry: Path) -> dict:
         if point["method"] == "dense":  # the dense fine-tune is the same run as the train source's
@@ -158,24 +159,16 @@ class PointCache:
                 **_compression(compression_summary(masks, model), False)}  # fmt: skip
 
     def _recover_and_evaluate(self, model) -> float:
-        """``recovery_steps`` masked training steps, then dev accuracy."""
-        from transformers import DataCollatorWithPadding, PrinterCallback, Trainer, TrainingArguments
-
+        """``recovery_steps`` masked training steps (the pruning runs' Trainer setup), then dev accuracy."""
         from pruning.models import load_tokenizer
-        from pruning.train import evaluate_accuracy, tokenize_split
+        from pruning.train import evaluate_accuracy, masked_trainer, tokenize_split
 
         b, data = self.space.budget, self._data()
         tokenizer = load_tokenizer(self.model_dir)
         train = tokenize_split(tokenizer, data.train.head(b.max_train_samples), b.max_seq_len)
         dev = tokenize_split(tokenizer, data.dev.head(b.max_eval_samples), b.max_seq_len)
-        with tempfile.TemporaryDirectory() as tmp:
-            args = TrainingArguments(output_dir=tmp, max_steps=max(b.recovery_steps, 1), learning_rate=b.learning_rate,
-                                     per_device_train_batch_size=b.batch_size, per_device_eval_batch_size=64,
-                                     seed=b.seed, save_strategy="no", report_to=[], use_cpu=True,
-                                     disable_tqdm=True, logging_strategy="no")  # fmt: skip
-            collator = DataCollatorWithPadding(tokenizer)
-            trainer = Trainer(model=model, args=args, train_dataset=train, data_collator=collator)
-            trainer.remove_callback(PrinterCallback)  # the sweep's own progress output is enough
+        with tempfile.TemporaryDirectory(prefix="bsp-trainer-") as tmp:
+            trainer = masked_trainer(model, tokenizer, train, b, tmp, max_steps=max(b.recovery_steps, 1))
             if b.recovery_steps > 0:
                 trainer.train()
             return evaluate_accuracy(trainer, dev)

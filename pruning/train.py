@@ -55,10 +55,17 @@ def tokenize_split(tokenizer, split: Split, max_seq_len: int) -> torch.utils.dat
     return _Encoded(dict(encodings), split.labels)
 
 
-def _training_args(work_dir: str, budget: TrainBudget, epochs: float) -> TrainingArguments:
-    return TrainingArguments(
+def masked_trainer(model, tokenizer, train_set: torch.utils.data.Dataset, budget: TrainBudget, work_dir: str,
+                   callbacks: list | None = None, max_steps: int | None = None) -> Trainer:  # fmt: skip
+    """The one Trainer setup behind every training run of the toolkit (pruning runs and the sweep's proxy
+    recovery): ``budget``'s batch, learning rate, weight decay and seed, ``budget.epochs`` epochs (or
+    ``max_steps`` optimizer steps), on the GPU when there is one. Nothing is saved or logged by the Trainer
+    itself (scratch files go to ``work_dir``); progress comes from ``callbacks`` (e.g.
+    :class:`pruning.progress.TrainingProgress`) instead of its raw log dicts and bar."""
+    args = TrainingArguments(
         output_dir=work_dir,
-        num_train_epochs=epochs,
+        num_train_epochs=budget.epochs,
+        max_steps=max_steps if max_steps is not None else -1,
         per_device_train_batch_size=budget.batch_size,
         per_device_eval_batch_size=max(64, budget.batch_size),
         learning_rate=budget.learning_rate,
@@ -71,6 +78,11 @@ def _training_args(work_dir: str, budget: TrainBudget, epochs: float) -> Trainin
         use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0,
     )
+    trainer = Trainer(model=model, args=args, train_dataset=train_set, data_collator=DataCollatorWithPadding(tokenizer),
+                      callbacks=callbacks)  # fmt: skip
+    for builtin in (PrinterCallback, ProgressCallback):
+        trainer.remove_callback(builtin)
+    return trainer
 
 
 def evaluate_accuracy(trainer: Trainer, dataset: torch.utils.data.Dataset) -> float:
@@ -167,15 +179,8 @@ def run_pruning(
               else f"{settings.target_sparsity:.0%}")  # fmt: skip
     label = "dense fine-tune" if dense else f"prune {settings.block} {settings.method.value} {target}"
     with tempfile.TemporaryDirectory(prefix="bsp-trainer-") as work_dir:
-        trainer = Trainer(
-            model=trained,
-            args=_training_args(work_dir, budget, budget.epochs),
-            train_dataset=train_set,
-            data_collator=DataCollatorWithPadding(tokenizer),
-            callbacks=[callback, TrainingProgress(label, callback, enabled=progress)],
-        )
-        for builtin in (PrinterCallback, ProgressCallback):  # raw log dicts / a bar without sparsity: ours instead
-            trainer.remove_callback(builtin)
+        trainer = masked_trainer(trained, tokenizer, train_set, budget, work_dir,
+                                 callbacks=[callback, TrainingProgress(label, callback, enabled=progress)])  # fmt: skip
         trainer.train()
         dev_accuracy = evaluate_accuracy(trainer, dev_set)
         test_accuracy = evaluate_accuracy(trainer, test_set)
