@@ -12,10 +12,20 @@ EXAMPLE = """example:
 """
 
 
-def register(subparsers) -> None:
-    from pruning.settings import PruneSettings
+# bsp prune options that set a pruning.settings.TrainBudget field (option dest -> field); their defaults are the
+# TrainBudget's, so the CLI and run_pruning cannot drift apart
+_BUDGET_OPTIONS = {"epochs": "epochs", "prune_at_epoch": "prune_at_epoch", "max_train_samples": "max_train_samples",
+                   "max_eval_samples": "max_eval_samples", "max_seq_len": "max_seq_len", "batch_size": "batch_size",
+                   "lr": "learning_rate", "weight_decay": "weight_decay", "seed": "seed", "schedule": "schedule",
+                   "prune_start_epoch": "prune_start_epoch", "prune_frequency_steps": "prune_frequency_steps",
+                   "teacher": "teacher", "distill_alpha": "distill_alpha",
+                   "distill_temperature": "distill_temperature", "distill_hidden_weight": "distill_hidden_weight"}
 
-    fields = PruneSettings.__dataclass_fields__
+
+def register(subparsers) -> None:
+    from pruning.settings import PruneSettings, TrainBudget
+
+    fields, s, b = PruneSettings.__dataclass_fields__, PruneSettings(), TrainBudget()
     p = subparsers.add_parser(
         "prune", help="prune a HF encoder", epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -23,71 +33,73 @@ def register(subparsers) -> None:
                    "model; the default recipe fine-tunes it densely first, see --teacher)")
     p.add_argument("--data", required=True, help="sentiment | bbc | glue:TASK")
     p.add_argument("--glue-dir", help="GLUE data directory for --data glue:TASK")
-    p.add_argument("--block", help=fields["block"].metadata["help"] + " (default 16x16, or the plan's)")
-    p.add_argument("--granularity", help="block | column | row (default block, or the plan's)")
+    p.add_argument("--block", help=fields["block"].metadata["help"] + f" (default {s.block}, or the plan's)")
+    p.add_argument("--granularity", help=f"block | column | row (default {s.granularity.value}, or the plan's)")
     p.add_argument("--plan", help="a bsp codesign plan (YAML): per-layer sparsities at its block size, instead of "
                    "--target-sparsity")
-    p.add_argument(
-        "--method",
-        default="magnitude",
-        help="magnitude (no regularizer; groups ranked by --score) | reweighted | group-lasso | unstructured | nm "
-             "(default magnitude: the most accurate in the recipe study)",
-    )
+    p.add_argument("--method", default=s.method.value,
+                   help="magnitude (no regularizer; groups ranked by --score) | reweighted | group-lasso | "
+                        f"unstructured | nm (default {s.method.value}: the most accurate in the recipe study)")
     p.add_argument("--target-sparsity", type=float, help=fields["target_sparsity"].metadata["help"] + " (required "
                    "unless --plan)")
-    p.add_argument("--scope", default="layer",
-                   help=fields["scope"].metadata["help"] + ": layer | global (default layer)")
+    p.add_argument("--scope", default=s.scope.value,
+                   help=fields["scope"].metadata["help"] + f": layer | global (default {s.scope.value})")
     p.add_argument("--balanced", action="store_true", help=fields["balanced"].metadata["help"])
-    p.add_argument("--lam", type=float, default=fields["lam"].default,
-                   help=f"{fields['lam'].metadata['help']} (default {fields['lam'].default:g}; the recipe study used "
+    p.add_argument("--lam", type=float, default=s.lam,
+                   help=f"{fields['lam'].metadata['help']} (default {s.lam:g}; the recipe study used "
                         "2000 for focused reweighted, 20 for group Lasso, both with --penalty-mode proximal)")
-    p.add_argument("--eps", type=float, default=fields["eps"].default,
-                   help=f"{fields['eps'].metadata['help']} (default {fields['eps'].default:g})")
-    p.add_argument(
-        "--penalty-mode",
-        default="gradient",
-        choices=["gradient", "proximal"],
-        help=fields["penalty_mode"].metadata["help"] + " (default gradient)",
-    )
+    p.add_argument("--eps", type=float, default=s.eps, help=f"{fields['eps'].metadata['help']} (default {s.eps:g})")
+    p.add_argument("--penalty-mode", default=s.penalty_mode, choices=["gradient", "proximal"],
+                   help=fields["penalty_mode"].metadata["help"] + f" (default {s.penalty_mode})")
     p.add_argument("--reweight-interval-steps", type=int,
                    help=fields["reweight_interval_steps"].metadata["help"] + " (default: once per epoch)")
-    p.add_argument("--nm", default="2:4", help="N:M for --method nm (default 2:4)")
-    p.add_argument("--score", default="taylor", choices=["magnitude", "taylor", "movement"],
-                   help=fields["score"].metadata["help"] + " (default taylor)")
+    p.add_argument("--nm", default="{}:{}".format(*s.nm), help="N:M for --method nm (default {}:{})".format(*s.nm))
+    p.add_argument("--score", default=s.score.value, choices=["magnitude", "taylor", "movement"],
+                   help=fields["score"].metadata["help"] + f" (default {s.score.value})")
     p.add_argument("--relative-norms", action="store_true", help=fields["relative_norms"].metadata["help"])
-    p.add_argument("--schedule", default="cubic", choices=["oneshot", "cubic", "exponential"],
-                   help="sparsity schedule: a ramp from --prune-start-epoch to --prune-at-epoch (default cubic), "
-                        "or one hard prune at --prune-at-epoch (oneshot: the paper's recipe)")
-    p.add_argument("--prune-start-epoch", type=float, default=0.0, help="start of a gradual ramp (default 0)")
-    p.add_argument("--prune-frequency-steps", type=int, default=10,
-                   help="optimizer steps between mask updates of a gradual ramp (default 10)")
-    p.add_argument("--teacher", default="two-stage", choices=["two-stage", "distill", "none"],
-                   help="the dense teacher: two-stage (default: fine-tune --model densely with the same budget once, "
-                        "cached; start from it and distil from it -- the most accurate recipe measured), distill "
-                        "(distil only), none (prune --model directly, no teacher: the paper's setting)")
+    p.add_argument("--schedule", default=b.schedule, choices=["oneshot", "cubic", "exponential"],
+                   help="sparsity schedule: a ramp from --prune-start-epoch to --prune-at-epoch (default "
+                        f"{b.schedule}), or one hard prune at --prune-at-epoch (oneshot: the paper's recipe)")
+    p.add_argument("--prune-start-epoch", type=float, default=b.prune_start_epoch,
+                   help=f"start of a gradual ramp (default {b.prune_start_epoch:g})")
+    p.add_argument("--prune-frequency-steps", type=int, default=b.prune_frequency_steps,
+                   help=f"optimizer steps between mask updates of a gradual ramp (default {b.prune_frequency_steps})")
+    p.add_argument("--teacher", default=b.teacher, choices=["two-stage", "distill", "none"],
+                   help="the dense teacher: two-stage (fine-tune --model densely with the same budget once, cached; "
+                        "start from it and distil from it -- the most accurate recipe measured), distill (distil "
+                        f"only), none (prune --model directly, no teacher: the paper's setting); default {b.teacher}")
     p.add_argument("--teacher-model", help="an existing fine-tuned dense classifier directory to use as the teacher "
                    "instead of training one")
     p.add_argument("--cache-dir", help="where trained teachers are cached (default $BSP_CACHE_DIR or "
                    "~/.cache/bsp-codesign)")
-    p.add_argument("--distill-alpha", type=float, default=0.5,
-                   help="weight of the teacher's soft targets in the loss, in [0, 1] (default 0.5; 0: start from the "
-                        "teacher without distilling)")
-    p.add_argument("--distill-temperature", type=float, default=2.0, help="softmax temperature (default 2)")
-    p.add_argument("--distill-hidden-weight", type=float, default=0.0, help="weight of the MSE between student and "
-                   "teacher hidden states, every layer (default 0: logits only)")
+    p.add_argument("--distill-alpha", type=float, default=b.distill_alpha,
+                   help=f"weight of the teacher's soft targets in the loss, in [0, 1] (default {b.distill_alpha:g}; "
+                        "0: start from the teacher without distilling)")
+    p.add_argument("--distill-temperature", type=float, default=b.distill_temperature,
+                   help=f"softmax temperature (default {b.distill_temperature:g})")
+    p.add_argument("--distill-hidden-weight", type=float, default=b.distill_hidden_weight,
+                   help="weight of the MSE between student and teacher hidden states, every layer (default "
+                        f"{b.distill_hidden_weight:g}: logits only)")
     p.add_argument("--targets", nargs="+", help=fields["targets"].metadata["help"])
     p.add_argument("--out", required=True, help="output directory: new, empty, or an earlier bsp prune output "
                    "with --overwrite (then replaced atomically)")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier bsp prune output in --out")
-    p.add_argument("--epochs", type=float, default=2.0, help="total epochs, fine-tune + retrain (default 2)")
+    p.add_argument("--epochs", type=float, default=b.epochs,
+                   help=f"total epochs, fine-tune + retrain (default {b.epochs:g})")
     p.add_argument("--prune-at-epoch", type=float,
                    help="epoch at which the target sparsity is reached (default: half of --epochs)")
-    p.add_argument("--max-train-samples", type=int, default=2000, help="training subset size (default 2000)")
-    p.add_argument("--max-eval-samples", type=int, default=1000, help="dev/test subset size (default 1000)")
-    p.add_argument("--max-seq-len", type=int, default=64, help="tokens per example (default 64)")
-    p.add_argument("--batch-size", type=int, default=32, help="examples per optimizer step (default 32)")
-    p.add_argument("--lr", type=float, default=1e-4, help="learning rate (default 1e-4)")
-    p.add_argument("--seed", type=int, default=0, help="data order and head initialisation (default 0)")
+    p.add_argument("--max-train-samples", type=int, default=b.max_train_samples,
+                   help=f"training subset size (default {b.max_train_samples})")
+    p.add_argument("--max-eval-samples", type=int, default=b.max_eval_samples,
+                   help=f"dev/test subset size (default {b.max_eval_samples})")
+    p.add_argument("--max-seq-len", type=int, default=b.max_seq_len,
+                   help=f"tokens per example (default {b.max_seq_len})")
+    p.add_argument("--batch-size", type=int, default=b.batch_size,
+                   help=f"examples per optimizer step (default {b.batch_size})")
+    p.add_argument("--lr", type=float, default=b.learning_rate, help=f"learning rate (default {b.learning_rate:g})")
+    p.add_argument("--weight-decay", type=float, default=b.weight_decay, help=f"AdamW weight decay (default "
+                   f"{b.weight_decay:g})")
+    p.add_argument("--seed", type=int, default=b.seed, help=f"data order and head initialisation (default {b.seed})")
     p.set_defaults(run=run)
 
 
@@ -124,25 +136,10 @@ def run(args) -> int:
     else:
         if args.target_sparsity is None:
             raise ValueError("--target-sparsity: required (or give --plan)")
-        settings = PruneSettings(block=args.block or "16x16", granularity=args.granularity or "block",
+        default = PruneSettings()
+        settings = PruneSettings(block=args.block or default.block, granularity=args.granularity or default.granularity,
                                  target_sparsity=args.target_sparsity, **common)  # fmt: skip
-    budget = TrainBudget(
-        epochs=args.epochs,
-        prune_at_epoch=args.prune_at_epoch,
-        max_train_samples=args.max_train_samples,
-        max_eval_samples=args.max_eval_samples,
-        max_seq_len=args.max_seq_len,
-        batch_size=args.batch_size,
-        learning_rate=args.lr,
-        seed=args.seed,
-        schedule=args.schedule,
-        prune_start_epoch=args.prune_start_epoch,
-        prune_frequency_steps=args.prune_frequency_steps,
-        teacher=args.teacher,
-        distill_alpha=args.distill_alpha,
-        distill_temperature=args.distill_temperature,
-        distill_hidden_weight=args.distill_hidden_weight,
-    )
+    budget = TrainBudget(**{field: getattr(args, dest) for dest, field in _BUDGET_OPTIONS.items()})
     result = run_pruning(args.model, args.data, settings, args.out, budget, glue_dir=args.glue_dir,
                          overwrite=args.overwrite, teacher=args.teacher_model, cache_dir=args.cache_dir)
     report = layer_report(result.masks)

@@ -247,3 +247,13 @@ def test_prune_cli_default_recipe_trains_the_dense_teacher_once_and_starts_from_
     assert main([*common, "--target-sparsity", "0.75", "--out", str(tmp_path / "b")]) == 0
     assert [p.name for p in (tmp_path / "cache" / "teachers").iterdir()] == [teacher.name]
     assert (teacher / "model.safetensors").stat().st_mtime_ns == written  # reused, not retrained
+
+
+def test_prune_cli_defaults_are_the_train_budget_defaults():
+    from bsp_cli.commands.prune import _BUDGET_OPTIONS
+    from bsp_cli.main import build_parser
+    from pruning.settings import TrainBudget
+
+    assert sorted(_BUDGET_OPTIONS.values()) == sorted(TrainBudget.__dataclass_fields__)  # every field has an option
+    args = build_parser().parse_args(["prune", "--model", "m", "--data", "sentiment", "--out", "o"])
+    assert TrainBudget(**{field: getattr(args, dest) for dest, field in _BUDGET_OPTIONS.items()}) == TrainBudget()
