@@ -77,6 +77,8 @@ def recipes() -> list[dict]:
         {**default, "name": "two-stage kd ramp to epoch 1", "prune_at_epoch": 1.0},
         {**default, "name": "two-stage kd ramp to epoch 3", "prune_at_epoch": 3.0},
         {**default, "name": "two-stage kd alpha=0.9 +hidden", "distill_alpha": 0.9, "distill_hidden_weight": 1.0},
+        # one taylor threshold over all layers: each layer keeps what it needs (compression is over all layers)
+        {**default, "name": "two-stage kd global", "scope": "global"},
         # twice the training data (a new dense teacher, trained on it too): does the drop from dense shrink?
         {**default, "name": "two-stage kd 3200 examples", "max_train_samples": 3200},
     ]  # fmt: skip
