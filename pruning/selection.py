@@ -4,11 +4,14 @@
   count is as close as possible to ``target_sparsity`` (exact to one group); ``balanced=True`` prunes
   the same number of groups in every row of the group grid, so every PE row gets the same work.
 * :func:`select_global` -- one threshold over several matrices, groups ranked by RMS
-  (``||W_g|| / sqrt(|g|)``) so groups of different sizes compare fairly.
+  (``||W_g|| / sqrt(|g|)``) so groups of different sizes compare fairly; no layer beyond
+  :data:`MAX_LAYER_SPARSITY`.
 * :func:`nm_mask` -- N:M pruning along the input dimension (keep the N largest of every M weights).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -50,20 +53,40 @@ def select_layer(
     return keep.reshape(scores.shape)
 
 
+# global selection never prunes a layer beyond this (as Intel Neural Compressor's max_sparsity_ratio_per_op): a
+# layer whose scores all fall below the global threshold -- e.g. small gradients late in a Taylor-scored ramp --
+# would otherwise be emptied mid-training
+MAX_LAYER_SPARSITY = 0.98
+
+
 def select_global(
-    scores: dict[str, torch.Tensor], sizes: dict[str, torch.Tensor], target_sparsity: float
+    scores: dict[str, torch.Tensor],
+    sizes: dict[str, torch.Tensor],
+    target_sparsity: float,
+    max_layer_sparsity: float = MAX_LAYER_SPARSITY,
 ) -> dict[str, torch.Tensor]:
     """Keep-masks for several matrices from one global ranking of per-weight scores ``score_g / |g|``.
 
     For squared group norms this is the ranking by group RMS ``||W_g|| / sqrt(|g|)``, so groups of different
-    sizes compare fairly; additive scores (Taylor, movement) are compared per weight the same way.
+    sizes compare fairly; additive scores (Taylor, movement) are compared per weight the same way. Every layer
+    keeps its best ``ceil((1 - max_layer_sparsity) * groups)`` groups (at least one) whatever the ranking; the
+    global target is met from the other groups.
     """
     target_sparsity = check_sparsity(target_sparsity)
+    if not 0 <= max_layer_sparsity < 1:
+        raise ValueError(f"max_layer_sparsity: must be in [0, 1), got {max_layer_sparsity!r}")
     names = list(scores)
-    per_weight = torch.cat([(scores[n] / sizes[n]).flatten() for n in names])
+    ranked = []
+    for name in names:
+        per_weight = (scores[name] / sizes[name]).flatten().double()
+        floor = max(1, math.ceil((1 - max_layer_sparsity) * per_weight.numel()))
+        protected = torch.argsort(per_weight, descending=True, stable=True)[:floor]
+        ranked.append(per_weight.index_fill(0, protected, math.inf))
+    per_weight = torch.cat(ranked)
     all_sizes = torch.cat([sizes[n].flatten() for n in names])
     order = torch.argsort(per_weight, stable=True)
     n_prune = _prune_count(all_sizes[order], target_sparsity * float(all_sizes.sum()))
+    n_prune = min(n_prune, int(torch.isfinite(per_weight).sum()))  # a protected group is never pruned
     keep = torch.ones_like(per_weight, dtype=torch.bool)
     keep[order[:n_prune]] = False
     masks, start = {}, 0

@@ -52,7 +52,8 @@ class PruneSettings:
     # paper_figs/recipes.py (the reweighted group Lasso, focused, lost 2-4 points to it); README, "Recipes"
     method: PruneMethod = field(default=PruneMethod.MAGNITUDE, metadata={"help": "pruning method"})
     target_sparsity: float = field(default=0.5, metadata={"help": "fraction of weights pruned, in [0, 1)"})
-    scope: PruneScope = field(default=PruneScope.LAYER, metadata={"help": "per-layer or global threshold"})
+    scope: PruneScope = field(default=PruneScope.LAYER, metadata={
+        "help": "per-layer or global threshold (global: no layer sparser than 0.98)"})
     balanced: bool = field(default=False, metadata={"help": "same number of groups pruned per block row"})
     score: ScoreKind = field(default=ScoreKind.TAYLOR, metadata={
         "help": "group importance: magnitude (||W_g||^2), taylor (EMA of |W*grad|), movement (-sum W*grad)"})

@@ -15,7 +15,7 @@ from pruning import (
     save_pruned,
 )
 from pruning.blocks import group_norms_sq, group_sizes
-from pruning.selection import nm_mask, select_layer
+from pruning.selection import nm_mask, select_global, select_layer
 
 
 @pytest.mark.parametrize("target", [0.0, 0.3, 0.5, 0.8, 0.95])
@@ -56,6 +56,23 @@ def test_global_scope_hits_total_target(bert_tiny):
     pruner.prepare(bert_tiny)
     summary = compression_summary(pruner.compute_masks())
     assert summary["sparsity"] == pytest.approx(0.6, abs=16 / summary["pruned_layer_weights"])
+
+
+def test_global_selection_keeps_a_floor_per_layer_and_meets_the_target_from_the_rest():
+    # layer "weak" scores below everything in "strong": a plain global threshold would empty it at 50%
+    scores = {"weak": torch.arange(100, dtype=torch.float64).reshape(10, 10) * 1e-6,
+              "strong": 1.0 + torch.arange(100, dtype=torch.float64).reshape(10, 10)}  # fmt: skip
+    sizes = {name: torch.full((10, 10), 16.0) for name in scores}
+    keep = select_global(scores, sizes, 0.5, max_layer_sparsity=0.9)
+    assert keep["weak"].sum() == 10  # ceil(0.1 * 100) groups: the 10 best of the layer
+    assert keep["weak"].flatten()[-10:].all()
+    assert keep["strong"].sum() == 90  # the rest of the 100 pruned groups come from here, lowest first
+    assert not keep["strong"].flatten()[:10].any()
+    # by hand: the floor is one group when 2% of a layer rounds up to one; floors win over the target (5 of 6)
+    keep = select_global({"a": torch.zeros(1, 3), "b": torch.ones(1, 3)}, {n: torch.ones(1, 3) for n in "ab"}, 0.9)
+    assert keep["a"].sum() == 1 and keep["b"].sum() == 1
+    with pytest.raises(ValueError, match="max_layer_sparsity"):
+        select_global(scores, sizes, 0.5, max_layer_sparsity=1.0)
 
 
 def test_nm_keeps_n_largest_of_every_m():
