@@ -86,7 +86,7 @@ def select_global(
     all_sizes = torch.cat([sizes[n].flatten() for n in names])
     order = torch.argsort(per_weight, stable=True)
     n_prune = _prune_count(all_sizes[order], target_sparsity * float(all_sizes.sum()))
-    n_prune = min(n_prune, int(torch.isfinite(per_weight).sum()))  # a protected group is never pruned
+    n_prune = min(n_prune, int((per_weight < math.inf).sum()))  # a protected group is never pruned
     keep = torch.ones_like(per_weight, dtype=torch.bool)
     keep[order[:n_prune]] = False
     masks, start = {}, 0

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 from conftest import tiny_classifier
@@ -56,6 +58,9 @@ def test_global_scope_hits_total_target(bert_tiny):
     pruner.prepare(bert_tiny)
     summary = compression_summary(pruner.compute_masks())
     assert summary["sparsity"] == pytest.approx(0.6, abs=16 / summary["pruned_layer_weights"])
+    pruner.prune(0.5)  # a ramp: the groups pruned at 0.5 stay pruned and count towards 0.75
+    summary = compression_summary(pruner.prune(0.75))
+    assert summary["sparsity"] == pytest.approx(0.75, abs=16 / summary["pruned_layer_weights"])
 
 
 def test_global_selection_keeps_a_floor_per_layer_and_meets_the_target_from_the_rest():
@@ -71,6 +76,10 @@ def test_global_selection_keeps_a_floor_per_layer_and_meets_the_target_from_the_
     # by hand: the floor is one group when 2% of a layer rounds up to one; floors win over the target (5 of 6)
     keep = select_global({"a": torch.zeros(1, 3), "b": torch.ones(1, 3)}, {n: torch.ones(1, 3) for n in "ab"}, 0.9)
     assert keep["a"].sum() == 1 and keep["b"].sum() == 1
+    # groups pruned by an earlier update score -inf (monotone masks): they count towards the target
+    scores["strong"].view(-1)[:60] = -math.inf
+    keep = select_global(scores, sizes, 0.75, max_layer_sparsity=0.9)
+    assert int(keep["weak"].sum()) == 10 and int(keep["strong"].sum()) == 40
     with pytest.raises(ValueError, match="max_layer_sparsity"):
         select_global(scores, sizes, 0.5, max_layer_sparsity=1.0)
 
