@@ -176,7 +176,7 @@ def test_distillation_model_mixes_losses_and_freezes_the_teacher():
     hard = student(**inputs, labels=labels)
     with torch.no_grad():
         soft = distillation_loss(hard.logits, teacher.eval()(**inputs).logits, 2.0)
-    assert float(out.loss) == pytest.approx(float(0.75 * hard.loss + 0.25 * soft), rel=1e-4)
+    assert out.loss.item() == pytest.approx((0.75 * hard.loss + 0.25 * soft).item(), rel=1e-4)
     assert not teacher.training and all(not p.requires_grad for p in teacher.parameters())
     # + hidden-state MSE: the mean over the embedding output and every layer's output, by hand
     with_hidden = DistillationModel(student, teacher, alpha=0.25, temperature=2.0, hidden_weight=3.0).train()
@@ -186,7 +186,7 @@ def test_distillation_model_mixes_losses_and_freezes_the_teacher():
         t_states = teacher(**inputs, output_hidden_states=True).hidden_states
     mse = sum(float(((s - t) ** 2).mean()) for s, t in zip(s_states, t_states, strict=True)) / len(s_states)
     assert len(s_states) == 3  # embeddings + 2 layers
-    assert float(out.loss) == pytest.approx(float(0.75 * hard.loss + 0.25 * soft) + 3.0 * mse, rel=1e-4)
+    assert out.loss.item() == pytest.approx((0.75 * hard.loss + 0.25 * soft).item() + 3.0 * mse, rel=1e-4)
 
 
 # -- the callback with a gradual schedule under a real Trainer ---------------------------------------------------
