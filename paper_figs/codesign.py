@@ -28,7 +28,7 @@ import pandas as pd
 from analysis.plots import OKABE_ITO, save_figure
 from analysis.store import ResultStore, write_table_atomic
 from bsp_common.outputs import prepare_output_dir, write_text_atomic
-from paper_figs.reproduce import FULL_BUDGET, _tiny_model
+from paper_figs.reproduce import FULL_BUDGET, STUDY_TRAIN_SAMPLES, _tiny_model
 
 CONFIGS = ("asic-32x32-int8", "fpga-zcu102")
 RATES = (2.0, 4.0)  # loss budgets: the summed estimate of the uniform plans at these compression rates
@@ -133,7 +133,9 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny random BERT, seconds")
     args = parser.parse_args(argv)
     out = prepare_output_dir(args.out, "paper-codesign")  # resumable
-    model, budget, blocks = args.model, FULL_BUDGET.train_budget(), ("16x16", "32x32")
+    # the study's budget is pinned: results.jsonl keys its points by plan and seed, not by budget
+    budget = FULL_BUDGET.train_budget(max_train_samples=STUDY_TRAIN_SAMPLES)
+    model, blocks = args.model, ("16x16", "32x32")
     if args.quick:
         model, blocks = str(_tiny_model(out / "cache")), ("8x8", "16x16")
         budget = replace(budget, epochs=2.0, max_train_samples=64, max_eval_samples=64)

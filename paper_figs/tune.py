@@ -29,14 +29,15 @@ import pandas as pd
 
 from analysis.store import ResultStore, write_table_atomic
 from bsp_common.outputs import prepare_output_dir
-from paper_figs.reproduce import FULL_BUDGET, _tiny_model
+from paper_figs.reproduce import FULL_BUDGET, STUDY_TRAIN_SAMPLES, _tiny_model
 from pruning.pruner import PruneSettings
 from pruning.train import TrainBudget
 
 # The budget these studies ran with (~3 min per point on 2 cores), pinned so that stored points keep their
 # meaning when library defaults change: the old reproduction budget, one-shot prune after 1 of 4 epochs and,
 # for points that name no score, the magnitude score (see _STUDY_SETTINGS).
-BUDGET = FULL_BUDGET.train_budget(prune_at_epoch=1.0, schedule="oneshot", teacher="none", distill_alpha=0.0)
+BUDGET = FULL_BUDGET.train_budget(max_train_samples=STUDY_TRAIN_SAMPLES, prune_at_epoch=1.0, schedule="oneshot",
+                                  teacher="none", distill_alpha=0.0)  # fmt: skip
 _STUDY_SETTINGS = {"score": "magnitude"}
 RATES = (2, 3, 5)
 SEEDS = (0, 1, 2)
