@@ -104,7 +104,7 @@ class BlockPruner:
         else:
             scores = {name: self._score(name) for name in weights}
             sizes = {name: group_sizes(tuple(w.shape), gshape) for name, w in weights.items()}
-            if settings.scope is PruneScope.GLOBAL:
+            if settings.scope is PruneScope.GLOBAL:  # keeps a floor of groups in every layer: none is emptied
                 keep = select_global(scores, sizes, sparsity)
             else:
                 targets = self.layer_targets(sparsity)
@@ -113,9 +113,8 @@ class BlockPruner:
             keep = {name: kept & self.masks[name].group_mask if name in self.masks else kept
                     for name, kept in keep.items()}  # fmt: skip
             for name, kept in keep.items():
-                if not bool(kept.any()):
-                    layer_sparsity = sparsity if settings.scope is PruneScope.GLOBAL else targets[name]
-                    _refuse_empty_layer(name, sizes[name], layer_sparsity, certain_only=False)
+                if not bool(kept.any()):  # per-layer scope only (see above)
+                    _refuse_empty_layer(name, sizes[name], targets[name], certain_only=False)
         return {
             name: BlockMask(keep[name], settings.block, settings.granularity, tuple(weights[name].shape))
             for name in weights

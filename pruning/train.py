@@ -31,8 +31,8 @@ from pruning.pruner import BlockPruner, PruneSettings
 from pruning.report import compression_summary
 from pruning.settings import PruneMethod, TeacherMode, TrainBudget
 
-__all__ = ["TrainBudget", "check_run_output", "default_cache_dir", "dense_teacher", "evaluate_accuracy", "run_pruning",
-           "tokenize_split"]  # fmt: skip
+__all__ = ["TrainBudget", "check_run_output", "default_cache_dir", "dense_teacher", "evaluate_accuracy",
+           "masked_trainer", "run_pruning", "tokenize_split"]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
