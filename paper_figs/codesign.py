@@ -12,7 +12,9 @@ simulated on the accelerator: the issue's claim is lower latency at equal accura
 Outputs in ``--out`` (default ``paper_figs/out/codesign``): ``results.csv`` (one row per pruned model),
 ``results.md`` (codesign vs the uniform plan, paired by seed), ``fig_codesign_<config>.png`` (accuracy vs latency)
 and ``fig_plan_<config>.png`` (the per-layer sparsity of the middle plan, coloured by layer type). Runs are
-cached by content, so an interrupted study resumes.
+cached by content, so an interrupted study resumes. A pruned model that another accelerator's study already
+trained (same block, per-layer sparsities and seed: typically the uniform plan) is reused and only simulated
+again (``trained_for`` names the accelerator it was trained for).
 """
 
 from __future__ import annotations
@@ -43,21 +45,43 @@ def _role(layer: str) -> str:
     return "output"
 
 
-def _pruned_row(plan, label: str, seed: int, args, model: str, budget, out: Path) -> dict:
+def _run_dir(out: Path, config: str, label: str, seed: int) -> Path:
+    return out / "runs" / f"{config}-{label}-seed{seed}"
+
+
+def _trained_twin(records: list[dict], block: str, layers: dict, seed: int, out: Path) -> dict | None:
+    """A finished record of the same pruned model -- block, per-layer sparsities and seed -- trained for another
+    accelerator, whose run directory is still there: its model is reused, only simulated again (training is
+    deterministic per seed, and the uniform plan to beat is the same on every accelerator)."""
+    for record in records:
+        if (record.get("error") is None and record["block"] == block and record["seed"] == seed
+                and json.loads(record["layers"]) == layers
+                and (_run_dir(out, record["config"], record["plan"], seed) / "config.json").is_file()):  # fmt: skip
+            return record
+    return None
+
+
+def _pruned_row(plan, label: str, seed: int, args, model: str, budget, out: Path, records: list[dict]) -> dict:
     from hwsim import build_workload, simulate
     from hwsim.workload import read_hf_config
     from pruning.masks import load_masks
     from pruning.train import run_pruning
 
-    run_dir = out / "runs" / f"{plan.config}-{label}-seed{seed}"
-    result = run_pruning(model, args.data, plan.prune_settings(), run_dir, replace(budget, seed=seed),
-                         overwrite=True, cache_dir=out / "cache", progress=not args.quick)  # fmt: skip
+    twin = _trained_twin(records, plan.block, plan.layers, seed, out)
+    if twin is not None:
+        run_dir = _run_dir(out, twin["config"], twin["plan"], seed)
+        trained = {k: twin[k] for k in ("dev_accuracy", "test_accuracy", "compression_rate")}
+    else:
+        run_dir = _run_dir(out, plan.config, label, seed)
+        result = run_pruning(model, args.data, plan.prune_settings(), run_dir, replace(budget, seed=seed),
+                             overwrite=True, cache_dir=out / "cache", progress=not args.quick)  # fmt: skip
+        trained = {"dev_accuracy": result.dev_accuracy, "test_accuracy": result.test_accuracy,
+                   "compression_rate": result.summary["compression_rate"]}  # fmt: skip
     totals = simulate(plan.config, build_workload(read_hf_config(run_dir), load_masks(run_dir),
                                                   seq_len=args.seq_len)).totals  # fmt: skip
-    return {"config": plan.config, "plan": label, "block": plan.block, "seed": seed,
-            "dev_accuracy": result.dev_accuracy, "test_accuracy": result.test_accuracy,
-            "compression_rate": result.summary["compression_rate"], "latency_s": float(totals["latency_s"]),
-            "energy_pj": float(totals["energy_pj"]), "layers": json.dumps(plan.layers)}  # fmt: skip
+    return {"config": plan.config, "plan": label, "block": plan.block, "seed": seed, **trained,
+            "latency_s": float(totals["latency_s"]), "energy_pj": float(totals["energy_pj"]),
+            "layers": json.dumps(plan.layers), "trained_for": twin["config"] if twin else plan.config}  # fmt: skip
 
 
 def _figures(results: pd.DataFrame, plans: dict, out: Path) -> list[Path]:
@@ -168,7 +192,7 @@ def main(argv=None) -> int:
                                           sort_keys=True)  # fmt: skip
                     if point_id in done:
                         continue
-                    row = _pruned_row(candidate, label, seed, args, model, budget, out)
+                    row = _pruned_row(candidate, label, seed, args, model, budget, out, store.records())
                     store.append({**row, "point_id": point_id, "error": None})
     results = store.load()
     write_table_atomic(results, out / "results.csv")

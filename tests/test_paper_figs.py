@@ -107,6 +107,13 @@ def test_codesign_study_quick_pairs_each_plan_with_the_uniform_plan_of_its_budge
             if u["sparsity"] == 0.5) + 1e-12
         assert (tmp_path / f"fig_codesign_{config}.png").stat().st_size > 1000
     assert "| asic-32x32-int8 | 2x | 1 |" in (tmp_path / "results.md").read_text()
+    # the uniform plan is the same on both accelerators: trained once, for the first, and simulated on each
+    uniform = results[results["plan"] == "uniform 2x"].set_index("config")
+    assert list(uniform["trained_for"]) == ["asic-32x32-int8", "asic-32x32-int8"]
+    assert uniform.loc["fpga-zcu102", "dev_accuracy"] == uniform.loc["asic-32x32-int8", "dev_accuracy"]
+    assert uniform.loc["fpga-zcu102", "latency_s"] != uniform.loc["asic-32x32-int8", "latency_s"]
+    assert not (tmp_path / "runs" / "fpga-zcu102-uniform 2x-seed0").exists()
+    assert (tmp_path / "runs" / "fpga-zcu102-codesign 2x-seed0" / "config.json").is_file()
     capsys.readouterr()
     assert codesign.main(["--quick", "--out", str(tmp_path)]) == 0  # resumes: nothing retrained
     assert len(pd.read_csv(tmp_path / "results.csv")) == 4
