@@ -5,13 +5,17 @@
     python -m paper_figs.codesign --quick                        # tiny random BERT, seconds (CI smoke test)
 
 Per accelerator: ``codesign.run_codesign`` estimates every (block, layer, sparsity) candidate once (cached in
-``--out``/CONFIG/); for every rate in ``--rates`` the uniform plan to beat is the block whose uniform plan at
-that rate has the smallest estimated loss, and the co-designed plan minimises latency under exactly that
-loss budget. Both are pruned with the library's default recipe (two-stage, distillation) for every seed and
-simulated on the accelerator: the issue's claim is lower latency at equal accuracy.
+``--out``/CONFIG/). For every rate in ``--rates`` the co-designed plan minimises latency under the estimated
+loss of the best-estimated uniform plan at that rate (its *twin*). The **uniform front** -- every block at
+every rate of ``--front-rates`` (and ``--rates``), each layer at the same sparsity -- is pruned too. Every
+plan is pruned with the library's default recipe (two-stage, distillation) for every seed and simulated on
+the accelerator. The issue's claim is lower latency than the best uniform plan at equal *measured* accuracy,
+so ``results.md`` compares each co-designed plan with the fastest uniform plan at least as accurate (mean
+dev accuracy over the same seeds) and with the most accurate uniform plan at most as slow, besides its
+twin (paired by seed).
 Outputs in ``--out`` (default ``paper_figs/out/codesign``): ``results.csv`` (one row per pruned model),
-``results.md`` (codesign vs the uniform plan, paired by seed), ``fig_codesign_<config>.png`` (accuracy vs latency)
-and ``fig_plan_<config>.png`` (the per-layer sparsity of the middle plan, coloured by layer type). Runs are
+``results.md``, ``fig_codesign_<config>.png`` (accuracy vs latency) and ``fig_plan_<config>.png`` (the
+per-layer sparsity of the first plan, coloured by layer type). Runs are
 cached by content, so an interrupted study resumes. A pruned model that another accelerator's study already
 trained (same block, per-layer sparsities and seed: typically the uniform plan) is reused and only simulated
 again (``trained_for`` names the accelerator it was trained for).
@@ -34,6 +38,7 @@ from paper_figs.reproduce import FULL_BUDGET, STUDY_TRAIN_SAMPLES, _tiny_model
 
 CONFIGS = ("asic-32x32-int8", "fpga-zcu102")
 RATES = (2.0, 4.0)  # loss budgets: the summed estimate of the uniform plans at these compression rates
+FRONT_RATES = (2.0, 3.0, 4.0, 6.0)  # the uniform front: every block at these rates (the plans reach ~2.8x, ~5.8x)
 SEEDS = (0, 1, 2)
 ROLE_COLOURS = {"query": 0, "key": 1, "value": 2, "attention.output": 3, "intermediate": 4, "output": 5}
 
@@ -123,23 +128,93 @@ def _figures(results: pd.DataFrame, plans: dict, out: Path) -> list[Path]:
     return paths
 
 
-def _paired(results: pd.DataFrame) -> str:
-    """Markdown: per config and rate, the co-designed plan against the uniform plan whose estimated loss is its
-    budget (same seed), mean over seeds."""
-    lines = ["| config | budget | seeds | codesign latency (ms) | uniform latency (ms) | latency change | "
-             "dev accuracy change (points) |", "|---|---|---|---|---|---|---|"]  # fmt: skip
-    for (config, budget), table in results.assign(budget=results["plan"].str.split(" ").str[-1]).groupby(
-            ["config", "budget"]):  # fmt: skip
-        plan = table[table["plan"].str.startswith("codesign")].set_index("seed")
-        uniform = table[table["plan"].str.startswith("uniform")].set_index("seed")
+def _mean_se(values: pd.Series, scale: float = 100.0) -> str:
+    values = values.dropna() * scale
+    if len(values) < 2:
+        return f"{values.mean():.2f}"
+    return f"{values.mean():.2f} ± {values.std(ddof=1) / len(values) ** 0.5:.2f}"
+
+
+def _paired(results: pd.DataFrame, twins: dict) -> str:
+    """Markdown: per config and co-designed plan, against its twin (the uniform plan whose estimated loss is its
+    budget), paired by seed: latency change and dev/test accuracy differences (mean ± s.e. over seeds)."""
+    lines = ["| config | plan | twin (equal estimated loss) | seeds | codesign latency (ms) | twin latency (ms) | "
+             "latency change | dev change (points) | test change (points) |", "|---|---|---|---|---|---|---|---|---|"]
+    for (config, label), twin in twins.items():
+        table = results[results["config"] == config]
+        plan = table[table["plan"] == label].set_index("seed")
+        uniform = table[table["plan"] == twin].set_index("seed")
         seeds = plan.index.intersection(uniform.index)
         if not len(seeds):
             continue
         p, u = plan.loc[seeds], uniform.loc[seeds]
         change = (p["latency_s"].mean() / u["latency_s"].mean() - 1) * 100
-        accuracy = ((p["dev_accuracy"] - u["dev_accuracy"]) * 100).mean()
-        lines.append(f"| {config} | {budget} | {len(seeds)} | {p['latency_s'].mean() * 1e3:.4f} | "
-                     f"{u['latency_s'].mean() * 1e3:.4f} | {change:+.1f} % | {accuracy:+.2f} |")  # fmt: skip
+        lines.append(f"| {config} | {label} | {twin} | {len(seeds)} | {p['latency_s'].mean() * 1e3:.4f} | "
+                     f"{u['latency_s'].mean() * 1e3:.4f} | {change:+.1f} % | "
+                     f"{_mean_se(p['dev_accuracy'] - u['dev_accuracy'])} | "
+                     f"{_mean_se(p['test_accuracy'] - u['test_accuracy'])} |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def front_comparison(results: pd.DataFrame) -> pd.DataFrame:
+    """Each co-designed plan against the measured uniform front of its accelerator, over the seeds the plan has
+    (a uniform plan counts only with all of them): the fastest uniform plan whose mean dev accuracy is at least
+    the plan's (``at_accuracy``) and the most accurate one at most as slow (``at_latency``)."""
+    rows = []
+    for config, table in results.groupby("config"):
+        for label, plan in table[table["plan"].str.startswith("codesign")].groupby("plan"):
+            seeds = set(plan["seed"])
+            means = []
+            for uniform_label, uniform in table[table["plan"].str.startswith("uniform")].groupby("plan"):
+                if seeds <= set(uniform["seed"]):
+                    chosen = uniform[uniform["seed"].isin(seeds)]
+                    means.append({"plan": uniform_label, "dev": chosen["dev_accuracy"].mean(),
+                                  "test": chosen["test_accuracy"].mean(), "latency_s": chosen["latency_s"].mean()})
+            front = pd.DataFrame(means, columns=["plan", "dev", "test", "latency_s"])
+            dev, latency = plan["dev_accuracy"].mean(), plan["latency_s"].mean()
+            row = {"config": config, "plan": label, "seeds": len(seeds), "dev": dev,
+                   "dev_se": plan["dev_accuracy"].std(ddof=1) / len(seeds) ** 0.5 if len(seeds) > 1 else float("nan"),
+                   "test": plan["test_accuracy"].mean(), "latency_s": latency,
+                   "compression_rate": plan["compression_rate"].mean()}  # fmt: skip
+            as_accurate = front[front["dev"] >= dev].sort_values("latency_s")
+            if len(as_accurate):
+                best = as_accurate.iloc[0]
+                row.update(at_accuracy=best["plan"], at_accuracy_dev=best["dev"], at_accuracy_test=best["test"],
+                           at_accuracy_latency_s=best["latency_s"],
+                           latency_change=latency / best["latency_s"] - 1)  # fmt: skip
+            as_fast = front[front["latency_s"] <= latency].sort_values("dev", ascending=False)
+            if len(as_fast):
+                best = as_fast.iloc[0]
+                row.update(at_latency=best["plan"], at_latency_dev=best["dev"], at_latency_test=best["test"],
+                           at_latency_latency_s=best["latency_s"], dev_gain=dev - best["dev"])  # fmt: skip
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _front_markdown(front: pd.DataFrame) -> str:
+    """``front_comparison`` as a pipe table: accuracies in points, latencies in ms."""
+
+    def points(row, dev: str, test: str) -> str:
+        return "" if pd.isna(row.get(dev)) else f"{row[dev] * 100:.2f} / {row[test] * 100:.2f}"
+
+    def ms(value) -> str:
+        return "" if pd.isna(value) else f"{value * 1e3:.4f}"
+
+    header = ["config", "plan", "seeds", "compression", "dev (± s.e.) / test", "latency (ms)",
+              "fastest uniform at ≥ its dev", "its dev / test", "its latency (ms)", "latency change",
+              "most accurate uniform at ≤ its latency", "its dev / test", "dev gain (points)"]  # fmt: skip
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for _, row in front.iterrows():
+        error = "" if pd.isna(row["dev_se"]) else f" ± {row['dev_se'] * 100:.2f}"
+        cells = [row["config"], row["plan"], str(row["seeds"]), f"{row['compression_rate']:.2f}x",
+                 f"{row['dev'] * 100:.2f}{error} / {row['test'] * 100:.2f}", ms(row["latency_s"]),
+                 row.get("at_accuracy") if isinstance(row.get("at_accuracy"), str) else "none",
+                 points(row, "at_accuracy_dev", "at_accuracy_test"), ms(row.get("at_accuracy_latency_s")),
+                 "" if pd.isna(row.get("latency_change")) else f"{row['latency_change'] * 100:+.1f} %",
+                 row.get("at_latency") if isinstance(row.get("at_latency"), str) else "none",
+                 points(row, "at_latency_dev", "at_latency_test"),
+                 "" if pd.isna(row.get("dev_gain")) else f"{row['dev_gain'] * 100:+.2f}"]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -152,10 +227,14 @@ def main(argv=None) -> int:
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS))
     parser.add_argument("--rates", type=float, nargs="+", default=list(RATES))
     parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
+    parser.add_argument("--front-rates", type=float, nargs="+", default=list(FRONT_RATES),
+                        help="compression rates of the uniform front (every block; --rates are added)")
     parser.add_argument("--seq-len", type=int, default=64)
     parser.add_argument("--out", default=str(Path(__file__).parent / "out" / "codesign"))
     parser.add_argument("--quick", action="store_true", help="tiny random BERT, seconds")
     args = parser.parse_args(argv)
+    if any(r <= 1 for r in [*args.rates, *args.front_rates]):
+        parser.error(f"--rates / --front-rates: compression rates must be > 1, got {args.rates} / {args.front_rates}")
     out = prepare_output_dir(args.out, "paper-codesign")  # resumable
     # the study's budget is pinned: results.jsonl keys its points by plan and seed, not by budget
     budget = FULL_BUDGET.train_budget(max_train_samples=STUDY_TRAIN_SAMPLES)
@@ -164,43 +243,51 @@ def main(argv=None) -> int:
         model, blocks = str(_tiny_model(out / "cache")), ("8x8", "16x16")
         budget = replace(budget, epochs=2.0, max_train_samples=64, max_eval_samples=64)
         args.seeds, args.rates = args.seeds[:1], args.rates[:1]
-    store = ResultStore(out / "results.jsonl")
-    done = store.done_ids()
-    plans = {}
+        args.front_rates = args.rates
+    points, twins, plans = [], {}, {}  # points: (config, label, plan) -- each pruned for every seed
     for config in args.configs:
         base = run_codesign(model, args.data, config, out / config, blocks=blocks, target_compression=2.0,
                             budget=budget, seq_len=args.seq_len, cache_dir=out / "cache",
                             progress=not args.quick)  # fmt: skip
         estimate = base.summary["estimate"]
         for rate in args.rates:
-            level = 1 - 1 / rate
-            uniform_sums = base.uniform[base.uniform["sparsity"].sub(level).abs() < 1e-9]
+            uniform_sums = base.uniform[base.uniform["sparsity"].sub(1 - 1 / rate).abs() < 1e-9]
             if not len(uniform_sums):
                 continue
-            # the uniform plan to beat: the block whose uniform plan at this rate has the smallest estimated loss;
-            # the co-designed plan gets exactly that loss budget and minimises latency under it
+            # the twin: the block whose uniform plan at this rate has the smallest estimated loss; the co-designed
+            # plan gets exactly that loss budget and minimises latency under it
             best = uniform_sums.sort_values(estimate).iloc[0]
             result = run_codesign(model, args.data, config, out / config, blocks=blocks,
                                   max_loss_increase=float(best[estimate]), budget=budget, seq_len=args.seq_len,
                                   cache_dir=out / "cache", progress=False)  # fmt: skip
-            plan = result.plan
-            plans.setdefault(config, plan)
-            twin = uniform_plan(replace(plan, block=best["block"]), level)
-            for label, candidate in ((f"codesign {rate:g}x", plan), (f"uniform {rate:g}x", twin)):
-                for seed in args.seeds:
-                    point_id = json.dumps({"config": config, "plan": label, "seed": seed, "layers": candidate.layers},
-                                          sort_keys=True)  # fmt: skip
-                    if point_id in done:
-                        continue
-                    row = _pruned_row(candidate, label, seed, args, model, budget, out, store.records())
-                    store.append({**row, "point_id": point_id, "error": None})
+            plans.setdefault(config, result.plan)
+            twins[(config, f"codesign {rate:g}x")] = f"uniform {best['block']} {rate:g}x"
+            points.append((config, f"codesign {rate:g}x", result.plan))
+        for rate in sorted(set(args.rates) | set(args.front_rates)):
+            for block in blocks:
+                points.append((config, f"uniform {block} {rate:g}x", uniform_plan(replace(base.plan, block=block),
+                                                                                  1 - 1 / rate)))  # fmt: skip
+    store = ResultStore(out / "results.jsonl")
+    done, wanted = store.done_ids(), set()
+    for seed in args.seeds:  # seed-major: a cut-short study still has every plan at the first seeds
+        for config, label, plan in points:
+            point_id = json.dumps({"config": config, "plan": label, "seed": seed, "layers": plan.layers},
+                                  sort_keys=True)  # fmt: skip
+            wanted.add(point_id)
+            if point_id not in done:
+                row = _pruned_row(plan, label, seed, args, model, budget, out, store.records())
+                store.append({**row, "point_id": point_id, "error": None})
     results = store.load()
+    results = results[results["point_id"].isin(wanted)]
+    front = front_comparison(results)
     write_table_atomic(results, out / "results.csv")
-    markdown = _paired(results)
+    write_table_atomic(front, out / "front.csv")
+    markdown = (f"Co-designed plans against the measured uniform front (mean over seeds):\n\n{_front_markdown(front)}"
+                f"\n\nAgainst the twin of equal estimated loss, paired by seed:\n\n{_paired(results, twins)}")
     write_text_atomic(out / "results.md", markdown + "\n")
     paths = _figures(results, plans, out)
     print(markdown)
-    print(f"wrote {out / 'results.csv'}, {out / 'results.md'}, {len(paths)} figure files")
+    print(f"wrote {out / 'results.csv'}, {out / 'front.csv'}, {out / 'results.md'}, {len(paths)} figure files")
     return 0
 
 

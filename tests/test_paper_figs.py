@@ -89,31 +89,56 @@ def test_paired_differences_by_hand():
     assert paired.loc["magnitude", "dev_mean"] == 0 and "dense" not in paired.index
 
 
-def test_codesign_study_quick_pairs_each_plan_with_the_uniform_plan_of_its_budget_and_resumes(tmp_path, capsys):
+def test_codesign_study_quick_prunes_plans_and_uniform_front_shares_runs_and_resumes(tmp_path, capsys):
     from paper_figs import codesign
 
     assert codesign.main(["--quick", "--out", str(tmp_path)]) == 0
     results = pd.read_csv(tmp_path / "results.csv")
-    assert sorted(results["plan"].unique()) == ["codesign 2x", "uniform 2x"]
-    assert len(results) == 2 * 2  # 2 accelerators x (plan + twin) x 1 seed
+    assert sorted(results["plan"].unique()) == ["codesign 2x", "uniform 16x16 2x", "uniform 8x8 2x"]
+    assert len(results) == 2 * 3  # 2 accelerators x (plan + the uniform front: 2 blocks at 2x) x 1 seed
     for config, table in results.groupby("config"):
-        plan, twin = (table[table["plan"] == p].iloc[0] for p in ("codesign 2x", "uniform 2x"))
-        assert len(json.loads(plan["layers"])) == len(json.loads(twin["layers"]))  # the same layers
-        assert set(json.loads(twin["layers"]).values()) == {0.5}  # the uniform plan at the rate (2x)
-        assert twin["compression_rate"] == pytest.approx(2.0, rel=0.1)
-        summary = json.loads((tmp_path / config / "summary.json").read_text())  # the plan's budget: that plan's loss
+        plan = table[table["plan"] == "codesign 2x"].iloc[0]
+        for block in ("8x8", "16x16"):
+            twin = table[table["plan"] == f"uniform {block} 2x"].iloc[0]
+            assert json.loads(twin["layers"]).keys() == json.loads(plan["layers"]).keys()  # the same layers
+            assert set(json.loads(twin["layers"]).values()) == {0.5} and twin["block"] == block
+            assert twin["compression_rate"] == pytest.approx(2.0, rel=0.1)
+        summary = json.loads((tmp_path / config / "summary.json").read_text())  # the plan's budget: the twin's loss
         assert summary["predicted"]["estimated_loss_increase"] <= min(
             u["fisher"] for u in pd.read_csv(tmp_path / config / "uniform.csv").to_dict("records")
             if u["sparsity"] == 0.5) + 1e-12
         assert (tmp_path / f"fig_codesign_{config}.png").stat().st_size > 1000
-    assert "| asic-32x32-int8 | 2x | 1 |" in (tmp_path / "results.md").read_text()
-    # the uniform plan is the same on both accelerators: trained once, for the first, and simulated on each
-    uniform = results[results["plan"] == "uniform 2x"].set_index("config")
+    report = (tmp_path / "results.md").read_text()
+    assert "| asic-32x32-int8 | codesign 2x | uniform " in report and "fastest uniform at ≥ its dev" in report
+    assert len(pd.read_csv(tmp_path / "front.csv")) == 2
+    # the uniform plans are the same on both accelerators: trained once, for the first, and simulated on each
+    uniform = results[results["plan"] == "uniform 8x8 2x"].set_index("config")
     assert list(uniform["trained_for"]) == ["asic-32x32-int8", "asic-32x32-int8"]
     assert uniform.loc["fpga-zcu102", "dev_accuracy"] == uniform.loc["asic-32x32-int8", "dev_accuracy"]
     assert uniform.loc["fpga-zcu102", "latency_s"] != uniform.loc["asic-32x32-int8", "latency_s"]
-    assert not (tmp_path / "runs" / "fpga-zcu102-uniform 2x-seed0").exists()
+    assert not (tmp_path / "runs" / "fpga-zcu102-uniform 8x8 2x-seed0").exists()
     assert (tmp_path / "runs" / "fpga-zcu102-codesign 2x-seed0" / "config.json").is_file()
     capsys.readouterr()
     assert codesign.main(["--quick", "--out", str(tmp_path)]) == 0  # resumes: nothing retrained
-    assert len(pd.read_csv(tmp_path / "results.csv")) == 4
+    assert len(pd.read_csv(tmp_path / "results.csv")) == 6
+
+
+def test_codesign_front_comparison_by_hand():
+    from paper_figs.codesign import front_comparison
+
+    def row(plan, seed, dev, latency_ms):
+        return {"config": "a", "plan": plan, "seed": seed, "dev_accuracy": dev, "test_accuracy": dev - 0.01,
+                "latency_s": latency_ms / 1e3, "compression_rate": 2.0}
+
+    results = pd.DataFrame([
+        row("codesign 2x", 0, 0.70, 1.0), row("codesign 2x", 1, 0.72, 1.0),  # mean dev 0.71, 1 ms
+        row("uniform A", 0, 0.72, 2.0), row("uniform A", 1, 0.72, 2.0),  # more accurate, slower
+        row("uniform B", 0, 0.71, 1.5), row("uniform B", 1, 0.71, 1.5),  # as accurate (0.71), faster: chosen
+        row("uniform C", 0, 0.69, 0.9), row("uniform C", 1, 0.70, 0.9),  # faster, less accurate: at latency
+        row("uniform D", 0, 0.80, 0.5),  # only seed 0: not comparable over the plan's seeds
+    ])  # fmt: skip
+    front = front_comparison(results).iloc[0]
+    assert front["seeds"] == 2 and front["dev"] == pytest.approx(0.71)
+    assert front["at_accuracy"] == "uniform B" and front["latency_change"] == pytest.approx(1.0 / 1.5 - 1)
+    assert front["at_latency"] == "uniform C" and front["dev_gain"] == pytest.approx(0.71 - 0.695)
+    assert front["dev_se"] == pytest.approx(0.01)  # std 0.01414 / sqrt 2
