@@ -21,7 +21,8 @@ in the regularizer; accuracy on the dev split, test accuracy alongside):
 Everything runs through ``analysis.sweep`` with the ``train`` accuracy source, so points are cached by
 content hash and an interrupted run resumes where it stopped. Outputs in ``--out`` (default
 ``paper_figs/out/<data>``): ``results.csv`` (every point), ``results.md`` (tables), ``summary.json``
-(settings, git commit, wall time, headline numbers) and the figures as PNG + SVG.
+(settings, git commit, wall time, headline numbers), ``accuracy_table.csv`` (the first seed's points in the
+sweep's ``table:`` format) and the figures as PNG + SVG.
 """
 
 from __future__ import annotations
@@ -284,6 +285,19 @@ def main(argv=None) -> int:
     return 0
 
 
+TABLE_KEYS = ["block", "granularity", "target_sparsity", "method"]
+
+
+def accuracy_table(results: pd.DataFrame, seed: int, source: str) -> pd.DataFrame:
+    """The run's points of ``seed`` in the sweep's accuracy-table format (``accuracy: table:PATH``; the shipped
+    ``analysis/tables/minilm-sentiment.csv`` is a copy): one row per (block, granularity, target_sparsity,
+    method) with dev ``accuracy``, ``test_accuracy``, ``compression_rate`` and ``source``. One seed, so that
+    every point of a front comes from the same runs."""
+    rows = results[results["seed"] == seed].drop_duplicates(TABLE_KEYS)
+    table = rows[[*TABLE_KEYS, "accuracy", "test_accuracy", "compression_rate"]].assign(source=source)
+    return table.sort_values(["method", "block", "granularity", "target_sparsity"]).reset_index(drop=True)
+
+
 def _report(frames: list[pd.DataFrame], args, budget: AccuracyBudget, out: Path, start: float,
             complete: bool) -> tuple[str, str, list[Path]]:  # fmt: skip
     """Write results.csv, results.md and summary.json from the points so far (the figures once complete)."""
@@ -311,6 +325,10 @@ def _report(frames: list[pd.DataFrame], args, budget: AccuracyBudget, out: Path,
     if not complete:
         note += " INCOMPLETE: the run was still going when this was written."
     write_text_atomic(out / "results.md", f"{note}\n\n{markdown}\n")
+    source = (f"paper_figs.reproduce {time.strftime('%Y-%m-%d')} (commit {_git_commit()[:7]}): {settings['model']}, "
+              f"{args.data}, default recipe, {budget.max_train_samples} train examples, {budget.epochs:g} epochs, "
+              f"seed {args.seeds[0]}, dev accuracy")  # fmt: skip
+    write_table_atomic(accuracy_table(results, args.seeds[0], source), out / "accuracy_table.csv")
     pruning_s = float(results.drop_duplicates("cache_key")["prune_wall_s"].sum()) if "prune_wall_s" in results else 0.0
     summary = {"git_commit": _git_commit(), "complete": complete, "wall_s": time.perf_counter() - start,
                "pruned_point_compute_s": pruning_s, "points": len(results), "settings": settings,

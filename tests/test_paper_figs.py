@@ -32,6 +32,18 @@ def test_quick_reproduction_writes_consistent_outputs(tmp_path):
         assert f"{value:.4f}" in table
     for stem in ("fig_accuracy_vs_compression", "fig_methods", "fig_pareto_cycles", "fig_pareto_energy"):
         assert (tmp_path / f"{stem}.png").stat().st_size > 1000
+    # the first seed's points in the sweep's table format, read back by a sweep as `accuracy: table:PATH`
+    accuracy_table = pd.read_csv(tmp_path / "accuracy_table.csv")
+    seed0 = results[results["seed"] == 0].drop_duplicates(["block", "granularity", "target_sparsity", "method"])
+    assert len(accuracy_table) == len(seed0) == 1 + 6 + 2  # dense, 3 methods x 2 rates, second block x 2 rates
+    from analysis.accuracy import PointCache
+    from analysis.space import SweepSpace
+
+    lookup = PointCache(SweepSpace(model="minilm", accuracy=f"table:{tmp_path / 'accuracy_table.csv'}"),
+                        tmp_path / "lookup")  # fmt: skip
+    for _, row in seed0.iterrows():
+        point = {k: row[k] for k in ("block", "granularity", "target_sparsity", "method")}
+        assert lookup._table_accuracy(point) == pytest.approx(row["accuracy"])
 
     # the budget's schedule reaches the trainer: --quick trains 3 epochs of 64 examples at batch 32 (2 steps
     # each) and the cubic ramp reaches the target at epoch 2, i.e. at step 4 ("half of the epochs" would give 3)
