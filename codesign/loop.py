@@ -196,6 +196,10 @@ def _estimate_checks(candidates: pd.DataFrame, calibration: pd.DataFrame | None,
             "mean_abs_error_loss": float((checked[estimate] - checked["measured_loss"]).abs().mean()),
             "mean_measured_loss": float(checked["measured_loss"].mean()),
         }  # fmt: skip
+        with_kl = checked.dropna(subset=["measured_kl"]) if "measured_kl" in checked else checked.iloc[:0]
+        if len(with_kl) > 1:
+            checks["validation"]["spearman_estimate_vs_measured_kl"] = float(
+                spearmanr(with_kl[estimate], with_kl["measured_kl"]).statistic)
     if calibration is not None and len(calibration):
         x, y = calibration[estimate].to_numpy(float), calibration["measured_accuracy_drop"].to_numpy(float)
         checks["calibration"] = {"accuracy_drop_per_estimated_loss": float((x * y).sum() / max((x * x).sum(), 1e-30)),

@@ -6,8 +6,8 @@ Two estimates from a few batches of gradients, and one measurement:
   (exact when the loss is linear in the layer's weights);
 * ``fisher`` -- second order with the empirical Fisher as the Hessian: ``dL ~ 1/2 E_b[(sum_{i in S} g_{b,i}
   w_i)^2]`` over batches ``b`` (what post-training pruning methods use; never negative);
-* :func:`measured_sensitivity` -- zero the groups, evaluate the loss (and accuracy) on held-out batches,
-  restore the weights.
+* :func:`measured_sensitivity` -- zero the groups, evaluate the loss, the KL divergence from the unpruned
+  predictions and the accuracy on held-out batches, restore the weights.
 
 Which groups go at a sparsity is decided as the pruning run decides it: lowest first by the group's
 ``sum |W * grad|`` (the ``taylor`` score; ``magnitude`` uses ``||W_g||^2``). Everything works on any
@@ -103,23 +103,39 @@ def estimate_sensitivity(gradients: LayerGradients, sparsities: Sequence[float],
 
 
 @torch.no_grad()
-def _evaluate(model: nn.Module, batches: Sequence, loss_fn: LossFn) -> tuple[float, float]:
-    """(mean loss, accuracy) over ``batches`` (accuracy needs ``labels`` and logits; NaN otherwise)."""
-    losses, correct, total = [], 0, 0
+def _evaluate(model: nn.Module, batches: Sequence, loss_fn: LossFn) -> tuple[float, float, list[torch.Tensor]]:
+    """(mean loss, accuracy, log-probabilities per batch) over ``batches``; accuracy needs ``labels`` and the
+    log-probabilities an HF output with ``logits`` (NaN / empty otherwise)."""
+    losses, log_probs, correct, total = [], [], 0, 0
     for batch in batches:
         out = model(**batch) if isinstance(batch, Mapping) else None  # a collator's BatchEncoding too
         losses.append(float(loss_fn(model, batch)) if out is None else float(out.loss))
-        if out is not None and "labels" in batch:
-            correct += int((out.logits.argmax(dim=-1) == batch["labels"]).sum())
-            total += len(batch["labels"])
-    return float(np.mean(losses)), correct / total if total else float("nan")
+        if out is not None:
+            log_probs.append(torch.log_softmax(out.logits.double(), dim=-1))
+            if "labels" in batch:
+                correct += int((out.logits.argmax(dim=-1) == batch["labels"]).sum())
+                total += len(batch["labels"])
+    return float(np.mean(losses)), correct / total if total else float("nan"), log_probs
+
+
+def _mean_kl(reference: list[torch.Tensor], other: list[torch.Tensor]) -> float:
+    """Mean over examples of KL(reference || other), from per-batch log-probabilities (NaN without them)."""
+    if not reference:
+        return float("nan")
+    p, q = torch.cat(reference), torch.cat(other)
+    return float((p.exp() * (p - q)).sum(dim=-1).mean())
 
 
 def measured_sensitivity(model: nn.Module, weights: Mapping[str, torch.Tensor], gradients: LayerGradients,
                          candidates: Sequence[tuple[str, float]] | Sequence[Mapping[str, float]], batches: Sequence,
                          loss_fn: LossFn = classifier_loss, score: str = "taylor") -> pd.DataFrame:  # fmt: skip
-    """Rows (layer, sparsity, measured_loss, measured_accuracy_drop): each candidate pruned (the same groups the
-    estimate removes), evaluated on ``batches``, then the weights restored.
+    """Rows (layer, sparsity, measured_loss, measured_kl, measured_accuracy_drop): each candidate pruned (the
+    same groups the estimate removes), evaluated on ``batches``, then the weights restored.
+
+    ``measured_kl`` is the mean KL divergence of the pruned model's predictions from the unpruned model's on the
+    same inputs: the damage without the label noise that ``measured_loss`` (the change of the labelled loss)
+    carries, and the quantity the ``fisher`` estimate approximates for small changes (NaN unless ``batches``
+    are HF batches whose outputs have ``logits``).
 
     A candidate is ``(layer, sparsity)`` -- that layer alone -- or a mapping ``{layer: sparsity}`` pruned all
     at once (its row's ``layer`` is ``"<n layers>"`` and ``sparsity`` their mean).
@@ -127,7 +143,7 @@ def measured_sensitivity(model: nn.Module, weights: Mapping[str, torch.Tensor], 
     was_training = model.training
     model.eval()
     try:
-        base_loss, base_accuracy = _evaluate(model, batches, loss_fn)
+        base_loss, base_accuracy, base_log_probs = _evaluate(model, batches, loss_fn)
         rows = []
         for candidate in candidates:
             chosen = dict([candidate]) if isinstance(candidate, tuple) else dict(candidate)
@@ -140,14 +156,15 @@ def measured_sensitivity(model: nn.Module, weights: Mapping[str, torch.Tensor], 
                     saved[name] = weight.detach().clone()
                     with torch.no_grad():
                         weight.masked_fill_(element.to(weight.device), 0.0)
-                loss, accuracy = _evaluate(model, batches, loss_fn)
+                loss, accuracy, log_probs = _evaluate(model, batches, loss_fn)
             finally:
                 with torch.no_grad():
                     for name, original in saved.items():
                         weights[name].copy_(original)
             label = next(iter(chosen)) if isinstance(candidate, tuple) else f"<{len(chosen)} layers>"
             rows.append({"layer": label, "sparsity": float(np.mean(list(chosen.values()))),
-                         "measured_loss": loss - base_loss, "measured_accuracy_drop": base_accuracy - accuracy})
+                         "measured_loss": loss - base_loss, "measured_kl": _mean_kl(base_log_probs, log_probs),
+                         "measured_accuracy_drop": base_accuracy - accuracy})  # fmt: skip
     finally:
         model.train(was_training)
     return pd.DataFrame(rows)

@@ -12,7 +12,13 @@ from safetensors.numpy import load_file
 from bsp_cli.main import main
 from codesign.allocate import greedy_mckp, solve_mckp
 from codesign.plan import CodesignPlan, load_plan
-from codesign.sensitivity import collect_gradients, estimate_sensitivity, measured_sensitivity, removed_groups
+from codesign.sensitivity import (
+    classifier_loss,
+    collect_gradients,
+    estimate_sensitivity,
+    measured_sensitivity,
+    removed_groups,
+)
 
 # -- allocation ----------------------------------------------------------------------------------------------------
 
@@ -105,6 +111,29 @@ def test_measured_sensitivity_zeroes_exactly_the_estimated_groups_and_restores_t
     expected = float((x @ original.masked_fill(element, 0).T).pow(2).mean() - (x @ original.T).pow(2).mean())
     assert table.loc[0, "measured_loss"] == pytest.approx(expected, rel=1e-6)
     assert torch.equal(model.fc.weight.detach(), original)
+
+
+def test_measured_kl_is_the_divergence_from_the_unpruned_predictions_by_hand():
+    from conftest import tiny_classifier
+
+    model = tiny_classifier("bert", num_labels=3)
+    generator = torch.Generator().manual_seed(0)
+    batch = {"input_ids": torch.randint(3, 99, (6, 10), generator=generator), "labels": torch.tensor([0, 1, 2] * 2)}
+    batch["attention_mask"] = torch.ones_like(batch["input_ids"])
+    name = "bert.encoder.layer.0.intermediate.dense.weight"
+    weight = model.bert.encoder.layer[0].intermediate.dense.weight
+    gradients = collect_gradients(model, {name: weight}, [batch], classifier_loss, (8, 8))
+    table = measured_sensitivity(model, {name: weight}, gradients, [(name, 0.75), (name, 0.0)], [batch])
+    with torch.no_grad():
+        p = torch.log_softmax(model(**batch).logits.double(), dim=-1)
+        removed = removed_groups(gradients.score(name), tuple(weight.shape), (8, 8), 0.75)
+        original = weight.detach().clone()
+        weight.masked_fill_(removed.repeat_interleave(8, 0).repeat_interleave(8, 1), 0.0)
+        q = torch.log_softmax(model(**batch).logits.double(), dim=-1)
+        weight.copy_(original)
+    expected = float((p.exp() * (p - q)).sum(dim=-1).mean())
+    assert expected > 0 and table.loc[0, "measured_kl"] == pytest.approx(expected, rel=1e-6)
+    assert table.loc[1, "measured_kl"] == 0.0  # nothing pruned: no divergence
 
 
 # -- plans ---------------------------------------------------------------------------------------------------------
