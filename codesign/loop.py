@@ -100,8 +100,8 @@ def _allocate(table: pd.DataFrame, objective: str, estimate: str, capacity: floa
 
 
 def _check_options(blocks, granularity, sparsities, objective, estimate, max_loss_increase, max_accuracy_drop,
-                   target_compression, gradient_batches, validate, seq_len,
-                   batch) -> tuple[list[str], list[float]]:  # fmt: skip
+                   target_compression, gradient_batches, validate, seq_len, batch,
+                   validate_examples: int = 512) -> tuple[list[str], list[float]]:  # fmt: skip
     """Every option checked before anything loads; returns the normalised block names and sparsities (0 added)."""
     from pruning.settings import check_sparsity
     from pruning.spec import BlockSpec, group_shape
@@ -121,7 +121,8 @@ def _check_options(blocks, granularity, sparsities, objective, estimate, max_los
         if value is not None and not (isinstance(value, int | float) and math.isfinite(value) and value > low):
             raise ValueError(f"{name}: must be a finite number > {low:g}, got {value!r}")
     counts = (("gradient_batches", gradient_batches, 1, 10_000), ("validate", validate, 0, 100_000),
-              ("seq_len", seq_len, 1, 65_536), ("batch", batch, 1, 4096))
+              ("seq_len", seq_len, 1, 65_536), ("batch", batch, 1, 4096),
+              ("validate_examples", validate_examples, 1, 1_000_000))
     for name, value, low, high in counts:
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise ValueError(f"{name}: must be an integer in [{low}, {high}], got {value!r}")
@@ -211,8 +212,8 @@ def run_codesign(model: str | Path, data: str, config, out_dir: str | Path, *, b
                  granularity: str = "block", sparsities=DEFAULT_SPARSITIES, objective: str = "latency_s",
                  max_loss_increase: float | None = None, max_accuracy_drop: float | None = None,
                  target_compression: float | None = None, estimate: str = "fisher", budget=None,
-                 gradient_batches: int = 8, validate: int = 0, seq_len: int = 128, batch: int = 1,
-                 glue_dir: str | Path | None = None, cache_dir: str | Path | None = None,
+                 gradient_batches: int = 8, validate: int = 0, validate_examples: int = 512, seq_len: int = 128,
+                 batch: int = 1, glue_dir: str | Path | None = None, cache_dir: str | Path | None = None,
                  progress: bool = True) -> CodesignResult:  # fmt: skip
     """Choose per-layer sparsities for ``config``; writes plan.yaml, candidates.csv, allocation.csv, uniform.csv
     and summary.json to ``out_dir`` (a new or earlier codesign directory). Exactly one constraint is given.
@@ -230,7 +231,7 @@ def run_codesign(model: str | Path, data: str, config, out_dir: str | Path, *, b
 
     blocks, sparsities = _check_options(blocks, granularity, sparsities, objective, estimate, max_loss_increase,
                                         max_accuracy_drop, target_compression, gradient_batches, validate, seq_len,
-                                        batch)  # fmt: skip
+                                        batch, validate_examples)  # fmt: skip
     hws = [load_config(c) for c in ([config] if isinstance(config, str | Path) or hasattr(config, "pe_array")
                                     else list(config))]  # fmt: skip
     if len({hw.name for hw in hws}) != len(hws):
@@ -243,7 +244,8 @@ def run_codesign(model: str | Path, data: str, config, out_dir: str | Path, *, b
     tokenizer = load_tokenizer(teacher)
     classifier = load_classifier(teacher, dataset.num_labels)
     train = _batches(tokenizer, dataset.train, gradient_batches, budget.batch_size, budget.max_seq_len, budget.seed)
-    held_out = _batches(tokenizer, dataset.dev, max(2, gradient_batches // 2), budget.batch_size,
+    # the held-out slice for measurements: single-layer effects are small, so more examples than batches
+    held_out = _batches(tokenizer, dataset.dev, -(-validate_examples // budget.batch_size), budget.batch_size,
                         budget.max_seq_len, budget.seed) if validate else []  # fmt: skip
     tokens = batch * seq_len
 
@@ -251,6 +253,8 @@ def run_codesign(model: str | Path, data: str, config, out_dir: str | Path, *, b
                 "configs": [hw.model_dump(mode="json") for hw in hws], "blocks": blocks, "granularity": granularity,
                 "sparsities": sparsities, "gradient_batches": gradient_batches, "validate": validate,
                 "tokens": tokens, "budget": budget.__dict__}  # fmt: skip
+    if validate:
+        settings["validate_examples"] = validate_examples
     key = content_hash(settings)
     meta_path = out / "candidates.json"
     if meta_path.is_file() and json.loads(meta_path.read_text()).get("key") == key:  # same estimates: reuse

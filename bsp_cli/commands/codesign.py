@@ -39,6 +39,8 @@ def register(subparsers) -> None:
     p.add_argument("--gradient-batches", type=int, default=8, help="batches of gradients for the estimate")
     p.add_argument("--validate", type=int, default=0, help="candidates per block also measured (prune that layer "
                    "alone, evaluate): rank correlation in summary.json (default 0)")
+    p.add_argument("--validate-examples", type=int, default=512, help="held-out dev examples the --validate "
+                   "measurements evaluate on (default 512)")
     p.add_argument("--seq-len", type=int, default=128, help="tokens per inference on the accelerator (default 128)")
     p.add_argument("--execute", action="store_true", help="then prune with the plan and with the uniform plan of "
                    "equal compression (the default recipe) and simulate both: predicted vs measured")
@@ -85,7 +87,8 @@ def run(args) -> int:
                           objective=args.objective, max_loss_increase=args.max_loss_increase,
                           max_accuracy_drop=args.budget_accuracy_drop, target_compression=args.target_compression,
                           estimate=args.estimate, budget=budget, gradient_batches=args.gradient_batches,
-                          validate=args.validate, seq_len=args.seq_len, glue_dir=args.glue_dir,
+                          validate=args.validate, validate_examples=args.validate_examples, seq_len=args.seq_len,
+                          glue_dir=args.glue_dir,
                           cache_dir=args.cache_dir)  # fmt: skip
     predicted = result.summary["predicted"]
     best = predicted["best_uniform"]

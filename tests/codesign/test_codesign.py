@@ -169,6 +169,9 @@ def test_bsp_codesign_then_prune_plan_gives_exactly_the_planned_sparsities(tmp_p
 
     measured = pd.read_csv(tmp_path / "cd" / "candidates.csv").dropna(subset=["measured_loss"])
     assert len(measured) == 2 * 4 and measured["measured_accuracy_drop"].notna().all()  # 4 per block
+    assert (measured["measured_kl"] >= 0).all()
+    validation = json.loads((tmp_path / "cd" / "summary.json").read_text())["validation"]
+    assert validation["candidates"] == 2 * 4 and "spearman_estimate_vs_measured_kl" in validation
     calibration = pd.read_csv(tmp_path / "cd" / "calibration.csv")
     assert len(calibration) == 2 * 5 and calibration["measured_accuracy_drop"].notna().all()  # 5 sparsities > 0
     plan = load_plan(tmp_path / "cd" / "plan.yaml")
@@ -249,6 +252,7 @@ def test_several_accelerators_pick_the_accelerator_with_the_plan_and_report_the_
     ({"--sparsities": ["0.5", "1.5"]}, "sparsities: must be in [0, 1), got 1.5"),
     ({"--config": ["nope"]}, "nope"),
     ({"--gradient-batches": ["0"]}, "gradient_batches: must be an integer in [1, 10000], got 0"),
+    ({"--validate-examples": ["0"]}, "validate_examples: must be an integer in [1, 1000000], got 0"),
     ({"--blocks": ["0x4"]}, "block rows"),
     ({"--granularity": ["diagonal"]}, "diagonal"),
 ])  # fmt: skip
