@@ -48,39 +48,37 @@ INC_VERSION = "3.7.1"
 DEFAULT_CACHE = Path("paper_figs/out/sentiment/sweep/cache")  # the reproduction's teachers (same keys)
 
 
-def encoder_linear_pattern(model_type: str, prefix: str = "") -> str:
-    """A regex over qualified module names matching exactly the encoder Linear layers our pruner prunes."""
-    from pruning.layouts import layout_for
+def inc_op_names(student, prefix: str = "student.") -> list[str]:
+    """INC's ``op_names`` (regexes it ``re.search``-es over module names) for exactly the layers our pruner
+    prunes in ``student`` (:func:`pruning.targets.find_targets`), under the wrapper's ``prefix``."""
+    from pruning.targets import find_targets
 
-    layout = layout_for(model_type)
-    roles = "|".join(re.escape(path) for path in layout.role_paths.values())
-    return rf"^{re.escape(prefix)}(?:.*\.)?{re.escape(layout.layer_path)}\.\d+\.(?:{roles})$"
+    return [rf"^{re.escape(prefix + name)}$" for name in find_targets(student)]
 
 
 def recount_masks(model, block: str) -> dict:
-    """Block masks of the encoder Linear layers from the weights themselves: a block is kept when any of its
+    """Block masks of the layers our pruner prunes, from the weights themselves: a block is kept when any of its
     weights is non-zero (what a sparse kernel or the accelerator would see)."""
     import torch
 
     from pruning.masks import BlockMask
     from pruning.spec import BlockSpec, Granularity, block_occupancy
+    from pruning.targets import find_targets
 
     spec = BlockSpec.parse(block)
-    pattern = re.compile(encoder_linear_pattern(model.config.model_type))
     masks = {}
-    for name, module in model.named_modules():
-        if pattern.match(name) and isinstance(module, torch.nn.Linear):
-            weight = module.weight.detach().cpu().numpy()
-            occupancy = block_occupancy(weight != 0, (spec.rows, spec.cols))
-            masks[name] = BlockMask(torch.from_numpy(occupancy), spec, Granularity.BLOCK, tuple(weight.shape))
+    for name, module in find_targets(model).items():
+        weight = module.weight.detach().cpu().numpy()
+        occupancy = block_occupancy(weight != 0, (spec.rows, spec.cols))
+        masks[name] = BlockMask(torch.from_numpy(occupancy), spec, Granularity.BLOCK, tuple(weight.shape))
     return masks
 
 
-def _inc_config(model_type: str, sparsity: float, ramp_end_step: int, frequency_steps: int, block: str):
+def _inc_config(student, sparsity: float, ramp_end_step: int, frequency_steps: int, block: str):
     from neural_compressor.training import WeightPruningConfig
 
     return WeightPruningConfig(
-        [{"op_names": [encoder_linear_pattern(model_type, prefix="student.")], "pattern": block,
+        [{"op_names": inc_op_names(student), "pattern": block,
           "target_sparsity": sparsity, "pruning_type": "snip_momentum", "start_step": 0,
           "end_step": ramp_end_step, "pruning_frequency": frequency_steps, "pruning_scope": "local",
           "sparsity_decay_type": "exp"}],
@@ -126,8 +124,7 @@ def run_point(point: dict, model: str, data, budget, cache_dir: Path) -> dict:
         with tempfile.TemporaryDirectory(prefix="peer-inc-") as work_dir:
             trainer = masked_trainer(wrapped, tokenizer, train_set, budget, work_dir)
             trainer.create_optimizer()
-            config = _inc_config(pruned.config.model_type, sparsity, ramp_end_step, budget.prune_frequency_steps,
-                                 point["block"])  # fmt: skip
+            config = _inc_config(pruned, sparsity, ramp_end_step, budget.prune_frequency_steps, point["block"])
             prepare_pruning(wrapped, config, optimizer=trainer.optimizer)
             trainer.train()
             wrapped.inc_hook_handle.remove()  # evaluation forwards must not count as pruning steps

@@ -101,7 +101,7 @@ def _allocate(table: pd.DataFrame, objective: str, estimate: str, capacity: floa
 
 def _check_options(blocks, granularity, sparsities, objective, estimate, max_loss_increase, max_accuracy_drop,
                    target_compression, gradient_batches, validate, seq_len, batch,
-                   validate_examples: int = 512) -> tuple[list[str], list[float]]:  # fmt: skip
+                   validate_examples) -> tuple[list[str], list[float]]:  # fmt: skip
     """Every option checked before anything loads; returns the normalised block names and sparsities (0 added)."""
     from pruning.settings import check_sparsity
     from pruning.spec import BlockSpec, group_shape

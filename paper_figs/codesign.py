@@ -34,7 +34,7 @@ import pandas as pd
 from analysis.plots import OKABE_ITO, save_figure
 from analysis.store import ResultStore, write_table_atomic
 from bsp_common.outputs import prepare_output_dir, write_text_atomic
-from paper_figs.reproduce import FULL_BUDGET, STUDY_TRAIN_SAMPLES, _tiny_model
+from paper_figs.reproduce import FULL_BUDGET, STUDY_TRAIN_SAMPLES, _mean_se, _tiny_model
 
 CONFIGS = ("asic-32x32-int8", "fpga-zcu102")
 RATES = (2.0, 4.0)  # loss budgets: the summed estimate of the uniform plans at these compression rates
@@ -128,16 +128,9 @@ def _figures(results: pd.DataFrame, plans: dict, out: Path) -> list[Path]:
     return paths
 
 
-def _mean_se(values: pd.Series, scale: float = 100.0) -> str:
-    values = values.dropna() * scale
-    if len(values) < 2:
-        return f"{values.mean():.2f}"
-    return f"{values.mean():.2f} ± {values.std(ddof=1) / len(values) ** 0.5:.2f}"
-
-
 def _paired(results: pd.DataFrame, twins: dict) -> str:
     """Markdown: per config and co-designed plan, against its twin (the uniform plan whose estimated loss is its
-    budget), paired by seed: latency change and dev/test accuracy differences (mean ± s.e. over seeds)."""
+    budget), paired by seed: latency change and dev/test accuracy differences (mean +- s.e. over seeds)."""
     lines = ["| config | plan | twin (equal estimated loss) | seeds | codesign latency (ms) | twin latency (ms) | "
              "latency change | dev change (points) | test change (points) |", "|---|---|---|---|---|---|---|---|---|"]
     for (config, label), twin in twins.items():
@@ -151,8 +144,8 @@ def _paired(results: pd.DataFrame, twins: dict) -> str:
         change = (p["latency_s"].mean() / u["latency_s"].mean() - 1) * 100
         lines.append(f"| {config} | {label} | {twin} | {len(seeds)} | {p['latency_s'].mean() * 1e3:.4f} | "
                      f"{u['latency_s'].mean() * 1e3:.4f} | {change:+.1f} % | "
-                     f"{_mean_se(p['dev_accuracy'] - u['dev_accuracy'])} | "
-                     f"{_mean_se(p['test_accuracy'] - u['test_accuracy'])} |")  # fmt: skip
+                     f"{_mean_se((p['dev_accuracy'] - u['dev_accuracy']) * 100)} | "
+                     f"{_mean_se((p['test_accuracy'] - u['test_accuracy']) * 100)} |")  # fmt: skip
     return "\n".join(lines)
 
 

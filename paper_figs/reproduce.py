@@ -325,12 +325,13 @@ def _report(frames: list[pd.DataFrame], args, budget: AccuracyBudget, out: Path,
     if not complete:
         note += " INCOMPLETE: the run was still going when this was written."
     write_text_atomic(out / "results.md", f"{note}\n\n{markdown}\n")
-    source = (f"paper_figs.reproduce {time.strftime('%Y-%m-%d')} (commit {_git_commit()[:7]}): {settings['model']}, "
+    commit = _git_commit()
+    source = (f"paper_figs.reproduce {time.strftime('%Y-%m-%d')} (commit {commit[:7]}): {settings['model']}, "
               f"{args.data}, default recipe, {budget.max_train_samples} train examples, {budget.epochs:g} epochs, "
               f"seed {args.seeds[0]}, dev accuracy")  # fmt: skip
     write_table_atomic(accuracy_table(results, args.seeds[0], source), out / "accuracy_table.csv")
     pruning_s = float(results.drop_duplicates("cache_key")["prune_wall_s"].sum()) if "prune_wall_s" in results else 0.0
-    summary = {"git_commit": _git_commit(), "complete": complete, "wall_s": time.perf_counter() - start,
+    summary = {"git_commit": commit, "complete": complete, "wall_s": time.perf_counter() - start,
                "pruned_point_compute_s": pruning_s, "points": len(results), "settings": settings,
                "headline": headline}  # fmt: skip
     write_text_atomic(out / "summary.json", strict_json.dumps(summary, indent=2))

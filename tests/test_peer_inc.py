@@ -8,22 +8,23 @@ import pytest
 import torch
 from conftest import tiny_classifier
 
-from benchmarks.peer_inc import encoder_linear_pattern, recount_masks, table
+from benchmarks.peer_inc import inc_op_names, recount_masks, table
 from pruning.distill import DistillationModel
 from pruning.pruner import PruneSettings
 from pruning.targets import find_targets
 
 
 @pytest.mark.parametrize("model_type", ["bert", "roberta", "distilbert"])
-def test_the_inc_layer_pattern_selects_exactly_our_pruned_layers(model_type):
+def test_the_inc_op_names_select_exactly_our_pruned_layers_of_the_student(model_type):
     model = tiny_classifier(model_type)
     ours = set(find_targets(model, PruneSettings().targets))
-    pattern = re.compile(encoder_linear_pattern(model_type))
-    assert {name for name, _ in model.named_modules() if pattern.match(name)} == ours
-    # under the distillation wrapper, the student's layers only (never the frozen teacher's)
+    # under the distillation wrapper, the student's layers only (never the frozen teacher's), matched the way
+    # INC matches op_names (re.search over every module name)
     wrapped = DistillationModel(model, tiny_classifier(model_type, seed=1))
-    prefixed = re.compile(encoder_linear_pattern(model_type, prefix="student."))
-    assert {name for name, _ in wrapped.named_modules() if prefixed.match(name)} == {f"student.{n}" for n in ours}
+    patterns = [re.compile(p) for p in inc_op_names(model)]
+    selected = {name for name, _ in wrapped.named_modules() if any(p.search(name) for p in patterns)}
+    assert selected == {f"student.{n}" for n in ours}
+    assert set(recount_masks(model, "8x8")) == ours
 
 
 def test_recount_finds_the_zero_blocks_set_by_hand():
