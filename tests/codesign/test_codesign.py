@@ -51,6 +51,31 @@ def test_knapsack_equals_brute_force_and_greedy_never_beats_it(seed):
     assert greedy.weight <= capacity + 1e-9 and greedy.value >= exact.value - 1e-9
 
 
+@pytest.mark.parametrize("seed", range(10))
+def test_hardware_optimal_is_the_fastest_allocation_keeping_at_least_the_uniform_weights(seed):
+    import pandas as pd
+
+    from codesign.loop import hardware_optimal
+
+    rng = np.random.default_rng(seed)
+    sparsities, rows = [0.0, 0.25, 0.5, 0.75], []
+    for layer in range(int(rng.integers(2, 5))):
+        size = int(rng.integers(1, 5)) * 64
+        latency = np.sort(rng.uniform(0.1, 1.0, len(sparsities)))[::-1] * size  # pruning never slows a layer
+        rows += [{"layer": f"l{layer}", "sparsity": s, "kept_weights": round(size * (1 - s)), "latency_s": t}
+                 for s, t in zip(sparsities, latency, strict=True)]  # fmt: skip
+    table = pd.DataFrame(rows)
+    groups = [g for _, g in table.groupby("layer", sort=False)]
+    for s in sparsities:
+        uniform = table[table["sparsity"] == s]
+        best = min(sum(g["latency_s"].iloc[c] for g, c in zip(groups, choice, strict=True))
+                   for choice in itertools.product(range(len(sparsities)), repeat=len(groups))
+                   if sum(g["kept_weights"].iloc[c] for g, c in zip(groups, choice, strict=True))
+                   >= uniform["kept_weights"].sum())  # fmt: skip
+        assert hardware_optimal(table, "latency_s", uniform["kept_weights"].sum()) == pytest.approx(best)
+        assert best <= uniform["latency_s"].sum() + 1e-12  # the uniform plan itself is one such allocation
+
+
 def test_knapsack_refuses_bad_input_by_name():
     with pytest.raises(ValueError, match="budget: must be a finite number"):
         solve_mckp([np.ones(2)], [np.ones(2)], float("nan"))
