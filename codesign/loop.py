@@ -31,7 +31,7 @@ import pandas as pd
 from bsp_common import strict_json
 from bsp_common.outputs import prepare_output_dir, write_text_atomic
 from bsp_common.strict_json import content_hash
-from codesign.allocate import greedy_mckp, solve_mckp
+from codesign.allocate import Allocation, greedy_mckp, solve_mckp
 from codesign.cost import layer_costs
 from codesign.plan import CodesignPlan
 from hwsim.config import AcceleratorConfig
@@ -99,10 +99,11 @@ def _allocate(table: pd.DataFrame, objective: str, estimate: str, capacity: floa
     return chosen, solution
 
 
-def hardware_optimal(table: pd.DataFrame, objective: str, kept_weights: float) -> float:
-    """The smallest summed ``objective`` over one block's candidate layers of any allocation that keeps at
+def hardware_optimal(table: pd.DataFrame, objective: str, kept_weights: float) -> Allocation:
+    """The allocation with the smallest summed ``objective`` over one block's candidate layers that keeps at
     least ``kept_weights`` weights, the estimate ignored (exact knapsack over the pruned weights): what the
-    accelerator alone could save over a uniform plan of the same compression. On an array where latency
+    accelerator alone could save over a uniform plan of the same compression. ``.value`` is that sum,
+    ``.choice`` the row chosen within each layer's rows (layers in table order). On an array where latency
     follows the kept weights whatever layers keep them it equals the uniform plan's, and only accuracy can
     make a co-designed plan better."""
     values, pruned, total = [], [], 0.0
@@ -111,7 +112,7 @@ def hardware_optimal(table: pd.DataFrame, objective: str, kept_weights: float) -
         values.append(rows[objective].to_numpy(float))
         pruned.append(kept.max() - kept)  # the budget: weights pruned, at most the uniform plan's
         total += kept.max()
-    return solve_mckp(values, pruned, max(total - float(kept_weights), 0.0)).value
+    return solve_mckp(values, pruned, max(total - float(kept_weights), 0.0))
 
 
 def _check_options(blocks, granularity, sparsities, objective, estimate, max_loss_increase, max_accuracy_drop,
@@ -319,8 +320,8 @@ def run_codesign(model: str | Path, data: str, config, out_dir: str | Path, *, b
                    estimate: float(level[estimate].sum()), "kept_weights": int(level["kept_weights"].sum()),
                    **{k: float(level[k].sum()) + fixed[hw_name][k] for k in OBJECTIVES}}  # fmt: skip
             # the hardware's headroom: the best any plan of this compression could do, accuracy aside
-            row[f"hardware_optimal_{objective}"] = hardware_optimal(table, objective, row["kept_weights"]) + fixed[
-                hw_name][objective]  # fmt: skip
+            best = hardware_optimal(table, objective, row["kept_weights"])
+            row[f"hardware_optimal_{objective}"] = best.value + fixed[hw_name][objective]
             uniform_rows.append(row)
     uniform = pd.DataFrame(uniform_rows)
     def plan_score(entry) -> float:  # what the constraint mode minimises, model-level

@@ -72,7 +72,11 @@ def test_hardware_optimal_is_the_fastest_allocation_keeping_at_least_the_uniform
                    for choice in itertools.product(range(len(sparsities)), repeat=len(groups))
                    if sum(g["kept_weights"].iloc[c] for g, c in zip(groups, choice, strict=True))
                    >= uniform["kept_weights"].sum())  # fmt: skip
-        assert hardware_optimal(table, "latency_s", uniform["kept_weights"].sum()) == pytest.approx(best)
+        allocation = hardware_optimal(table, "latency_s", uniform["kept_weights"].sum())
+        assert allocation.value == pytest.approx(best)
+        chosen = [g.iloc[c] for g, c in zip(groups, allocation.choice, strict=True)]
+        assert sum(r["latency_s"] for r in chosen) == pytest.approx(best)
+        assert sum(r["kept_weights"] for r in chosen) >= uniform["kept_weights"].sum()
         assert best <= uniform["latency_s"].sum() + 1e-12  # the uniform plan itself is one such allocation
 
 
