@@ -36,11 +36,13 @@ from codesign.cost import layer_costs
 from codesign.plan import CodesignPlan
 from hwsim.config import AcceleratorConfig
 
-__all__ = ["CodesignResult", "hardware_optimal", "hardware_space", "run_codesign", "uniform_plan", "verify_plan"]
+__all__ = ["CodesignResult", "allocate_block", "hardware_optimal", "hardware_space", "run_codesign", "uniform_plan",
+           "verify_plan"]
 
 OUTPUT_KIND = "codesign"
 DEFAULT_SPARSITIES = (0.0, 0.25, 0.5, 0.625, 0.75, 0.875)
 OBJECTIVES = ("latency_s", "energy_pj", "cycles")
+ESTIMATES = ("fisher", "taylor", "retrained")
 
 
 @dataclass(frozen=True)
@@ -84,8 +86,11 @@ def _batches(tokenizer, split, n_batches: int, batch_size: int, max_seq_len: int
             for start in range(0, len(order), batch_size)]  # fmt: skip
 
 
-def _allocate(table: pd.DataFrame, objective: str, estimate: str, capacity: float, constraint: str, greedy: bool):
-    """(allocation rows, Allocation) for one block's candidates."""
+def allocate_block(table: pd.DataFrame, objective: str, estimate: str, capacity: float, constraint: str = "loss",
+                   greedy: bool = False) -> tuple[pd.DataFrame, Allocation]:
+    """(chosen rows, Allocation) for one accelerator's and block's candidates (``candidates.csv`` rows):
+    ``constraint="loss"`` minimises ``objective`` with the summed ``estimate`` <= ``capacity``;
+    ``"compression"`` minimises the estimate with the kept weights <= ``capacity``."""
     layers = list(dict.fromkeys(table["layer"]))
     groups = [table[table["layer"] == name].sort_values("sparsity") for name in layers]
     if constraint == "compression":  # min estimated loss at a kept-weight budget
@@ -127,9 +132,9 @@ def _check_options(blocks, granularity, sparsities, objective, estimate, max_los
         raise ValueError("constraint: give exactly one of max_loss_increase, max_accuracy_drop, target_compression")
     if objective not in OBJECTIVES:
         raise ValueError(f"objective: {objective!r} not one of {', '.join(OBJECTIVES)}")
-    if estimate not in ("taylor", "fisher"):
-        raise ValueError(f"estimate: {estimate!r} not one of taylor, fisher")
-    if max_accuracy_drop is not None and validate < 5:
+    if estimate not in ESTIMATES:
+        raise ValueError(f"estimate: {estimate!r} not one of {', '.join(ESTIMATES)}")
+    if max_accuracy_drop is not None and validate < 5 and estimate != "retrained":
         raise ValueError("max_accuracy_drop: needs validate >= 5 (measured candidates and whole-model one-shot "
                          "prunes calibrate estimated loss to accuracy)")
     for name, value, low in (("max_loss_increase", max_loss_increase, 0.0), ("max_accuracy_drop", max_accuracy_drop,
@@ -227,7 +232,7 @@ def _estimate_checks(candidates: pd.DataFrame, calibration: pd.DataFrame | None,
 def run_codesign(model: str | Path, data: str, config, out_dir: str | Path, *, blocks=("16x16", "32x32"),
                  granularity: str = "block", sparsities=DEFAULT_SPARSITIES, objective: str = "latency_s",
                  max_loss_increase: float | None = None, max_accuracy_drop: float | None = None,
-                 target_compression: float | None = None, estimate: str = "fisher", budget=None,
+                 target_compression: float | None = None, estimate: str = "fisher", loss_model=None, budget=None,
                  gradient_batches: int = 8, validate: int = 0, validate_examples: int = 512, seq_len: int = 128,
                  batch: int = 1, glue_dir: str | Path | None = None, cache_dir: str | Path | None = None,
                  progress: bool = True) -> CodesignResult:  # fmt: skip
@@ -237,7 +242,12 @@ def run_codesign(model: str | Path, data: str, config, out_dir: str | Path, *, b
     ``config`` may be a list of accelerators (preset names, YAML paths or configs): the sensitivities are
     estimated once, every accelerator x block gets its plan, the best one is ``plan.yaml``, and joint.csv
     holds the joint front -- accelerator and per-layer plan chosen together -- over a range of loss budgets.
+
+    ``loss_model`` (a :class:`codesign.loss_model.RetrainedLossModel` or its JSON file) makes the estimate
+    ``retrained``: the accuracy drop after pruning with retraining, fitted to measured plans, which prices
+    concentrated sparsity; ``max_accuracy_drop`` is then a budget of that predicted drop (no calibration).
     """
+    from codesign.loss_model import RetrainedLossModel, candidate_drops, load_loss_model
     from hwsim import build_workload, load_config, simulate
     from hwsim.workload import read_hf_config
     from pruning.data import load_dataset
@@ -245,6 +255,12 @@ def run_codesign(model: str | Path, data: str, config, out_dir: str | Path, *, b
     from pruning.settings import TrainBudget
     from pruning.train import default_cache_dir, dense_teacher
 
+    if loss_model is not None:
+        loss_model = loss_model if isinstance(loss_model, RetrainedLossModel) else load_loss_model(loss_model)
+        estimate = "retrained"
+    elif estimate == "retrained":
+        raise ValueError("estimate: 'retrained' needs a loss_model (fit one with codesign.loss_model."
+                         "fit_retrained_loss, e.g. paper_figs/out/codesign-loss/loss_model.json)")
     blocks, sparsities = _check_options(blocks, granularity, sparsities, objective, estimate, max_loss_increase,
                                         max_accuracy_drop, target_compression, gradient_batches, validate, seq_len,
                                         batch, validate_examples)  # fmt: skip
@@ -283,9 +299,13 @@ def run_codesign(model: str | Path, data: str, config, out_dir: str | Path, *, b
         if calibration is not None:
             write_text_atomic(out / "calibration.csv", calibration.to_csv(index=False))
         write_text_atomic(meta_path, strict_json.dumps({"key": key, "settings": settings}, indent=2))
+    if loss_model is not None:  # cheap and additive per layer: computed on the cached candidates every time
+        candidates["retrained"] = candidate_drops(candidates, loss_model)
     summary: dict = {"model": str(model), "data": data, "config": [hw.name for hw in hws], "objective": objective,
                      "estimate": estimate, "blocks": list(blocks), "sparsities": sparsities,
                      "granularity": granularity, "tokens": tokens, "teacher_dir": str(teacher)}  # fmt: skip
+    if loss_model is not None:
+        summary["loss_model"] = {"power": loss_model.power, "slope": loss_model.slope, "fit": loss_model.fit}
     summary.update(_estimate_checks(candidates, calibration, estimate, hws[0].name))
     total_weights = int(candidates[(candidates["sparsity"] == 0) & (candidates["config"] == hws[0].name)
                                    & (candidates["block"] == blocks[0])]["kept_weights"].sum())  # fmt: skip
@@ -293,14 +313,17 @@ def run_codesign(model: str | Path, data: str, config, out_dir: str | Path, *, b
         constraint, capacity = "compression", total_weights / target_compression
         constraint_text = f"kept weights <= 1/{target_compression:g} of the pruned layers'"
     else:
-        if max_accuracy_drop is not None:
+        if max_accuracy_drop is not None and estimate == "retrained":  # already in accuracy
+            max_loss_increase = max_accuracy_drop
+        elif max_accuracy_drop is not None:
             slope = summary["calibration"]["accuracy_drop_per_estimated_loss"]
             if not slope > 0:  # NaN too
                 raise ValueError("max_accuracy_drop: the whole-model one-shot prunes show no accuracy loss per "
                                  "estimated loss (slope <= 0); use max_loss_increase instead")  # fmt: skip
             max_loss_increase = max_accuracy_drop / slope
         constraint, capacity = "loss", float(max_loss_increase)
-        constraint_text = f"summed {estimate} loss increase <= {capacity:.4g}"
+        constraint_text = (f"predicted accuracy drop (retrained loss model) <= {capacity:.4g}"
+                           if estimate == "retrained" else f"summed {estimate} loss increase <= {capacity:.4g}")
 
     workload = build_workload(read_hf_config(teacher), {}, batch=batch, seq_len=seq_len)
     dense, fixed = {}, {}
@@ -312,8 +335,8 @@ def run_codesign(model: str | Path, data: str, config, out_dir: str | Path, *, b
 
     plans, uniform_rows = [], []
     for (hw_name, block_text), table in candidates.groupby(["config", "block"], sort=False):
-        chosen, solution = _allocate(table, objective, estimate, capacity, constraint, greedy=False)
-        _, greedy_solution = _allocate(table, objective, estimate, capacity, constraint, greedy=True)
+        chosen, solution = allocate_block(table, objective, estimate, capacity, constraint, greedy=False)
+        _, greedy_solution = allocate_block(table, objective, estimate, capacity, constraint, greedy=True)
         plans.append((hw_name, block_text, chosen, {"exact": solution.value, "greedy": greedy_solution.value}))
         for sparsity, level in table.groupby("sparsity"):
             row = {"config": hw_name, "block": block_text, "sparsity": sparsity,
@@ -370,7 +393,7 @@ def _joint_front(candidates: pd.DataFrame, uniform: pd.DataFrame, fixed: dict, o
     rows = []
     for budget in np.geomspace(positive.min(), positive.max(), budgets):
         for (hw_name, block_text), table in candidates.groupby(["config", "block"], sort=False):
-            chosen, _ = _allocate(table, objective, estimate, float(budget), "loss", greedy=False)
+            chosen, _ = allocate_block(table, objective, estimate, float(budget), "loss", greedy=False)
             rows.append({"config": hw_name, "block": block_text, "budget": float(budget),
                          objective: float(chosen[objective].sum()) + fixed[hw_name][objective],
                          estimate: float(chosen[estimate].sum()), "kept_weights": int(chosen["kept_weights"].sum()),

@@ -26,8 +26,9 @@ def register(subparsers) -> None:
                    help="what the allocation minimises (default latency_s)")
     budget = p.add_mutually_exclusive_group(required=True)
     budget.add_argument("--max-loss-increase", type=float, help="budget: summed estimated loss increase")
-    budget.add_argument("--budget-accuracy-drop", type=float, help="budget: accuracy drop (fraction, e.g. 0.01), "
-                        "converted to a loss budget through --validate measured candidates")
+    budget.add_argument("--budget-accuracy-drop", type=float, help="budget: accuracy drop (fraction, e.g. 0.01): "
+                        "with --loss-model the predicted drop after retraining, otherwise converted to a loss "
+                        "budget through --validate measured candidates")
     budget.add_argument("--target-compression", type=float, help="instead: minimise the estimated loss at this "
                         "overall compression rate of the pruned layers (e.g. 4)")
     p.add_argument("--blocks", nargs="+", default=["16x16", "32x32"], help="candidate block sizes (one per plan)")
@@ -36,6 +37,9 @@ def register(subparsers) -> None:
                    "(default 0 0.25 0.5 0.625 0.75 0.875)")
     p.add_argument("--estimate", default="fisher", choices=["fisher", "taylor"],
                    help="sensitivity estimate (default fisher: second order, never negative)")
+    p.add_argument("--loss-model", help="a retrained loss model (JSON from codesign.loss_model, e.g. "
+                   "paper_figs/out/codesign-loss/loss_model.json): the estimate becomes the accuracy drop after "
+                   "pruning with retraining, which prices concentrated sparsity (replaces --estimate)")
     p.add_argument("--gradient-batches", type=int, default=8, help="batches of gradients for the estimate")
     p.add_argument("--validate", type=int, default=0, help="candidates per block also measured (prune that layer "
                    "alone, evaluate): rank correlation in summary.json (default 0)")
@@ -86,15 +90,16 @@ def run(args) -> int:
                           granularity=args.granularity, sparsities=tuple(args.sparsities or DEFAULT_SPARSITIES),
                           objective=args.objective, max_loss_increase=args.max_loss_increase,
                           max_accuracy_drop=args.budget_accuracy_drop, target_compression=args.target_compression,
-                          estimate=args.estimate, budget=budget, gradient_batches=args.gradient_batches,
-                          validate=args.validate, validate_examples=args.validate_examples, seq_len=args.seq_len,
-                          glue_dir=args.glue_dir,
+                          estimate=args.estimate, loss_model=args.loss_model, budget=budget,
+                          gradient_batches=args.gradient_batches, validate=args.validate,
+                          validate_examples=args.validate_examples, seq_len=args.seq_len, glue_dir=args.glue_dir,
                           cache_dir=args.cache_dir)  # fmt: skip
     predicted = result.summary["predicted"]
     best = predicted["best_uniform"]
     print(f"plan: {result.out_dir / 'plan.yaml'} ({result.plan.config}, {result.plan.block} blocks, "
           f"{result.summary['constraint']})")
-    print(result.allocation[["layer", "sparsity", args.estimate, args.objective]].to_string(index=False))
+    estimate = result.summary["estimate"]
+    print(result.allocation[["layer", "sparsity", estimate, args.objective]].to_string(index=False))
     uniform = "none fits" if best is None else f"{best[args.objective]:.4g} at {best['block']} {best['sparsity']:.0%}"
     print(f"predicted {args.objective}: {predicted['model'][args.objective]:.4g} (dense "
           f"{predicted['dense_model'][args.objective]:.4g}; best uniform plan under the same constraint: {uniform})")
