@@ -121,8 +121,8 @@ def hardware_optimal(table: pd.DataFrame, objective: str, kept_weights: float) -
 
 
 def _check_options(blocks, granularity, sparsities, objective, estimate, max_loss_increase, max_accuracy_drop,
-                   target_compression, gradient_batches, validate, seq_len, batch,
-                   validate_examples) -> tuple[list[str], list[float]]:  # fmt: skip
+                   target_compression, gradient_batches, validate, seq_len, batch, validate_examples,
+                   recovery_steps=0, recovery_lr=1e-4) -> tuple[list[str], list[float]]:  # fmt: skip
     """Every option checked before anything loads; returns the normalised block names and sparsities (0 added)."""
     from pruning.settings import check_sparsity
     from pruning.spec import BlockSpec, group_shape
@@ -143,10 +143,12 @@ def _check_options(blocks, granularity, sparsities, objective, estimate, max_los
             raise ValueError(f"{name}: must be a finite number > {low:g}, got {value!r}")
     counts = (("gradient_batches", gradient_batches, 1, 10_000), ("validate", validate, 0, 100_000),
               ("seq_len", seq_len, 1, 65_536), ("batch", batch, 1, 4096),
-              ("validate_examples", validate_examples, 1, 1_000_000))
+              ("validate_examples", validate_examples, 1, 1_000_000), ("recovery_steps", recovery_steps, 0, 100_000))
     for name, value, low, high in counts:
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise ValueError(f"{name}: must be an integer in [{low}, {high}], got {value!r}")
+    if isinstance(recovery_lr, bool) or not isinstance(recovery_lr, int | float) or not 0 < recovery_lr < 1:
+        raise ValueError(f"recovery_lr: must be a number in (0, 1), got {recovery_lr!r}")
     if not blocks:
         raise ValueError("blocks: give at least one block size, e.g. 16x16")
     blocks = [str(BlockSpec.parse(b)) for b in blocks]  # bad blocks and granularities stop before any loading
@@ -159,8 +161,8 @@ def _check_options(blocks, granularity, sparsities, objective, estimate, max_los
 
 
 def _estimate_candidates(classifier, train: list, held_out: list, hws: list, blocks: list[str], granularity: str,
-                         sparsities: list[float], validate: int, seed: int, tokens: int,
-                         progress: bool) -> tuple[pd.DataFrame, pd.DataFrame | None]:  # fmt: skip
+                         sparsities: list[float], validate: int, seed: int, tokens: int, progress: bool,
+                         recovery: dict) -> tuple[pd.DataFrame, pd.DataFrame | None]:  # fmt: skip
     """(candidates, calibration): every (block, accelerator, layer, sparsity) with its loss estimates and cost;
     with ``validate``, measured single-layer candidates and whole-model one-shot prunes (the calibration)."""
     from codesign.sensitivity import collect_gradients, estimate_sensitivity, measured_sensitivity, removed_groups
@@ -187,12 +189,13 @@ def _estimate_candidates(classifier, train: list, held_out: list, hws: list, blo
         if validate:
             pruned = [(n, s) for n in weights for s in sparsities if s > 0]
             sample = random.Random(seed).sample(pruned, min(validate, len(pruned)))
-            frame = frame.merge(measured_sensitivity(classifier, weights, gradients, sample, held_out),
+            frame = frame.merge(measured_sensitivity(classifier, weights, gradients, sample, held_out, **recovery),
                                 on=["layer", "sparsity"], how="left")  # fmt: skip
             first = frame["config"] == hws[0].name  # one row per candidate
             # whole-model one-shot prunes (no retraining): effects large enough to calibrate accuracy
             uniform = measured_sensitivity(classifier, weights, gradients,
-                                           [dict.fromkeys(weights, s) for s in sparsities if s > 0], held_out)
+                                           [dict.fromkeys(weights, s) for s in sparsities if s > 0], held_out,
+                                           **recovery)  # fmt: skip
             sums = frame[first].groupby("sparsity")[["taylor", "fisher"]].sum()
             calibrations.append(uniform.drop(columns="layer").join(sums, on="sparsity").assign(block=block_text))
         frames.append(frame)
@@ -233,7 +236,8 @@ def run_codesign(model: str | Path, data: str, config, out_dir: str | Path, *, b
                  granularity: str = "block", sparsities=DEFAULT_SPARSITIES, objective: str = "latency_s",
                  max_loss_increase: float | None = None, max_accuracy_drop: float | None = None,
                  target_compression: float | None = None, estimate: str = "fisher", loss_model=None, budget=None,
-                 gradient_batches: int = 8, validate: int = 0, validate_examples: int = 512, seq_len: int = 128,
+                 gradient_batches: int = 8, validate: int = 0, validate_examples: int = 512,
+                 recovery_steps: int = 0, recovery_lr: float = 1e-4, seq_len: int = 128,
                  batch: int = 1, glue_dir: str | Path | None = None, cache_dir: str | Path | None = None,
                  progress: bool = True) -> CodesignResult:  # fmt: skip
     """Choose per-layer sparsities for ``config``; writes plan.yaml, candidates.csv, allocation.csv, uniform.csv
@@ -246,6 +250,8 @@ def run_codesign(model: str | Path, data: str, config, out_dir: str | Path, *, b
     ``loss_model`` (a :class:`codesign.loss_model.RetrainedLossModel` or its JSON file) makes the estimate
     ``retrained``: the accuracy drop after pruning with retraining, fitted to measured plans, which prices
     concentrated sparsity; ``max_accuracy_drop`` is then a budget of that predicted drop (no calibration).
+    ``recovery_steps`` > 0 measures the ``validate`` candidates after that many masked Adam steps
+    (``recovery_lr``) on the gradient batches instead of one-shot (:func:`codesign.sensitivity.measured_sensitivity`).
     """
     from codesign.loss_model import RetrainedLossModel, candidate_drops, load_loss_model
     from hwsim import build_workload, load_config, simulate
@@ -263,7 +269,7 @@ def run_codesign(model: str | Path, data: str, config, out_dir: str | Path, *, b
                          "fit_retrained_loss, e.g. paper_figs/out/codesign-loss/loss_model.json)")
     blocks, sparsities = _check_options(blocks, granularity, sparsities, objective, estimate, max_loss_increase,
                                         max_accuracy_drop, target_compression, gradient_batches, validate, seq_len,
-                                        batch, validate_examples)  # fmt: skip
+                                        batch, validate_examples, recovery_steps, recovery_lr)  # fmt: skip
     hws = [load_config(c) for c in ([config] if isinstance(config, str | Path) or hasattr(config, "pe_array")
                                     else list(config))]  # fmt: skip
     if len({hw.name for hw in hws}) != len(hws):
@@ -287,6 +293,10 @@ def run_codesign(model: str | Path, data: str, config, out_dir: str | Path, *, b
                 "tokens": tokens, "budget": budget.__dict__}  # fmt: skip
     if validate:
         settings["validate_examples"] = validate_examples
+    if validate and recovery_steps:
+        settings.update(recovery_steps=recovery_steps, recovery_lr=recovery_lr)
+    recovery = ({"recovery_batches": train, "recovery_steps": recovery_steps, "recovery_lr": recovery_lr}
+                if recovery_steps else {})  # fmt: skip
     key = content_hash(settings)
     meta_path = out / "candidates.json"
     if meta_path.is_file() and json.loads(meta_path.read_text()).get("key") == key:  # same estimates: reuse
@@ -294,7 +304,8 @@ def run_codesign(model: str | Path, data: str, config, out_dir: str | Path, *, b
         calibration = pd.read_csv(out / "calibration.csv") if (out / "calibration.csv").is_file() else None
     else:
         candidates, calibration = _estimate_candidates(classifier, train, held_out, hws, blocks, granularity,
-                                                       sparsities, validate, budget.seed, tokens, progress)
+                                                       sparsities, validate, budget.seed, tokens, progress,
+                                                       recovery)  # fmt: skip
         write_text_atomic(out / "candidates.csv", candidates.to_csv(index=False))
         if calibration is not None:
             write_text_atomic(out / "calibration.csv", calibration.to_csv(index=False))

@@ -6,8 +6,9 @@ Two estimates from a few batches of gradients, and one measurement:
   (exact when the loss is linear in the layer's weights);
 * ``fisher`` -- second order with the empirical Fisher as the Hessian: ``dL ~ 1/2 E_b[(sum_{i in S} g_{b,i}
   w_i)^2]`` over batches ``b`` (what post-training pruning methods use; never negative);
-* :func:`measured_sensitivity` -- zero the groups, evaluate the loss, the KL divergence from the unpruned
-  predictions and the accuracy on held-out batches, restore the weights.
+* :func:`measured_sensitivity` -- zero the groups, optionally recover for a few masked optimizer steps (the
+  pruned groups held at zero, every other parameter trained), evaluate the loss, the KL divergence from the
+  unpruned predictions and the accuracy on held-out batches, restore every parameter.
 
 Which groups go at a sparsity is decided as the pruning run decides it: lowest first by the group's
 ``sum |W * grad|`` (the ``taylor`` score; ``magnitude`` uses ``||W_g||^2``). Everything works on any
@@ -126,9 +127,28 @@ def _mean_kl(reference: list[torch.Tensor], other: list[torch.Tensor]) -> float:
     return float((p.exp() * (p - q)).sum(dim=-1).mean())
 
 
+def _recover(model: nn.Module, zeroed: Mapping[torch.Tensor, torch.Tensor], batches: Sequence, loss_fn: LossFn,
+             steps: int, lr: float) -> None:
+    """``steps`` Adam steps on ``batches`` (cycled) over every parameter, the ``zeroed`` elements (weight -> bool
+    mask) kept at exactly zero: their gradients are cleared before each step, so Adam never moves them."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=lr)
+    model.train()
+    for step in range(steps):
+        optimizer.zero_grad(set_to_none=True)
+        loss_fn(model, batches[step % len(batches)]).backward()
+        for weight, mask in zeroed.items():
+            if weight.grad is not None:
+                weight.grad.masked_fill_(mask, 0.0)
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    model.eval()
+
+
 def measured_sensitivity(model: nn.Module, weights: Mapping[str, torch.Tensor], gradients: LayerGradients,
                          candidates: Sequence[tuple[str, float]] | Sequence[Mapping[str, float]], batches: Sequence,
-                         loss_fn: LossFn = classifier_loss, score: str = "taylor") -> pd.DataFrame:  # fmt: skip
+                         loss_fn: LossFn = classifier_loss, score: str = "taylor", recovery_batches: Sequence = (),
+                         recovery_steps: int = 0, recovery_lr: float = 1e-4) -> pd.DataFrame:  # fmt: skip
     """Rows (layer, sparsity, measured_loss, measured_kl, measured_accuracy_drop): each candidate pruned (the
     same groups the estimate removes), evaluated on ``batches``, then the weights restored.
 
@@ -139,7 +159,13 @@ def measured_sensitivity(model: nn.Module, weights: Mapping[str, torch.Tensor], 
 
     A candidate is ``(layer, sparsity)`` -- that layer alone -- or a mapping ``{layer: sparsity}`` pruned all
     at once (its row's ``layer`` is ``"<n layers>"`` and ``sparsity`` their mean).
+
+    ``recovery_steps > 0``: after zeroing, that many Adam steps (``recovery_lr``, no weight decay) of
+    ``loss_fn`` on ``recovery_batches`` train every parameter with the pruned groups held at zero -- the
+    damage a short masked retraining leaves, closer to what a pruning run ends with than the one-shot damage.
     """
+    if recovery_steps and not recovery_batches:
+        raise ValueError("recovery_batches: needed when recovery_steps > 0")
     was_training = model.training
     model.eval()
     try:
@@ -147,20 +173,25 @@ def measured_sensitivity(model: nn.Module, weights: Mapping[str, torch.Tensor], 
         rows = []
         for candidate in candidates:
             chosen = dict([candidate]) if isinstance(candidate, tuple) else dict(candidate)
-            saved = {}
+            # recovery trains every parameter, so all of them are restored afterwards
+            saved = ({p: p.detach().clone() for p in model.parameters()} if recovery_steps else
+                     {weights[name]: weights[name].detach().clone() for name in chosen})  # fmt: skip
+            zeroed = {}
             try:
                 for name, sparsity in chosen.items():
                     weight, shape = weights[name], tuple(weights[name].shape)
                     removed = removed_groups(gradients.score(name, score), shape, gradients.gshape, sparsity)
-                    element = expand_group_mask(removed, gradients.gshape, shape)
-                    saved[name] = weight.detach().clone()
+                    zeroed[weight] = expand_group_mask(removed, gradients.gshape, shape).to(weight.device)
                     with torch.no_grad():
-                        weight.masked_fill_(element.to(weight.device), 0.0)
+                        weight.masked_fill_(zeroed[weight], 0.0)
+                if recovery_steps:
+                    _recover(model, zeroed, recovery_batches, loss_fn, recovery_steps, recovery_lr)
                 loss, accuracy, log_probs = _evaluate(model, batches, loss_fn)
             finally:
                 with torch.no_grad():
-                    for name, original in saved.items():
-                        weights[name].copy_(original)
+                    for param, original in saved.items():
+                        param.copy_(original)
+                model.eval()
             label = next(iter(chosen)) if isinstance(candidate, tuple) else f"<{len(chosen)} layers>"
             rows.append({"layer": label, "sparsity": float(np.mean(list(chosen.values()))),
                          "measured_loss": loss - base_loss, "measured_kl": _mean_kl(base_log_probs, log_probs),

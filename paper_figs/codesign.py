@@ -66,26 +66,37 @@ def _trained_twin(records: list[dict], block: str, layers: dict, seed: int, out:
     return None
 
 
-def _pruned_row(plan, label: str, seed: int, args, model: str, budget, out: Path, records: list[dict]) -> dict:
+def prune_and_simulate(plan, seed: int, model: str, data: str, budget, run_dir: Path, cache_dir: Path,
+                       seq_len: int, progress: bool = True) -> dict:  # fmt: skip
+    """Prune ``model`` with ``plan`` (the default recipe, ``budget`` at ``seed``) into ``run_dir`` and simulate it on
+    the plan's accelerator: dev/test accuracy, compression, latency and energy."""
+    from pruning.train import run_pruning
+
+    result = run_pruning(model, data, plan.prune_settings(), run_dir, replace(budget, seed=seed), overwrite=True,
+                         cache_dir=cache_dir, progress=progress)  # fmt: skip
+    return {"dev_accuracy": result.dev_accuracy, "test_accuracy": result.test_accuracy,
+            "compression_rate": result.summary["compression_rate"], **_simulated(plan.config, run_dir, seq_len)}
+
+
+def _simulated(config: str, run_dir: Path, seq_len: int) -> dict:
     from hwsim import build_workload, simulate
     from hwsim.workload import read_hf_config
     from pruning.masks import load_masks
-    from pruning.train import run_pruning
 
+    totals = simulate(config, build_workload(read_hf_config(run_dir), load_masks(run_dir), seq_len=seq_len)).totals
+    return {"latency_s": float(totals["latency_s"]), "energy_pj": float(totals["energy_pj"])}
+
+
+def _pruned_row(plan, label: str, seed: int, args, model: str, budget, out: Path, records: list[dict]) -> dict:
     twin = _trained_twin(records, plan.block, plan.layers, seed, out)
     if twin is not None:
         run_dir = _run_dir(out, twin["config"], twin["plan"], seed)
-        trained = {k: twin[k] for k in ("dev_accuracy", "test_accuracy", "compression_rate")}
+        measured = {**{k: twin[k] for k in ("dev_accuracy", "test_accuracy", "compression_rate")},
+                    **_simulated(plan.config, run_dir, args.seq_len)}  # fmt: skip
     else:
-        run_dir = _run_dir(out, plan.config, label, seed)
-        result = run_pruning(model, args.data, plan.prune_settings(), run_dir, replace(budget, seed=seed),
-                             overwrite=True, cache_dir=out / "cache", progress=not args.quick)  # fmt: skip
-        trained = {"dev_accuracy": result.dev_accuracy, "test_accuracy": result.test_accuracy,
-                   "compression_rate": result.summary["compression_rate"]}  # fmt: skip
-    totals = simulate(plan.config, build_workload(read_hf_config(run_dir), load_masks(run_dir),
-                                                  seq_len=args.seq_len)).totals  # fmt: skip
-    return {"config": plan.config, "plan": label, "block": plan.block, "seed": seed, **trained,
-            "latency_s": float(totals["latency_s"]), "energy_pj": float(totals["energy_pj"]),
+        measured = prune_and_simulate(plan, seed, model, args.data, budget, _run_dir(out, plan.config, label, seed),
+                                      out / "cache", args.seq_len, progress=not args.quick)  # fmt: skip
+    return {"config": plan.config, "plan": label, "block": plan.block, "seed": seed, **measured,
             "layers": json.dumps(plan.layers), "trained_for": twin["config"] if twin else plan.config}  # fmt: skip
 
 

@@ -154,3 +154,28 @@ def test_codesign_front_comparison_by_hand():
     assert front["at_accuracy"] == "uniform B" and front["latency_change"] == pytest.approx(1.0 / 1.5 - 1)
     assert front["at_latency"] == "uniform C" and front["dev_gain"] == pytest.approx(0.71 - 0.695)
     assert front["dev_se"] == pytest.approx(0.01)  # std 0.01414 / sqrt 2
+
+
+def test_codesign_loss_fits_the_stored_study_and_plans_no_slower_than_uniform(tmp_path):
+    """On the committed study (no training): every plan keeps the uniform plan's predicted accuracy, is no
+    slower, and no faster than the hardware allows at its compression; the plan files recount to the table."""
+    from codesign.loss_model import load_loss_model
+    from codesign.plan import load_plan
+    from paper_figs import codesign_loss
+
+    assert codesign_loss.main(["--out", str(tmp_path)]) == 0
+    model = load_loss_model(tmp_path / "loss_model.json")
+    plans = pd.read_csv(tmp_path / "plans.csv")
+    assert set(plans["config"]) == {"asic-32x32-int8", "fpga-zcu102"} and set(plans["rate"]) == {2.0, 4.0}
+    candidates = pd.read_csv(codesign_loss.OUT / "codesign" / "fpga-zcu102" / "candidates.csv")
+    sizes = candidates[candidates["block"] == "32x32"].groupby("layer")["kept_weights"].max().to_dict()
+    for row in plans.itertuples():
+        plan = load_plan(tmp_path / f"plan_{row.config}_{row.rate:g}x.yaml")
+        uniform_drop = model.predict_drop(dict.fromkeys(plan.layers, row.uniform_sparsity), sizes)
+        assert row.uniform_predicted_drop == pytest.approx(uniform_drop)
+        assert model.predict_drop(plan.layers, sizes) == pytest.approx(row.predicted_drop)
+        assert row.predicted_drop <= uniform_drop * (1 + 1e-6)
+        assert row.hardware_optimal_latency_s <= row.latency_s <= row.uniform_latency_s * (1 + 1e-12)
+        assert row.differs == any(s != row.uniform_sparsity for s in plan.layers.values())
+    fit = pd.read_csv(tmp_path / "fit.csv")
+    assert len(fit) == model.fit["plans"] and fit["left_out_error"].notna().all()

@@ -45,6 +45,11 @@ def register(subparsers) -> None:
                    "alone, evaluate): rank correlation in summary.json (default 0)")
     p.add_argument("--validate-examples", type=int, default=512, help="held-out dev examples the --validate "
                    "measurements evaluate on (default 512)")
+    p.add_argument("--validate-recovery-steps", type=int, default=0, help="measure each --validate candidate after "
+                   "this many masked Adam steps on the gradient batches (the pruned groups held at zero) instead of "
+                   "one-shot: the damage a short retraining leaves (default 0)")
+    p.add_argument("--validate-recovery-lr", type=float, default=1e-4, help="learning rate of those steps "
+                   "(default 1e-4)")
     p.add_argument("--seq-len", type=int, default=128, help="tokens per inference on the accelerator (default 128)")
     p.add_argument("--execute", action="store_true", help="then prune with the plan and with the uniform plan of "
                    "equal compression (the default recipe) and simulate both: predicted vs measured")
@@ -92,7 +97,8 @@ def run(args) -> int:
                           max_accuracy_drop=args.budget_accuracy_drop, target_compression=args.target_compression,
                           estimate=args.estimate, loss_model=args.loss_model, budget=budget,
                           gradient_batches=args.gradient_batches, validate=args.validate,
-                          validate_examples=args.validate_examples, seq_len=args.seq_len, glue_dir=args.glue_dir,
+                          validate_examples=args.validate_examples, recovery_steps=args.validate_recovery_steps,
+                          recovery_lr=args.validate_recovery_lr, seq_len=args.seq_len, glue_dir=args.glue_dir,
                           cache_dir=args.cache_dir)  # fmt: skip
     predicted = result.summary["predicted"]
     best = predicted["best_uniform"]

@@ -142,6 +142,41 @@ def test_measured_sensitivity_zeroes_exactly_the_estimated_groups_and_restores_t
     assert torch.equal(model.fc.weight.detach(), original)
 
 
+def test_masked_recovery_is_one_adam_step_by_hand_with_the_pruned_groups_held_at_zero():
+    torch.manual_seed(2)
+    model = _Linear()
+    weights = {"fc.weight": model.fc.weight}
+    x_train, y_train = torch.randn(5, 8), torch.randn(5, 6)
+    x_held, y_held = torch.randn(7, 8), torch.randn(7, 6)
+
+    def loss_fn(m, batch):
+        return (m.fc(batch[0]) - batch[1]).pow(2).mean()
+
+    gradients = collect_gradients(model, weights, [(x_train, y_train)], loss_fn, (3, 2))
+    original = model.fc.weight.detach().clone()
+    lr = 0.05
+    table = measured_sensitivity(model, weights, gradients, [("fc.weight", 0.5)], [(x_held, y_held)], loss_fn,
+                                 recovery_batches=[(x_train, y_train)], recovery_steps=1, recovery_lr=lr)
+    # by hand: zero the groups, one Adam step (first step: -lr * g / (|g| + eps)) with their gradient cleared
+    removed = removed_groups(gradients.score("fc.weight"), (6, 8), (3, 2), 0.5)
+    element = removed.repeat_interleave(3, 0).repeat_interleave(2, 1)
+    pruned = original.masked_fill(element, 0.0).double()
+    residual = x_train.double() @ pruned.T - y_train.double()
+    grad = (2 * residual.T @ x_train.double() / residual.numel()).masked_fill(element, 0.0)
+    recovered = pruned - lr * grad / (grad.abs() + 1e-8)
+    assert torch.all(recovered[element] == 0)
+
+    def held_loss(w):
+        return float((x_held.double() @ w.T - y_held.double()).pow(2).mean())
+
+    expected = held_loss(recovered) - held_loss(original.double())
+    assert table.loc[0, "measured_loss"] == pytest.approx(expected, rel=1e-5)
+    assert torch.equal(model.fc.weight.detach(), original)  # every parameter restored
+    with pytest.raises(ValueError, match="recovery_batches: needed"):
+        measured_sensitivity(model, weights, gradients, [("fc.weight", 0.5)], [(x_held, y_held)], loss_fn,
+                             recovery_steps=2)
+
+
 def test_measured_kl_is_the_divergence_from_the_unpruned_predictions_by_hand():
     from conftest import tiny_classifier
 
@@ -233,6 +268,24 @@ def test_bsp_codesign_then_prune_plan_gives_exactly_the_planned_sparsities(tmp_p
     assert rc == 2 and "differs from the plan's '8x8'" in capsys.readouterr().err
 
 
+def test_codesign_validates_after_masked_recovery_and_keys_the_cache_by_it(tmp_path, capsys):
+    import pandas as pd
+
+    model_dir, glue_dir = tiny_text_task(tmp_path)
+    argv = ["codesign", "--model", str(model_dir), "--data", "glue:sst-2", "--glue-dir", str(glue_dir), "--epochs",
+            "2", "--max-train-samples", "16", "--batch-size", "8", "--cache-dir", str(tmp_path / "c"), "--config",
+            "asic-16x16-int8", "--blocks", "8x8", "--max-loss-increase", "1e-3", "--seq-len", "16",
+            "--gradient-batches", "2", "--validate", "3", "--out", str(tmp_path / "cd")]  # fmt: skip
+    assert main(argv) == 0, capsys.readouterr().err
+    one_shot = pd.read_csv(tmp_path / "cd" / "candidates.csv").dropna(subset=["measured_loss"])
+    assert main([*argv, "--validate-recovery-steps", "3", "--validate-recovery-lr", "1e-3"]) == 0
+    meta = json.loads((tmp_path / "cd" / "candidates.json").read_text())["settings"]
+    assert meta["recovery_steps"] == 3 and meta["recovery_lr"] == 1e-3
+    recovered = pd.read_csv(tmp_path / "cd" / "candidates.csv").dropna(subset=["measured_loss"])
+    assert list(recovered["layer"]) == list(one_shot["layer"])  # the same sample, measured after recovery
+    assert not np.allclose(recovered["measured_loss"], one_shot["measured_loss"])
+
+
 def test_codesign_execute_prunes_the_plan_and_its_uniform_twin_and_simulates_both(tmp_path, capsys):
     model_dir, glue_dir = tiny_text_task(tmp_path)
     rc = main(["codesign", "--model", str(model_dir), "--data", "glue:sst-2", "--glue-dir", str(glue_dir),
@@ -283,6 +336,8 @@ def test_several_accelerators_pick_the_accelerator_with_the_plan_and_report_the_
     ({"--gradient-batches": ["0"]}, "gradient_batches: must be an integer in [1, 10000], got 0"),
     ({"--validate-examples": ["0"]}, "validate_examples: must be an integer in [1, 1000000], got 0"),
     ({"--blocks": ["0x4"]}, "block rows"),
+    ({"--validate-recovery-steps": ["-1"]}, "recovery_steps: must be an integer in [0, 100000], got -1"),
+    ({"--validate-recovery-lr": ["2"]}, "recovery_lr: must be a number in (0, 1), got 2.0"),
     ({"--granularity": ["diagonal"]}, "diagonal"),
 ])  # fmt: skip
 def test_codesign_bad_input_exits_2_naming_the_field_before_loading_anything(tmp_path, capsys, change, message):
