@@ -13,11 +13,11 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from hwsim.config import AcceleratorConfig, load_config
+from hwsim.config import AcceleratorConfig, Dataflow, load_config
 from hwsim.simulate import simulate_gemm
 from hwsim.workload import Gemm
 
-__all__ = ["layer_costs"]
+__all__ = ["layer_costs", "matched_block", "resolve_blocks"]
 
 
 def layer_costs(keep_masks: Mapping[tuple[str, float], np.ndarray], block: tuple[int, int],
@@ -36,3 +36,40 @@ def layer_costs(keep_masks: Mapping[tuple[str, float], np.ndarray], block: tuple
                      "latency_s": row["cycles"] / config.clock_hz, "energy_pj": float(energy),
                      "kept_weights": int(mask.sum())})  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def matched_block(config: AcceleratorConfig | str, area: int = 1024) -> str:
+    """The block shape of ``area`` weights whose zero blocks ``config``'s array skips without a union penalty.
+
+    ``ws``/``os`` stream, per N-tile of ``pe_array.cols`` weight rows, the union of the reduction lines those
+    rows keep (:mod:`hwsim.mapping`), so blocks ``cols`` rows high skip whole; ``is`` streams, per K-tile of
+    ``pe_array.rows`` reduction lines, every weight row that keeps something in it, so blocks ``rows`` wide.
+
+    >>> matched_block("fpga-zcu102"), matched_block("asic-32x32-int8"), matched_block("fpga-zcu102", 256)
+    ('64x16', '32x32', '64x4')
+    """
+    config = load_config(config)
+    if isinstance(area, bool) or not isinstance(area, int) or area <= 0:
+        raise ValueError(f"matched block area: must be a positive integer (weights per block), got {area!r}")
+    side = config.pe_array.rows if config.pe_array.dataflow is Dataflow.IS else config.pe_array.cols
+    if area % side:
+        raise ValueError(f"matched block area: {area} is not a multiple of {config.name}'s tile side {side} "
+                         f"(pe_array.{'rows' if config.pe_array.dataflow is Dataflow.IS else 'cols'})")  # fmt: skip
+    other = area // side
+    return f"{other}x{side}" if config.pe_array.dataflow is Dataflow.IS else f"{side}x{other}"
+
+
+def resolve_blocks(blocks, configs) -> list[str]:
+    """Block names with ``matched`` / ``matched:AREA`` replaced by every config's :func:`matched_block` (order
+    kept, duplicates dropped)."""
+    resolved = []
+    for block in blocks:
+        text = str(block)
+        if text == "matched" or text.startswith("matched:"):
+            area = text.partition(":")[2]
+            if area and not area.isdigit():
+                raise ValueError(f"blocks: {text!r}: the area after 'matched:' must be a positive integer")
+            resolved += [matched_block(c, int(area) if area else 1024) for c in configs]
+        else:
+            resolved.append(text)
+    return list(dict.fromkeys(resolved))

@@ -32,7 +32,7 @@ from bsp_common import strict_json
 from bsp_common.outputs import prepare_output_dir, write_text_atomic
 from bsp_common.strict_json import content_hash
 from codesign.allocate import Allocation, greedy_mckp, solve_mckp
-from codesign.cost import layer_costs
+from codesign.cost import layer_costs, resolve_blocks
 from codesign.plan import CodesignPlan
 from hwsim.config import AcceleratorConfig
 
@@ -250,6 +250,8 @@ def run_codesign(model: str | Path, data: str, config, out_dir: str | Path, *, b
     ``loss_model`` (a :class:`codesign.loss_model.RetrainedLossModel` or its JSON file) makes the estimate
     ``retrained``: the accuracy drop after pruning with retraining, fitted to measured plans, which prices
     concentrated sparsity; ``max_accuracy_drop`` is then a budget of that predicted drop (no calibration).
+    ``blocks`` may name ``matched`` (or ``matched:AREA``): each accelerator's :func:`codesign.cost.matched_block`,
+    the shape its array skips without a union penalty.
     ``recovery_steps`` > 0 measures the ``validate`` candidates after that many masked Adam steps
     (``recovery_lr``) on the gradient batches instead of one-shot (:func:`codesign.sensitivity.measured_sensitivity`).
     """
@@ -267,11 +269,12 @@ def run_codesign(model: str | Path, data: str, config, out_dir: str | Path, *, b
     elif estimate == "retrained":
         raise ValueError("estimate: 'retrained' needs a loss_model (fit one with codesign.loss_model."
                          "fit_retrained_loss, e.g. paper_figs/out/codesign-loss/loss_model.json)")
+    hws = [load_config(c) for c in ([config] if isinstance(config, str | Path) or hasattr(config, "pe_array")
+                                    else list(config))]  # fmt: skip
+    blocks = resolve_blocks(blocks, hws)
     blocks, sparsities = _check_options(blocks, granularity, sparsities, objective, estimate, max_loss_increase,
                                         max_accuracy_drop, target_compression, gradient_batches, validate, seq_len,
                                         batch, validate_examples, recovery_steps, recovery_lr)  # fmt: skip
-    hws = [load_config(c) for c in ([config] if isinstance(config, str | Path) or hasattr(config, "pe_array")
-                                    else list(config))]  # fmt: skip
     if len({hw.name for hw in hws}) != len(hws):
         raise ValueError(f"config: names must be distinct, got {[hw.name for hw in hws]}")
     out = prepare_output_dir(out_dir, OUTPUT_KIND)

@@ -139,11 +139,11 @@ def _figures(results: pd.DataFrame, plans: dict, out: Path) -> list[Path]:
     return paths
 
 
-def _paired(results: pd.DataFrame, twins: dict) -> str:
+def _paired(results: pd.DataFrame, twins: dict, twin_header: str = "twin (equal estimated loss)") -> str:
     """Markdown: per config and co-designed plan, against its twin (the uniform plan whose estimated loss is its
     budget), paired by seed: latency change and dev/test accuracy differences (mean +- s.e. over seeds)."""
-    lines = ["| config | plan | twin (equal estimated loss) | seeds | codesign latency (ms) | twin latency (ms) | "
-             "latency change | dev change (points) | test change (points) |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [f"| config | plan | {twin_header} | seeds | plan latency (ms) | twin latency (ms) | latency change | "
+             "dev change (points) | test change (points) |", "|---|---|---|---|---|---|---|---|---|"]
     for (config, label), twin in twins.items():
         table = results[results["config"] == config]
         plan = table[table["plan"] == label].set_index("seed")

@@ -99,7 +99,7 @@ def _measured_markdown(measured: pd.DataFrame, plans: pd.DataFrame) -> str:
                              f"{(r.latency_s / r.uniform_latency_s - 1) * 100:+.1f} % | "
                              f"{(p.loc[seeds, 'latency_s'].mean() / u.loc[seeds, 'latency_s'].mean() - 1) * 100:+.1f}"
                              " % |")  # fmt: skip
-    return _paired(measured, twins) + "\n" + "\n".join(predicted)
+    return _paired(measured, twins, "uniform twin (equal predicted accuracy)") + "\n" + "\n".join(predicted)
 
 
 def main(argv=None) -> int:

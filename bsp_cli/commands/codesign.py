@@ -31,7 +31,10 @@ def register(subparsers) -> None:
                         "budget through --validate measured candidates")
     budget.add_argument("--target-compression", type=float, help="instead: minimise the estimated loss at this "
                         "overall compression rate of the pruned layers (e.g. 4)")
-    p.add_argument("--blocks", nargs="+", default=["16x16", "32x32"], help="candidate block sizes (one per plan)")
+    p.add_argument("--blocks", nargs="+", default=["16x16", "32x32", "matched"], help="candidate block sizes (one "
+                   "per plan); 'matched' (or 'matched:AREA', default 1024 weights) is each accelerator's block shape "
+                   "that its array skips without a union penalty, e.g. 64x16 on fpga-zcu102 (default 16x16 32x32 "
+                   "matched)")
     p.add_argument("--granularity", default="block", help="block | column | row (default block)")
     p.add_argument("--sparsities", type=float, nargs="+", help="candidate per-layer sparsities "
                    "(default 0 0.25 0.5 0.625 0.75 0.875)")

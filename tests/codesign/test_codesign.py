@@ -388,3 +388,41 @@ def test_codesign_with_hardware_axes_picks_the_faster_clock(tmp_path, capsys):
     chosen = summary["predicted"]["model"]["latency_s"]
     assert verification[0]["plan"] == "codesign" and verification[0]["simulated_latency_s"] == pytest.approx(
         chosen, rel=0.5)  # fmt: skip
+
+
+# -- block shape matched to the array --------------------------------------------------------------------------
+
+
+def _block_mask(shape, block, sparsity, seed):
+    rng = np.random.default_rng(seed)
+    grid = (shape[0] // block[0], shape[1] // block[1])
+    keep = np.ones(grid[0] * grid[1], bool)
+    keep[rng.permutation(keep.size)[: int(sparsity * keep.size)]] = False
+    return np.kron(keep.reshape(grid), np.ones(block, bool)).astype(bool)
+
+
+def test_matched_block_has_no_union_penalty_and_is_faster_than_a_square_block_of_equal_area():
+    from codesign.cost import matched_block, resolve_blocks
+    from hwsim.config import derive_config, load_config
+    from hwsim.simulate import simulate_gemm
+    from hwsim.workload import Gemm
+    from pruning.spec import any_per_row_tile
+
+    fpga = load_config("fpga-zcu102")  # ws, 32 rows x 64 cols
+    assert matched_block(fpga) == "64x16" and matched_block(fpga, 2048) == "64x32"
+    input_stationary = derive_config(fpga, {"pe_array.dataflow": "is"}, name="fpga-is")
+    assert matched_block(input_stationary) == "32x32" and matched_block(input_stationary, 512) == "16x32"
+    # ws streams, per N-tile of 64 weight rows, the union of their kept lines: for 64-row blocks no more
+    # than any one row keeps; 32-row blocks of equal area pay for the union of two block rows
+    matched, square = _block_mask((384, 1536), (64, 16), 0.5, 0), _block_mask((384, 1536), (32, 32), 0.5, 0)
+    assert any_per_row_tile(matched, 64).sum() == matched.sum() // 64
+    assert any_per_row_tile(square, 64).sum() > square.sum() // 64
+    cycles = {b: simulate_gemm(Gemm("w", M=64, K=1536, N=384, mask=m, block=b), fpga)[0]["cycles"]
+              for b, m in (((64, 16), matched), ((32, 32), square))}  # fmt: skip
+    assert cycles[64, 16] < cycles[32, 32]
+    assert resolve_blocks(["16x16", "matched", "matched:2048"], ["fpga-zcu102", "asic-32x32-int8"]) == [
+        "16x16", "64x16", "32x32", "64x32", "32x64"]
+    with pytest.raises(ValueError, match="1000 is not a multiple of fpga-zcu102's tile side 64"):
+        matched_block(fpga, 1000)
+    with pytest.raises(ValueError, match="the area after 'matched:' must be a positive integer"):
+        resolve_blocks(["matched:big"], ["fpga-zcu102"])

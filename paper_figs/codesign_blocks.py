@@ -1,0 +1,94 @@
+"""Block *shape* chosen for the array: uniform plans of equal block area, square vs matched to the array.
+
+    python -m paper_figs.codesign_blocks                # 32x32 vs 64x16 at 2x and 4x, seeds 0-2 (~1 h on 2 cores)
+
+On a weight-stationary array an N-tile holds ``pe_array.cols`` weight rows and streams the union of the
+reduction lines they keep (``hwsim.mapping``), so blocks whose height is the array's column count skip
+without a union penalty: on ``fpga-zcu102`` (32x64) that is 64-row blocks, on ``asic-32x32-int8`` 32-row ones
+(:func:`codesign.loop.matched_block`). Every block in ``--blocks`` is pruned uniformly at every ``--rates``
+with the co-design study's recipe and budget for every seed, and each pruned model is simulated on every
+``--configs``. Outputs in ``--out`` (default ``paper_figs/out/codesign-blocks``): ``results.jsonl``
+(resumable, one row per model and accelerator), ``results.md`` (mean dev/test and latency per accelerator,
+block and rate, and each block against the first one, paired by seed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from analysis.store import ResultStore
+from bsp_common.outputs import prepare_output_dir, write_text_atomic
+from paper_figs.codesign import _paired, _simulated, prune_and_simulate
+from paper_figs.reproduce import FULL_BUDGET, STUDY_TRAIN_SAMPLES, _mean_se
+
+OUT = Path(__file__).parent / "out"
+
+
+def _summary(results: pd.DataFrame) -> str:
+    lines = ["| config | plan | seeds | dev / test (mean ± s.e., points) | latency (ms) |", "|---|---|---|---|---|"]
+    for (config, label), table in results.groupby(["config", "plan"], sort=False):
+        lines.append(f"| {config} | {label} | {len(table)} | {_mean_se(table['dev_accuracy'] * 100)} / "
+                     f"{_mean_se(table['test_accuracy'] * 100)} | {table['latency_s'].mean() * 1e3:.4f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    from codesign.plan import CodesignPlan
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--blocks", nargs="+", default=["32x32", "64x16"], help="the first is the reference")
+    parser.add_argument("--rates", type=float, nargs="+", default=[2.0, 4.0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--configs", nargs="+", default=["fpga-zcu102", "asic-32x32-int8"])
+    parser.add_argument("--study", default=str(OUT / "codesign"), help="a paper_figs.codesign output: the layers")
+    parser.add_argument("--seq-len", type=int, default=64)
+    parser.add_argument("--data", default="sentiment")
+    parser.add_argument("--out", default=str(OUT / "codesign-blocks"))
+    args = parser.parse_args(argv)
+    if any(r <= 1 for r in args.rates):
+        parser.error(f"--rates: compression rates must be > 1, got {args.rates}")
+    candidates = Path(args.study) / args.configs[0] / "candidates.csv"
+    if not candidates.is_file():
+        parser.error(f"--study: {candidates} does not exist (the layer names come from the study)")
+    layers = list(dict.fromkeys(pd.read_csv(candidates)["layer"]))
+    out = prepare_output_dir(args.out, "paper-codesign-blocks")
+    budget = FULL_BUDGET.train_budget(max_train_samples=STUDY_TRAIN_SAMPLES)
+    store = ResultStore(out / "results.jsonl")
+    done = store.done_ids()
+    for seed in args.seeds:  # seed-major: a cut-short run has every arm at the first seeds
+        for rate in args.rates:
+            for block in args.blocks:
+                label = f"uniform {block} {rate:g}x"
+                plan = CodesignPlan(block=block, layers=dict.fromkeys(layers, round(1 - 1 / rate, 6)),
+                                    config=args.configs[0], objective="uniform")  # fmt: skip
+                ids = {c: json.dumps({"config": c, "plan": label, "seed": seed}, sort_keys=True) for c in args.configs}
+                if all(i in done for i in ids.values()):
+                    continue
+                run_dir = out / "runs" / f"{label.replace(' ', '_')}-seed{seed}"
+                first = prune_and_simulate(plan, seed, "minilm", args.data, budget, run_dir, OUT / "recipes" / "cache",
+                                           args.seq_len)  # fmt: skip
+                trained = {k: first[k] for k in ("dev_accuracy", "test_accuracy", "compression_rate")}
+                for config in args.configs:
+                    row = first if config == args.configs[0] else {**trained, **_simulated(config, run_dir,
+                                                                                           args.seq_len)}
+                    if ids[config] not in done:
+                        store.append({"config": config, "plan": label, "block": block, "seed": seed, **row,
+                                      "layers": json.dumps(plan.layers), "point_id": ids[config], "error": None})
+                        done.add(ids[config])
+    results = store.load()
+    twins = {(c, f"uniform {b} {r:g}x"): f"uniform {args.blocks[0]} {r:g}x" for c in args.configs
+             for b in args.blocks[1:] for r in args.rates}  # fmt: skip
+    markdown = (f"Uniform plans, mean over seeds:\n\n{_summary(results)}\n\nAgainst {args.blocks[0]} at the same "
+                f"rate, paired by seed:\n\n{_paired(results, twins, 'reference')}")
+    write_text_atomic(out / "results.md", markdown + "\n")
+    print(markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
