@@ -1,6 +1,7 @@
 """Block *shape* chosen for the array: uniform plans of equal block area, square vs matched to the array.
 
     python -m paper_figs.codesign_blocks                # 32x32 vs 64x16 at 2x and 4x, seeds 0-2 (~1 h on 2 cores)
+    python -m paper_figs.codesign_blocks --quick        # tiny random BERT, seconds (CI smoke test)
 
 On a weight-stationary array an N-tile holds ``pe_array.cols`` weight rows and streams the union of the
 reduction lines they keep (``hwsim.mapping``), so blocks whose height is the array's column count skip
@@ -9,7 +10,7 @@ without a union penalty: on ``fpga-zcu102`` (32x64) that is 64-row blocks, on ``
 with the co-design study's recipe and budget for every seed, and each pruned model is simulated on every
 ``--configs``. Outputs in ``--out`` (default ``paper_figs/out/codesign-blocks``): ``results.jsonl``
 (resumable, one row per model and accelerator), ``results.md`` (mean dev/test and latency per accelerator,
-block and rate, and each block against the first one, paired by seed).
+block and rate, and each block against the first one, paired by seed), ``fig_codesign_<config>.png``.
 """
 
 from __future__ import annotations
@@ -17,14 +18,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
 from analysis.store import ResultStore
 from bsp_common.outputs import prepare_output_dir, write_text_atomic
-from paper_figs.codesign import _paired, _simulated, prune_and_simulate
-from paper_figs.reproduce import FULL_BUDGET, STUDY_TRAIN_SAMPLES, _mean_se
+from paper_figs.codesign import _figures, _paired, _simulated, prune_and_simulate
+from paper_figs.reproduce import FULL_BUDGET, STUDY_TRAIN_SAMPLES, _mean_se, _tiny_model
 
 OUT = Path(__file__).parent / "out"
 
@@ -37,6 +39,14 @@ def _summary(results: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def _layer_names(model: str) -> list[str]:
+    """The model's prunable weights, in model order."""
+    from pruning.models import load_classifier
+    from pruning.targets import find_targets
+
+    return [f"{name}.weight" for name in find_targets(load_classifier(model, num_labels=2))]
+
+
 def main(argv=None) -> int:
     from codesign.plan import CodesignPlan
 
@@ -45,19 +55,22 @@ def main(argv=None) -> int:
     parser.add_argument("--rates", type=float, nargs="+", default=[2.0, 4.0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--configs", nargs="+", default=["fpga-zcu102", "asic-32x32-int8"])
-    parser.add_argument("--study", default=str(OUT / "codesign"), help="a paper_figs.codesign output: the layers")
+    parser.add_argument("--model", default="minilm")
+    parser.add_argument("--quick", action="store_true", help="tiny random BERT, seconds")
     parser.add_argument("--seq-len", type=int, default=64)
     parser.add_argument("--data", default="sentiment")
     parser.add_argument("--out", default=str(OUT / "codesign-blocks"))
     args = parser.parse_args(argv)
     if any(r <= 1 for r in args.rates):
         parser.error(f"--rates: compression rates must be > 1, got {args.rates}")
-    candidates = Path(args.study) / args.configs[0] / "candidates.csv"
-    if not candidates.is_file():
-        parser.error(f"--study: {candidates} does not exist (the layer names come from the study)")
-    layers = list(dict.fromkeys(pd.read_csv(candidates)["layer"]))
     out = prepare_output_dir(args.out, "paper-codesign-blocks")
     budget = FULL_BUDGET.train_budget(max_train_samples=STUDY_TRAIN_SAMPLES)
+    model, cache = args.model, OUT / "recipes" / "cache"
+    if args.quick:
+        model, cache = str(_tiny_model(out / "cache")), out / "cache"
+        budget = replace(budget, epochs=2.0, max_train_samples=64, max_eval_samples=64)
+        args.seeds, args.rates = args.seeds[:1], args.rates[:1]
+    layers = _layer_names(model)
     store = ResultStore(out / "results.jsonl")
     done = store.done_ids()
     for seed in args.seeds:  # seed-major: a cut-short run has every arm at the first seeds
@@ -70,8 +83,8 @@ def main(argv=None) -> int:
                 if all(i in done for i in ids.values()):
                     continue
                 run_dir = out / "runs" / f"{label.replace(' ', '_')}-seed{seed}"
-                first = prune_and_simulate(plan, seed, "minilm", args.data, budget, run_dir, OUT / "recipes" / "cache",
-                                           args.seq_len)  # fmt: skip
+                first = prune_and_simulate(plan, seed, model, args.data, budget, run_dir, cache, args.seq_len,
+                                           progress=not args.quick)  # fmt: skip
                 trained = {k: first[k] for k in ("dev_accuracy", "test_accuracy", "compression_rate")}
                 for config in args.configs:
                     row = first if config == args.configs[0] else {**trained, **_simulated(config, run_dir,
@@ -86,6 +99,7 @@ def main(argv=None) -> int:
     markdown = (f"Uniform plans, mean over seeds:\n\n{_summary(results)}\n\nAgainst {args.blocks[0]} at the same "
                 f"rate, paired by seed:\n\n{_paired(results, twins, 'reference')}")
     write_text_atomic(out / "results.md", markdown + "\n")
+    _figures(results, {}, out)  # fig_codesign_<config>: dev accuracy vs latency, one point per block and rate
     print(markdown)
     return 0
 

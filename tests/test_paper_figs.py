@@ -179,3 +179,29 @@ def test_codesign_loss_fits_the_stored_study_and_plans_no_slower_than_uniform(tm
         assert row.differs == any(s != row.uniform_sparsity for s in plan.layers.values())
     fit = pd.read_csv(tmp_path / "fit.csv")
     assert len(fit) == model.fit["plans"] and fit["left_out_error"].notna().all()
+
+
+def test_codesign_blocks_quick_prunes_each_block_once_simulates_it_on_every_config_and_resumes(tmp_path, capsys):
+    from safetensors.numpy import load_file
+
+    from paper_figs import codesign_blocks
+
+    argv = ["--quick", "--blocks", "8x8", "16x4", "--configs", "asic-16x16-int8", "fpga-zcu102",
+            "--out", str(tmp_path)]  # fmt: skip
+    assert codesign_blocks.main(argv) == 0
+    results = pd.read_json(tmp_path / "results.jsonl", lines=True)
+    assert len(results) == 2 * 2  # 2 blocks x 2 accelerators, one seed and rate in --quick
+    for block, table in results.groupby("block"):
+        assert table["dev_accuracy"].nunique() == 1  # one pruned model per block, simulated on both
+        weights = load_file(str(tmp_path / "runs" / f"uniform_{block}_2x-seed0" / "model.safetensors"))
+        rows, cols = map(int, block.split("x"))
+        pruned = [w for name, w in weights.items() if ".encoder." in name and w.ndim == 2]
+        assert len(pruned) == 2 * 6
+        for w in pruned:  # independent recount from the saved weights: half the blocks of every layer are zero
+            grid = w.reshape(w.shape[0] // rows, rows, w.shape[1] // cols, cols)
+            assert (grid == 0).all(axis=(1, 3)).mean() == pytest.approx(0.5)
+    report = (tmp_path / "results.md").read_text()
+    assert "| asic-16x16-int8 | uniform 16x4 2x | uniform 8x8 2x | 1 |" in report
+    assert (tmp_path / "fig_codesign_fpga-zcu102.png").stat().st_size > 1000
+    written = (tmp_path / "results.jsonl").read_text()
+    assert codesign_blocks.main(argv) == 0 and (tmp_path / "results.jsonl").read_text() == written  # resumes
