@@ -130,10 +130,11 @@ def _mean_kl(reference: list[torch.Tensor], other: list[torch.Tensor]) -> float:
 def _recover(model: nn.Module, zeroed: Mapping[torch.Tensor, torch.Tensor], batches: Sequence, loss_fn: LossFn,
              steps: int, lr: float) -> None:
     """``steps`` Adam steps on ``batches`` (cycled) over every parameter, the ``zeroed`` elements (weight -> bool
-    mask) kept at exactly zero: their gradients are cleared before each step, so Adam never moves them."""
+    mask) kept at exactly zero: their gradients are cleared before each step, so Adam never moves them. In eval
+    mode (no dropout): deterministic, so a candidate and the unpruned control see the same updates' noise."""
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=lr)
-    model.train()
+    model.eval()
     for step in range(steps):
         optimizer.zero_grad(set_to_none=True)
         loss_fn(model, batches[step % len(batches)]).backward()
@@ -142,7 +143,6 @@ def _recover(model: nn.Module, zeroed: Mapping[torch.Tensor, torch.Tensor], batc
                 weight.grad.masked_fill_(mask, 0.0)
         optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    model.eval()
 
 
 def measured_sensitivity(model: nn.Module, weights: Mapping[str, torch.Tensor], gradients: LayerGradients,
@@ -163,13 +163,25 @@ def measured_sensitivity(model: nn.Module, weights: Mapping[str, torch.Tensor], 
     ``recovery_steps > 0``: after zeroing, that many Adam steps (``recovery_lr``, no weight decay) of
     ``loss_fn`` on ``recovery_batches`` train every parameter with the pruned groups held at zero -- the
     damage a short masked retraining leaves, closer to what a pruning run ends with than the one-shot damage.
+    The reference is then the unpruned model after the same steps (a control: the steps alone move the
+    predictions), so every column measures what the pruning adds.
     """
     if recovery_steps and not recovery_batches:
         raise ValueError("recovery_batches: needed when recovery_steps > 0")
     was_training = model.training
     model.eval()
     try:
-        base_loss, base_accuracy, base_log_probs = _evaluate(model, batches, loss_fn)
+        if recovery_steps:  # the control: the unpruned model after the same recovery steps
+            saved = {p: p.detach().clone() for p in model.parameters()}
+            try:
+                _recover(model, {}, recovery_batches, loss_fn, recovery_steps, recovery_lr)
+                base_loss, base_accuracy, base_log_probs = _evaluate(model, batches, loss_fn)
+            finally:
+                with torch.no_grad():
+                    for param, original in saved.items():
+                        param.copy_(original)
+        else:
+            base_loss, base_accuracy, base_log_probs = _evaluate(model, batches, loss_fn)
         rows = []
         for candidate in candidates:
             chosen = dict([candidate]) if isinstance(candidate, tuple) else dict(candidate)

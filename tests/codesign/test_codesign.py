@@ -142,7 +142,7 @@ def test_measured_sensitivity_zeroes_exactly_the_estimated_groups_and_restores_t
     assert torch.equal(model.fc.weight.detach(), original)
 
 
-def test_masked_recovery_is_one_adam_step_by_hand_with_the_pruned_groups_held_at_zero():
+def test_masked_recovery_is_one_adam_step_by_hand_against_the_unpruned_control():
     torch.manual_seed(2)
     model = _Linear()
     weights = {"fc.weight": model.fc.weight}
@@ -169,7 +169,11 @@ def test_masked_recovery_is_one_adam_step_by_hand_with_the_pruned_groups_held_at
     def held_loss(w):
         return float((x_held.double() @ w.T - y_held.double()).pow(2).mean())
 
-    expected = held_loss(recovered) - held_loss(original.double())
+    # the reference: the unpruned weights after the same step
+    residual0 = x_train.double() @ original.double().T - y_train.double()
+    grad0 = 2 * residual0.T @ x_train.double() / residual0.numel()
+    control = original.double() - lr * grad0 / (grad0.abs() + 1e-8)
+    expected = held_loss(recovered) - held_loss(control)
     assert table.loc[0, "measured_loss"] == pytest.approx(expected, rel=1e-5)
     assert torch.equal(model.fc.weight.detach(), original)  # every parameter restored
     with pytest.raises(ValueError, match="recovery_batches: needed"):
