@@ -37,6 +37,14 @@ RATES = (2.0, 4.0)
 SEEDS = (0, 1, 2)
 
 
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it is under it (portable provenance)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def observations(study: Path, extras: list[Path], block: str) -> pd.DataFrame:
     """One row per pruned model at ``block``: plan, group (table, seed, block), dev accuracy, layers."""
     results = pd.read_csv(study / "results.csv").drop_duplicates(["plan", "seed", "layers"])
@@ -130,8 +138,8 @@ def main(argv=None) -> int:
     first = first[(first["block"] == args.block) & (first["config"] == configs[0])]
     sizes = first.groupby("layer")["kept_weights"].max().to_dict()
     model, fit = fit_retrained_loss(obs, sizes)
-    model = type(model)(model.power, model.slope, {**model.fit, "block": args.block, "study": str(study),
-                                                   "extra": [str(p) for p in extras]})  # fmt: skip
+    model = type(model)(model.power, model.slope, {**model.fit, "block": args.block, "study": _shown(study),
+                                                   "extra": [_shown(p) for p in extras]})  # fmt: skip
     model.save(out / "loss_model.json")
     write_table_atomic(fit, out / "fit.csv")
     plan_rows = []
