@@ -100,7 +100,10 @@ def _pruned_row(plan, label: str, seed: int, args, model: str, budget, out: Path
             "layers": json.dumps(plan.layers), "trained_for": twin["config"] if twin else plan.config}  # fmt: skip
 
 
-def _figures(results: pd.DataFrame, plans: dict, out: Path) -> list[Path]:
+def _figures(results: pd.DataFrame, plans: dict, out: Path, kind_word: int = 0,
+             title: str = "co-designed vs uniform per-layer sparsity") -> list[Path]:  # fmt: skip
+    """Per config: dev accuracy vs latency (coloured by the plan label's ``kind_word``-th word), and the first
+    plan's per-layer sparsity."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -110,14 +113,14 @@ def _figures(results: pd.DataFrame, plans: dict, out: Path) -> list[Path]:
     for config, table in results.groupby("config"):
         mean = table.groupby(["plan", "block"], as_index=False)[["dev_accuracy", "latency_s"]].mean()
         fig, ax = plt.subplots(figsize=(6.4, 4.4))
-        for i, (kind, sel) in enumerate(mean.assign(kind=mean["plan"].str.split(" ").str[0]).groupby("kind")):
+        for i, (kind, sel) in enumerate(mean.assign(kind=mean["plan"].str.split(" ").str[kind_word]).groupby("kind")):
             ax.scatter(sel["latency_s"] * 1e3, sel["dev_accuracy"], color=OKABE_ITO[i], label=kind, s=36)
             for _, row in sel.iterrows():
                 ax.annotate(row["plan"], (row["latency_s"] * 1e3, row["dev_accuracy"]), fontsize=7,
                             textcoords="offset points", xytext=(4, 3))  # fmt: skip
         ax.set_xlabel("latency per inference (ms)")
         ax.set_ylabel("dev accuracy (mean over seeds)")
-        ax.set_title(f"{config}: co-designed vs uniform per-layer sparsity", fontsize=9)
+        ax.set_title(f"{config}: {title}", fontsize=9)
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
         paths += save_figure(fig, out / f"fig_codesign_{config}")
         plt.close(fig)

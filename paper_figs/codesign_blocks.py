@@ -99,7 +99,7 @@ def main(argv=None) -> int:
     markdown = (f"Uniform plans, mean over seeds:\n\n{_summary(results)}\n\nAgainst {args.blocks[0]} at the same "
                 f"rate, paired by seed:\n\n{_paired(results, twins, 'reference')}")
     write_text_atomic(out / "results.md", markdown + "\n")
-    _figures(results, {}, out)  # fig_codesign_<config>: dev accuracy vs latency, one point per block and rate
+    _figures(results, {}, out, kind_word=1, title="uniform plans by block shape")  # one point per block and rate
     print(markdown)
     return 0
 
