@@ -116,22 +116,22 @@ def candidate_drops(candidates: pd.DataFrame, model: RetrainedLossModel) -> pd.S
     return column
 
 
-def _least_squares(curve: np.ndarray, accuracy: np.ndarray, groups: np.ndarray) -> tuple[float, np.ndarray, float]:
-    """(slope, intercept per group, sse) of ``accuracy = intercept[group] - slope * curve``."""
+def _least_squares(curve: np.ndarray, accuracy: np.ndarray, groups: np.ndarray) -> tuple[float, dict, float]:
+    """(slope, {group: intercept}, sse) of ``accuracy = intercept[group] - slope * curve``."""
     codes, inverse = np.unique(groups, return_inverse=True)
     design = np.column_stack([np.eye(len(codes))[inverse], -curve])
     coef, *_ = np.linalg.lstsq(design, accuracy, rcond=None)
     residual = accuracy - design @ coef
-    return float(coef[-1]), coef[:-1], float(residual @ residual)
+    return float(coef[-1]), dict(zip(codes, coef[:-1], strict=True)), float(residual @ residual)
 
 
-def _fit_arrays(curves: dict, accuracy: np.ndarray, groups: np.ndarray, powers) -> tuple[float, float, float]:
-    """(power, slope, sse) with the least sse over the grid."""
+def _fit_arrays(curves: dict, accuracy: np.ndarray, groups: np.ndarray, powers) -> tuple[float, float, dict, float]:
+    """(power, slope, {group: intercept}, sse) with the least sse over the grid."""
     best = None
     for p in powers:
-        slope, _, sse = _least_squares(curves[p], accuracy, groups)
-        if best is None or sse < best[2]:
-            best = (float(p), slope, sse)
+        slope, intercepts, sse = _least_squares(curves[p], accuracy, groups)
+        if best is None or sse < best[3]:
+            best = (float(p), slope, intercepts, sse)
     return best
 
 
@@ -160,32 +160,28 @@ def fit_retrained_loss(observations: pd.DataFrame, sizes: Mapping[str, int], pow
         raise ValueError(f"observations: need at least 3 distinct plans to fit slope and power, got "
                          f"{obs['plan'].nunique()}")  # fmt: skip
     curves = {p: np.array([_weighted_curve(plan, sizes, p) for plan in layers]) for p in powers}
-    power, slope, sse = _fit_arrays(curves, accuracy, groups, powers)
+    power, slope, intercepts, sse = _fit_arrays(curves, accuracy, groups, powers)
     if not slope > 0:
         raise ValueError(f"observations: accuracy does not fall as sparsity grows (fitted slope {slope:.3g}); "
                          "the model needs plans of different compression")  # fmt: skip
-    _, intercepts, _ = _least_squares(curves[power], accuracy, groups)
-    codes, inverse = np.unique(groups, return_inverse=True)
     rows = []
     for plan_label, index in obs.groupby("plan", sort=False).groups.items():
         index = np.asarray(index)
         keep = np.ones(len(obs), bool)
         keep[index] = False
         row = {"plan": plan_label, "observations": len(index),
-               "measured_change": float((accuracy[index] - intercepts[inverse[index]]).mean()),
+               "measured_change": float(np.mean([accuracy[i] - intercepts[groups[i]] for i in index])),
                "fitted_change": float(-slope * curves[power][index].mean())}  # fmt: skip
         if len(np.unique(obs["plan"][keep])) >= 3 and set(groups[index]) <= set(groups[keep]):
-            p_out, s_out, _ = _fit_arrays({p: c[keep] for p, c in curves.items()}, accuracy[keep], groups[keep],
-                                          powers)  # fmt: skip
-            _, b_out, _ = _least_squares(curves[p_out][keep], accuracy[keep], groups[keep])
-            group_index = {g: i for i, g in enumerate(np.unique(groups[keep]))}
-            predicted = [b_out[group_index[groups[i]]] - s_out * curves[p_out][i] for i in index]
+            p_out, s_out, b_out, _ = _fit_arrays({p: c[keep] for p, c in curves.items()}, accuracy[keep],
+                                                 groups[keep], powers)  # fmt: skip
+            predicted = [b_out[groups[i]] - s_out * curves[p_out][i] for i in index]
             row["left_out_error"] = float(np.mean(np.array(predicted) - accuracy[index]))
             row["left_out_power"] = p_out
         rows.append(row)
     table = pd.DataFrame(rows)
     rmse = math.sqrt(sse / len(obs))
-    fit = {"observations": len(obs), "plans": int(obs["plan"].nunique()), "groups": len(codes), "rmse": rmse}
+    fit = {"observations": len(obs), "plans": int(obs["plan"].nunique()), "groups": len(intercepts), "rmse": rmse}
     if "left_out_error" in table:
         fit["left_out_rmse"] = float(np.sqrt(np.nanmean(table["left_out_error"] ** 2)))
     return RetrainedLossModel(power=power, slope=slope, fit=fit), table

@@ -18,6 +18,7 @@ Which groups go at a sparsity is decided as the pruning run decides it: lowest f
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
@@ -127,6 +128,18 @@ def _mean_kl(reference: list[torch.Tensor], other: list[torch.Tensor]) -> float:
     return float((p.exp() * (p - q)).sum(dim=-1).mean())
 
 
+@contextmanager
+def _parameters_restored(params: Iterable[torch.Tensor]):
+    """Put ``params`` back to their values at entry on exit (the measurements prune and train in place)."""
+    saved = {p: p.detach().clone() for p in params}
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for param, original in saved.items():
+                param.copy_(original)
+
+
 def _recover(model: nn.Module, zeroed: Mapping[torch.Tensor, torch.Tensor], batches: Sequence, loss_fn: LossFn,
              steps: int, lr: float) -> None:
     """``steps`` Adam steps on ``batches`` (cycled) over every parameter, the ``zeroed`` elements (weight -> bool
@@ -171,25 +184,16 @@ def measured_sensitivity(model: nn.Module, weights: Mapping[str, torch.Tensor], 
     was_training = model.training
     model.eval()
     try:
-        if recovery_steps:  # the control: the unpruned model after the same recovery steps
-            saved = {p: p.detach().clone() for p in model.parameters()}
-            try:
+        with _parameters_restored(model.parameters() if recovery_steps else ()):
+            if recovery_steps:  # the control: the unpruned model after the same recovery steps
                 _recover(model, {}, recovery_batches, loss_fn, recovery_steps, recovery_lr)
-                base_loss, base_accuracy, base_log_probs = _evaluate(model, batches, loss_fn)
-            finally:
-                with torch.no_grad():
-                    for param, original in saved.items():
-                        param.copy_(original)
-        else:
             base_loss, base_accuracy, base_log_probs = _evaluate(model, batches, loss_fn)
         rows = []
         for candidate in candidates:
             chosen = dict([candidate]) if isinstance(candidate, tuple) else dict(candidate)
             # recovery trains every parameter, so all of them are restored afterwards
-            saved = ({p: p.detach().clone() for p in model.parameters()} if recovery_steps else
-                     {weights[name]: weights[name].detach().clone() for name in chosen})  # fmt: skip
             zeroed = {}
-            try:
+            with _parameters_restored(model.parameters() if recovery_steps else [weights[n] for n in chosen]):
                 for name, sparsity in chosen.items():
                     weight, shape = weights[name], tuple(weights[name].shape)
                     removed = removed_groups(gradients.score(name, score), shape, gradients.gshape, sparsity)
@@ -199,11 +203,6 @@ def measured_sensitivity(model: nn.Module, weights: Mapping[str, torch.Tensor], 
                 if recovery_steps:
                     _recover(model, zeroed, recovery_batches, loss_fn, recovery_steps, recovery_lr)
                 loss, accuracy, log_probs = _evaluate(model, batches, loss_fn)
-            finally:
-                with torch.no_grad():
-                    for param, original in saved.items():
-                        param.copy_(original)
-                model.eval()
             label = next(iter(chosen)) if isinstance(candidate, tuple) else f"<{len(chosen)} layers>"
             rows.append({"layer": label, "sparsity": float(np.mean(list(chosen.values()))),
                          "measured_loss": loss - base_loss, "measured_kl": _mean_kl(base_log_probs, log_probs),

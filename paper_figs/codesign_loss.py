@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -138,8 +139,8 @@ def main(argv=None) -> int:
     first = first[(first["block"] == args.block) & (first["config"] == configs[0])]
     sizes = first.groupby("layer")["kept_weights"].max().to_dict()
     model, fit = fit_retrained_loss(obs, sizes)
-    model = type(model)(model.power, model.slope, {**model.fit, "block": args.block, "study": _shown(study),
-                                                   "extra": [_shown(p) for p in extras]})  # fmt: skip
+    model = replace(model, fit={**model.fit, "block": args.block, "study": _shown(study),
+                                "extra": [_shown(p) for p in extras]})  # fmt: skip
     model.save(out / "loss_model.json")
     write_table_atomic(fit, out / "fit.csv")
     plan_rows = []
