@@ -12,6 +12,8 @@ YAML layout (Accelergy-like hierarchy, a unit in every field name)::
     dram: {bw_bytes_per_cycle: 32}                   # or bw_gb_per_s
     sparse: {skip_zero_blocks: true, gate_zero_operands: true, index_decode_cycles_per_block: 1,
              metadata_bits_per_block: 16}
+    microarch: {fold_overlap: full, mult_stages: 1, acc_stages: 1, drain: rows, drain_lines_per_cycle: 1,
+                edge_skew: full, preload_rows_per_cycle: 1}   # optional; see hwsim.timing
     vector_unit: {lanes: 32, cycles_per_element: {softmax: 4, gelu: 2, layernorm: 3, add: 1}}
     energy: {...}                                   # pJ per action, see EnergyTable
     fpga: {dsp: 2520, bram36: 912, lut: 274080, dsps_per_mac: 0.5}   # optional
@@ -39,7 +41,11 @@ __all__ = [
     "AcceleratorConfig",
     "ConfigError",
     "Dataflow",
+    "DrainOrder",
+    "EdgeSkew",
     "EnergyTable",
+    "FoldOverlap",
+    "Microarch",
     "derive_config",
     "list_presets",
     "load_config",
@@ -53,6 +59,8 @@ MAX_BUFFER_BYTES = 1 << 40  # 1 TiB: far above any on-chip buffer; bigger number
 MAX_BW_BYTES_PER_CYCLE = 1e6  # 1 MB per cycle: far above any DRAM interface
 MAX_ENERGY_PJ = 1e9  # 1 mJ per action: far above any per-action energy
 MAX_CYCLES_PER_ELEMENT = 1e6
+MAX_STATIC_POWER_MW = 1e6  # 1 kW: far above any single accelerator's static power
+MAX_PIPELINE_STAGES = 64  # MAC pipelines are a handful of registers deep
 MAX_FPGA_RESOURCE = 100_000_000  # DSPs / BRAMs / LUTs of the largest devices are < 1e7
 
 # Strict scalars: YAML ``true`` is not 1, ``1.7`` is not an integer, and NaN/inf are refused model-wide.
@@ -143,6 +151,48 @@ class Sparse(_Strict):
     metadata_bits_per_block: StrictInt = Field(default=16, ge=0, le=4096)
 
 
+class FoldOverlap(enum.StrEnum):
+    """How the controller sequences consecutive folds (see :mod:`hwsim.timing` for the closed forms)."""
+
+    NONE = "none"  # decode + preload, stream, fill/drain, and only then the next fold
+    WEIGHTS = "weights"  # the next fold's decode + preload run during the current fold (shadow registers)
+    FULL = "full"  # the next fold streams right behind the current one: fill/drain paid once per GEMM
+
+
+class DrainOrder(enum.StrEnum):
+    """Which lines of an ``os`` output tile leave the array per drain beat."""
+
+    ROWS = "rows"  # accumulators shift down: one array row (c outputs) per beat
+    COLUMNS = "columns"  # accumulators shift right: one array column (r outputs) per beat
+
+
+class EdgeSkew(enum.StrEnum):
+    """Skew and drain chains of a partial edge tile."""
+
+    LIVE = "live"  # chains adapt to the live rows/columns (an idealised controller)
+    FULL = "full"  # fixed-length chains: a partial tile costs the full array's skew, preload and drain
+
+
+class Microarch(_Strict):
+    """How a real array sequences folds; every field has a closed form in :mod:`hwsim.timing`.
+
+    The defaults (no overlap, no pipeline registers, row drain, live edges, one preload row per cycle)
+    describe the controller of the earlier model: load, stream, drain, then the next fold.
+    """
+
+    fold_overlap: FoldOverlap = Field(default=FoldOverlap.NONE, description="none | weights | full")
+    mult_stages: StrictInt = Field(default=0, ge=0, le=MAX_PIPELINE_STAGES,
+                                   description="pipeline registers inside each PE's multiplier (cycles)")
+    acc_stages: StrictInt = Field(default=0, ge=0, le=MAX_PIPELINE_STAGES,
+                                  description="accumulator pipeline registers between the array edge and the "
+                                              "output buffer (cycles)")  # fmt: skip
+    drain: DrainOrder = Field(default=DrainOrder.ROWS, description="os only: rows | columns per drain beat")
+    drain_lines_per_cycle: StrictInt = Field(default=1, ge=1, le=4096, description="os: lines per drain beat")
+    edge_skew: EdgeSkew = Field(default=EdgeSkew.LIVE, description="live | full")
+    preload_rows_per_cycle: StrictInt = Field(default=1, ge=1, le=4096,
+                                              description="ws/is: stationary-tile rows written per cycle")
+
+
 class VectorUnit(_Strict):
     lanes: StrictInt = Field(gt=0, le=1 << 20)
     cycles_per_element: dict[
@@ -172,7 +222,8 @@ class EnergyTable(_Strict):
     ] = Field(description="SRAM size in bytes -> pJ per 64-bit access")
     dram_pj_per_64bit: StrictFloat = Field(ge=0, le=MAX_ENERGY_PJ)
     vector_pj_per_element: StrictFloat = Field(default=1.0, ge=0, le=MAX_ENERGY_PJ)
-    leakage_pj_per_cycle: StrictFloat = Field(default=0.0, ge=0, le=MAX_ENERGY_PJ)
+    static_power_mw: StrictFloat = Field(default=0.0, ge=0, le=MAX_STATIC_POWER_MW,
+                                         description="leakage/static power (mW): energy = power x latency")
 
     @model_validator(mode="after")
     def _sram_points(self):
@@ -215,9 +266,27 @@ class AcceleratorConfig(_Strict):
     buffers: Buffers
     dram: Dram
     sparse: Sparse = Sparse()
+    microarch: Microarch = Microarch()
     vector_unit: VectorUnit
     energy: EnergyTable
     fpga: FpgaBudget | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_per_cycle_leakage(cls, data):
+        """Per-cycle leakage made static energy independent of the clock; say how to convert old files."""
+        energy = data.get("energy") if isinstance(data, dict) else None
+        if isinstance(energy, dict) and "leakage_pj_per_cycle" in energy:
+            leakage, clock = energy["leakage_pj_per_cycle"], data.get("clock_mhz")
+            example = ""
+            if isinstance(leakage, int | float) and isinstance(clock, int | float) and not isinstance(clock, bool):
+                example = f" (here {leakage} pJ x {clock} MHz / 1000 = {leakage * clock / 1000:g} mW)"
+            raise ValueError(
+                "energy.leakage_pj_per_cycle: per-cycle leakage is no longer accepted (static energy must grow "
+                "with latency, not with cycles); replace it by energy.static_power_mw = leakage_pj_per_cycle x "
+                f"clock_mhz / 1000{example}"
+            )
+        return data
 
     @model_validator(mode="after")
     def _cross_checks(self):

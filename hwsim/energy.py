@@ -3,7 +3,9 @@
 Components: ``mac`` (useful MACs at ``mac_pj``; MACs on zero weights at ``gated_mac_pj`` when
 ``sparse.gate_zero_operands`` else at ``mac_pj``), ``register`` (per issued MAC), ``weight_buffer``,
 ``input_buffer``, ``output_buffer`` (bytes written from DRAM + bytes read into the array; partial sums
-read and written at accumulator width), ``dram`` (bytes moved), ``vector``, ``leakage`` (per cycle).
+read and written at accumulator width), ``dram`` (bytes moved), ``vector``, ``leakage`` (static power x
+latency: ``static_power_mw * 1e-3 W * cycles / clock_hz``, in pJ -- so a faster clock spends less static
+energy on the same cycles).
 SRAM per-byte costs come from the table's per-64-bit figures at each buffer's size.
 """
 
@@ -13,7 +15,14 @@ from hwsim.config import AcceleratorConfig
 from hwsim.mapping import FoldPlan
 from hwsim.memory import ChunkPlan
 
-__all__ = ["ENERGY_COMPONENTS", "gemm_energy_pj", "vector_energy_pj"]
+__all__ = ["ENERGY_COMPONENTS", "gemm_energy_pj", "static_energy_pj", "vector_energy_pj"]
+
+PJ_PER_MW_S = 1e9  # 1 mW for 1 s = 1 mJ = 1e9 pJ
+
+
+def static_energy_pj(cycles: int, config: AcceleratorConfig) -> float:
+    """Leakage over ``cycles`` at the config's clock: ``static_power_mw x cycles / clock_hz`` (pJ)."""
+    return config.energy.static_power_mw * PJ_PER_MW_S * cycles / config.clock_hz
 
 ENERGY_COMPONENTS = ("mac", "register", "weight_buffer", "input_buffer", "output_buffer", "dram", "vector", "leakage")
 
@@ -36,7 +45,7 @@ def gemm_energy_pj(plan: FoldPlan, chunks: ChunkPlan, cycles: int, acc_bits: int
         "dram": (chunks.dram_weight_bytes + chunks.dram_input_bytes + chunks.dram_output_bytes)
         * table.dram_pj_per_byte,
         "vector": 0.0,
-        "leakage": cycles * table.leakage_pj_per_cycle,
+        "leakage": static_energy_pj(cycles, config),
     }
 
 
@@ -44,5 +53,5 @@ def vector_energy_pj(elements: int, cycles: int, config: AcceleratorConfig):
     table = config.energy
     energy = dict.fromkeys(ENERGY_COMPONENTS, 0.0)
     energy["vector"] = elements * table.vector_pj_per_element
-    energy["leakage"] = cycles * table.leakage_pj_per_cycle
+    energy["leakage"] = static_energy_pj(cycles, config)
     return energy

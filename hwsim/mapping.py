@@ -1,4 +1,4 @@
-"""Map one GEMM onto the systolic array: the folds, their closed-form cycles, and their operand bytes.
+"""Map one GEMM onto the systolic array: the folds, what each streams, and their operand bytes.
 
 Geometry per dataflow (``R x C`` array; GEMM ``out[M, N] = A[M, K] @ W[N, K].T``):
 
@@ -10,16 +10,9 @@ dataflow   array rows    array cols    streamed   output tile (folds that write 
 ``is``     K (inputs)    M             N          one M-tile, all its K-folds
 =========  ============  ============  =========  =========================================
 
-**Cycles of one fold** with ``r`` active rows, ``c`` active columns and a stream of length ``S``::
-
-    cycles = S + 2 r + c - 2 (+ index decode)
-
-Derivation (operands are skewed so that PE ``(i, j)`` meets stream element ``s`` at cycle ``s + i + j``):
-* ``ws``/``is``: ``r`` cycles to shift the stationary tile into the rows (preload), then the last
-  stream element ``S - 1`` reaches the last PE ``(r-1, c-1)`` at cycle ``S - 1 + r - 1 + c - 1`` and its
-  result leaves the bottom edge at the end of that cycle: ``r + (S + r + c - 2)``.
-* ``os``: the last MAC happens at cycle ``S - 1 + r - 1 + c - 1`` (fill + steady state), then the ``r``
-  rows of finished outputs drain one row per cycle: ``(S + r + c - 2) + r``.
+**Cycles**: this module fixes the folds and what each one streams (rows ``r``, columns ``c``, stream
+length ``S``, index decode); how many cycles they take -- preload, skew, pipeline, drain and how folds
+overlap -- is the microarchitecture's business, in :mod:`hwsim.timing`.
 
 **Zero-block skipping** (``sparse.skip_zero_blocks``): the index lists the kept blocks, and the array
 runs a *compacted* schedule. For ``ws``/``os`` an N-tile only streams/loads the reduction indices ``k``
@@ -27,7 +20,8 @@ that some weight row of the tile keeps (the union over the tile's rows); for ``i
 the weight rows ``n`` that keep something in it. Union members that a given row pruned still flow through
 its PEs (gated: time spent, no energy when ``gate_zero_operands``): that is the load imbalance when block
 rows keep different columns. Every pass over an output/K tile decodes one index entry per kept hardware
-block it touches: ``index_decode_cycles_per_block`` cycles each, serial, before the pass's first fold.
+block it touches: ``index_decode_cycles_per_block`` cycles each, serial, before the pass's first fold
+(``os``: before every fold, since each M-tile fold re-walks its N-tile's index).
 Without skipping the dense schedule runs and zeros are only gated.
 
 **Buffer-aware tiling** (:func:`streamed_lines_per_tile`): an output tile's partial sums must fit one
@@ -50,12 +44,7 @@ from hwsim.config import AcceleratorConfig, Dataflow
 from hwsim.workload import Gemm
 from pruning.spec import any_per_row_tile, block_occupancy
 
-__all__ = ["FoldPlan", "TilingError", "fold_cycles", "fold_lines", "plan_folds", "streamed_lines_per_tile"]
-
-
-def fold_cycles(stream: np.ndarray | int, rows: np.ndarray | int, cols: np.ndarray | int):
-    """Closed-form cycles of one fold (without index decode); see the module docstring."""
-    return stream + 2 * rows + cols - 2
+__all__ = ["FoldPlan", "TilingError", "fold_lines", "plan_folds", "streamed_lines_per_tile"]
 
 
 @dataclass(frozen=True)
@@ -84,10 +73,6 @@ class FoldPlan:
     @property
     def n_folds(self) -> int:
         return len(self.stream)
-
-    @property
-    def compute_cycles(self) -> np.ndarray:
-        return fold_cycles(self.stream, self.rows, self.cols) + self.decode_cycles
 
     @property
     def issued_macs(self) -> int:

@@ -8,13 +8,20 @@ Processes and resources (one GEMM, times in cycles):
 
 * ``DmaEngine`` -- one DRAM channel of ``bw_bytes_per_cycle``; a transfer of ``B`` bytes takes
   ``max(1, ceil(B / bw))`` cycles. When free it serves a ready store before a ready load, loads in order.
-* ``ArrayUnit`` -- computes chunk ``i`` once its load is done and chunk ``i-1`` is computed; a chunk that
-  starts a new output tile also waits until the store of the tile ``slots`` tiles back has drained.
+* ``ArrayUnit`` -- runs the folds with the gaps of :mod:`hwsim.timing`. A chunk's first fold may begin
+  its prep only once the chunk's load is done; a chunk that starts a new output tile also waits until the
+  store of the tile ``slots`` tiles back has drained. So ``start_f = max(start_{f-1} + gap_f,
+  ready + prep_f)`` for a chunk's first fold (``ready``: when both waits are over) and
+  ``start_{f-1} + gap_f`` for the others.
 * Buffer slots: ``slots = 2`` with double buffering (load ``i+1`` overlaps compute ``i``), else 1: load
-  ``i`` may start only after compute ``i - slots`` has released its slot.
+  ``i`` may start only after chunk ``i - slots`` has released its slot -- when its last fold's stream
+  ends (``fold_overlap`` weights/full) or when that fold is done (``none``: the controller holds the
+  operands until then). A tile's store is queued when its last fold is done.
 
 Decisions at time ``t`` are taken after every completion at ``t`` (the DMA re-checks with ``timeout(0)``),
-which is the rule the per-cycle reference applies cycle by cycle.
+which is the rule the per-cycle reference applies cycle by cycle. Total cycles split into the first
+load (before the array can start), the array's compute span, stalls (the array waiting on memory in
+between) and the last store (after the array is done); with ample bandwidth and buffers the stalls are 0.
 """
 
 from __future__ import annotations
@@ -25,8 +32,9 @@ from dataclasses import dataclass
 import numpy as np
 import simpy
 
-from hwsim.config import AcceleratorConfig
+from hwsim.config import AcceleratorConfig, FoldOverlap
 from hwsim.mapping import FoldPlan
+from hwsim.timing import FoldTiming
 from hwsim.workload import Gemm
 
 __all__ = ["ChunkPlan", "PipelineResult", "make_chunks", "run_pipeline", "transfer_cycles"]
@@ -39,10 +47,10 @@ def transfer_cycles(n_bytes: np.ndarray | float, bw_bytes_per_cycle: float) -> n
 
 @dataclass(frozen=True)
 class ChunkPlan:
-    """One entry per chunk: DMA load bytes/cycles, compute cycles, and the store that follows it."""
+    """One entry per chunk: DMA load bytes, its folds, and the store that follows it."""
 
     load_bytes: np.ndarray
-    compute_cycles: np.ndarray
+    first_fold: np.ndarray  # index of the chunk's first fold (folds of chunk i: first_fold[i] .. first_fold[i+1])
     store_bytes: np.ndarray  # 0 where the chunk does not finish an output tile
     starts_tile: np.ndarray  # bool: first chunk of an output tile
     fold_chunk: np.ndarray  # chunk index of every fold
@@ -106,14 +114,13 @@ def make_chunks(plan: FoldPlan, op: Gemm, config: AcceleratorConfig) -> ChunkPla
     input_bytes = np.zeros(len(chunk_starts)) if resident else per_chunk(plan.input_bytes)
     if resident and len(chunk_starts):
         input_bytes[0] = op.M * op.K * abytes
-    compute = per_chunk(plan.compute_cycles).astype(np.int64)
     starts_tile = position[chunk_starts] == 0 if plan.n_folds else np.zeros(0, dtype=bool)
     ends_tile = np.r_[starts_tile[1:], True] if len(chunk_starts) else np.zeros(0, dtype=bool)
     store_bytes = np.zeros(len(chunk_starts))
     store_bytes[ends_tile] = plan.output_tile_elements * abytes
     return ChunkPlan(
         load_bytes=weight_bytes + input_bytes,
-        compute_cycles=compute,
+        first_fold=np.asarray(chunk_starts, dtype=np.int64),
         store_bytes=store_bytes,
         starts_tile=starts_tile,
         fold_chunk=np.cumsum(new_chunk) - 1 if plan.n_folds else np.zeros(0, dtype=np.int64),
@@ -125,31 +132,41 @@ def make_chunks(plan: FoldPlan, op: Gemm, config: AcceleratorConfig) -> ChunkPla
 
 @dataclass(frozen=True)
 class PipelineResult:
+    """One GEMM's timeline: ``cycles = first_load_cycles + compute_cycles + stall_cycles + last_store_cycles``."""
+
     cycles: int
-    compute_cycles: int
-    stall_cycles: int
+    compute_cycles: int  # the array's span with no memory waits (hwsim.timing)
+    stall_cycles: int  # the array waiting on memory between its first prep and its last fold done
+    first_load_cycles: int  # the first chunk's load, before anything can start
+    last_store_cycles: int  # after the last fold is done: the final store(s)
     dma_busy_cycles: int
     events: tuple[tuple[str, str, int, int], ...]  # (unit, label, start, end) for traces
-    chunk_start_cycles: tuple[int, ...] = ()  # when the array starts each chunk (cycle, in chunk order)
+    fold_start_cycles: tuple[int, ...] = ()  # stream start of every fold (cycle, in fold order)
 
 
 class _Pipeline:
     """simpy processes for one GEMM; see the module docstring for the rules."""
 
-    def __init__(self, load: np.ndarray, compute: np.ndarray, store: np.ndarray, starts_tile, slots: int):
+    def __init__(self, load: np.ndarray, store: np.ndarray, chunks: ChunkPlan, timing: FoldTiming, slots: int):
         self.env = simpy.Environment()
-        self.load, self.compute, self.store = load.tolist(), compute.tolist(), store.tolist()
-        self.starts_tile, self.slots = starts_tile.tolist(), slots
+        self.load, self.store = load.tolist(), store.tolist()
+        self.starts_tile, self.slots = chunks.starts_tile.tolist(), slots
+        self.bounds = np.r_[chunks.first_fold, timing.n_folds].tolist()
+        self.timing = timing
+        self.gap_sums = np.cumsum(timing.gap)  # start offsets within a run of folds with no waits
         n = len(self.load)
         self.load_done = [self.env.event() for _ in range(n)]
+        self.load_time = [0] * n
         self.compute_done = [self.env.event() for _ in range(n)]
-        self.tile_of_chunk = (np.cumsum(starts_tile) - 1).tolist()
-        n_tiles = int(np.sum(starts_tile))
+        self.tile_of_chunk = (np.cumsum(chunks.starts_tile) - 1).tolist()
+        n_tiles = int(np.sum(chunks.starts_tile))
         self.store_done = [self.env.event() for _ in range(n_tiles)]
+        self.store_time = [0] * n_tiles
         self.pending_stores: deque[tuple[int, int]] = deque()
         self.kick = self.env.event()
         self.events: list[tuple[str, str, int, int]] = []
-        self.chunk_starts = [0] * n
+        self.fold_starts = np.zeros(timing.n_folds, dtype=np.int64)
+        self.array_done = 0
         self.env.process(self._dma())
         self.env.process(self._array())
 
@@ -170,48 +187,80 @@ class _Pipeline:
                 start = env.now
                 yield env.timeout(cycles)
                 self.events.append(("dma", f"store tile {tile}", start, env.now))
+                self.store_time[tile] = env.now
                 self.store_done[tile].succeed()
                 stores_left -= 1
             elif load_ready:
                 start = env.now
                 yield env.timeout(self.load[next_load])
                 self.events.append(("dma", f"load chunk {next_load}", start, env.now))
+                self.load_time[next_load] = env.now
                 self.load_done[next_load].succeed()
                 next_load += 1
             else:
                 self.kick = env.event()
                 yield self.kick
 
+    def _queue_store(self, delay: int, tile: int, cycles: int):
+        yield self.env.timeout(delay)
+        self.pending_stores.append((tile, cycles))
+        self._wake_dma()
+
     def _array(self):
-        env = self.env
-        tile = -1
-        for i, cycles in enumerate(self.compute):
-            waits = [self.load_done[i]]
+        env, timing = self.env, self.timing
+        prep, busy, release = timing.prep.tolist(), timing.busy.tolist(), timing.release.tolist()
+        none = timing.overlap is FoldOverlap.NONE
+        tile, previous, previous_done = -1, None, 0  # the last fold scheduled: its stream start, its done
+        for i in range(len(self.load)):
+            first, end = self.bounds[i], self.bounds[i + 1]
+            waits, ready = [self.load_done[i]], None
             if self.starts_tile[i]:
                 tile += 1
                 if tile >= self.slots:
                     waits.append(self.store_done[tile - self.slots])
             yield waits[0] if len(waits) == 1 else simpy.AllOf(env, waits)
-            start = self.chunk_starts[i] = env.now
-            yield env.timeout(cycles)
-            self.events.append(("array", f"chunk {i}", start, env.now))
+            # the waits may have ended before now (while the previous chunk ran): use when they ended
+            ready = max(self.load_time[i], self.store_time[tile - self.slots] if len(waits) > 1 else 0)
+            start = ready + prep[first]
+            if previous is not None:
+                start = max(start, previous + int(timing.gap[first]))
+            starts = start + self.gap_sums[first:end] - self.gap_sums[first]
+            self.fold_starts[first:end] = starts
+            # the first fold's prep began when the chunk was ready and the prep unit was free (see hwsim.timing)
+            prep_start = max(ready, previous_done if none or previous is None else previous)
+            previous = last = int(starts[-1])
+            previous_done = done = last + busy[end - 1]
+            yield env.timeout(last + release[end - 1] - env.now)
+            self.events.append(("array", f"chunk {i}", prep_start, done))
             if self.store[i] > 0:
-                self.pending_stores.append((self.tile_of_chunk[i], int(self.store[i])))
+                if done == env.now:
+                    self.pending_stores.append((self.tile_of_chunk[i], int(self.store[i])))
+                else:
+                    env.process(self._queue_store(done - env.now, self.tile_of_chunk[i], int(self.store[i])))
+            self.array_done = done
             self.compute_done[i].succeed()
             self._wake_dma()
 
 
-def run_pipeline(chunks: ChunkPlan, config: AcceleratorConfig) -> PipelineResult:
-    """Simulate DMA/array overlap for one GEMM; returns total, compute and stall cycles."""
+def run_pipeline(chunks: ChunkPlan, timing: FoldTiming, config: AcceleratorConfig) -> PipelineResult:
+    """Simulate DMA/array overlap for one GEMM; see :class:`PipelineResult` for the cycle split."""
     bw = config.dram_bytes_per_cycle
     load = transfer_cycles(chunks.load_bytes, bw)
     store = np.where(chunks.store_bytes > 0, transfer_cycles(chunks.store_bytes, bw), 0)
     if chunks.n_chunks == 0:
-        return PipelineResult(0, 0, 0, 0, ())
-    pipeline = _Pipeline(load, chunks.compute_cycles, store, chunks.starts_tile, config.buffers.slots)
+        return PipelineResult(0, 0, 0, 0, 0, 0, ())
+    pipeline = _Pipeline(load, store, chunks, timing, config.buffers.slots)
     pipeline.env.run()
     total = int(pipeline.env.now)
-    compute = int(chunks.compute_cycles.sum())
-    dma_busy = int(load.sum() + store.sum())
-    return PipelineResult(total, compute, total - compute, dma_busy, tuple(pipeline.events),
-                          tuple(int(c) for c in pipeline.chunk_starts))  # fmt: skip
+    compute, first_load = timing.compute_cycles, int(load[0])
+    last_store = total - pipeline.array_done
+    return PipelineResult(
+        cycles=total,
+        compute_cycles=compute,
+        stall_cycles=total - compute - first_load - last_store,
+        first_load_cycles=first_load,
+        last_store_cycles=last_store,
+        dma_busy_cycles=int(load.sum() + store.sum()),
+        events=tuple(pipeline.events),
+        fold_start_cycles=tuple(pipeline.fold_starts.tolist()),
+    )

@@ -1,11 +1,13 @@
-"""Per-cycle reference model for small arrays: steps an explicit PE grid and an explicit DMA/array
-pipeline one cycle at a time, and computes the numeric GEMM result in the array's own order.
+"""Per-cycle reference model for small arrays: steps an explicit PE grid and an explicit controller and
+DMA one cycle at a time, and computes the numeric GEMM result in the array's own order.
 
 It is deliberately written independently of the fast path (Python loops over tiles, blocks and cycles,
-register-level operand movement) so that tests can hold the two to the same cycle count, and hold the
-numbers it produces to a dense ``torch`` matmul with the masked weights. Only the grouping of folds into
-DMA chunks and the byte counts of loads/stores are shared with the fast path (they are mapping choices,
-not cycle arithmetic). Use it for arrays up to ~16x16 and GEMMs of a few thousand MACs.
+register-level operand movement, and the fold-overlap rules stated as resource conditions checked every
+cycle rather than as the gap formulas of :mod:`hwsim.timing`), so that tests can hold the two to the same
+cycle count, and hold the numbers it produces to a dense ``torch`` matmul with the masked weights. Only
+the grouping of folds into DMA chunks and the byte counts of loads/stores are shared with the fast path
+(they are mapping choices, not cycle arithmetic). Use it for arrays up to ~16x16 and GEMMs of a few
+thousand MACs.
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hwsim.config import AcceleratorConfig, Dataflow
+from hwsim.config import AcceleratorConfig, Dataflow, DrainOrder, EdgeSkew, FoldOverlap
 from hwsim.mapping import plan_folds, streamed_lines_per_tile
 from hwsim.memory import make_chunks, transfer_cycles
 from hwsim.workload import Gemm
 
 __all__ = [
     "FoldGeometry",
+    "FoldPhases",
     "ReferenceResult",
     "iter_folds",
     "reference_gemm",
@@ -31,19 +34,24 @@ __all__ = [
 ]
 
 
-def step_stationary(stationary: np.ndarray, stream: np.ndarray) -> tuple[np.ndarray, int]:
+def step_stationary(stationary: np.ndarray, stream: np.ndarray, preload_rows_per_cycle: int = 1):
     """WS/IS fold on an ``r x c`` grid: preload ``stationary[r, c]``, stream ``stream[S, r]`` from the left.
 
-    Returns ``(out[S, c], cycles)`` with ``out = stream @ stationary``.
+    Returns ``(out[S, c], preload_cycles, pass_cycles)`` with ``out = stream @ stationary``: the preload
+    shifts ``preload_rows_per_cycle`` rows down per cycle; the pass runs from the first stream element
+    entering until the last result leaves the bottom edge.
     """
     r, c = stationary.shape
     S = stream.shape[0]
     grid = np.zeros((r, c))
-    cycles = 0
-    for t in range(r):  # preload: rows shift down one per cycle, last row enters first
-        grid[1:] = grid[:-1].copy()
-        grid[0] = stationary[r - 1 - t]
-        cycles += 1
+    preload = 0
+    loaded = 0
+    while loaded < r:  # rows shift down, the last row enters first, p rows per cycle
+        step = min(preload_rows_per_cycle, r - loaded)
+        grid[step:] = grid[:-step].copy() if step < r else grid[:0]
+        grid[:step] = stationary[r - loaded - step : r - loaded]
+        loaded += step
+        preload += 1
     assert np.array_equal(grid, stationary)
     a_reg = np.zeros((r, c))
     a_valid = np.zeros((r, c), dtype=bool)
@@ -69,13 +77,16 @@ def step_stationary(stationary: np.ndarray, stream: np.ndarray) -> tuple[np.ndar
                 collected += 1
         a_reg, a_valid, p_reg = new_a, new_valid, new_p
         t += 1
-    return out, cycles + t
+    return out, preload, t
 
 
-def step_output_stationary(a_tile: np.ndarray, w_tile: np.ndarray) -> tuple[np.ndarray, int]:
+def step_output_stationary(a_tile: np.ndarray, w_tile: np.ndarray, drain: DrainOrder = DrainOrder.ROWS,
+                           lines_per_beat: int = 1):  # fmt: skip
     """OS fold: ``a_tile[m, S]`` enters rows from the left, ``w_tile[c, S]`` enters columns from the top.
 
-    Returns ``(out[m, c], cycles)`` with ``out = a_tile @ w_tile.T``, including the row-by-row drain.
+    Returns ``(out[m, c], compute_cycles, drain_beats)`` with ``out = a_tile @ w_tile.T``: the cycles until
+    the last MAC, then the beats of a shift-out that moves ``lines_per_beat`` rows (down) or columns
+    (right) of accumulators out of the array per beat.
     """
     m, S = a_tile.shape
     c = w_tile.shape[0]
@@ -99,12 +110,19 @@ def step_output_stationary(a_tile: np.ndarray, w_tile: np.ndarray) -> tuple[np.n
         macs_left -= int(both.sum())
         a_reg, b_reg, a_valid, b_valid = new_a, new_b, va, vb
         t += 1
-    out = np.zeros((m, c))
-    for step in range(m):  # drain: the bottom row leaves each cycle, the rest shift down
-        out[m - 1 - step] = acc[m - 1]
-        acc[1:] = acc[:-1].copy()
-        t += 1
-    return out, t
+    rows = DrainOrder(drain) is DrainOrder.ROWS
+    chain = acc if rows else acc.T  # drain toward the bottom (rows) or the right (columns)
+    lines = chain.shape[0]
+    drained = np.zeros_like(chain)
+    beats = left = 0
+    while left < lines:  # each beat: the last lines leave, the rest shift toward the edge
+        step = min(lines_per_beat, lines - left)
+        drained[lines - left - step : lines - left] = chain[lines - step :]
+        chain = np.concatenate([np.zeros((step, chain.shape[1])), chain[: lines - step]])
+        left += step
+        beats += 1
+    out = drained if rows else drained.T
+    return out, t, beats
 
 
 def _kept_blocks(mask: np.ndarray, block: tuple[int, int], n_range=None, k_range=None) -> int:
@@ -123,9 +141,22 @@ def _kept_blocks(mask: np.ndarray, block: tuple[int, int], n_range=None, k_range
 @dataclass(frozen=True)
 class ReferenceResult:
     out: np.ndarray  # [M, N]
-    fold_cycles: list[int]
+    phases: list[FoldPhases]  # per fold, from the grid
+    fold_starts: list[int]  # stream start of every fold (cycle)
     cycles: int
-    compute_cycles: int
+    compute_cycles: int  # the same folds with every memory wait removed
+
+
+@dataclass(frozen=True)
+class FoldPhases:
+    """One fold's phases as stepped on the grid (cycles): ``prep`` (decode + preload) before the stream,
+    ``stream`` elements, ``fill`` from the stream's end to the last result at the edge (os: last MAC),
+    ``drain`` shift-out beats (os)."""
+
+    prep: int
+    stream: int
+    fill: int
+    drain: int
 
 
 @dataclass(frozen=True)
@@ -192,39 +223,151 @@ def iter_folds(op: Gemm, config: AcceleratorConfig):
                     yield FoldGeometry(tuple(ns), k_cols, m_rows, blocks, tile)
 
 
+def _pad(tile: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    padded = np.zeros(shape)
+    padded[: tile.shape[0], : tile.shape[1]] = tile
+    return padded
+
+
 def _folds(op: Gemm, A: np.ndarray, W: np.ndarray, config: AcceleratorConfig):
-    """Step every fold on the PE grid: returns (Y[M, N], cycles per fold)."""
+    """Step every fold on the PE grid: returns (Y[M, N], phases per fold).
+
+    With ``edge_skew: full`` a partial tile is zero-padded to the whole ``R x C`` grid, so it pays the
+    fixed chains; the padded lines contribute zeros.
+    """
     decode = config.sparse.index_decode_cycles_per_block if config.sparse.skip_zero_blocks else 0
+    micro, dataflow = config.microarch, config.pe_array.dataflow
+    R, C = config.pe_array.rows, config.pe_array.cols
+    full = micro.edge_skew is EdgeSkew.FULL
     Y = np.zeros((op.M, op.N))
-    fold_cycles = []
+    phases = []
     for fold in iter_folds(op, config):
         n, k, m = list(fold.n_rows), list(fold.k_cols), list(fold.m_rows)
-        dataflow = config.pe_array.dataflow
+        if dataflow is Dataflow.OS:
+            a_tile, w_tile = A[m][:, k], W[n][:, k]
+            if full:
+                a_tile, w_tile = _pad(a_tile, (R, len(k))), _pad(w_tile, (C, len(k)))
+            out, compute, beats = step_output_stationary(a_tile, w_tile, micro.drain, micro.drain_lines_per_cycle)
+            Y[np.ix_(m, n)] += out[: len(m), : len(n)]
+            phases.append(FoldPhases(decode * fold.decode_blocks, len(k), compute - len(k), beats))
+            continue
         if dataflow is Dataflow.WS:
-            out, cycles = step_stationary(W[n][:, k].T, A[m][:, k])
-            Y[np.ix_(m, n)] += out
-        elif dataflow is Dataflow.OS:
-            out, cycles = step_output_stationary(A[m][:, k], W[n][:, k])
-            Y[np.ix_(m, n)] += out
+            stationary, stream = W[n][:, k].T, A[m][:, k]  # [k, n], [m, k]
         else:
-            out, cycles = step_stationary(A[m][:, k].T, W[n][:, k])
-            Y[np.ix_(m, n)] += out.T
-        fold_cycles.append(cycles + decode * fold.decode_blocks)
-    return Y, fold_cycles
+            stationary, stream = A[m][:, k].T, W[n][:, k]  # [k, m], [n, k]
+        if full:
+            stationary, stream = _pad(stationary, (R, C)), _pad(stream, (stream.shape[0], R))
+        out, preload, passed = step_stationary(stationary, stream, micro.preload_rows_per_cycle)
+        if dataflow is Dataflow.WS:
+            Y[np.ix_(m, n)] += out[:, : len(n)]
+        else:
+            Y[np.ix_(m, n)] += out[:, : len(m)].T
+        S = stream.shape[0]
+        phases.append(FoldPhases(decode * fold.decode_blocks + preload, S, passed - S, 0))
+    return Y, phases
 
 
-def _step_pipeline(load, compute, store, starts_tile, slots: int) -> int:
-    """Cycle-by-cycle DMA/array pipeline with the rules of ``hwsim.memory``; returns total cycles."""
+class _Controller:
+    """The array's fold sequencer, one cycle at a time, with the overlap rules as resource conditions.
+
+    A fold's *prep* (index decode + preload) needs the prep unit: with ``none`` the previous fold must be
+    done; with ``weights``/``full`` the shadow registers are free once the previous fold has started to
+    stream. Its *stream* needs the stream port (the previous stream ended), its prep done, and: with
+    ``none``/``weights`` the previous fold done; with ``full`` its results must not overtake: ws/is -- it
+    completes no earlier than the previous fold; os -- the shift-out chain has drained the previous tile
+    when this one is copied in, and this fold's first result register (PE 0,0) is written no earlier
+    than the previous tile's copy.
+    """
+
+    def __init__(self, phases: list[FoldPhases], config: AcceleratorConfig):
+        micro = config.microarch
+        self.mode, self.os = micro.fold_overlap, config.pe_array.dataflow is Dataflow.OS
+        self.mult, self.acc = micro.mult_stages, micro.acc_stages
+        self.phases = phases
+        n = len(phases)
+        self.prep_end: list[int | None] = [None] * n
+        self.start: list[int | None] = [None] * n
+        self.next_prep = self.next_stream = 0
+
+    def copy_time(self, f: int) -> int:
+        """os: when fold ``f``'s accumulators are complete and copied into the shift-out chain."""
+        ph = self.phases[f]
+        return self.start[f] + ph.stream + ph.fill + self.mult
+
+    def complete(self, f: int) -> int:
+        ph = self.phases[f]
+        return self.start[f] + ph.stream + ph.fill + self.mult + self.acc
+
+    def done(self, f: int) -> int:
+        return self.complete(f) + self.phases[f].drain
+
+    def release(self, f: int) -> int:
+        """When fold ``f``'s operands have left the buffers."""
+        return self.done(f) if self.mode is FoldOverlap.NONE else self.start[f] + self.phases[f].stream
+
+    def step(self, t: int, ready) -> None:
+        """Start every prep and stream that may start at cycle ``t``; ``ready(f)`` says whether memory
+        allows fold ``f``'s prep (its chunk loaded, its output slot free)."""
+        changed = True
+        while changed:
+            changed = False
+            f = self.next_prep
+            if f < len(self.phases) and ready(f):
+                previous_free = f == 0 or (
+                    self.start[f - 1] is not None
+                    and (self.done(f - 1) <= t if self.mode is FoldOverlap.NONE else self.start[f - 1] <= t))
+                if previous_free:
+                    self.prep_end[f] = t + self.phases[f].prep
+                    self.next_prep += 1
+                    changed = True
+            f = self.next_stream
+            if f < self.next_prep and self.prep_end[f] <= t and self._may_stream(f, t):
+                self.start[f] = t
+                self.next_stream += 1
+                changed = True
+
+    def _may_stream(self, f: int, t: int) -> bool:
+        if f == 0:
+            return True
+        previous = f - 1
+        if t < self.start[previous] + self.phases[previous].stream:
+            return False
+        if self.mode is not FoldOverlap.FULL:
+            return self.done(previous) <= t
+        ph = self.phases[f]
+        if not self.os:
+            return t + ph.stream + ph.fill + self.mult + self.acc >= self.complete(previous)
+        copy = t + ph.stream + ph.fill + self.mult
+        first_result_write = t + ph.stream - 1 + self.mult
+        return copy >= self.copy_time(previous) + self.phases[previous].drain and (
+            first_result_write >= self.copy_time(previous))
+
+
+def _step_pipeline(phases: list[FoldPhases], fold_chunk: np.ndarray, load, store, starts_tile, slots: int,
+                   config: AcceleratorConfig) -> tuple[int, list[int]]:  # fmt: skip
+    """Cycle-by-cycle controller + DMA with the rules of ``hwsim.memory``; returns (cycles, fold starts)."""
     n = len(load)
     tile_of = np.cumsum(starts_tile) - 1
-    n_tiles = int(np.sum(starts_tile))
-    load_done, compute_done = [None] * n, [None] * n
-    store_done = [None] * n_tiles
+    first_fold = {int(c): f for f, c in reversed(list(enumerate(fold_chunk)))}
+    last_fold = {int(c): f for f, c in enumerate(fold_chunk)}
+    load_done, store_done = [None] * n, [None] * int(np.sum(starts_tile))
+    released = [False] * n
+    stored = [False] * n  # a chunk's tile store queued
     stores: deque[tuple[int, int]] = deque()
+    array = _Controller(phases, config)
     dma = None  # (kind, index, end)
-    array = None  # (index, end)
-    next_load = next_compute = 0
+    next_load = 0
     t = 0
+
+    def ready(f: int) -> bool:
+        chunk = int(fold_chunk[f])
+        if first_fold[chunk] != f:
+            return True
+        if load_done[chunk] is None:
+            return False
+        tile = int(tile_of[chunk])
+        return not starts_tile[chunk] or tile < slots or store_done[tile - slots] is not None
+
     while True:
         if dma is not None and dma[2] == t:
             if dma[0] == "load":
@@ -232,27 +375,26 @@ def _step_pipeline(load, compute, store, starts_tile, slots: int) -> int:
             else:
                 store_done[dma[1]] = t
             dma = None
-        if array is not None and array[1] == t:
-            i = array[0]
-            compute_done[i] = t
-            if store[i] > 0:
-                stores.append((int(tile_of[i]), int(store[i])))
-            array = None
-        if array is None and next_compute < n and load_done[next_compute] is not None:
-            i = next_compute
-            tile = int(tile_of[i])
-            if not starts_tile[i] or tile < slots or store_done[tile - slots] is not None:
-                array = (i, t + int(compute[i]))
-                next_compute += 1
+        for chunk in range(n):  # completions of the array at t: slots released, finished tiles queued
+            last = last_fold[chunk]
+            if array.start[last] is None:
+                continue
+            if not released[chunk] and array.release(last) <= t:
+                released[chunk] = True
+            if not stored[chunk] and array.done(last) <= t:
+                stored[chunk] = True
+                if store[chunk] > 0:
+                    stores.append((int(tile_of[chunk]), int(store[chunk])))
+        array.step(t, ready)
         if dma is None:
             if stores:
                 tile, cycles = stores.popleft()
                 dma = ("store", tile, t + cycles)
-            elif next_load < n and (next_load < slots or compute_done[next_load - slots] is not None):
+            elif next_load < n and (next_load < slots or released[next_load - slots]):
                 dma = ("load", next_load, t + int(load[next_load]))
                 next_load += 1
-        if dma is None and array is None and next_compute == n and not stores and next_load == n:
-            return t
+        if dma is None and all(stored) and not stores and next_load == n:
+            return t, list(array.start)
         t += 1
 
 
@@ -261,15 +403,21 @@ def reference_gemm(op: Gemm, A: np.ndarray, W: np.ndarray, config: AcceleratorCo
     if A.shape != (op.M, op.K) or W.shape != (op.N, op.K):
         raise ValueError(f"reference_gemm: A must be {(op.M, op.K)} and W {(op.N, op.K)}, got {A.shape}, {W.shape}")
     W = W * op.mask if op.mask is not None else W
-    Y, fold_cycles = _folds(op, A, W, config)
+    Y, phases = _folds(op, A, W, config)
     plan = plan_folds(op, config)
-    if plan.n_folds != len(fold_cycles):
-        raise AssertionError(f"fold count differs: reference {len(fold_cycles)}, mapping {plan.n_folds}")
+    if plan.n_folds != len(phases):
+        raise AssertionError(f"fold count differs: reference {len(phases)}, mapping {plan.n_folds}")
+    if not phases:
+        return ReferenceResult(Y, [], [], 0, 0)
     chunks = make_chunks(plan, op, config)
-    compute = np.zeros(chunks.n_chunks, dtype=np.int64)
-    np.add.at(compute, chunks.fold_chunk, np.asarray(fold_cycles, dtype=np.int64))
     bw = config.dram_bytes_per_cycle
     load = transfer_cycles(chunks.load_bytes, bw)
     store = np.where(chunks.store_bytes > 0, transfer_cycles(chunks.store_bytes, bw), 0)
-    total = _step_pipeline(load, compute, store, chunks.starts_tile, config.buffers.slots) if chunks.n_chunks else 0
-    return ReferenceResult(Y, fold_cycles, total, int(compute.sum()))
+    total, starts = _step_pipeline(phases, chunks.fold_chunk, load, store, chunks.starts_tile, config.buffers.slots,
+                                   config)  # fmt: skip
+    # the same folds with memory that is never late: the array's own span
+    ideal, t = _Controller(phases, config), 0
+    while ideal.next_stream < len(phases):
+        ideal.step(t, lambda f: True)
+        t += 1
+    return ReferenceResult(Y, phases, starts, total, ideal.done(len(phases) - 1))

@@ -29,6 +29,7 @@ from hwsim.config import AcceleratorConfig, Dataflow, load_config
 from hwsim.energy import ENERGY_COMPONENTS, gemm_energy_pj, vector_energy_pj
 from hwsim.mapping import plan_folds, streamed_lines_per_tile
 from hwsim.memory import make_chunks, run_pipeline
+from hwsim.timing import fold_timing
 from hwsim.workload import Gemm, VectorOp, Workload
 
 __all__ = ["MAX_FOLDS", "SimResult", "clear_timing_cache", "estimate_folds", "simulate", "simulate_gemm"]
@@ -94,7 +95,7 @@ def _op_key(op: Gemm) -> tuple:
 def _timing_key(config: AcceleratorConfig) -> tuple:
     """What the cycle and byte counts depend on: not the clock (except through GB/s bandwidth), not energy."""
     return (config.pe_array.model_dump_json(), config.buffers.model_dump_json(), config.sparse.model_dump_json(),
-            config.dram_bytes_per_cycle)  # fmt: skip
+            config.microarch.model_dump_json(), config.dram_bytes_per_cycle)  # fmt: skip
 
 
 def _timing(op: Gemm, config: AcceleratorConfig):
@@ -107,7 +108,7 @@ def _timing(op: Gemm, config: AcceleratorConfig):
         return cached
     plan = plan_folds(op, config)
     chunks = make_chunks(plan, op, config)
-    result = plan, chunks, run_pipeline(chunks, config)
+    result = plan, chunks, run_pipeline(chunks, fold_timing(plan, config), config)
     _TIMING_CACHE[key] = result
     if len(_TIMING_CACHE) > TIMING_CACHE_ENTRIES:
         _TIMING_CACHE.popitem(last=False)
@@ -124,6 +125,8 @@ def simulate_gemm(op: Gemm, config: AcceleratorConfig) -> tuple[dict, tuple]:
         "cycles": pipeline.cycles * repeat,
         "compute_cycles": pipeline.compute_cycles * repeat,
         "stall_cycles": pipeline.stall_cycles * repeat,
+        "first_load_cycles": pipeline.first_load_cycles * repeat,
+        "last_store_cycles": pipeline.last_store_cycles * repeat,
         "folds": plan.n_folds * repeat,
         "macs": op.macs,
         "macs_useful": plan.useful_macs * repeat,
@@ -194,7 +197,8 @@ def simulate(config: AcceleratorConfig | str, workload: Workload, trace: bool = 
             cycles = _vector_cycles(op, config)
             energy = vector_energy_pj(op.elements, cycles, config)
             row = {**base, "kind": op.kind.value, "M": op.elements, "K": 0, "N": 0, "repeat": 1,
-                   "cycles": cycles, "compute_cycles": cycles, "stall_cycles": 0, "folds": 0, "macs": 0,
+                   "cycles": cycles, "compute_cycles": cycles, "stall_cycles": 0, "first_load_cycles": 0,
+                   "last_store_cycles": 0, "folds": 0, "macs": 0,
                    "macs_useful": 0, "macs_issued": 0, "macs_skipped": 0, "dram_bytes": 0.0,
                    "weight_buffer_bytes": 0.0, "input_buffer_bytes": 0.0, "psum_bytes": 0.0,
                    **{f"energy_{k}_pj": v for k, v in energy.items()}}  # fmt: skip
@@ -226,6 +230,8 @@ def _totals(ops: pd.DataFrame, config: AcceleratorConfig) -> dict:
         "energy_pj": energy_pj,
         "compute_cycles": int(ops["compute_cycles"].sum()),
         "stall_cycles": int(ops["stall_cycles"].sum()),
+        "first_load_cycles": int(ops["first_load_cycles"].sum()),
+        "last_store_cycles": int(ops["last_store_cycles"].sum()),
         "ideal_cycles": math.ceil(useful / config.n_pes),
         "utilization": useful / (gemm_cycles * config.n_pes) if gemm_cycles else 0.0,  # array busy on GEMMs
         "utilization_all_cycles": useful / (cycles * config.n_pes) if cycles else 0.0,  # vector ops included

@@ -10,7 +10,8 @@ Per exported layer ``L`` (file stem = module name with dots as underscores):
 ``L_weights.hex`` / ``.coe``    the BCSR values, block by block, row-major inside a block, packed in words
 ``L.h``                         C header: dimensions, row_ptr, col_idx, values
 ``L_scales.npy``                weight scales (per tensor or per block row): ``W ~= q * scale``
-``L_tiles.csv``                 hwsim's fold order on the chosen accelerator, with cycle stamps
+``L_tiles.csv``                 hwsim's fold order on the chosen accelerator, with cycle stamps (prep
+                                cycles, stream start/end, results done; overlapping folds overlap here too)
 ``L_x.hex`` / ``L_x_float.npy`` golden input activations (quantized per tensor) for a real sample
 ``L_y_int.hex``                 integer-exact outputs ``x_q @ w_q.T`` (``acc_bits`` per word, no bias)
 ``L_y_float.npy``               the float layer output of the real model (bias included)
@@ -41,6 +42,7 @@ from hwsim.export.formats import LANE_ORDERS, pack_words, write_c_header, write_
 from hwsim.export.quant import SCALE_MODES, SUPPORTED_BITS, quantize
 from hwsim.mapping import fold_lines, plan_folds
 from hwsim.memory import make_chunks, run_pipeline
+from hwsim.timing import fold_timing
 from hwsim.workload import Gemm
 from pruning.layouts import compile_pattern
 
@@ -133,25 +135,22 @@ def _bcsr(q: np.ndarray, block_keep: np.ndarray, block: tuple[int, int]):
 
 
 def _tile_stream(path: Path, op: Gemm, config: AcceleratorConfig) -> int:
-    """Fold order with compute start/end cycles from the fast path (memory stalls included)."""
+    """Fold order with the fast path's cycle stamps (memory stalls and fold overlap included): when each
+    fold's stream starts and ends, and when its results are done (``hwsim.timing``)."""
     plan = plan_folds(op, config)
-    chunks = make_chunks(plan, op, config)
-    chunk_start = run_pipeline(chunks, config).chunk_start_cycles
-    cycles = plan.compute_cycles
-    starts = np.zeros(plan.n_folds, dtype=np.int64)
-    for fold in range(plan.n_folds):
-        chunk = int(chunks.fold_chunk[fold])
-        first = fold == 0 or chunks.fold_chunk[fold - 1] != chunk
-        starts[fold] = chunk_start[chunk] if first else starts[fold - 1] + cycles[fold - 1]
+    timing = fold_timing(plan, config)
+    starts = np.asarray(run_pipeline(make_chunks(plan, op, config), timing, config).fold_start_cycles, np.int64)
+    stream_ends, dones = starts + timing.stream, starts + timing.busy
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["fold", "tile", "n_first", "n_count", "k_indices", "m_first", "m_count", "decode_blocks",
-                         "start_cycle", "end_cycle"])  # fmt: skip
+                         "prep_cycles", "start_cycle", "stream_end_cycle", "end_cycle"])  # fmt: skip
         for i in range(plan.n_folds):
             lines = fold_lines(op, config, plan, i)
             writer.writerow([i, int(plan.tile[i]), int(lines["n"][0]), len(lines["n"]),
                              " ".join(map(str, lines["k"].tolist())), int(lines["m"][0]), len(lines["m"]),
-                             int(plan.index_blocks[i]), int(starts[i]), int(starts[i] + cycles[i])])  # fmt: skip
+                             int(plan.index_blocks[i]), int(timing.prep[i]), int(starts[i]), int(stream_ends[i]),
+                             int(dones[i])])  # fmt: skip
     return plan.n_folds
 
 

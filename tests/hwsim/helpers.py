@@ -22,12 +22,17 @@ def small_config(
     weight_bytes=4096,
     input_bytes=4096,
     output_bytes=4096,
+    microarch=None,
     **sparse,
 ):
+    """A small array; ``microarch`` overrides the serial controller (no overlap, no pipeline, live edges)."""
+    micro = {"fold_overlap": "none", "mult_stages": 0, "acc_stages": 0, "drain": "rows", "drain_lines_per_cycle": 1,
+             "edge_skew": "live", "preload_rows_per_cycle": 1, **(microarch or {})}
     overrides = {"pe_array.rows": rows, "pe_array.cols": cols, "pe_array.dataflow": dataflow,
                  "buffers.weight_bytes": weight_bytes, "buffers.input_bytes": input_bytes,
                  "buffers.output_bytes": output_bytes, "buffers.double_buffering": double,
                  "dram.bw_bytes_per_cycle": bw, "sparse.skip_zero_blocks": skip,
                  "sparse.index_decode_cycles_per_block": decode,
-                 **{f"sparse.{key}": value for key, value in sparse.items()}}  # fmt: skip
+                 **{f"sparse.{key}": value for key, value in sparse.items()},
+                 **{f"microarch.{key}": value for key, value in micro.items()}}  # fmt: skip
     return derive_config("asic-32x32-int8", overrides, name=f"test-{rows}x{cols}-{dataflow}")

@@ -77,7 +77,7 @@ def test_fpga_budget_is_checked():
 
 
 def test_bandwidth_needs_exactly_one_form():
-    errors, _ = errors_for(lambda d: d["dram"].update(bw_gb_per_s=10.0))
+    errors, _ = errors_for(lambda d: d["dram"].update(bw_bytes_per_cycle=10.0))
     assert any("exactly one" in m for m in errors.values())
 
 

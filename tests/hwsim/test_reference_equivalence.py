@@ -1,14 +1,26 @@
-"""Fast path vs the per-cycle reference (cycles), and the reference's numbers vs torch."""
+"""Fast path vs the per-cycle reference (cycles, in every microarchitecture mode), and the reference's
+numbers vs torch."""
 
 import numpy as np
 import pytest
 import torch
 from helpers import small_config
 
-from hwsim.mapping import fold_cycles, fold_lines, plan_folds, streamed_lines_per_tile
+from hwsim.mapping import fold_lines, plan_folds, streamed_lines_per_tile
+from hwsim.memory import make_chunks, run_pipeline
 from hwsim.reference import iter_folds, reference_gemm, step_output_stationary, step_stationary
 from hwsim.simulate import simulate_gemm
+from hwsim.timing import fold_timing
 from hwsim.workload import Gemm
+
+OVERLAPS, EDGES, DRAINS = ("none", "weights", "full"), ("live", "full"), ("rows", "columns")
+
+
+def random_microarch(rng) -> dict:
+    return {"fold_overlap": str(rng.choice(OVERLAPS)), "edge_skew": str(rng.choice(EDGES)),
+            "drain": str(rng.choice(DRAINS)), "mult_stages": int(rng.integers(0, 3)),
+            "acc_stages": int(rng.integers(0, 3)), "drain_lines_per_cycle": int(rng.integers(1, 3)),
+            "preload_rows_per_cycle": int(rng.integers(1, 4))}  # fmt: skip
 
 
 def random_case(seed):
@@ -32,6 +44,7 @@ def random_case(seed):
         weight_bytes=int(rng.choice([64, 256, 4096])),
         input_bytes=int(rng.choice([64, 512, 4096])),
         output_bytes=int(rng.choice([32, 128, 4096])),  # small ones force buffer-aware tiling
+        microarch=random_microarch(rng) if rng.random() < 0.85 else None,  # else the serial controller
     )
     op = Gemm("g", M=M, K=K, N=N, mask=mask, block=block)
     A = rng.integers(-8, 8, size=(M, K)).astype(np.float64)
@@ -49,16 +62,26 @@ def test_fast_path_cycles_equal_reference_and_numbers_equal_torch(seed):
         pytest.skip("buffer too small for this random case")
     ref = reference_gemm(op, A, W, config)
     plan = plan_folds(op, config)
-    assert plan.compute_cycles.tolist() == ref.fold_cycles
+    timing = fold_timing(plan, config)
+    micro = config.microarch
+    # per-fold terms: the closed forms against what the grid stepped
+    assert timing.prep.tolist() == [ph.prep for ph in ref.phases]
+    assert timing.stream.tolist() == [ph.stream for ph in ref.phases]
+    assert timing.latency.tolist() == [ph.fill + micro.mult_stages + micro.acc_stages for ph in ref.phases]
+    assert timing.drain.tolist() == [ph.drain for ph in ref.phases]
+    # the whole timeline: gap formulas + simpy against the per-cycle controller and DMA
     assert row["compute_cycles"] == ref.compute_cycles
     assert row["cycles"] == ref.cycles
+    pipeline = run_pipeline(make_chunks(plan, op, config), timing, config)
+    assert list(pipeline.fold_start_cycles) == ref.fold_starts
     masked = torch.tensor(W) * (torch.tensor(op.mask) if op.mask is not None else 1)
     expected = (torch.tensor(A) @ masked.T).numpy()
     np.testing.assert_array_equal(ref.out, expected)
 
 
-def test_enough_random_cases_are_simulated_and_tiled():
+def test_enough_random_cases_are_simulated_and_tiled_in_every_mode():
     simulated = tiled = 0
+    modes = set()
     for seed in range(150):
         op, _, _, config = random_case(seed)
         try:
@@ -68,27 +91,31 @@ def test_enough_random_cases_are_simulated_and_tiled():
             continue
         full = op.N if config.pe_array.dataflow.value == "is" else op.M
         tiled += streamed_lines_per_tile(op, config) < full
+        micro = config.microarch
+        modes.add((micro.fold_overlap.value, config.pe_array.dataflow.value, micro.edge_skew.value))
     assert simulated >= 120 and tiled >= 25, (simulated, tiled)
+    assert len(modes) == len(OVERLAPS) * 3 * len(EDGES), sorted(modes)  # every overlap x dataflow x edge combination
 
 
-@pytest.mark.parametrize(("r", "c", "S"), [(1, 1, 1), (3, 2, 5), (4, 4, 1), (2, 5, 7)])
-def test_grid_stepping_matches_closed_form(r, c, S):
+@pytest.mark.parametrize(("r", "c", "S", "p"), [(1, 1, 1, 1), (3, 2, 5, 2), (4, 4, 1, 3), (2, 5, 7, 1), (5, 3, 4, 5)])
+def test_grid_stepping_matches_the_closed_form_terms(r, c, S, p):
     rng = np.random.default_rng(r * 100 + c * 10 + S)
     stationary, stream = rng.normal(size=(r, c)), rng.normal(size=(S, r))
-    out, cycles = step_stationary(stationary, stream)
+    out, preload, passed = step_stationary(stationary, stream, preload_rows_per_cycle=p)
     np.testing.assert_allclose(out, stream @ stationary)
-    assert cycles == fold_cycles(S, r, c)
+    assert (preload, passed) == (-(-r // p), S + r + c - 2)
     a, w = rng.normal(size=(r, S)), rng.normal(size=(c, S))
-    out, cycles = step_output_stationary(a, w)
-    np.testing.assert_allclose(out, a @ w.T)
-    assert cycles == fold_cycles(S, r, c)
+    for drain, lines in (("rows", r), ("columns", c)):
+        out, compute, beats = step_output_stationary(a, w, drain=drain, lines_per_beat=p)
+        np.testing.assert_allclose(out, a @ w.T)
+        assert (compute, beats) == (S + r + c - 2, -(-lines // p))
 
 
 def test_hand_worked_ws_example():
-    """4x4 WS array, M=8 tokens, K=8, N=4, dense, memory fast: 2 K-folds of 8 + 2*4 + 4 - 2 = 18 cycles."""
+    """4x4 WS array, M=8 tokens, K=8, N=4, dense, serial controller: 2 K-folds of 4 (preload) + 8 + 4 + 4 - 2."""
     config = small_config(rows=4, cols=4, dataflow="ws", bw=1e6)
-    plan = plan_folds(Gemm("g", M=8, K=8, N=4), config)
-    assert plan.compute_cycles.tolist() == [18, 18]
+    timing = fold_timing(plan_folds(Gemm("g", M=8, K=8, N=4), config), config)
+    assert (timing.prep + timing.busy).tolist() == [18, 18] and timing.compute_cycles == 36
 
 
 def test_fully_pruned_tiles_are_skipped_and_partial_tiles_compacted():
@@ -100,8 +127,9 @@ def test_fully_pruned_tiles_are_skipped_and_partial_tiles_compacted():
     assert plan.rows.tolist() == [2] and plan.cols.tolist() == [4]
     dense = plan_folds(Gemm("g", M=5, K=8, N=8), config)
     assert dense.n_folds == 4
-    no_skip = plan_folds(Gemm("g", M=5, K=8, N=8, mask=mask, block=(4, 2)), small_config(skip=False))
-    assert no_skip.compute_cycles.sum() == dense.compute_cycles.sum()
+    no_skip_config = small_config(skip=False)
+    no_skip = plan_folds(Gemm("g", M=5, K=8, N=8, mask=mask, block=(4, 2)), no_skip_config)
+    assert fold_timing(no_skip, no_skip_config).compute_cycles == fold_timing(dense, config).compute_cycles
     assert no_skip.useful_macs == 5 * 8
 
 

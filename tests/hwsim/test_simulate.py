@@ -34,7 +34,10 @@ def test_energy_components_from_hand_counted_actions():
     assert row["energy_dram_pj"] == pytest.approx(48 * 2000 / 8)
     # cycles: load 32 B at 8 B/cycle = 4, compute 4 + 8 + 4 - 2 = 14, store 16 B = 2
     assert row["cycles"] == 4 + 14 + 2
-    assert row["energy_leakage_pj"] == pytest.approx(20 * table.leakage_pj_per_cycle)
+    assert (row["first_load_cycles"], row["compute_cycles"], row["stall_cycles"], row["last_store_cycles"]) == (
+        4, 14, 0, 2)
+    # static power x latency: mW x 1e-3 W/mW x 20 cycles / 1 GHz, in pJ
+    assert row["energy_leakage_pj"] == pytest.approx(table.static_power_mw * 1e-3 * 20 / 1e9 * 1e12)
 
 
 def test_gating_vs_no_gating_energy_and_skipping_time():
@@ -152,15 +155,28 @@ def test_timing_memo_gives_the_same_table_as_a_fresh_simulation():
     assert (reference["cycles"] == fresh["cycles"]).all() and not (reference["energy_pj"] == fresh["energy_pj"]).all()
 
 
-def test_pipeline_reports_chunk_start_cycles_as_its_trace_does():
+@pytest.mark.parametrize("overlap", ["none", "weights", "full"])
+def test_pipeline_reports_fold_starts_consistent_with_its_trace(overlap):
     from hwsim.mapping import plan_folds
     from hwsim.memory import make_chunks, run_pipeline
+    from hwsim.timing import fold_timing
 
     rng = np.random.default_rng(5)
     op = Gemm("g", M=24, K=40, N=48, mask=rng.random((48, 40)) < 0.6, block=(8, 8))
-    config = small_config(rows=8, cols=8, bw=2.0, weight_bytes=1024, input_bytes=2048, output_bytes=4096)
+    config = small_config(rows=8, cols=8, bw=2.0, weight_bytes=1024, input_bytes=2048, output_bytes=4096,
+                          microarch={"fold_overlap": overlap})  # fmt: skip
     plan = plan_folds(op, config)
-    result = run_pipeline(make_chunks(plan, op, config), config)
-    traced = [start for unit, _, start, _ in result.events if unit == "array"]
-    assert list(result.chunk_start_cycles) == traced and len(traced) > 1
-    assert all(b > a for a, b in itertools.pairwise(traced))
+    chunks = make_chunks(plan, op, config)
+    timing = fold_timing(plan, config)
+    result = run_pipeline(chunks, timing, config)
+    starts = np.asarray(result.fold_start_cycles)
+    assert np.all(np.diff(starts) >= timing.gap[1:])  # memory waits only ever delay a fold
+    traced = [(start, end) for unit, _, start, end in result.events if unit == "array"]
+    assert len(traced) == chunks.n_chunks > 1
+    lasts = np.r_[chunks.first_fold[1:], plan.n_folds] - 1
+    for (prep_start, done), first, last in zip(traced, chunks.first_fold, lasts, strict=True):
+        assert prep_start <= starts[first] - timing.prep[first] + (0 if overlap == "none" else timing.prep[first])
+        assert done == starts[last] + timing.busy[last]
+    assert result.cycles == result.first_load_cycles + result.compute_cycles + result.stall_cycles + (
+        result.last_store_cycles)
+    assert all(b >= a for a, b in itertools.pairwise(start for start, _ in traced))

@@ -7,7 +7,7 @@ import pytest
 from helpers import small_config
 
 from hwsim.config import derive_config
-from hwsim.mapping import TilingError, fold_cycles, plan_folds, streamed_lines_per_tile
+from hwsim.mapping import TilingError, plan_folds, streamed_lines_per_tile
 from hwsim.simulate import simulate_gemm
 from hwsim.workload import Gemm
 
@@ -22,9 +22,12 @@ def test_vit_sized_layer_on_128x128_ws_tiles_the_tokens_and_pays_the_weight_refe
     tiled, _ = simulate_gemm(op, small)
     whole, _ = simulate_gemm(op, large)
     n_tiles, k_folds = 768 // 128, 768 // 128
-    # closed form: every (N-tile, piece) pass runs the 6 K-folds streaming the piece's rows
-    assert tiled["compute_cycles"] == n_tiles * k_folds * (fold_cycles(128, 128, 128) + fold_cycles(69, 128, 128))
-    assert whole["compute_cycles"] == n_tiles * k_folds * fold_cycles(197, 128, 128)
+    # closed form (TPU-like full overlap, hwsim.timing): every (N-tile, piece) pass runs the 6 K-folds streaming
+    # the piece's rows; a fold costs max(stream, 128-row preload), fill/drain (128 + 128 - 2 + 2 stages) once
+    preload, tail = 128, 128 + 128 - 2 + 2
+    folds = n_tiles * k_folds
+    assert tiled["compute_cycles"] == preload + (2 * folds - 1) * max(128, preload) + 69 + tail
+    assert whole["compute_cycles"] == preload + (folds - 1) * max(197, preload) + 197 + tail
     # the second piece re-fetches every weight (int8: one byte each); inputs and outputs move once either way
     assert tiled["dram_bytes"] - whole["dram_bytes"] == pytest.approx(768 * 768)
     assert tiled["folds"] == 2 * whole["folds"]
