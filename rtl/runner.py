@@ -1,0 +1,119 @@
+"""Run the reference RTL on one GEMM with Icarus Verilog (cocotb 2.1 runner) and read back what it did.
+
+``run_gemm(config, op, A, W, work_dir)`` writes the GEMM's array-native memories
+(:mod:`hwsim.export.array_memories`, the files ``bsp export`` writes), builds the array for ``config``
+(``bsp_ws_array.v`` or ``bsp_os_array.v``), runs the cocotb testbench and returns the outputs the array
+wrote and the cycles it counted. The arrays implement the microarchitecture terms in
+:data:`SUPPORTED`; anything else raises :class:`UnsupportedConfig` naming the field.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hwsim.config import AcceleratorConfig, Dataflow, EdgeSkew
+from hwsim.export.array_memories import array_memories, write_array_memories
+from hwsim.export.formats import read_hex
+from hwsim.workload import Gemm
+from pruning.spec import block_occupancy
+
+__all__ = ["RTL_DIR", "RtlRun", "UnsupportedConfig", "iverilog_available", "rtl_parameters", "run_gemm"]
+
+RTL_DIR = Path(__file__).resolve().parent
+TOPS = {Dataflow.WS: "bsp_ws_array", Dataflow.OS: "bsp_os_array"}
+OVERLAP_CODES = {"none": 0, "weights": 1, "full": 2}
+SUPPORTED = ("dataflow ws|os; microarch: any fold_overlap, mult_stages, acc_stages; os drain rows|columns with "
+             "any drain_lines_per_cycle; edge_skew full; preload_rows_per_cycle 1; sparse: skip_zero_blocks "
+             "with index_decode_cycles_per_block 1; M pieces: the whole M fits the buffers")
+CYCLE_HEADROOM = 4  # the testbench gives up after this many times the model's cycles (+ a margin)
+
+
+class UnsupportedConfig(ValueError):
+    """The reference RTL does not implement this config (the message names the field)."""
+
+
+@dataclass(frozen=True)
+class RtlRun:
+    y: np.ndarray  # [M, N] int64, as the array wrote it
+    cycles: int  # from the cycle after start through the last output write
+    work_dir: Path
+
+
+def iverilog_available() -> bool:
+    return shutil.which("iverilog") is not None and shutil.which("vvp") is not None
+
+
+def rtl_parameters(config: AcceleratorConfig) -> dict[str, int]:
+    """The array's Verilog parameters for ``config``'s microarchitecture (raises :class:`UnsupportedConfig`)."""
+    micro, array = config.microarch, config.pe_array
+    problems = []
+    if array.dataflow not in TOPS:
+        problems.append(f"pe_array.dataflow: {array.dataflow.value!r} (the RTL has ws and os)")
+    if micro.edge_skew is not EdgeSkew.FULL:
+        problems.append("microarch.edge_skew: 'live' (the RTL's skew chains are fixed-length: 'full')")
+    if micro.preload_rows_per_cycle != 1:
+        problems.append(f"microarch.preload_rows_per_cycle: {micro.preload_rows_per_cycle} (the RTL loads 1)")
+    if not config.sparse.skip_zero_blocks or config.sparse.index_decode_cycles_per_block != 1:
+        problems.append("sparse: the RTL skips zero blocks, decoding one index entry per cycle")
+    if problems:
+        raise UnsupportedConfig(f"{config.name}: the reference RTL does not implement " + "; ".join(problems))
+    return {"R": array.rows, "C": array.cols, "OVERLAP": OVERLAP_CODES[micro.fold_overlap.value],
+            "MULT_STAGES": micro.mult_stages, "ACC_STAGES": micro.acc_stages, "AB": array.acc_bits,
+            "DRAIN_COLS": int(micro.drain.value == "columns"), "DRAIN_W": micro.drain_lines_per_cycle}  # fmt: skip
+
+
+def _signed(words: list[int], bits: int) -> np.ndarray:
+    values = np.asarray(words, dtype=object)
+    return np.asarray([int(v) - (1 << bits) if int(v) >> (bits - 1) else int(v) for v in values], dtype=np.int64)
+
+
+def run_gemm(config: AcceleratorConfig, op: Gemm, A: np.ndarray, W: np.ndarray, work_dir: str | Path,
+             value_bits: int = 8, max_cycles: int | None = None) -> RtlRun:  # fmt: skip
+    """Run ``op`` (its mask selects the kept blocks of ``op.block``) with integer ``A[M, K]`` and
+    ``W[N, K]`` on the reference array for ``config``; ``max_cycles`` bounds the simulation."""
+    from cocotb_tools.runner import get_runner
+
+    params = rtl_parameters(config)
+    top = TOPS[config.pe_array.dataflow]
+    if params["C"] * value_bits > 4096:
+        raise UnsupportedConfig(f"pe_array.cols: {params['C']} lanes of {value_bits} bits exceed a 4096-bit word")
+    work_dir = Path(work_dir).resolve()
+    work_dir.mkdir(parents=True, exist_ok=True)
+    mask = op.mask if op.mask is not None else np.ones((op.N, op.K), dtype=bool)
+    block_keep = block_occupancy(mask, op.block) if op.mask is not None else np.ones(
+        (-(-op.N // op.block[0]), -(-op.K // op.block[1])), dtype=bool)  # fmt: skip
+    memories = array_memories(np.asarray(W, dtype=np.int64) * mask, block_keep, op.block, params["C"])
+    files = write_array_memories(work_dir, "gemm", memories, np.asarray(A, dtype=np.int64), value_bits)
+    y_file = work_dir / "y_rtl.hex"
+    parameters = {**params, "M": op.M, "K": op.K, "N": op.N, "BR": op.block[0], "BC": op.block[1],
+                  "NNZ": len(memories.col_idx), "WLINES": memories.lines, "VB": value_bits,
+                  "ROW_PTR_FILE": f'"{files["row_ptr"]}"', "COL_IDX_FILE": f'"{files["col_idx"]}"',
+                  "W_STREAM_FILE": f'"{files["w_stream"]}"', "X_FILE": f'"{files["x_values"]}"',
+                  "Y_FILE": f'"{y_file}"'}  # fmt: skip
+    if config.pe_array.dataflow is Dataflow.WS:
+        parameters.pop("DRAIN_COLS")
+        parameters.pop("DRAIN_W")
+    tb_dir = str(RTL_DIR / "tb")
+    if tb_dir not in sys.path:
+        sys.path.insert(0, tb_dir)  # the runner hands sys.path to the simulator's Python
+    runner = get_runner("icarus")
+    build_dir = work_dir / "build"
+    runner.build(sources=[RTL_DIR / f"{top}.v"], hdl_toplevel=top, parameters=parameters, build_dir=build_dir,
+                 always=True, log_file=work_dir / "build.log")  # fmt: skip
+    result = work_dir / "result.json"
+    result.unlink(missing_ok=True)
+    budget = max_cycles if max_cycles is not None else 100_000
+    runner.test(test_module="bsp_array_tb", hdl_toplevel=top, build_dir=build_dir, test_dir=work_dir,
+                extra_env={"BSP_RTL_RESULT": str(result), "BSP_RTL_MAX_CYCLES": str(budget)},
+                log_file=work_dir / "sim.log")  # fmt: skip
+    if not result.is_file():
+        raise RuntimeError(f"the RTL simulation did not finish; see {work_dir / 'sim.log'}")
+    cycles = json.loads(result.read_text())["cycles"]
+    y = _signed(read_hex(y_file), config.pe_array.acc_bits).reshape(op.M, op.N)
+    return RtlRun(y, int(cycles), work_dir)
