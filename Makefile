@@ -18,6 +18,11 @@ $(VENV)/.installed: pyproject.toml
 	command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && { apt-get install -y -q chromium >/dev/null 2>&1 \
 		|| { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; }; }; } \
 		|| echo "note: chromium not installed; tests/analysis/test_report.py will skip its browser checks"
+	# Icarus Verilog runs the reference RTL (rtl/, cocotb); Verilator lints it. Both Debian packages.
+	command -v iverilog >/dev/null && command -v verilator >/dev/null || { [ "$$(id -u)" = 0 ] && { \
+		apt-get install -y -q iverilog verilator >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 \
+		&& apt-get install -y -q iverilog verilator >/dev/null 2>&1; }; }; } \
+		|| echo "note: iverilog/verilator not installed; the RTL tests (tests/rtl) need them"
 	touch $@
 
 install: $(VENV)/.installed
@@ -30,13 +35,14 @@ demo: install
 
 # API reference from the docstrings (pdoc): docs/api/index.html. Any pdoc warning (a module that fails to
 # import, a broken reference) fails the build; `make test` builds it, so CI does too.
-MODULES = $(shell find bsp_common bsp_cli codesign pruning hwsim analysis -name '*.py' ! -name '__init__.py' ! -name '__main__.py' | sed 's|/|.|g; s|\.py$$||' | sort)
+MODULES = $(shell find bsp_common bsp_cli codesign pruning hwsim analysis rtl -name '*.py' ! -path '*/tb/*' ! -name '__init__.py' ! -name '__main__.py' | sed 's|/|.|g; s|\.py$$||' | sort)
 docs: install
 	$(PY) -W error::UserWarning -m pdoc -o docs/api $(MODULES)
 
+# BSP_REQUIRE_RTL=1: the RTL tests fail (not skip) when Icarus is missing -- the install above provides it.
 test: install docs
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q --doctest-modules bsp_common bsp_cli codesign pruning hwsim analysis tests
+	BSP_REQUIRE_RTL=1 $(PY) -m pytest -q --doctest-modules bsp_common bsp_cli codesign pruning hwsim analysis tests
 
 lint: install
 	$(PY) -m ruff check .

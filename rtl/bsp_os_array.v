@@ -20,6 +20,9 @@
 // Ports as bsp_ws_array: pulse `start`; `done` rises after the last output write; `cycles` counts from the
 // cycle after start through that write.
 `timescale 1ns / 1ps
+// One clocked process per array: the cycle's controller decisions are blocking temporaries computed from the
+// registers at the start of the cycle (so decisions read like hwsim.timing's rules); all state is nonblocking.
+/* verilator lint_off BLKSEQ */
 module bsp_os_array #(
     parameter integer R = 4,
     parameter integer C = 4,
@@ -53,7 +56,7 @@ module bsp_os_array #(
     localparam integer KB = (K + BC - 1) / BC;
     localparam integer NT = (N + C - 1) / C;
     localparam integer MT = (M + R - 1) / R;
-    localparam integer LINES = DRAIN_COLS ? C : R;
+    localparam integer LINES = (DRAIN_COLS != 0) ? C : R;
     localparam integer D = (LINES + DRAIN_W - 1) / DRAIN_W;  // drain beats per tile
     localparam integer MS = MULT_STAGES > 0 ? MULT_STAGES : 1;
     localparam integer AS = ACC_STAGES > 0 ? ACC_STAGES : 1;
@@ -149,7 +152,10 @@ module bsp_os_array #(
     reg y_written;
 
     // ---- per-cycle temporaries ----
-    integer i, j, d, t2, e, c, k_now, bank, slot, s_len, beat, out_slot, line, now;
+    integer i, j, d, t2, e, c, k_now, bank, s_len, beat, out_slot, line, now;
+    /* verilator lint_off UNUSEDSIGNAL */
+    integer slot;  // fold % 4: only the low bits index the per-fold slots
+    /* verilator lint_on UNUSEDSIGNAL */
     reg have_work, stream_go, prep_go, prev_started, feed_v, feed_first, feed_last, all_done, hazard_ok;
     reg out_v;
     reg [KB-1:0] one_hot, bm_cur;
@@ -225,7 +231,7 @@ module bsp_os_array #(
             if (prep_go || prep_busy) begin
                 bank = folds_prepped % 2;
                 slot = folds_prepped % 4;
-                bm_cur = bank ? bm1 : bm0;
+                bm_cur = (bank != 0) ? bm1 : bm0;
                 if (prep_go) begin
                     if (os_u < MT) begin
                         t2 = os_tile;
@@ -258,7 +264,7 @@ module bsp_os_array #(
                     bm_cur = bm_cur | one_hot;
                     t2 = os_tile;
                 end
-                if (bank) bm1 <= bm_cur;
+                if (bank != 0) bm1 <= bm_cur;
                 else bm0 <= bm_cur;
                 if (e + 1 == (prep_go ? tile_end_entry(t2) : dec_end)) begin
                     prep_busy <= 0;
@@ -281,7 +287,7 @@ module bsp_os_array #(
             s_len = stream_go ? fi_nk[folds_started%4] : fi_nk[s_fold%4];
             slot = stream_go ? folds_started % 4 : s_fold % 4;
             bank = stream_go ? folds_started % 2 : s_fold % 2;
-            bm_cur = bank ? bm1 : bm0;
+            bm_cur = (bank != 0) ? bm1 : bm0;
             if (stream_go) begin
                 k_now = next_kept(bm_cur, 0);
                 s_fold <= folds_started;
@@ -423,8 +429,10 @@ module bsp_os_array #(
                 for (q = 0; q < R * C; q = q + 1) out_vals[q] = ap_vals[(AS-1)*R*C+q];
             end
             if (out_v) begin
-                for (line = beat * DRAIN_W; line < beat * DRAIN_W + DRAIN_W && line < LINES; line = line + 1) begin
-                    if (DRAIN_COLS) begin
+                for (line = 0; line < LINES; line = line + 1) begin  // the lines of this beat
+                    if (line / DRAIN_W != beat) begin
+                        // another beat's line
+                    end else if (DRAIN_COLS != 0) begin
                         for (i = 0; i < R; i = i + 1)
                             if (i < fi_rows[out_slot] && line < fi_cols[out_slot])
                                 y_mem[(fi_m0[out_slot]+i)*N+fi_n0[out_slot]+line] <= out_vals[i*C+line];

@@ -20,6 +20,9 @@
 // Ports: pulse `start` for one cycle after reset; cycle 0 is the next cycle; `done` rises when the last
 // output has been written, and `cycles` then holds the cycles from cycle 0 through that write.
 `timescale 1ns / 1ps
+// One clocked process per array: the cycle's controller decisions are blocking temporaries computed from the
+// registers at the start of the cycle (so decisions read like hwsim.timing's rules); all state is nonblocking.
+/* verilator lint_off BLKSEQ */
 module bsp_ws_array #(
     parameter integer R = 4,
     parameter integer C = 4,
@@ -106,7 +109,7 @@ module bsp_ws_array #(
     integer folds_prepped, folds_started, folds_done;
     // prep engine: decode (phase 0) then load (phase 1)
     reg prep_busy, prep_phase, pass_open, kinit;
-    integer prep_idx, dec_end, tile_next, cur_tile, kcur, wptr;
+    integer prep_idx, dec_end, tile_next, kcur, wptr;
     reg [KB-1:0] bitmap;
     integer f_n0[0:1];
     integer f_cols[0:1];
@@ -221,7 +224,6 @@ module bsp_ws_array #(
                 bank = folds_prepped % 2;
                 if (prep_go && !pass_open) begin  // a new pass: decode the N-tile's index entries
                     t2 = next_tile(tile_next);
-                    cur_tile <= t2;
                     tile_next <= t2 + 1;
                     f_n0[bank] <= t2 * C;
                     f_cols[bank] <= (t2 * C + C > N) ? N - t2 * C : C;

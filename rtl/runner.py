@@ -4,7 +4,7 @@
 (:mod:`hwsim.export.array_memories`, the files ``bsp export`` writes), builds the array for ``config``
 (``bsp_ws_array.v`` or ``bsp_os_array.v``), runs the cocotb testbench and returns the outputs the array
 wrote and the cycles it counted. The arrays implement the microarchitecture terms in
-:data:`SUPPORTED`; anything else raises :class:`UnsupportedConfig` naming the field.
+:data:`SUPPORTED`; anything else raises :class:`UnsupportedConfigError` naming the field.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from hwsim.export.formats import read_hex
 from hwsim.workload import Gemm
 from pruning.spec import block_occupancy
 
-__all__ = ["RTL_DIR", "RtlRun", "UnsupportedConfig", "iverilog_available", "rtl_parameters", "run_gemm"]
+__all__ = ["RTL_DIR", "RtlRun", "UnsupportedConfigError", "iverilog_available", "rtl_parameters", "run_exported_layer",
+           "run_gemm", "run_memories"]
 
 RTL_DIR = Path(__file__).resolve().parent
 TOPS = {Dataflow.WS: "bsp_ws_array", Dataflow.OS: "bsp_os_array"}
@@ -31,10 +32,10 @@ OVERLAP_CODES = {"none": 0, "weights": 1, "full": 2}
 SUPPORTED = ("dataflow ws|os; microarch: any fold_overlap, mult_stages, acc_stages; os drain rows|columns with "
              "any drain_lines_per_cycle; edge_skew full; preload_rows_per_cycle 1; sparse: skip_zero_blocks "
              "with index_decode_cycles_per_block 1; M pieces: the whole M fits the buffers")
-CYCLE_HEADROOM = 4  # the testbench gives up after this many times the model's cycles (+ a margin)
+MAX_STREAM_WORD_BITS = 4096  # widest weight-stream word the testbench memories are built for
 
 
-class UnsupportedConfig(ValueError):
+class UnsupportedConfigError(ValueError):
     """The reference RTL does not implement this config (the message names the field)."""
 
 
@@ -50,7 +51,7 @@ def iverilog_available() -> bool:
 
 
 def rtl_parameters(config: AcceleratorConfig) -> dict[str, int]:
-    """The array's Verilog parameters for ``config``'s microarchitecture (raises :class:`UnsupportedConfig`)."""
+    """The array's Verilog parameters for ``config``'s microarchitecture (raises :class:`UnsupportedConfigError`)."""
     micro, array = config.microarch, config.pe_array
     problems = []
     if array.dataflow not in TOPS:
@@ -62,7 +63,7 @@ def rtl_parameters(config: AcceleratorConfig) -> dict[str, int]:
     if not config.sparse.skip_zero_blocks or config.sparse.index_decode_cycles_per_block != 1:
         problems.append("sparse: the RTL skips zero blocks, decoding one index entry per cycle")
     if problems:
-        raise UnsupportedConfig(f"{config.name}: the reference RTL does not implement " + "; ".join(problems))
+        raise UnsupportedConfigError(f"{config.name}: the reference RTL does not implement " + "; ".join(problems))
     return {"R": array.rows, "C": array.cols, "OVERLAP": OVERLAP_CODES[micro.fold_overlap.value],
             "MULT_STAGES": micro.mult_stages, "ACC_STAGES": micro.acc_stages, "AB": array.acc_bits,
             "DRAIN_COLS": int(micro.drain.value == "columns"), "DRAIN_W": micro.drain_lines_per_cycle}  # fmt: skip
@@ -74,15 +75,10 @@ def _signed(words: list[int], bits: int) -> np.ndarray:
 
 
 def run_gemm(config: AcceleratorConfig, op: Gemm, A: np.ndarray, W: np.ndarray, work_dir: str | Path,
-             value_bits: int = 8, max_cycles: int | None = None) -> RtlRun:  # fmt: skip
+             value_bits: int = 8, max_cycles: int = 100_000) -> RtlRun:  # fmt: skip
     """Run ``op`` (its mask selects the kept blocks of ``op.block``) with integer ``A[M, K]`` and
     ``W[N, K]`` on the reference array for ``config``; ``max_cycles`` bounds the simulation."""
-    from cocotb_tools.runner import get_runner
-
     params = rtl_parameters(config)
-    top = TOPS[config.pe_array.dataflow]
-    if params["C"] * value_bits > 4096:
-        raise UnsupportedConfig(f"pe_array.cols: {params['C']} lanes of {value_bits} bits exceed a 4096-bit word")
     work_dir = Path(work_dir).resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
     mask = op.mask if op.mask is not None else np.ones((op.N, op.K), dtype=bool)
@@ -90,10 +86,48 @@ def run_gemm(config: AcceleratorConfig, op: Gemm, A: np.ndarray, W: np.ndarray, 
         (-(-op.N // op.block[0]), -(-op.K // op.block[1])), dtype=bool)  # fmt: skip
     memories = array_memories(np.asarray(W, dtype=np.int64) * mask, block_keep, op.block, params["C"])
     files = write_array_memories(work_dir, "gemm", memories, np.asarray(A, dtype=np.int64), value_bits)
+    shape = {"M": op.M, "K": op.K, "N": op.N, "BR": op.block[0], "BC": op.block[1], "NNZ": len(memories.col_idx),
+             "WLINES": memories.lines, "VB": value_bits}  # fmt: skip
+    return run_memories(config, shape, files, work_dir, max_cycles)
+
+
+def run_exported_layer(export_dir: str | Path, layer: str, config: AcceleratorConfig, work_dir: str | Path,
+                       max_cycles: int = 1_000_000) -> tuple[RtlRun, np.ndarray]:  # fmt: skip
+    """Run one layer of a ``bsp export`` directory on the array, reading the export's files in place;
+    returns the run and the export's golden integer outputs ``y_int`` ``[tokens, out_features]``."""
+    export_dir = Path(export_dir).resolve()
+    manifest = json.loads((export_dir / "manifest.json").read_text())
+    entry = next((item for item in manifest["layers"] if item["name"] == layer), None)
+    if entry is None or "array" not in entry:
+        raise ValueError(f"layer: {layer!r} has no array-native memories in {export_dir}")
+    array, (N, K) = entry["array"], entry["weight_shape"]
+    if (array["rows"], array["cols"], array["dataflow"]) != (config.pe_array.rows, config.pe_array.cols,
+                                                              config.pe_array.dataflow.value):  # fmt: skip
+        raise ValueError(f"config: {config.name} is not the array the export was written for "
+                         f"({array['rows']}x{array['cols']} {array['dataflow']})")  # fmt: skip
+    files = {part: export_dir / name for part, name in array["files"].items()}
+    shape = {"M": entry["tokens"], "K": K, "N": N, "BR": array["block"][0], "BC": array["block"][1],
+             "NNZ": array["kept_blocks"], "WLINES": array["stream_lines"], "VB": manifest["value_bits"]}  # fmt: skip
+    run = run_memories(config, shape, files, work_dir, max_cycles)
+    golden = _signed(read_hex(files["y_int"]), manifest["acc_bits"]).reshape(shape["M"], N)
+    return run, golden
+
+
+def run_memories(config: AcceleratorConfig, shape: dict[str, int], files: dict[str, Path], work_dir: str | Path,
+                 max_cycles: int = 100_000) -> RtlRun:  # fmt: skip
+    """Build and run the array for ``config`` on memory files ``{"row_ptr", "col_idx", "w_stream",
+    "x_values"}`` of a GEMM of ``shape`` (``M, K, N, BR, BC, NNZ, WLINES, VB``)."""
+    from cocotb_tools.runner import get_runner
+
+    params = rtl_parameters(config)
+    if params["C"] * shape["VB"] > MAX_STREAM_WORD_BITS:
+        raise UnsupportedConfigError(f"pe_array.cols: {params['C']} lanes of {shape['VB']} bits exceed a "
+                                f"{MAX_STREAM_WORD_BITS}-bit stream word")  # fmt: skip
+    top = TOPS[config.pe_array.dataflow]
+    work_dir = Path(work_dir).resolve()
+    work_dir.mkdir(parents=True, exist_ok=True)
     y_file = work_dir / "y_rtl.hex"
-    parameters = {**params, "M": op.M, "K": op.K, "N": op.N, "BR": op.block[0], "BC": op.block[1],
-                  "NNZ": len(memories.col_idx), "WLINES": memories.lines, "VB": value_bits,
-                  "ROW_PTR_FILE": f'"{files["row_ptr"]}"', "COL_IDX_FILE": f'"{files["col_idx"]}"',
+    parameters = {**params, **shape, "ROW_PTR_FILE": f'"{files["row_ptr"]}"', "COL_IDX_FILE": f'"{files["col_idx"]}"',
                   "W_STREAM_FILE": f'"{files["w_stream"]}"', "X_FILE": f'"{files["x_values"]}"',
                   "Y_FILE": f'"{y_file}"'}  # fmt: skip
     if config.pe_array.dataflow is Dataflow.WS:
@@ -108,12 +142,14 @@ def run_gemm(config: AcceleratorConfig, op: Gemm, A: np.ndarray, W: np.ndarray, 
                  always=True, log_file=work_dir / "build.log")  # fmt: skip
     result = work_dir / "result.json"
     result.unlink(missing_ok=True)
-    budget = max_cycles if max_cycles is not None else 100_000
     runner.test(test_module="bsp_array_tb", hdl_toplevel=top, build_dir=build_dir, test_dir=work_dir,
-                extra_env={"BSP_RTL_RESULT": str(result), "BSP_RTL_MAX_CYCLES": str(budget)},
+                extra_env={"BSP_RTL_RESULT": str(result), "BSP_RTL_MAX_CYCLES": str(max_cycles)},
                 log_file=work_dir / "sim.log")  # fmt: skip
     if not result.is_file():
         raise RuntimeError(f"the RTL simulation did not finish; see {work_dir / 'sim.log'}")
+    log = (work_dir / "sim.log").read_text(errors="replace")
+    if "BSP-RTL-ERROR" in log:
+        raise RuntimeError(f"the RTL reported a controller inconsistency; see {work_dir / 'sim.log'}")
     cycles = json.loads(result.read_text())["cycles"]
-    y = _signed(read_hex(y_file), config.pe_array.acc_bits).reshape(op.M, op.N)
+    y = _signed(read_hex(y_file), config.pe_array.acc_bits).reshape(shape["M"], shape["N"])
     return RtlRun(y, int(cycles), work_dir)

@@ -15,7 +15,14 @@ Per exported layer ``L`` (file stem = module name with dots as underscores):
 ``L_x.hex`` / ``L_x_float.npy`` golden input activations (quantized per tensor) for a real sample
 ``L_y_int.hex``                 integer-exact outputs ``x_q @ w_q.T`` (``acc_bits`` per word, no bias)
 ``L_y_float.npy``               the float layer output of the real model (bias included)
+``L_row_ptr.hex`` / ``L_col_idx.hex``  (ws/os configs) the block index as 32-bit ``$readmemh`` words
+``L_w_stream.hex``              (ws/os) the weight stream an array of the config consumes: per N-tile one
+                                word of ``pe_array.cols`` lanes per kept reduction line
+``L_x_values.hex``              (ws/os) the golden input, one value per word (no unpacking)
 ==============================  ==========================================================================
+
+The last four are the array-native memories of :mod:`hwsim.export.array_memories`: the reference RTL
+(``rtl/``) loads them, with ``L_y_int.hex``, as they are.
 
 ``manifest.json`` lists every file with its layer, shape, dtype, block spec, scales, word width and
 SHA-256, and is validated against ``manifest.schema.json`` (shipped beside this module). The export is
@@ -38,6 +45,7 @@ from tqdm.auto import tqdm
 
 from bsp_common.outputs import atomic_output_dir, check_output_dir
 from hwsim.config import AcceleratorConfig, load_config
+from hwsim.export.array_memories import array_memories, write_array_memories
 from hwsim.export.formats import LANE_ORDERS, pack_words, write_c_header, write_coe, write_hex
 from hwsim.export.quant import SCALE_MODES, SUPPORTED_BITS, quantize
 from hwsim.mapping import fold_lines, plan_folds
@@ -231,6 +239,26 @@ def export_model(model_dir: str | Path, config: str | Path | AcceleratorConfig, 
     return out_dir
 
 
+ARRAY_FILE_KINDS = {"row_ptr": "array-row-ptr", "col_idx": "array-col-idx", "w_stream": "weight-stream",
+                    "x_values": "array-input"}
+
+
+def _write_array(root: Path, stem: str, name: str, weights: np.ndarray, block_keep: np.ndarray,
+                 block: tuple[int, int], x: np.ndarray, config: AcceleratorConfig, value_bits: int,
+                 add) -> dict:  # fmt: skip
+    """The layer's array-native memories for a ws/os array (``{"array": {...}}`` for the manifest), or ``{}``."""
+    dataflow = config.pe_array.dataflow.value
+    if dataflow not in ("ws", "os"):
+        return {}
+    memories = array_memories(weights, block_keep, block, config.pe_array.cols)
+    files = write_array_memories(root, stem, memories, x, value_bits)
+    for part, path in files.items():
+        add(path, ARRAY_FILE_KINDS[part], name, "hex")
+    return {"array": {"dataflow": dataflow, "rows": config.pe_array.rows, "cols": config.pe_array.cols,
+                      "block": list(block), "kept_blocks": len(memories.col_idx), "stream_lines": memories.lines,
+                      "files": {**{part: path.name for part, path in files.items()}, "y_int": f"{stem}_y_int.hex"}}}
+
+
 def _write_all(root: Path, masks, quantized, captured, config, options: ExportOptions, acc_bits: int) -> dict:
     files, layers = [], []
     bits, word_bits, lanes = options.value_bits, options.word_bits, options.lane_order
@@ -292,7 +320,9 @@ def _write_all(root: Path, masks, quantized, captured, config, options: ExportOp
         _tile_stream(root / f"{stem}_tiles.csv", op, config)
         add(root / f"{stem}_tiles.csv", "tile-stream", name, "csv")
         scale_mode = options.scale_mode if options.frac_bits is None else f"fixed-point frac_bits={options.frac_bits}"
-        layers.append({"name": name, "weight_shape": list(mask.weight_shape), "block": str(mask.block),
+        kept_weights = q.values * mask.dense().numpy()
+        array = _write_array(root, stem, name, kept_weights, block_keep, block, xq.values, config, bits, add)
+        layers.append({**array, "name": name, "weight_shape": list(mask.weight_shape), "block": str(mask.block),
                        "granularity": mask.granularity.value, "scale_mode": scale_mode,
                        "weight_scales": q.scales.tolist(), "input_scale": float(xq.scales[0]),
                        "kept_blocks": len(col_idx), "total_blocks": int(block_keep.size),

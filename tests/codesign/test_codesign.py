@@ -378,13 +378,13 @@ def test_codesign_with_hardware_axes_picks_the_faster_clock(tmp_path, capsys):
     model_dir, glue_dir = tiny_text_task(tmp_path)
     rc = main(["codesign", "--model", str(model_dir), "--data", "glue:sst-2", "--glue-dir", str(glue_dir),
                "--epochs", "2", "--max-train-samples", "16", "--batch-size", "8", "--cache-dir", str(tmp_path / "c"),
-               "--config", "asic-16x16-int8", "--hardware-axes", '{"clock_mhz": [500, 1000], "dram.bw_bytes_per_cycle": [16]}',
-               "--blocks", "8x8",
+               "--config", "asic-16x16-int8", "--blocks", "8x8",
+               "--hardware-axes", '{"clock_mhz": [500, 1000], "dram.bw_bytes_per_cycle": [16]}',
                "--max-loss-increase", "1e-3", "--seq-len", "16", "--gradient-batches", "2", "--execute",
                "--out", str(tmp_path / "cd")])  # fmt: skip
     assert rc == 0, capsys.readouterr().err
     summary = json.loads((tmp_path / "cd" / "summary.json").read_text())
-    fast, slow = ("asic-16x16-int8[clock_mhz=%d,dram.bw_bytes_per_cycle=16]" % mhz for mhz in (1000, 500))
+    fast, slow = (f"asic-16x16-int8[clock_mhz={mhz},dram.bw_bytes_per_cycle=16]" for mhz in (1000, 500))
     assert summary["chosen_config"] == fast
     latency = {p["config"]: p["latency_s"] for p in summary["plans"]}
     # DRAM in bytes per cycle (a memory in the clock domain): the same cycles under the same budget, at twice the clock
