@@ -4,6 +4,11 @@ Regenerate with ``BSP_REGEN_GOLDEN=1 pytest tests/hwsim/test_golden.py`` -- only
 meant to alter simulated numbers (a preset's figures, the cycle or energy model), and say why in the
 commit. The cycle model itself is held to the per-cycle reference by test_reference_equivalence.py;
 this table catches unintended drift in presets, workload extraction and energy accounting.
+
+Last regenerated for the microarchitecture terms (issue 23: fold overlap, pipeline stages, fixed-length
+edge chains, drain orientation; static power x latency; off-chip DRAM in GB/s): ASIC 32x32 -54 % / -38 %
+cycles (dense / 75 % sparse), 16x16 -18 % / -27 %, 128x128 +6 % / +8 % (a tiny model pays the fixed
+256-cycle skew), ZCU102 -12 % / -9 %, U200 +38 % / +39 % (os result-register hold, see below).
 """
 
 import json
@@ -57,4 +62,11 @@ def test_presets_match_golden_table():
         assert table[key]["cycles"] == value["cycles"], key
         assert table[key]["energy_pj"] == pytest.approx(value["energy_pj"], rel=1e-9), key
     for name in list_presets():
+        if name == "fpga-u200":
+            # a 64x128 os array with full overlap: every fold of this hidden-128 model is bound by the result
+            # registers' hold (R + C - 1 = 191 cycles > its stream of at most 128), so skipping blocks cannot
+            # shorten a fold and the index decode is all the sparse model adds (hwsim.timing)
+            dense, sparse = table[f"{name}/dense"]["cycles"], table[f"{name}/sparse75"]["cycles"]
+            assert dense <= sparse <= 1.01 * dense
+            continue
         assert table[f"{name}/sparse75"]["cycles"] < table[f"{name}/dense"]["cycles"]
