@@ -37,7 +37,7 @@ from hwsim.mapping import FoldPlan
 from hwsim.timing import FoldTiming
 from hwsim.workload import Gemm
 
-__all__ = ["ChunkPlan", "PipelineResult", "make_chunks", "run_pipeline", "transfer_cycles"]
+__all__ = ["ChunkPlan", "PipelineResult", "fold_start_cycles", "make_chunks", "run_pipeline", "transfer_cycles"]
 
 
 def transfer_cycles(n_bytes: np.ndarray | float, bw_bytes_per_cycle: float) -> np.ndarray:
@@ -140,8 +140,23 @@ class PipelineResult:
     first_load_cycles: int  # the first chunk's load, before anything can start
     last_store_cycles: int  # after the last fold is done: the final store(s)
     dma_busy_cycles: int
-    events: tuple[tuple[str, str, int, int], ...]  # (unit, label, start, end) for traces
-    fold_start_cycles: tuple[int, ...] = ()  # stream start of every fold (cycle, in fold order)
+    records: tuple[tuple[str, str, int, int, int], ...]  # (unit, what, index, start, end): formatted by events
+    chunk_start_cycles: tuple[int, ...] = ()  # stream start of every chunk's first fold (cycle)
+
+    @property
+    def events(self) -> list[tuple[str, str, int, int]]:
+        """``(unit, label, start, end)`` trace events (labels built on demand: sweeps never read them)."""
+        return [(unit, f"{what} {index}", start, end) for unit, what, index, start, end in self.records]
+
+
+def fold_start_cycles(pipeline: PipelineResult, chunks: ChunkPlan, timing: FoldTiming) -> np.ndarray:
+    """Stream start of every fold (cycles): its chunk's first start plus the gaps inside the chunk."""
+    if not timing.n_folds:
+        return np.zeros(0, dtype=np.int64)
+    gap_sums = np.cumsum(timing.gap)
+    chunk_of = chunks.fold_chunk
+    starts = np.asarray(pipeline.chunk_start_cycles, dtype=np.int64)[chunk_of]
+    return starts + gap_sums - gap_sums[chunks.first_fold[chunk_of]]
 
 
 class _Pipeline:
@@ -151,9 +166,16 @@ class _Pipeline:
         self.env = simpy.Environment()
         self.load, self.store = load.tolist(), store.tolist()
         self.starts_tile, self.slots = chunks.starts_tile.tolist(), slots
-        self.bounds = np.r_[chunks.first_fold, timing.n_folds].tolist()
-        self.timing = timing
-        self.gap_sums = np.cumsum(timing.gap)  # start offsets within a run of folds with no waits
+        self.none = timing.overlap is FoldOverlap.NONE
+        # per chunk, from its first fold's stream start: the last fold's start, release and done (no waits
+        # inside a chunk), and the first fold's gap and prep -- plain lists, so the process does no numpy
+        first = chunks.first_fold
+        last = np.append(first[1:], timing.n_folds) - 1
+        gap_sums = np.cumsum(timing.gap)
+        self.last_offset = (gap_sums[last] - gap_sums[first]).tolist()
+        self.first_gap, self.first_prep = timing.gap[first].tolist(), timing.prep[first].tolist()
+        self.last_busy, self.last_release = timing.busy[last].tolist(), timing.release[last].tolist()
+        self.chunk_starts = [0] * len(self.load)
         n = len(self.load)
         self.load_done = [self.env.event() for _ in range(n)]
         self.load_time = [0] * n
@@ -162,10 +184,9 @@ class _Pipeline:
         n_tiles = int(np.sum(chunks.starts_tile))
         self.store_done = [self.env.event() for _ in range(n_tiles)]
         self.store_time = [0] * n_tiles
-        self.pending_stores: deque[tuple[int, int]] = deque()
+        self.pending_stores: deque[tuple[int, int, int]] = deque()  # (results done at, tile, cycles)
         self.kick = self.env.event()
-        self.events: list[tuple[str, str, int, int]] = []
-        self.fold_starts = np.zeros(timing.n_folds, dtype=np.int64)
+        self.records: list[tuple[str, str, int, int, int]] = []
         self.array_done = 0
         self.env.process(self._dma())
         self.env.process(self._array())
@@ -182,38 +203,35 @@ class _Pipeline:
             load_ready = next_load < n and (
                 next_load < self.slots or self.compute_done[next_load - self.slots].triggered
             )
-            if self.pending_stores:
-                tile, cycles = self.pending_stores.popleft()
+            if self.pending_stores and self.pending_stores[0][0] <= env.now:
+                _, tile, cycles = self.pending_stores.popleft()
                 start = env.now
                 yield env.timeout(cycles)
-                self.events.append(("dma", f"store tile {tile}", start, env.now))
+                self.records.append(("dma", "store tile", tile, start, env.now))
                 self.store_time[tile] = env.now
                 self.store_done[tile].succeed()
                 stores_left -= 1
             elif load_ready:
                 start = env.now
                 yield env.timeout(self.load[next_load])
-                self.events.append(("dma", f"load chunk {next_load}", start, env.now))
+                self.records.append(("dma", "load chunk", next_load, start, env.now))
                 self.load_time[next_load] = env.now
                 self.load_done[next_load].succeed()
                 next_load += 1
             else:
                 self.kick = env.event()
+                if self.pending_stores:  # a tile whose results are done later: wake up then at the latest
+                    env.timeout(self.pending_stores[0][0] - env.now).callbacks.append(self._wake_dma_event)
                 yield self.kick
 
-    def _queue_store(self, delay: int, tile: int, cycles: int):
-        yield self.env.timeout(delay)
-        self.pending_stores.append((tile, cycles))
+    def _wake_dma_event(self, _event) -> None:
         self._wake_dma()
 
     def _array(self):
-        env, timing = self.env, self.timing
-        prep, busy, release = timing.prep.tolist(), timing.busy.tolist(), timing.release.tolist()
-        none = timing.overlap is FoldOverlap.NONE
+        env, none = self.env, self.none
         tile, previous, previous_done = -1, None, 0  # the last fold scheduled: its stream start, its done
         for i in range(len(self.load)):
-            first, end = self.bounds[i], self.bounds[i + 1]
-            waits, ready = [self.load_done[i]], None
+            waits = [self.load_done[i]]
             if self.starts_tile[i]:
                 tile += 1
                 if tile >= self.slots:
@@ -221,22 +239,18 @@ class _Pipeline:
             yield waits[0] if len(waits) == 1 else simpy.AllOf(env, waits)
             # the waits may have ended before now (while the previous chunk ran): use when they ended
             ready = max(self.load_time[i], self.store_time[tile - self.slots] if len(waits) > 1 else 0)
-            start = ready + prep[first]
+            start = ready + self.first_prep[i]
             if previous is not None:
-                start = max(start, previous + int(timing.gap[first]))
-            starts = start + self.gap_sums[first:end] - self.gap_sums[first]
-            self.fold_starts[first:end] = starts
+                start = max(start, previous + self.first_gap[i])
+            self.chunk_starts[i] = start
             # the first fold's prep began when the chunk was ready and the prep unit was free (see hwsim.timing)
             prep_start = max(ready, previous_done if none or previous is None else previous)
-            previous = last = int(starts[-1])
-            previous_done = done = last + busy[end - 1]
-            yield env.timeout(last + release[end - 1] - env.now)
-            self.events.append(("array", f"chunk {i}", prep_start, done))
-            if self.store[i] > 0:
-                if done == env.now:
-                    self.pending_stores.append((self.tile_of_chunk[i], int(self.store[i])))
-                else:
-                    env.process(self._queue_store(done - env.now, self.tile_of_chunk[i], int(self.store[i])))
+            previous = last = start + self.last_offset[i]
+            previous_done = done = last + self.last_busy[i]
+            yield env.timeout(last + self.last_release[i] - env.now)
+            self.records.append(("array", "chunk", i, prep_start, done))
+            if self.store[i] > 0:  # the DMA stores the tile once its results are done (done >= now)
+                self.pending_stores.append((done, self.tile_of_chunk[i], self.store[i]))
             self.array_done = done
             self.compute_done[i].succeed()
             self._wake_dma()
@@ -261,6 +275,6 @@ def run_pipeline(chunks: ChunkPlan, timing: FoldTiming, config: AcceleratorConfi
         first_load_cycles=first_load,
         last_store_cycles=last_store,
         dma_busy_cycles=int(load.sum() + store.sum()),
-        events=tuple(pipeline.events),
-        fold_start_cycles=tuple(pipeline.fold_starts.tolist()),
+        records=tuple(pipeline.records),
+        chunk_start_cycles=tuple(pipeline.chunk_starts),
     )

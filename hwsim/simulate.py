@@ -115,8 +115,9 @@ def _timing(op: Gemm, config: AcceleratorConfig):
     return result
 
 
-def simulate_gemm(op: Gemm, config: AcceleratorConfig) -> tuple[dict, tuple]:
-    """One GEMM (all repeats): a result row and its trace events (first repeat, cycles from 0)."""
+def simulate_gemm(op: Gemm, config: AcceleratorConfig, trace: bool = False) -> tuple[dict, list]:
+    """One GEMM (all repeats): a result row and, with ``trace``, its trace events (first repeat, cycles
+    from 0; ``(unit, label, start, end)``)."""
     plan, chunks, pipeline = _timing(op, config)
     acc_bits = config.pe_array.acc_bits
     energy = gemm_energy_pj(plan, chunks, pipeline.cycles, acc_bits, config)
@@ -138,7 +139,7 @@ def simulate_gemm(op: Gemm, config: AcceleratorConfig) -> tuple[dict, tuple]:
         "psum_bytes": float(plan.psum_elements.sum()) * acc_bits / 8 * repeat,
         **{f"energy_{k}_pj": v * repeat for k, v in energy.items()},
     }
-    return row, pipeline.events
+    return row, pipeline.events if trace else []
 
 
 def _vector_cycles(op: VectorOp, config: AcceleratorConfig) -> int:
@@ -186,7 +187,7 @@ def simulate(config: AcceleratorConfig | str, workload: Workload, trace: bool = 
     for op in workload.ops:
         base = {"op": op.name, "layer": op.layer}
         if isinstance(op, Gemm):
-            row, op_events = simulate_gemm(op, config)
+            row, op_events = simulate_gemm(op, config, trace)
             row = {**base, "kind": "gemm", "M": op.M, "K": op.K, "N": op.N, "repeat": op.repeat, **row}
             if trace:
                 events += [(unit, f"{op.name}: {label}", now + s, now + e) for unit, label, s, e in op_events]

@@ -49,7 +49,7 @@ from hwsim.export.array_memories import array_memories, write_array_memories
 from hwsim.export.formats import LANE_ORDERS, pack_words, write_c_header, write_coe, write_hex
 from hwsim.export.quant import SCALE_MODES, SUPPORTED_BITS, quantize
 from hwsim.mapping import fold_lines, plan_folds
-from hwsim.memory import make_chunks, run_pipeline
+from hwsim.memory import fold_start_cycles, make_chunks, run_pipeline
 from hwsim.timing import fold_timing
 from hwsim.workload import Gemm
 from pruning.layouts import compile_pattern
@@ -147,7 +147,8 @@ def _tile_stream(path: Path, op: Gemm, config: AcceleratorConfig) -> int:
     fold's stream starts and ends, and when its results are done (``hwsim.timing``)."""
     plan = plan_folds(op, config)
     timing = fold_timing(plan, config)
-    starts = np.asarray(run_pipeline(make_chunks(plan, op, config), timing, config).fold_start_cycles, np.int64)
+    chunks = make_chunks(plan, op, config)
+    starts = fold_start_cycles(run_pipeline(chunks, timing, config), chunks, timing)
     stream_ends, dones = starts + timing.stream, starts + timing.busy
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
