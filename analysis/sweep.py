@@ -53,7 +53,8 @@ POINTS_FILENAME = "points.jsonl"
 LOCK_FILENAME = ".sweep.lock"
 OUTPUT_KIND = "sweep"
 MAX_POINTS = 20_000  # default guard: ~a few minutes of hardware-only simulation; training points cost far more
-_TOTAL_COLUMNS = ("cycles", "latency_s", "energy_pj", "utilization", "stall_cycles", "ideal_cycles",
+_TOTAL_COLUMNS = ("cycles", "latency_s", "energy_pj", "utilization", "compute_cycles", "stall_cycles",
+                  "first_load_cycles", "last_store_cycles", "ideal_cycles",
                   "dram_bytes", "tops_per_w", "macs_useful", "energy_dram_pj", "energy_mac_pj")  # fmt: skip
 
 

@@ -77,7 +77,11 @@ def _signed(words: list[int], bits: int) -> np.ndarray:
 def run_gemm(config: AcceleratorConfig, op: Gemm, A: np.ndarray, W: np.ndarray, work_dir: str | Path,
              value_bits: int = 8, max_cycles: int = 100_000) -> RtlRun:  # fmt: skip
     """Run ``op`` (its mask selects the kept blocks of ``op.block``) with integer ``A[M, K]`` and
-    ``W[N, K]`` on the reference array for ``config``; ``max_cycles`` bounds the simulation."""
+    ``W[N, K]`` on the reference array for ``config``; ``max_cycles`` bounds the simulation.
+
+    The array always walks its block index: a GEMM without a mask runs with every block kept, decode
+    included, which hwsim models as the same GEMM with an all-ones mask (a ``mask=None`` GEMM is dense
+    hardware with no index)."""
     params = rtl_parameters(config)
     work_dir = Path(work_dir).resolve()
     work_dir.mkdir(parents=True, exist_ok=True)

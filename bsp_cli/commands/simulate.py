@@ -117,12 +117,17 @@ def run(args) -> int:
     per_layer = result.per_layer()[columns]
     per_layer["utilization"] = per_layer["macs_useful"] / (per_layer["cycles"] * config.n_pes)  # all cycles
     with pd.option_context("display.width", 200):
+        micro = config.microarch
         print(f"{config.name}: {config.pe_array.rows}x{config.pe_array.cols} {config.pe_array.dataflow.value}, "
-              f"{config.clock_mhz:g} MHz; batch {args.batch} x seq {args.seq_len}")  # fmt: skip
+              f"{config.clock_mhz:g} MHz, fold overlap {micro.fold_overlap.value}, pipeline "
+              f"{micro.mult_stages}+{micro.acc_stages}, edges {micro.edge_skew.value}; "
+              f"batch {args.batch} x seq {args.seq_len}")  # fmt: skip
         print(per_layer.to_string(float_format="%.4g"))
     totals = result.totals
     print(
-        f"total: {totals['cycles']} cycles ({totals['latency_s'] * 1e3:.3f} ms), stalls {totals['stall_cycles']}, "
+        f"total: {totals['cycles']} cycles ({totals['latency_s'] * 1e3:.3f} ms) = compute {totals['compute_cycles']}"
+        f" + stalls {totals['stall_cycles']} + first load {totals['first_load_cycles']} + last stores "
+        f"{totals['last_store_cycles']}, "
         f"ideal {totals['ideal_cycles']}, utilization {totals['utilization']:.3f} of GEMM cycles "
         f"({totals['utilization_all_cycles']:.3f} of all cycles, as per layer above), "
         f"energy {totals['energy_pj'] / 1e6:.3f} uJ, {totals['tops_per_w']:.3f} TOPS/W"
