@@ -8,8 +8,9 @@ SCALE-Sim (v2/v3) counts dense, stall-free compute cycles per layer as::
 with the *full* array dimensions ``R x C`` even for partial edge tiles, where ``folds`` and the stream
 ``S`` follow the same geometry as :mod:`hwsim.mapping` (ws: ceil(K/R)*ceil(N/C) folds, S=M; os:
 ceil(M/R)*ceil(N/C), S=K; is: ceil(K/R)*ceil(M/C), S=N). Verified against SCALE-Sim 3.0.0 runs (see
-``tests/hwsim/test_scalesim.py`` and ``benchmarks/sim_speed.py``). Our own model differs on purpose:
-it charges partial tiles their real size and does not overlap the os drain.
+``tests/hwsim/test_scalesim.py`` and ``benchmarks/sim_speed.py``). An imported array gets SCALE-Sim's
+serial controller with whole-array skew (``SCALESIM_MICROARCH``) for hwsim's own model, which differs on
+purpose: its os drain is not overlapped and it charges the index decode of sparse GEMMs.
 
 GEMM topology rows are ``name, M, N, K,`` (note the order and the trailing comma); convolution rows are
 ``name, ifmap_h, ifmap_w, filter_h, filter_w, channels, num_filters, stride,`` and become the GEMM
@@ -32,6 +33,10 @@ __all__ = ["load_scalesim_config", "load_scalesim_topology", "scalesim_cycles", 
 DEFAULT_CLOCK_MHZ = 1000.0  # SCALE-Sim has no clock; latency in its units is cycles at 1 GHz
 MAX_TOPOLOGY_BYTES = 16 << 20  # a topology of a million layers is still far below this
 _BASE_PRESET = "asic-32x32-int8"  # energy table, vector unit and sparse defaults for imported arrays
+# SCALE-Sim's controller: folds one after another, skew over the whole array, no pipeline registers
+SCALESIM_MICROARCH = {"microarch.fold_overlap": "none", "microarch.edge_skew": "full", "microarch.mult_stages": 0,
+                      "microarch.acc_stages": 0, "microarch.drain": "rows", "microarch.drain_lines_per_cycle": 1,
+                      "microarch.preload_rows_per_cycle": 1}  # fmt: skip
 
 
 def scalesim_cycles(op: Gemm, config: AcceleratorConfig) -> int:
@@ -93,7 +98,8 @@ def load_scalesim_config(path: str | Path) -> AcceleratorConfig:
                  "pe_array.dataflow": dataflow, "buffers.input_bytes": integer("IfmapSramSzkB") * 1024,
                  "buffers.weight_bytes": integer("FilterSramSzkB") * 1024,
                  "buffers.output_bytes": integer("OfmapSramSzkB") * 1024,
-                 "dram.bw_bytes_per_cycle": bandwidth}  # SCALE-Sim words are one byte here (int8)  # fmt: skip
+                 "dram.bw_bytes_per_cycle": bandwidth,  # SCALE-Sim words are one byte here (int8)
+                 **SCALESIM_MICROARCH}  # fmt: skip
     try:
         return derive_config(_BASE_PRESET, overrides, name=f"scalesim-{run_name}")
     except ConfigError as err:
