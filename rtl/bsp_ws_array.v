@@ -56,53 +56,10 @@ module bsp_ws_array #(
     localparam integer OUT_DELAY = R + C - 2 + MULT_STAGES;  // feeder cycle -> de-skewed bottom row
     localparam integer MS = MULT_STAGES > 0 ? MULT_STAGES : 1;
     localparam integer AS = ACC_STAGES > 0 ? ACC_STAGES : 1;
-    localparam integer OD = OUT_DELAY > 0 ? OUT_DELAY : 1;
+    localparam integer MD_DELAY = OUT_DELAY + ACC_STAGES;  // feeder cycle -> the output write
+    localparam integer MDL = MD_DELAY > 0 ? MD_DELAY : 1;
 
-    // ---- memories (the export's files) ----
-    reg [31:0] row_ptr[0:NBR];
-    reg [31:0] col_idx[0:(NNZ > 0 ? NNZ - 1 : 0)];
-    reg [C*VB-1:0] w_stream[0:(WLINES > 0 ? WLINES - 1 : 0)];
-    reg [VB-1:0] x_mem[0:M*K-1];
-    reg [AB-1:0] y_mem[0:M*N-1];
-    integer q;
-    initial begin
-        $readmemh(ROW_PTR_FILE, row_ptr);
-        if (NNZ > 0) $readmemh(COL_IDX_FILE, col_idx);
-        if (WLINES > 0) $readmemh(W_STREAM_FILE, w_stream);
-        $readmemh(X_FILE, x_mem);
-        for (q = 0; q < M * N; q = q + 1) y_mem[q] = 0;
-    end
-
-    // ---- block-index helpers ----
-    function integer tile_first_entry(input integer t);
-        tile_first_entry = row_ptr[(t*C)/BR];
-    endfunction
-    function integer tile_end_entry(input integer t);
-        integer last_row;
-        begin
-            last_row = ((t * C + C > N) ? N : t * C + C) - 1;
-            tile_end_entry = row_ptr[last_row/BR+1];
-        end
-    endfunction
-    // first N-tile >= from whose block rows keep a block (NT when none): empty tiles cost no cycle
-    function integer next_tile(input integer from);
-        integer t;
-        begin
-            next_tile = NT;
-            for (t = NT - 1; t >= 0; t = t - 1)
-                if (t >= from && tile_end_entry(t) > tile_first_entry(t)) next_tile = t;
-        end
-    endfunction
-    // smallest kept reduction line k >= from (K when none): the compacted schedule's next line
-    function integer next_kept(input [KB-1:0] bm, input integer from);
-        integer c;
-        begin
-            next_kept = K;
-            for (c = KB - 1; c >= 0; c = c - 1)
-                if (bm[c] && (c + 1) * BC > from) next_kept = (c * BC > from) ? c * BC : from;
-            if (next_kept > K) next_kept = K;
-        end
-    endfunction
+    `include "bsp_array_common.vh"
 
     // ---- controller state ----
     reg running;
@@ -131,17 +88,12 @@ module bsp_ws_array #(
     reg signed [VB-1:0] skew_a[0:R*R-1];  // feeder skew: row i delayed i cycles
     reg skew_b[0:R*R-1];
     reg signed [AB-1:0] deskew[0:C*C-1];  // column j delayed C-1-j cycles
-    // output metadata, delayed OUT_DELAY cycles from the feeder, then ACC_STAGES with the data
-    reg md_v[0:OD-1];
-    reg md_last[0:OD-1];
-    integer md_m[0:OD-1];
-    integer md_n0[0:OD-1];
-    integer md_cols[0:OD-1];
-    reg acc_v[0:AS-1];
-    reg acc_last[0:AS-1];
-    integer acc_m[0:AS-1];
-    integer acc_n0[0:AS-1];
-    integer acc_cols[0:AS-1];
+    // output metadata, delayed from the feeder to the output write (skew + ACC_STAGES)
+    reg md_v[0:MDL-1];
+    reg md_last[0:MDL-1];
+    integer md_m[0:MDL-1];
+    integer md_n0[0:MDL-1];
+    integer md_cols[0:MDL-1];
     reg signed [AB-1:0] acc_data[0:AS*C-1];
     reg y_written;
 
@@ -186,8 +138,7 @@ module bsp_ws_array #(
                 skew_a[q] <= 0;
                 skew_b[q] <= 0;
             end
-            for (q = 0; q < OD; q = q + 1) md_v[q] <= 0;
-            for (q = 0; q < AS; q = q + 1) acc_v[q] <= 0;
+            for (q = 0; q < MDL; q = q + 1) md_v[q] <= 0;
         end else begin
             if (start && !running && !done) begin
                 running <= 1;
@@ -365,49 +316,30 @@ module bsp_ws_array #(
                 deskew[j*C] <= bottom[j];
                 for (d = 1; d < C; d = d + 1) deskew[j*C+d] <= deskew[j*C+d-1];
             end
-            // metadata of the element the de-skewed row belongs to
+            // metadata of the element the output row belongs to: delayed with the skew, then the ACC_STAGES
             n_live = f_cols[bank];
             md_v[0] <= feed_v;
             md_last[0] <= meta_last;
             md_m[0] <= s_now;
             md_n0[0] <= f_n0[bank];
             md_cols[0] <= n_live;
-            for (d = 1; d < OD; d = d + 1) begin
+            for (d = 1; d < MDL; d = d + 1) begin
                 md_v[d] <= md_v[d-1];
                 md_last[d] <= md_last[d-1];
                 md_m[d] <= md_m[d-1];
                 md_n0[d] <= md_n0[d-1];
                 md_cols[d] <= md_cols[d-1];
             end
+            final_v = MD_DELAY == 0 ? feed_v : md_v[MDL-1];
+            final_last = MD_DELAY == 0 ? meta_last : md_last[MDL-1];
+            final_m = MD_DELAY == 0 ? s_now : md_m[MDL-1];
+            final_n0 = MD_DELAY == 0 ? f_n0[bank] : md_n0[MDL-1];
+            final_cols = MD_DELAY == 0 ? n_live : md_cols[MDL-1];
             // accumulator pipeline (ACC_STAGES registers), then the read-modify-write into Y
-            if (ACC_STAGES == 0) begin
-                final_v = OUT_DELAY == 0 ? feed_v : md_v[OD-1];
-                final_last = OUT_DELAY == 0 ? meta_last : md_last[OD-1];
-                final_m = OUT_DELAY == 0 ? s_now : md_m[OD-1];
-                final_n0 = OUT_DELAY == 0 ? f_n0[bank] : md_n0[OD-1];
-                final_cols = OUT_DELAY == 0 ? n_live : md_cols[OD-1];
-                for (j = 0; j < C; j = j + 1) final_data[j] = aligned[j];
-            end else begin
-                final_v = acc_v[AS-1];
-                final_last = acc_last[AS-1];
-                final_m = acc_m[AS-1];
-                final_n0 = acc_n0[AS-1];
-                final_cols = acc_cols[AS-1];
-                for (j = 0; j < C; j = j + 1) final_data[j] = acc_data[(AS-1)*C+j];
-                acc_v[0] <= OUT_DELAY == 0 ? feed_v : md_v[OD-1];
-                acc_last[0] <= OUT_DELAY == 0 ? meta_last : md_last[OD-1];
-                acc_m[0] <= OUT_DELAY == 0 ? s_now : md_m[OD-1];
-                acc_n0[0] <= OUT_DELAY == 0 ? f_n0[bank] : md_n0[OD-1];
-                acc_cols[0] <= OUT_DELAY == 0 ? n_live : md_cols[OD-1];
-                for (j = 0; j < C; j = j + 1) acc_data[j] <= aligned[j];
-                for (d = 1; d < AS; d = d + 1) begin
-                    acc_v[d] <= acc_v[d-1];
-                    acc_last[d] <= acc_last[d-1];
-                    acc_m[d] <= acc_m[d-1];
-                    acc_n0[d] <= acc_n0[d-1];
-                    acc_cols[d] <= acc_cols[d-1];
-                    for (j = 0; j < C; j = j + 1) acc_data[d*C+j] <= acc_data[(d-1)*C+j];
-                end
+            for (j = 0; j < C; j = j + 1) begin
+                final_data[j] = ACC_STAGES == 0 ? aligned[j] : acc_data[(AS-1)*C+j];
+                acc_data[j] <= aligned[j];
+                for (d = 1; d < AS; d = d + 1) acc_data[d*C+j] <= acc_data[(d-1)*C+j];
             end
             if (final_v) begin
                 for (j = 0; j < C; j = j + 1)

@@ -142,8 +142,8 @@ def run_memories(config: AcceleratorConfig, shape: dict[str, int], files: dict[s
         sys.path.insert(0, tb_dir)  # the runner hands sys.path to the simulator's Python
     runner = get_runner("icarus")
     build_dir = work_dir / "build"
-    runner.build(sources=[RTL_DIR / f"{top}.v"], hdl_toplevel=top, parameters=parameters, build_dir=build_dir,
-                 always=True, log_file=work_dir / "build.log")  # fmt: skip
+    runner.build(sources=[RTL_DIR / f"{top}.v"], includes=[RTL_DIR], hdl_toplevel=top, parameters=parameters,
+                 build_dir=build_dir, always=True, log_file=work_dir / "build.log")  # fmt: skip
     result = work_dir / "result.json"
     result.unlink(missing_ok=True)
     runner.test(test_module="bsp_array_tb", hdl_toplevel=top, build_dir=build_dir, test_dir=work_dir,

@@ -137,6 +137,6 @@ def test_the_rtl_passes_verilator_lint():
     if shutil.which("verilator") is None:
         pytest.skip("verilator not installed")
     for source in ("bsp_ws_array.v", "bsp_os_array.v"):
-        result = subprocess.run(["verilator", "--lint-only", "-Wall", str(RTL_DIR / source)], capture_output=True,
-                                text=True, check=False)  # fmt: skip
+        result = subprocess.run(["verilator", "--lint-only", "-Wall", f"-I{RTL_DIR}", str(RTL_DIR / source)],
+                                capture_output=True, text=True, check=False)  # fmt: skip
         assert result.returncode == 0, result.stderr
