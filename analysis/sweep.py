@@ -74,12 +74,15 @@ def simulate_point(task: dict) -> dict:
     """Simulate one hardware point (picklable; runs in a worker process or on a Dask worker)."""
     from hwsim import simulate
     from hwsim.config import derive_config
+    from hwsim.mapping import TilingError
 
     try:
         workload = pruned_workload(task["hf_config_dir"], task.get("masks_path"), task["batch"], task["seq_len"])
         config = derive_config(task["config"], json.loads(task.get("hw_overrides") or "{}"))
         totals = simulate(config, workload).totals
         return {**task, **{k: totals[k] for k in _TOTAL_COLUMNS}, "feasible": True, "error": None}
+    except TilingError as err:  # buffers too small for the array's smallest tile: a result, as FPGA over-use is
+        return {**task, "feasible": False, "infeasible_reason": str(err), "error": None}
     except Exception as err:  # a failing point is recorded, the sweep goes on
         return {**task, "error": f"{type(err).__name__}: {err}"}
 

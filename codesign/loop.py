@@ -20,6 +20,7 @@ minimised at that overall compression of the pruned layers).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import random
 from dataclasses import dataclass, replace
@@ -35,6 +36,8 @@ from codesign.allocate import Allocation, greedy_mckp, solve_mckp
 from codesign.cost import layer_costs, resolve_blocks
 from codesign.plan import CodesignPlan
 from hwsim.config import AcceleratorConfig
+
+log = logging.getLogger(__name__)
 
 __all__ = ["CodesignResult", "allocate_block", "hardware_optimal", "hardware_space", "run_codesign", "uniform_plan",
            "verify_plan"]
@@ -160,6 +163,28 @@ def _check_options(blocks, granularity, sparsities, objective, estimate, max_los
     return blocks, sparsities
 
 
+def _buffer_feasible(hws: list, model, tokens: int) -> tuple[list, list[dict]]:
+    """The accelerators whose buffers hold the model's tiles (checked on the dense model: pruning only shrinks
+    folds), and the others with the reason -- before any training. Raises when none is left."""
+    from hwsim import build_workload, read_hf_config, simulate
+    from hwsim.mapping import TilingError
+    from pruning.models import resolve_model_path
+
+    workload = build_workload(read_hf_config(resolve_model_path(model)), {}, batch=1, seq_len=tokens)
+    feasible, infeasible = [], []
+    for hw in hws:
+        try:
+            simulate(hw, workload)
+            feasible.append(hw)
+        except TilingError as err:
+            infeasible.append({"config": hw.name, "reason": str(err)})
+            log.warning("infeasible: %s: %s", hw.name, err)
+    if not feasible:
+        raise ValueError("config: no accelerator's buffers hold this model's tiles: "
+                         + "; ".join(f"{e['config']}: {e['reason']}" for e in infeasible))  # fmt: skip
+    return feasible, infeasible
+
+
 def _estimate_candidates(classifier, train: list, held_out: list, hws: list, blocks: list[str], granularity: str,
                          sparsities: list[float], validate: int, seed: int, tokens: int, progress: bool,
                          recovery: dict) -> tuple[pd.DataFrame, pd.DataFrame | None]:  # fmt: skip
@@ -277,6 +302,7 @@ def run_codesign(model: str | Path, data: str, config, out_dir: str | Path, *, b
                                         batch, validate_examples, recovery_steps, recovery_lr)  # fmt: skip
     if len({hw.name for hw in hws}) != len(hws):
         raise ValueError(f"config: names must be distinct, got {[hw.name for hw in hws]}")
+    hws, buffer_infeasible = _buffer_feasible(hws, model, batch * seq_len)
     out = prepare_output_dir(out_dir, OUTPUT_KIND)
     budget = budget or TrainBudget()
     dataset = load_dataset(data, glue_dir=glue_dir)
@@ -316,6 +342,7 @@ def run_codesign(model: str | Path, data: str, config, out_dir: str | Path, *, b
     if loss_model is not None:  # cheap and additive per layer: computed on the cached candidates every time
         candidates["retrained"] = candidate_drops(candidates, loss_model)
     summary: dict = {"model": str(model), "data": data, "config": [hw.name for hw in hws], "objective": objective,
+                     "infeasible_configs": buffer_infeasible,
                      "estimate": estimate, "blocks": list(blocks), "sparsities": sparsities,
                      "granularity": granularity, "tokens": tokens, "teacher_dir": str(teacher)}  # fmt: skip
     if loss_model is not None:

@@ -28,9 +28,11 @@ Without skipping the dense schedule runs and zeros are only gated.
 output-buffer slot, and (``ws``) one fold's streamed inputs one input slot / (``is``) one fold's streamed
 weights one weight slot. When they do not, the streamed dimension is split into the largest pieces that
 fit -- ``ws``: M into row pieces, each a separate pass over all K-folds of the N-tile (weights and index
-re-fetched per piece); ``os``: the N-strip's M-tiles into groups (weights re-fetched per group); ``is``: N
-into row pieces per M-tile (inputs re-fetched per piece). Each piece is its own output tile (one store).
-Only when not even one line fits is the GEMM refused, naming the buffer and the smallest size that works.
+re-fetched per piece); ``os``: the N-strip's M-tiles into groups (weights re-fetched per group), down to
+one M-tile stored beat by beat as it drains when not even one M-tile fits; ``is``: N into row pieces per
+M-tile (inputs re-fetched per piece). Each piece is its own output tile (one store). Only when not even
+one line (os: one drain beat) fits is the GEMM refused with a :class:`TilingError` naming the buffer and
+the smallest size that works -- a sweep records such a point as infeasible by design.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from hwsim.config import AcceleratorConfig, Dataflow
 from hwsim.workload import Gemm
 from pruning.spec import any_per_row_tile, block_occupancy
 
-__all__ = ["FoldPlan", "TilingError", "fold_lines", "plan_folds", "streamed_lines_per_tile"]
+__all__ = ["FoldPlan", "TilingError", "drained_line_elements", "fold_lines", "plan_folds", "streamed_lines_per_tile"]
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,24 @@ def _kept_blocks_in(block_mask: np.ndarray, block: tuple[int, int], n_starts, n_
 
 
 class TilingError(ValueError):
-    """Not even one streamed line of a GEMM fits a buffer slot."""
+    """A buffer slot cannot hold the smallest piece of a GEMM the mapping can stream.
+
+    ``field`` names the buffer (``buffers.output_bytes``), ``smallest_bytes`` the smallest size (slots
+    included) that works. A sweep records such a point as infeasible by design, not as a failure.
+    """
+
+    def __init__(self, message: str, field: str, smallest_bytes: int) -> None:
+        super().__init__(message)
+        self.field, self.smallest_bytes = field, smallest_bytes
+
+
+def drained_line_elements(op: Gemm, config: AcceleratorConfig) -> int:
+    """``os``: results per drain beat -- a row of the tile (``drain: rows``) or a column (``columns``), times
+    ``drain_lines_per_cycle``: what one output-buffer slot must hold when a tile is stored as it drains."""
+    R, C = config.pe_array.rows, config.pe_array.cols
+    micro = config.microarch
+    line, lines = (min(op.N, C), min(op.M, R)) if micro.drain.value == "rows" else (min(op.M, R), min(op.N, C))
+    return line * min(micro.drain_lines_per_cycle, lines)
 
 
 def streamed_lines_per_tile(op: Gemm, config: AcceleratorConfig) -> int:
@@ -103,35 +122,49 @@ def streamed_lines_per_tile(op: Gemm, config: AcceleratorConfig) -> int:
 
     The largest count whose partial sums (``acc_bits`` per element) fit one output-buffer slot and, for
     ``ws``, whose streamed inputs of one fold fit one input slot (unless all of A stays resident) or, for
-    ``is``, whose streamed weights of one fold fit one weight slot; ``os`` keeps whole M-tiles (multiples
-    of the array rows). Raises :class:`TilingError` (a ValueError naming the buffer and the smallest slot
-    size that would work) when not even one line fits.
+    ``is``, whose streamed weights of one fold fit one weight slot. ``os`` keeps its partial sums in the PEs:
+    its output tiles are whole M-tiles (multiples of the array rows) whose drained results fit a slot, and
+    when not even one M-tile fits, each fold's tile is stored as it drains, so a slot must hold one drain
+    beat (:func:`drained_line_elements`). Raises :class:`TilingError` (naming the buffer and the smallest
+    slot size that would work) when not even that fits.
     """
     R, C = config.pe_array.rows, config.pe_array.cols
     buffers, dataflow = config.buffers, config.pe_array.dataflow
     slots, acc_bytes = buffers.slots, config.pe_array.acc_bits / 8
     abytes, wbytes = op.act_bits / 8, op.weight_bits / 8
+
+    def too_small(field: str, what: str, bytes_needed: float) -> TilingError:
+        need = math.ceil(bytes_needed) * slots
+        return TilingError(
+            f"buffers.{field}: {getattr(buffers, field)} bytes cannot hold one {what} of op {op.name!r} "
+            f"(M={op.M}, K={op.K}, N={op.N}) in a {'double-buffered ' if slots == 2 else ''}slot; the smallest "
+            f"size that works is {need} bytes", f"buffers.{field}", need)  # fmt: skip
+
+    if dataflow is Dataflow.OS:  # partial sums stay in the PEs; the slot holds drained results until stored
+        slot, tile_rows = buffers.output_bytes // slots, min(R, op.M)
+        fit = int(slot // (min(op.N, C) * acc_bytes))  # result rows of an N-strip that fit
+        if fit >= op.M:
+            return op.M
+        if fit >= tile_rows:
+            return fit - fit % tile_rows  # whole M-tiles
+        beat = drained_line_elements(op, config) * acc_bytes
+        if slot >= beat:
+            return tile_rows  # one M-tile, stored beat by beat as it drains
+        raise too_small("output_bytes", "drain beat", beat)
     if dataflow is Dataflow.IS:
-        full, width = op.N, min(op.M, C)
-        limits = {"output_bytes": width * acc_bytes, "weight_bytes": min(R, op.K) * wbytes}
+        full = op.N
+        limits = {"output_bytes": min(op.M, C) * acc_bytes, "weight_bytes": min(R, op.K) * wbytes}
     else:
-        full, width = op.M, min(op.N, C)
-        limits = {"output_bytes": width * acc_bytes}
-        if dataflow is Dataflow.WS and op.M * op.K * abytes > buffers.input_bytes // slots:  # A not resident
+        full = op.M
+        limits = {"output_bytes": min(op.N, C) * acc_bytes}
+        if op.M * op.K * abytes > buffers.input_bytes // slots:  # A not resident
             limits["input_bytes"] = min(R, op.K) * abytes
     lines = full
     for field, bytes_per_line in limits.items():
         fit = int(getattr(buffers, field) // slots // bytes_per_line)
-        unit = min(R, op.M) if dataflow is Dataflow.OS and field == "output_bytes" else 1  # one whole M-tile
-        if fit < unit:
-            need = math.ceil(unit * bytes_per_line) * slots
-            raise TilingError(
-                f"buffers.{field}: {getattr(buffers, field)} bytes cannot hold one streamed "
-                f"{'row' if unit == 1 else f'M-tile of {unit} rows'} of op {op.name!r} (M={op.M}, K={op.K}, "
-                f"N={op.N}) in a {'double-buffered ' if slots == 2 else ''}slot; the smallest size that works is "
-                f"{need} bytes")  # fmt: skip
-        if fit < full:
-            lines = min(lines, fit - fit % unit)
+        if fit < 1:
+            raise too_small(field, "streamed row", bytes_per_line)
+        lines = min(lines, fit)
     return lines
 
 

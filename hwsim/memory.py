@@ -26,14 +26,15 @@ between) and the last store (after the array is done); with ample bandwidth and 
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 import simpy
 
-from hwsim.config import AcceleratorConfig, FoldOverlap
-from hwsim.mapping import FoldPlan
+from hwsim.config import AcceleratorConfig, Dataflow, FoldOverlap
+from hwsim.mapping import FoldPlan, TilingError, drained_line_elements
 from hwsim.timing import FoldTiming
 from hwsim.workload import Gemm
 
@@ -80,17 +81,20 @@ def make_chunks(plan: FoldPlan, op: Gemm, config: AcceleratorConfig) -> ChunkPla
     fold_weight = plan.weight_dram_bytes + metadata_bytes
     resident = op.M * op.K * abytes <= input_slot
 
-    def too_small(field: str, slot: int, need: float, what: str) -> ValueError:
-        return ValueError(
+    def too_small(field: str, slot: int, need: float, what: str) -> TilingError:
+        smallest = math.ceil(need) * slots
+        return TilingError(
             f"buffers.{field}: a {'double-buffered ' if slots == 2 else ''}slot of {slot} bytes cannot hold "
-            f"{what} of {need:.0f} bytes for op {op.name!r} (M={op.M}, K={op.K}, N={op.N}); enlarge the buffer"
-        )
+            f"{what} of {need:.0f} bytes for op {op.name!r} (M={op.M}, K={op.K}, N={op.N}); the smallest size "
+            f"that works is {smallest} bytes", f"buffers.{field}", smallest)  # fmt: skip
 
     if plan.n_folds and fold_weight.max() > weight_slot:
         raise too_small("weight_bytes", weight_slot, fold_weight.max(), "one fold's weights")
     if plan.n_folds and not resident and plan.input_bytes.max() > input_slot:
         raise too_small("input_bytes", input_slot, plan.input_bytes.max(), "one fold's inputs")
     tile_acc_bytes = plan.output_tile_elements * accbytes
+    if plan.dataflow is Dataflow.OS:  # a tile bigger than a slot is stored as it drains (hwsim.mapping)
+        tile_acc_bytes = np.minimum(tile_acc_bytes, drained_line_elements(op, config) * accbytes)
     if len(tile_acc_bytes) and tile_acc_bytes.max() > output_slot:
         raise too_small("output_bytes", output_slot, tile_acc_bytes.max(), "one output tile's partial sums")
 

@@ -211,3 +211,44 @@ def test_search_finds_front_points_that_a_full_sweep_agrees_with(tiny_model_dir,
     objectives = {"latency_s": "min", "energy_pj": "min"}
     true_front = set(pareto_front(full, objectives)["point_id"])
     assert set(pareto_front(found, objectives)["point_id"]) == true_front  # 20 trials over 10 points: all of it
+
+
+def test_array_sizes_that_buffers_cannot_hold_are_infeasible_rows_not_failures(tiny_model_dir, tmp_path, capsys):
+    """Issue 28: an os preset with small buffers swept over array sizes. Which sizes fit is worked out from
+    the GEMM shapes alone: one fold streams ``min(N, C) * K`` int8 weights through a weight slot; its
+    results need a whole M-tile of ``min(N, C)`` 32-bit sums per row in an output slot, or -- stored as
+    they drain column by column -- ``min(M, R)`` sums of one beat."""
+    from bsp_cli.main import main
+    from hwsim import build_workload, read_hf_config
+
+    weight_slot, output_slot, seq = 1024, 64, 16
+    sizes = [[4, 4], [8, 8], [16, 16], [32, 32], [64, 8], [8, 64]]
+    space_file = tmp_path / "space.yaml"
+    space_file.write_text(yaml.safe_dump({
+        "model": str(tiny_model_dir), "accuracy": "none", "blocks": ["8x8"], "sparsities": [0.0],
+        "configs": ["asic-16x16-int8"], "seq_lens": [seq],
+        "hardware_axes": {"pe_array.rows,pe_array.cols": sizes, "buffers.weight_bytes": [2 * weight_slot],
+                          "buffers.output_bytes": [2 * output_slot]}}))  # fmt: skip
+    assert load_config("asic-16x16-int8").microarch.drain.value == "columns"
+
+    def fits(rows, cols):
+        for op in build_workload(read_hf_config(tiny_model_dir), {}, seq_len=seq).gemms:
+            width = min(op.N, cols)
+            if width * op.K > weight_slot:
+                return False
+            whole_tiles = output_slot // (width * 4) >= min(op.M, rows)
+            if not whole_tiles and min(op.M, rows) * 4 > output_slot:
+                return False
+        return True
+
+    expected = {tuple(size) for size in sizes if not fits(*size)}
+    assert expected and len(expected) < len(sizes)  # the case has both kinds
+    assert main(["sweep", str(space_file), "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert f"{len(sizes)} points: {len(sizes) - len(expected)} evaluated, {len(expected)} infeasible by design, " \
+           "0 failed" in printed
+    table = pd.read_parquet(tmp_path / "out" / "sweep.parquet")
+    bad = table[table["feasible"] == False]  # noqa: E712
+    assert set(zip(bad["pe_array.rows"], bad["pe_array.cols"], strict=True)) == expected
+    assert bad["infeasible_reason"].str.contains(r"buffers\.(?:weight|output)_bytes: .* smallest size that works is").all()
+    assert table["error"].isna().all()

@@ -58,15 +58,20 @@ def test_tiles_are_the_largest_that_fit_and_every_output_is_stored_once(dataflow
 
 @pytest.mark.parametrize(("dataflow", "field", "need"), [
     ("ws", "output_bytes", 2 * 4 * 4),  # one token row of 4 columns of 32-bit partial sums, per slot
-    ("os", "output_bytes", 2 * 4 * 4 * 4),  # one whole 4x4 M-tile of partial sums
+    ("os", "output_bytes", 2 * 4 * 4),  # one drain beat: a row of 4 finished 32-bit results (rows drain)
+    ("os-columns-2", "output_bytes", 2 * 2 * 4 * 4),  # two columns of 4 results per beat
     ("is", "output_bytes", 2 * 4 * 4),
 ])  # fmt: skip
 def test_refuses_only_when_not_one_line_fits_and_names_the_smallest_buffer(dataflow, field, need):
     op = Gemm("g", M=12, K=8, N=12)
-    too_small = small_config(rows=4, cols=4, dataflow=dataflow, output_bytes=need - 2)
-    with pytest.raises(TilingError, match=rf"buffers\.{field}: {need - 2} bytes .* smallest size that works is {need}"):
+    micro = {"drain": "columns", "drain_lines_per_cycle": 2} if dataflow == "os-columns-2" else {}
+    dataflow = dataflow.split("-")[0]
+    too_small = small_config(rows=4, cols=4, dataflow=dataflow, output_bytes=need - 2, microarch=micro)
+    message = rf"buffers\.{field}: {need - 2} bytes .* smallest size that works is {need}"
+    with pytest.raises(TilingError, match=message) as info:
         plan_folds(op, too_small)
-    just_enough = small_config(rows=4, cols=4, dataflow=dataflow, output_bytes=need)
+    assert (info.value.field, info.value.smallest_bytes) == (f"buffers.{field}", need)
+    just_enough = small_config(rows=4, cols=4, dataflow=dataflow, output_bytes=need, microarch=micro)
     row, _ = simulate_gemm(op, just_enough)
     assert row["macs_issued"] == 12 * 8 * 12 and row["cycles"] > 0
 
