@@ -107,19 +107,28 @@ def test_dask_local_cluster_gives_same_table(tiny_model_dir, tmp_path):
     )
 
 
-def test_process_pool_and_failing_point_recorded(tiny_model_dir, tmp_path):
+def test_process_pool_records_infeasible_buffers_as_results(tiny_model_dir, tmp_path):
     small = tmp_path / "tiny.yaml"
     data = yaml.safe_load(load_config("asic-16x16-int8").to_yaml())
     data["name"] = "too-small"
-    data["buffers"]["weight_bytes"] = 64  # cannot hold one fold -> the point fails, the sweep goes on
+    data["buffers"]["weight_bytes"] = 64  # cannot hold one fold -> infeasible by design, the sweep goes on
     small.write_text(yaml.safe_dump(data))
     space = space_for(tiny_model_dir, configs=["asic-16x16-int8", str(small)], sparsities=[0.0, 0.5],
                       blocks=["8x8"])  # fmt: skip
     table = sweep(space, out_dir=tmp_path / "out", workers=2, progress=False)
-    assert len(table) == 4
-    failed = table[table["error"].notna()]
-    assert set(failed["config"]) == {str(small)}
-    assert failed["error"].str.contains("buffers.weight_bytes").all()
+    assert len(table) == 4 and table["error"].isna().all()
+    infeasible = table[table["feasible"] == False]  # noqa: E712
+    assert set(infeasible["config"]) == {str(small)} and len(infeasible) == 2
+    assert infeasible["infeasible_reason"].str.contains("buffers.weight_bytes").all()
+
+
+def test_a_point_that_fails_is_recorded_with_its_error_not_raised(tmp_path):
+    from analysis.sweep import simulate_point
+
+    task = {"hf_config_dir": str(tmp_path / "no-such-model"), "masks_path": None, "batch": 1, "seq_len": 16,
+            "config": "asic-16x16-int8", "hw_overrides": "{}"}  # fmt: skip
+    result = simulate_point(task)
+    assert result["error"] and "no-such-model" in result["error"] and "feasible" not in result
 
 
 def test_unreachable_scheduler_is_a_clear_error(tiny_model_dir, tmp_path):
@@ -250,5 +259,6 @@ def test_array_sizes_that_buffers_cannot_hold_are_infeasible_rows_not_failures(t
     table = pd.read_parquet(tmp_path / "out" / "sweep.parquet")
     bad = table[table["feasible"] == False]  # noqa: E712
     assert set(zip(bad["pe_array.rows"], bad["pe_array.cols"], strict=True)) == expected
-    assert bad["infeasible_reason"].str.contains(r"buffers\.(?:weight|output)_bytes: .* smallest size that works is").all()
+    reason = r"buffers\.(?:weight|output)_bytes: .* smallest size that works is"
+    assert bad["infeasible_reason"].str.contains(reason).all()
     assert table["error"].isna().all()
