@@ -107,6 +107,16 @@ class TilingError(ValueError):
         super().__init__(message)
         self.field, self.smallest_bytes = field, smallest_bytes
 
+    @classmethod
+    def for_slot(cls, op: Gemm, config: AcceleratorConfig, field: str, what: str, bytes_needed: float) -> TilingError:
+        """``buffers.<field>`` cannot hold ``what`` (``bytes_needed`` per slot) of ``op``."""
+        buffers = config.buffers
+        need = math.ceil(bytes_needed) * buffers.slots
+        return cls(
+            f"buffers.{field}: {getattr(buffers, field)} bytes cannot hold {what} ({bytes_needed:.0f} bytes) of op "
+            f"{op.name!r} (M={op.M}, K={op.K}, N={op.N}) in a {'double-buffered ' if buffers.slots == 2 else ''}slot; "
+            f"the smallest size that works is {need} bytes", f"buffers.{field}", need)  # fmt: skip
+
 
 def drained_line_elements(op: Gemm, config: AcceleratorConfig) -> int:
     """``os``: results per drain beat -- a row of the tile (``drain: rows``) or a column (``columns``), times
@@ -132,14 +142,6 @@ def streamed_lines_per_tile(op: Gemm, config: AcceleratorConfig) -> int:
     buffers, dataflow = config.buffers, config.pe_array.dataflow
     slots, acc_bytes = buffers.slots, config.pe_array.acc_bits / 8
     abytes, wbytes = op.act_bits / 8, op.weight_bits / 8
-
-    def too_small(field: str, what: str, bytes_needed: float) -> TilingError:
-        need = math.ceil(bytes_needed) * slots
-        return TilingError(
-            f"buffers.{field}: {getattr(buffers, field)} bytes cannot hold one {what} of op {op.name!r} "
-            f"(M={op.M}, K={op.K}, N={op.N}) in a {'double-buffered ' if slots == 2 else ''}slot; the smallest "
-            f"size that works is {need} bytes", f"buffers.{field}", need)  # fmt: skip
-
     if dataflow is Dataflow.OS:  # partial sums stay in the PEs; the slot holds drained results until stored
         slot, tile_rows = buffers.output_bytes // slots, min(R, op.M)
         fit = int(slot // (min(op.N, C) * acc_bytes))  # result rows of an N-strip that fit
@@ -150,7 +152,7 @@ def streamed_lines_per_tile(op: Gemm, config: AcceleratorConfig) -> int:
         beat = drained_line_elements(op, config) * acc_bytes
         if slot >= beat:
             return tile_rows  # one M-tile, stored beat by beat as it drains
-        raise too_small("output_bytes", "drain beat", beat)
+        raise TilingError.for_slot(op, config, "output_bytes", "one drain beat", beat)
     if dataflow is Dataflow.IS:
         full = op.N
         limits = {"output_bytes": min(op.M, C) * acc_bytes, "weight_bytes": min(R, op.K) * wbytes}
@@ -163,7 +165,7 @@ def streamed_lines_per_tile(op: Gemm, config: AcceleratorConfig) -> int:
     for field, bytes_per_line in limits.items():
         fit = int(getattr(buffers, field) // slots // bytes_per_line)
         if fit < 1:
-            raise too_small(field, "streamed row", bytes_per_line)
+            raise TilingError.for_slot(op, config, field, "one streamed row", bytes_per_line)
         lines = min(lines, fit)
     return lines
 

@@ -26,7 +26,6 @@ between) and the last store (after the array is done); with ample bandwidth and 
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from dataclasses import dataclass
 
@@ -81,22 +80,15 @@ def make_chunks(plan: FoldPlan, op: Gemm, config: AcceleratorConfig) -> ChunkPla
     fold_weight = plan.weight_dram_bytes + metadata_bytes
     resident = op.M * op.K * abytes <= input_slot
 
-    def too_small(field: str, slot: int, need: float, what: str) -> TilingError:
-        smallest = math.ceil(need) * slots
-        return TilingError(
-            f"buffers.{field}: a {'double-buffered ' if slots == 2 else ''}slot of {slot} bytes cannot hold "
-            f"{what} of {need:.0f} bytes for op {op.name!r} (M={op.M}, K={op.K}, N={op.N}); the smallest size "
-            f"that works is {smallest} bytes", f"buffers.{field}", smallest)  # fmt: skip
-
     if plan.n_folds and fold_weight.max() > weight_slot:
-        raise too_small("weight_bytes", weight_slot, fold_weight.max(), "one fold's weights")
+        raise TilingError.for_slot(op, config, "weight_bytes", "one fold's weights", fold_weight.max())
     if plan.n_folds and not resident and plan.input_bytes.max() > input_slot:
-        raise too_small("input_bytes", input_slot, plan.input_bytes.max(), "one fold's inputs")
+        raise TilingError.for_slot(op, config, "input_bytes", "one fold's inputs", plan.input_bytes.max())
     tile_acc_bytes = plan.output_tile_elements * accbytes
     if plan.dataflow is Dataflow.OS:  # a tile bigger than a slot is stored as it drains (hwsim.mapping)
         tile_acc_bytes = np.minimum(tile_acc_bytes, drained_line_elements(op, config) * accbytes)
     if len(tile_acc_bytes) and tile_acc_bytes.max() > output_slot:
-        raise too_small("output_bytes", output_slot, tile_acc_bytes.max(), "one output tile's partial sums")
+        raise TilingError.for_slot(op, config, "output_bytes", "one output tile's partial sums", tile_acc_bytes.max())
 
     # chunk = run of folds within a tile; capacity in folds from the tile's largest fold
     tile_starts = np.flatnonzero(np.r_[True, plan.tile[1:] != plan.tile[:-1]]) if plan.n_folds else np.zeros(0, int)
