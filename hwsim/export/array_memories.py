@@ -29,7 +29,7 @@ import numpy as np
 
 from hwsim.export.formats import pack_words, write_hex
 
-__all__ = ["ArrayMemories", "array_memories", "write_array_memories"]
+__all__ = ["ArrayMemories", "array_memories", "bcsr_index", "write_array_memories"]
 
 INDEX_WORD_BITS = 32  # row_ptr / col_idx words
 
@@ -49,6 +49,12 @@ class ArrayMemories:
         return len(self.stream_k)
 
 
+def bcsr_index(block_keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """BCSR ``(row_ptr, col_idx)`` of a ``[block rows, block cols]`` keep grid (int64; kept blocks row-major)."""
+    row_ptr = np.concatenate([[0], np.cumsum(block_keep.sum(axis=1))]).astype(np.int64)
+    return row_ptr, np.nonzero(block_keep)[1].astype(np.int64)
+
+
 def array_memories(weights: np.ndarray, block_keep: np.ndarray, block: tuple[int, int], cols: int) -> ArrayMemories:
     """The block index and weight stream of integer ``weights[N, K]`` (zeros where pruned) for ``cols`` array
     columns; ``block_keep[block rows, block cols]`` says which ``block`` tiles are kept."""
@@ -56,8 +62,7 @@ def array_memories(weights: np.ndarray, block_keep: np.ndarray, block: tuple[int
     br, bc = block
     if block_keep.shape != (-(-N // br), -(-K // bc)):
         raise ValueError(f"block_keep: shape {block_keep.shape} does not tile a {N}x{K} weight in {br}x{bc} blocks")
-    row_ptr = np.concatenate([[0], np.cumsum(block_keep.sum(axis=1))]).astype(np.int64)
-    col_idx = np.nonzero(block_keep)[1].astype(np.int64)
+    row_ptr, col_idx = bcsr_index(block_keep)
     words, ks, firsts = [], [], [0]
     for n0 in range(0, N, cols):
         rows = block_keep[n0 // br : (min(N, n0 + cols) - 1) // br + 1].any(axis=0)  # kept block columns

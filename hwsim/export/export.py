@@ -45,7 +45,7 @@ from tqdm.auto import tqdm
 
 from bsp_common.outputs import atomic_output_dir, check_output_dir
 from hwsim.config import AcceleratorConfig, load_config
-from hwsim.export.array_memories import array_memories, write_array_memories
+from hwsim.export.array_memories import array_memories, bcsr_index, write_array_memories
 from hwsim.export.formats import LANE_ORDERS, pack_words, write_c_header, write_coe, write_hex
 from hwsim.export.quant import SCALE_MODES, SUPPORTED_BITS, quantize
 from hwsim.mapping import fold_lines, plan_folds
@@ -137,9 +137,8 @@ def _bcsr(q: np.ndarray, block_keep: np.ndarray, block: tuple[int, int]):
     padded = np.zeros((rows * br, cols * bc), dtype=np.int64)
     padded[: q.shape[0], : q.shape[1]] = q
     tiles = padded.reshape(rows, br, cols, bc).transpose(0, 2, 1, 3)
-    row_ptr = np.concatenate([[0], np.cumsum(block_keep.sum(axis=1))]).astype(np.int64)
-    block_rows, col_idx = np.nonzero(block_keep)
-    return row_ptr, col_idx.astype(np.int64), tiles[block_rows, col_idx]
+    row_ptr, col_idx = bcsr_index(block_keep)
+    return row_ptr, col_idx, tiles[np.nonzero(block_keep)]
 
 
 def _tile_stream(path: Path, op: Gemm, config: AcceleratorConfig) -> int:
