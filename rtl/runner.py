@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,7 +50,8 @@ def iverilog_available() -> bool:
 
 
 def rtl_parameters(config: AcceleratorConfig) -> dict[str, int]:
-    """The array's Verilog parameters for ``config``'s microarchitecture (raises :class:`UnsupportedConfigError`)."""
+    """The Verilog parameters of ``config``'s array top (:data:`TOPS`) for its microarchitecture; raises
+    :class:`UnsupportedConfigError` naming the fields the reference RTL does not implement."""
     micro, array = config.microarch, config.pe_array
     problems = []
     if array.dataflow not in TOPS:
@@ -64,9 +64,11 @@ def rtl_parameters(config: AcceleratorConfig) -> dict[str, int]:
         problems.append("sparse: the RTL skips zero blocks, decoding one index entry per cycle")
     if problems:
         raise UnsupportedConfigError(f"{config.name}: the reference RTL does not implement " + "; ".join(problems))
-    return {"R": array.rows, "C": array.cols, "OVERLAP": OVERLAP_CODES[micro.fold_overlap.value],
-            "MULT_STAGES": micro.mult_stages, "ACC_STAGES": micro.acc_stages, "AB": array.acc_bits,
-            "DRAIN_COLS": int(micro.drain.value == "columns"), "DRAIN_W": micro.drain_lines_per_cycle}  # fmt: skip
+    parameters = {"R": array.rows, "C": array.cols, "OVERLAP": OVERLAP_CODES[micro.fold_overlap.value],
+                  "MULT_STAGES": micro.mult_stages, "ACC_STAGES": micro.acc_stages, "AB": array.acc_bits}  # fmt: skip
+    if array.dataflow is Dataflow.OS:  # only the os array drains through a configurable port
+        parameters.update(DRAIN_COLS=int(micro.drain.value == "columns"), DRAIN_W=micro.drain_lines_per_cycle)
+    return parameters
 
 
 def _signed(words: list[int], bits: int) -> np.ndarray:
@@ -89,7 +91,7 @@ def run_gemm(config: AcceleratorConfig, op: Gemm, A: np.ndarray, W: np.ndarray, 
     block_keep = block_occupancy(mask, op.block) if op.mask is not None else np.ones(
         (-(-op.N // op.block[0]), -(-op.K // op.block[1])), dtype=bool)  # fmt: skip
     memories = array_memories(np.asarray(W, dtype=np.int64) * mask, block_keep, op.block, params["C"])
-    files = write_array_memories(work_dir, "gemm", memories, np.asarray(A, dtype=np.int64), value_bits)
+    files = write_array_memories(work_dir, memories, np.asarray(A, dtype=np.int64), value_bits)
     shape = {"M": op.M, "K": op.K, "N": op.N, "BR": op.block[0], "BC": op.block[1], "NNZ": len(memories.col_idx),
              "WLINES": memories.lines, "VB": value_bits}  # fmt: skip
     return run_memories(config, shape, files, work_dir, max_cycles)
@@ -97,23 +99,21 @@ def run_gemm(config: AcceleratorConfig, op: Gemm, A: np.ndarray, W: np.ndarray, 
 
 def run_exported_layer(export_dir: str | Path, layer: str, config: AcceleratorConfig, work_dir: str | Path,
                        max_cycles: int = 1_000_000) -> tuple[RtlRun, np.ndarray]:  # fmt: skip
-    """Run one layer of a ``bsp export`` directory on the array, reading the export's files in place;
-    returns the run and the export's golden integer outputs ``y_int`` ``[tokens, out_features]``."""
+    """Run one layer (weight name or directory) of a ``bsp export`` directory on the array, reading the
+    export's files in place; returns the run and the export's golden integer outputs ``y_int`` ``[M, N]``."""
     export_dir = Path(export_dir).resolve()
     manifest = json.loads((export_dir / "manifest.json").read_text())
-    entry = next((item for item in manifest["layers"] if item["name"] == layer), None)
+    entry = next((item for item in manifest["layers"] if layer in (item["name"], item["dir"])), None)
     if entry is None or "array" not in entry:
         raise ValueError(f"layer: {layer!r} has no array-native memories in {export_dir}")
-    array, (N, K) = entry["array"], entry["weight_shape"]
+    array = entry["array"]
     if (array["rows"], array["cols"], array["dataflow"]) != (config.pe_array.rows, config.pe_array.cols,
                                                               config.pe_array.dataflow.value):  # fmt: skip
         raise ValueError(f"config: {config.name} is not the array the export was written for "
                          f"({array['rows']}x{array['cols']} {array['dataflow']})")  # fmt: skip
     files = {part: export_dir / name for part, name in array["files"].items()}
-    shape = {"M": entry["tokens"], "K": K, "N": N, "BR": array["block"][0], "BC": array["block"][1],
-             "NNZ": array["kept_blocks"], "WLINES": array["stream_lines"], "VB": manifest["value_bits"]}  # fmt: skip
-    run = run_memories(config, shape, files, work_dir, max_cycles)
-    golden = _signed(read_hex(files["y_int"]), manifest["acc_bits"]).reshape(shape["M"], N)
+    run = run_memories(config, array["parameters"], files, work_dir, max_cycles)
+    golden = _signed(read_hex(files["y_int"]), manifest["acc_bits"]).reshape(run.y.shape)
     return run, golden
 
 
@@ -121,39 +121,16 @@ def run_memories(config: AcceleratorConfig, shape: dict[str, int], files: dict[s
                  max_cycles: int = 100_000) -> RtlRun:  # fmt: skip
     """Build and run the array for ``config`` on memory files ``{"row_ptr", "col_idx", "w_stream",
     "x_values"}`` of a GEMM of ``shape`` (``M, K, N, BR, BC, NNZ, WLINES, VB``)."""
-    from cocotb_tools.runner import get_runner
+    from rtl.tb.run_export import run_array
 
     params = rtl_parameters(config)
     if params["C"] * shape["VB"] > MAX_STREAM_WORD_BITS:
         raise UnsupportedConfigError(f"pe_array.cols: {params['C']} lanes of {shape['VB']} bits exceed a "
-                                f"{MAX_STREAM_WORD_BITS}-bit stream word")  # fmt: skip
-    top = TOPS[config.pe_array.dataflow]
+                                     f"{MAX_STREAM_WORD_BITS}-bit stream word")  # fmt: skip
     work_dir = Path(work_dir).resolve()
-    work_dir.mkdir(parents=True, exist_ok=True)
     y_file = work_dir / "y_rtl.hex"
-    parameters = {**params, **shape, "ROW_PTR_FILE": f'"{files["row_ptr"]}"', "COL_IDX_FILE": f'"{files["col_idx"]}"',
-                  "W_STREAM_FILE": f'"{files["w_stream"]}"', "X_FILE": f'"{files["x_values"]}"',
-                  "Y_FILE": f'"{y_file}"'}  # fmt: skip
-    if config.pe_array.dataflow is Dataflow.WS:
-        parameters.pop("DRAIN_COLS")
-        parameters.pop("DRAIN_W")
-    tb_dir = str(RTL_DIR / "tb")
-    if tb_dir not in sys.path:
-        sys.path.insert(0, tb_dir)  # the runner hands sys.path to the simulator's Python
-    runner = get_runner("icarus")
-    build_dir = work_dir / "build"
-    runner.build(sources=[RTL_DIR / f"{top}.v"], includes=[RTL_DIR], hdl_toplevel=top, parameters=parameters,
-                 build_dir=build_dir, always=True, log_file=work_dir / "build.log")  # fmt: skip
-    result = work_dir / "result.json"
-    result.unlink(missing_ok=True)
-    runner.test(test_module="bsp_array_tb", hdl_toplevel=top, build_dir=build_dir, test_dir=work_dir,
-                extra_env={"BSP_RTL_RESULT": str(result), "BSP_RTL_MAX_CYCLES": str(max_cycles)},
-                log_file=work_dir / "sim.log")  # fmt: skip
-    if not result.is_file():
-        raise RuntimeError(f"the RTL simulation did not finish; see {work_dir / 'sim.log'}")
-    log = (work_dir / "sim.log").read_text(errors="replace")
-    if "BSP-RTL-ERROR" in log:
-        raise RuntimeError(f"the RTL reported a controller inconsistency; see {work_dir / 'sim.log'}")
-    cycles = json.loads(result.read_text())["cycles"]
+    parameters = {**params, **shape, "ROW_PTR_FILE": str(files["row_ptr"]), "COL_IDX_FILE": str(files["col_idx"]),
+                  "W_STREAM_FILE": str(files["w_stream"]), "X_FILE": str(files["x_values"]), "Y_FILE": str(y_file)}
+    report = run_array(TOPS[config.pe_array.dataflow], parameters, RTL_DIR, work_dir, max_cycles)
     y = _signed(read_hex(y_file), config.pe_array.acc_bits).reshape(shape["M"], shape["N"])
-    return RtlRun(y, int(cycles), work_dir)
+    return RtlRun(y, int(report["cycles"]), work_dir)

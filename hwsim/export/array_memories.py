@@ -29,7 +29,7 @@ import numpy as np
 
 from hwsim.export.formats import pack_words, write_hex
 
-__all__ = ["ArrayMemories", "array_memories", "bcsr_index", "write_array_memories"]
+__all__ = ["ArrayMemories", "array_memories", "array_memory_images", "bcsr_index", "write_array_memories"]
 
 INDEX_WORD_BITS = 32  # row_ptr / col_idx words
 
@@ -77,14 +77,13 @@ def array_memories(weights: np.ndarray, block_keep: np.ndarray, block: tuple[int
                          np.asarray(firsts, dtype=np.int64))  # fmt: skip
 
 
-def write_array_memories(directory: Path, stem: str, memories: ArrayMemories, x: np.ndarray,
-                         value_bits: int) -> dict[str, Path]:  # fmt: skip
-    """Write the ``$readmemh`` files ``{stem}_row_ptr.hex``, ``_col_idx.hex``, ``_w_stream.hex`` and
-    ``_x_values.hex`` (``x[M, K]``: the integer input); returns ``{name: path}``."""
-    directory = Path(directory)
+def array_memory_images(memories: ArrayMemories, x: np.ndarray,
+                        value_bits: int) -> dict[str, tuple[list[int], int, str]]:  # fmt: skip
+    """The memory images ``{"row_ptr", "col_idx", "w_stream", "x_values"}`` as ``(words, word_bits, comment)``;
+    ``x[M, K]`` is the integer input."""
     cols = memories.weight_stream.shape[1]
     stream_bits = cols * value_bits
-    files = {
+    parts = {
         "row_ptr": (memories.row_ptr, INDEX_WORD_BITS, INDEX_WORD_BITS, "BCSR row pointers over block rows"),
         "col_idx": (memories.col_idx, INDEX_WORD_BITS, INDEX_WORD_BITS, "block column of every kept block"),
         "w_stream": (memories.weight_stream, value_bits, stream_bits,
@@ -92,8 +91,13 @@ def write_array_memories(directory: Path, stem: str, memories: ArrayMemories, x:
                      "lane j = W[n0 + j, k] in the low bits first"),
         "x_values": (x, value_bits, value_bits, f"x[m][k], int{value_bits}, one per word, row-major"),
     }  # fmt: skip
-    written = {}
-    for name, (values, bits, word_bits, comment) in files.items():
-        words = pack_words(np.asarray(values).ravel(), bits, word_bits)
-        written[name] = write_hex(directory / f"{stem}_{name}.hex", words, word_bits, f"{stem} {comment}")
-    return written
+    return {name: (pack_words(np.asarray(values).ravel(), bits, word_bits), word_bits, comment)
+            for name, (values, bits, word_bits, comment) in parts.items()}  # fmt: skip
+
+
+def write_array_memories(directory: Path, memories: ArrayMemories, x: np.ndarray, value_bits: int) -> dict[str, Path]:
+    """Write :func:`array_memory_images` as ``$readmemh`` files ``{name}.hex`` in ``directory``; returns
+    ``{name: path}``."""
+    directory = Path(directory)
+    return {name: write_hex(directory / f"{name}.hex", words, word_bits, comment)
+            for name, (words, word_bits, comment) in array_memory_images(memories, x, value_bits).items()}  # fmt: skip

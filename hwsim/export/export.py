@@ -1,41 +1,37 @@
-"""Export a pruned model's layers for RTL teams: block patterns, quantized weights, tile stream, golden vectors.
+"""Export a pruned model's layers for RTL teams: an export directory an RTL testbench loads as it is.
 
-Per exported layer ``L`` (file stem = module name with dots as underscores):
+``<out>/`` holds ``README.md`` (generated: every file of this export described), ``manifest.json`` (every
+file with kind, word layout, bytes and SHA-256; validated against ``manifest.schema.json``, copied beside
+it), and one directory per layer (module name with dots as underscores) with:
 
-==============================  ==========================================================================
-``L_pattern.npy`` / ``.png``    group-resolution keep bitmap (uint8) and its heatmap
-``L_bcsr_row_ptr.npy``          BCSR row pointers over block rows (int64, len = block rows + 1)
-``L_bcsr_col_idx.npy``          block-column index of every kept hardware block (int64)
-``L_bcsr_values.npy``           kept blocks' quantized weights ``[kept, rows, cols]`` (edges zero-padded)
-``L_weights.hex`` / ``.coe``    the BCSR values, block by block, row-major inside a block, packed in words
-``L.h``                         C header: dimensions, row_ptr, col_idx, values
-``L_scales.npy``                weight scales (per tensor or per block row): ``W ~= q * scale``
-``L_tiles.csv``                 hwsim's fold order on the chosen accelerator, with cycle stamps (prep
-                                cycles, stream start/end, results done; overlapping folds overlap here too)
-``L_x.hex`` / ``L_x_float.npy`` golden input activations (quantized per tensor) for a real sample
-``L_y_int.hex``                 integer-exact outputs ``x_q @ w_q.T`` (``acc_bits`` per word, no bias)
-``L_y_float.npy``               the float layer output of the real model (bias included)
-``L_row_ptr.hex`` / ``L_col_idx.hex``  (ws/os configs) the block index as 32-bit ``$readmemh`` words
-``L_w_stream.hex``              (ws/os) the weight stream an array of the config consumes: per N-tile one
-                                word of ``pe_array.cols`` lanes per kept reduction line
-``L_x_values.hex``              (ws/os) the golden input, one value per word (no unpacking)
-==============================  ==========================================================================
+=================================  ===================================================================
+``pattern.npy`` / ``.png``          keep bitmap at group resolution and its heatmap
+``bcsr_{row_ptr,col_idx}.npy``      BCSR block index (int32); ``row_ptr/col_idx.hex|.coe`` the same as
+                                    32-bit memory words; ``block_bitmap.hex|.coe`` one word per block row
+``bcsr_values.npy``                 kept blocks ``[kept, br, bc]`` at the value width (int8 / int16;
+                                    int4 in int8), ``weights.hex|.coe`` packed, ``weights.h`` C header
+``scales.npy``, ``bias.npy``        weight scales and float bias; ``bias_int.hex`` in accumulator units
+``x.hex``, ``x_values.hex``         golden int input (packed / one per word), ``x_float.npy``
+``y_int.hex``, ``y_float.npy``      ``x_q @ w_q.T`` (the array's output), the float output with bias
+``requant_{multiplier,shift}.hex``  gemmlowp/TFLite per-channel requantisation, ``y_requant.hex`` its golden
+``tiles.csv``                       hwsim's fold order, cycle stamps and each fold's ``w_stream`` line
+``w_stream.hex|.coe``               (ws/os) the array's weight stream (:mod:`hwsim.export.array_memories`)
+``psums.hex``                       (``psums``) per-fold golden partial sums
+``group_*.npy``                     (column/row granularity) the compacted form: kept groups + their index
+=================================  ===================================================================
 
-The last four are the array-native memories of :mod:`hwsim.export.array_memories`: the reference RTL
-(``rtl/``) loads them, with ``L_y_int.hex``, as they are.
-
-``manifest.json`` lists every file with its layer, shape, dtype, block spec, scales, word width and
-SHA-256, and is validated against ``manifest.schema.json`` (shipped beside this module). The export is
-written to a temporary directory and renamed at the end: a failure leaves nothing half-written, and a
-directory bsp did not write is never replaced (:mod:`bsp_common.outputs`).
+With ``testbench=("cocotb", "sv")`` it also writes ``rtl/`` (the reference array) and ``tb/``
+(:mod:`hwsim.export.testbench`). :func:`hwsim.export.load_export` reads it all back. The export is written
+to a temporary directory and renamed at the end: a failure leaves nothing half-written, and a directory
+bsp did not write is never replaced (:mod:`bsp_common.outputs`).
 """
 
 from __future__ import annotations
 
-import csv
-import hashlib
 import json
+import math
 import sys
+import warnings
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -45,21 +41,25 @@ from tqdm.auto import tqdm
 
 from bsp_common.outputs import atomic_output_dir, check_output_dir
 from hwsim.config import AcceleratorConfig, load_config
-from hwsim.export.array_memories import array_memories, bcsr_index, write_array_memories
-from hwsim.export.formats import LANE_ORDERS, pack_words, write_c_header, write_coe, write_hex
+from hwsim.export.formats import LANE_ORDERS
+from hwsim.export.golden import LayerGolden, layer_golden
+from hwsim.export.layer_files import FileList, LayerInput, write_layer
 from hwsim.export.quant import SCALE_MODES, SUPPORTED_BITS, quantize
-from hwsim.mapping import fold_lines, plan_folds
-from hwsim.memory import fold_start_cycles, make_chunks, run_pipeline
-from hwsim.timing import fold_timing
-from hwsim.workload import Gemm
+from hwsim.export.readme import export_readme
+from hwsim.export.testbench import TESTBENCHES, reference_rtl, write_testbenches
 from pruning.layouts import compile_pattern
 
 OUTPUT_KIND = "rtl-export"  # the bsp output marker kind of an export directory
 
-__all__ = ["DEFAULT_SAMPLE", "ExportOptions", "export_model", "load_schema"]
+__all__ = ["DEFAULT_SAMPLE", "QUANT_ERROR_WARNING", "ExportOptions", "QuantErrorWarning", "export_model", "load_schema"]
 
 DEFAULT_SAMPLE = "the film was a surprisingly good ride from start to finish"
 MAX_WORD_BITS = 1024  # widest memory word written (a 1024-bit AXI bus line)
+QUANT_ERROR_WARNING = 0.10  # relative error against the float layer above which the export warns (int4 ~0.5)
+
+
+class QuantErrorWarning(UserWarning):
+    """Some exported layers' integer outputs are far from the float model's (the message names them)."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,9 @@ class ExportOptions:
     progress: bool = True  # a per-layer progress bar on stderr
     allow_saturation: bool = False
     sample_text: str = DEFAULT_SAMPLE
+    psums: bool = False  # per-fold golden partial sums (psums.hex)
+    max_quant_error: float | None = None  # refuse when a layer's relative error is larger
+    testbench: tuple[str, ...] = ()  # any of TESTBENCHES: "cocotb", "sv"
 
     def __post_init__(self) -> None:
         if self.value_bits not in SUPPORTED_BITS:
@@ -87,16 +90,20 @@ class ExportOptions:
             raise ValueError(f"scale: {self.scale_mode!r} not one of {SCALE_MODES}")
         if self.frac_bits is not None and (not isinstance(self.frac_bits, int) or not 0 <= self.frac_bits <= 31):
             raise ValueError(f"frac_bits: must be an integer in [0, 31], got {self.frac_bits!r}")
-        if not self.sample_text.strip():
-            raise ValueError("sample_text: must not be empty")
+        if not isinstance(self.sample_text, str) or not self.sample_text.strip():
+            raise ValueError("sample_text: must be a non-empty text")
+        if self.max_quant_error is not None and not (
+            isinstance(self.max_quant_error, int | float) and math.isfinite(self.max_quant_error)
+            and self.max_quant_error > 0
+        ):  # fmt: skip
+            raise ValueError(f"max_quant_error: {self.max_quant_error!r} is not a positive number (e.g. 0.05 = 5 %)")
+        unknown = [kind for kind in self.testbench if kind not in TESTBENCHES]
+        if isinstance(self.testbench, str) or unknown:
+            raise ValueError(f"testbench: {self.testbench!r} -- allowed: a tuple of {', '.join(TESTBENCHES)}")
 
 
 def load_schema() -> dict:
     return json.loads(resources.files("hwsim.export").joinpath("manifest.schema.json").read_text())
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _select(masks: dict, pattern: str | None) -> dict:
@@ -114,6 +121,11 @@ def _capture(model, tokenizer, names: list[str], text: str) -> dict[str, tuple[n
     """Float input and output of each layer for one real sample (batch 1): name -> (x[T, K], y[T, N])."""
     import torch
 
+    inputs = tokenizer(text, return_tensors="pt")
+    limit = getattr(model.config, "max_position_embeddings", None)
+    if limit is not None and inputs["input_ids"].shape[1] > limit:
+        raise ValueError(f"sample_text: {inputs['input_ids'].shape[1]} tokens; the model takes at most {limit} "
+                         "(max_position_embeddings)")  # fmt: skip
     seen, handles = {}, []
     for name in names:
         module = model.get_submodule(name.removesuffix(".weight"))
@@ -124,72 +136,39 @@ def _capture(model, tokenizer, names: list[str], text: str) -> dict[str, tuple[n
         handles.append(module.register_forward_hook(hook))
     try:
         with torch.no_grad():
-            model(**tokenizer(text, return_tensors="pt"))
+            model(**inputs)
     finally:
         for handle in handles:
             handle.remove()
     return seen
 
 
-def _bcsr(q: np.ndarray, block_keep: np.ndarray, block: tuple[int, int]):
-    br, bc = block
-    rows, cols = block_keep.shape
-    padded = np.zeros((rows * br, cols * bc), dtype=np.int64)
-    padded[: q.shape[0], : q.shape[1]] = q
-    tiles = padded.reshape(rows, br, cols, bc).transpose(0, 2, 1, 3)
-    row_ptr, col_idx = bcsr_index(block_keep)
-    return row_ptr, col_idx, tiles[np.nonzero(block_keep)]
+def _goldens(model, masks: dict, quantized: dict, captured: dict, acc_bits: int) -> dict[str, tuple]:
+    """name -> (golden, bias, has_bias) for every exported layer."""
+    out = {}
+    for name in masks:
+        module = model.get_submodule(name.removesuffix(".weight"))
+        x_float, y_float = captured[name]
+        has_bias = getattr(module, "bias", None) is not None
+        bias = module.bias.detach().double().numpy() if has_bias else np.zeros(y_float.shape[1])
+        out[name] = (layer_golden(name, quantized[name], x_float, y_float, bias, acc_bits), bias, has_bias)
+    return out
 
 
-def _tile_stream(path: Path, op: Gemm, config: AcceleratorConfig) -> int:
-    """Fold order with the fast path's cycle stamps (memory stalls and fold overlap included): when each
-    fold's stream starts and ends, and when its results are done (``hwsim.timing``)."""
-    plan = plan_folds(op, config)
-    timing = fold_timing(plan, config)
-    chunks = make_chunks(plan, op, config)
-    starts = fold_start_cycles(run_pipeline(chunks, timing, config), chunks, timing)
-    stream_ends, dones = starts + timing.stream, starts + timing.busy
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["fold", "tile", "n_first", "n_count", "k_indices", "m_first", "m_count", "decode_blocks",
-                         "prep_cycles", "start_cycle", "stream_end_cycle", "end_cycle"])  # fmt: skip
-        for i in range(plan.n_folds):
-            lines = fold_lines(op, config, plan, i)
-            writer.writerow([i, int(plan.tile[i]), int(lines["n"][0]), len(lines["n"]),
-                             " ".join(map(str, lines["k"].tolist())), int(lines["m"][0]), len(lines["m"]),
-                             int(plan.index_blocks[i]), int(timing.prep[i]), int(starts[i]), int(stream_ends[i]),
-                             int(dones[i])])  # fmt: skip
-    return plan.n_folds
+def _check_quant_error(goldens: dict[str, LayerGolden], options: ExportOptions) -> None:
+    """Refuse (``max_quant_error``) or warn about layers whose integer outputs are far from the float model's."""
 
+    def listing(limit: float) -> list[str]:
+        return [f"{name} ({golden.quant_error:.1%})" for name, golden in goldens.items() if golden.quant_error > limit]
 
-MAX_GRID_LINES = 64  # block-grid lines per axis before they would hide the pattern
-
-
-def _heatmap(path: Path, grid: np.ndarray, name: str, group: tuple[int, int], block: tuple[int, int]) -> None:
-    """The keep pattern as a readable figure: black = kept group, axes in weight indices, block grid drawn.
-
-    ``grid`` is at group resolution (``group`` weights per cell); lines mark the hardware blocks.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows, cols = grid.shape[0] * group[0], grid.shape[1] * group[1]
-    width = 8.0
-    height = min(12.0, max(2.5, width * rows / max(cols, 1)))
-    fig, ax = plt.subplots(figsize=(width, height))
-    ax.imshow(grid, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest", aspect="auto",
-              extent=(0, cols, rows, 0))  # fmt: skip
-    for axis, size, length in ((ax.axvline, block[1], cols), (ax.axhline, block[0], rows)):
-        if length // size <= MAX_GRID_LINES:
-            for position in range(size, length, size):
-                axis(position, color="tab:red", lw=0.4, alpha=0.6)
-    ax.set_xlabel("input feature (in_features)")
-    ax.set_ylabel("output feature (out_features)")
-    ax.set_title(f"{name}: {grid.mean():.0%} of groups kept; {block[0]}x{block[1]} blocks", fontsize=9)
-    fig.savefig(path, dpi=150, bbox_inches="tight")
-    plt.close(fig)
+    if options.max_quant_error is not None and (over := listing(options.max_quant_error)):
+        raise ValueError(f"--max-quant-error: {len(over)} layers exceed {options.max_quant_error:.1%} relative error "
+                         f"at int{options.value_bits}: {', '.join(over)}; use more value bits or --scale block-row")
+    if over := listing(QUANT_ERROR_WARNING):
+        warnings.warn(f"int{options.value_bits} export: {len(over)} layers' integer outputs differ from the float "
+                      f"model's by more than {QUANT_ERROR_WARNING:.0%}: {', '.join(over[:6])}"
+                      f"{' ...' if len(over) > 6 else ''} (quant_error in manifest.json)", QuantErrorWarning,
+                      stacklevel=3)  # fmt: skip
 
 
 def export_model(model_dir: str | Path, config: str | Path | AcceleratorConfig, out_dir: str | Path,
@@ -197,7 +176,8 @@ def export_model(model_dir: str | Path, config: str | Path | AcceleratorConfig, 
     """Write the RTL export of a directory saved by ``pruning.save_pruned``; returns ``out_dir``.
 
     ``out_dir`` must be new, empty, or (``overwrite=True``) an earlier export, replaced atomically; it may
-    not be or contain ``model_dir`` (see :mod:`bsp_common.outputs`). It is checked before any work.
+    not be or contain ``model_dir`` (see :mod:`bsp_common.outputs`). It is checked before any work, as are a
+    testbench the reference RTL cannot run and (after quantising, before writing) ``max_quant_error``.
     """
     from transformers import AutoTokenizer
 
@@ -207,13 +187,15 @@ def export_model(model_dir: str | Path, config: str | Path | AcceleratorConfig, 
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     check_output_dir(out_dir, OUTPUT_KIND, overwrite=overwrite, inputs=[model_dir])
     config = load_config(config)
+    rtl = reference_rtl(config)
+    if options.testbench and not rtl["supported"]:
+        raise ValueError(f"--testbench: {rtl['why_not']}")
     model, masks, _ = load_pruned(model_dir, attach=False)
     model.eval()
     masks = _select(masks, options.layers)
     if not (model_dir / "tokenizer_config.json").is_file():
         raise FileNotFoundError(f"export: {model_dir} has no tokenizer files; golden vectors need the tokenizer")
     tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
-    acc_bits = config.pe_array.acc_bits
 
     quantized, saturation = {}, []
     for name, mask in masks.items():
@@ -228,105 +210,35 @@ def export_model(model_dir: str | Path, config: str | Path | AcceleratorConfig, 
             f"(saturating): {'; '.join(saturation)}; use fewer fractional bits or allow saturation"
         )
     captured = _capture(model, tokenizer, list(masks), options.sample_text)
+    goldens = _goldens(model, masks, quantized, captured, config.pe_array.acc_bits)
+    _check_quant_error({name: golden for name, (golden, _, _) in goldens.items()}, options)
+    scale_mode = options.scale_mode if options.frac_bits is None else f"fixed-point frac_bits={options.frac_bits}"
 
     with atomic_output_dir(out_dir, OUTPUT_KIND, overwrite=overwrite, inputs=[model_dir]) as tmp:
-        manifest = _write_all(tmp, masks, quantized, captured, config, options, acc_bits)
-        manifest.update(model=str(model_dir), config=config.name)
+        files = FileList(tmp)
+        layers = []
+        for name, mask in tqdm(masks.items(), desc="export", unit="layer", disable=not options.progress,
+                               file=sys.stderr):  # fmt: skip
+            golden, bias, has_bias = goldens[name]
+            layer = LayerInput(name, mask, quantized[name], golden, *captured[name], bias, has_bias)
+            layers.append(write_layer(files, layer, config, options.value_bits, options.word_bits,
+                                      options.lane_order, scale_mode, options.psums))  # fmt: skip
+        if options.testbench:
+            write_testbenches(files, [layer for layer in layers if "array" in layer], rtl, config.pe_array.acc_bits,
+                              options.testbench)  # fmt: skip
+        schema = load_schema()
+        (tmp / "manifest.schema.json").write_text(json.dumps(schema, indent=1) + "\n")
+        files.add(tmp / "manifest.schema.json", "schema", "", "json")
+        manifest = {"version": 2, "model": str(model_dir), "config": config.name,
+                    "dataflow": config.pe_array.dataflow.value, "value_bits": options.value_bits,
+                    "word_bits": options.word_bits, "lane_order": options.lane_order,
+                    "acc_bits": config.pe_array.acc_bits, "sample_text": options.sample_text,
+                    "quant_error_warning": QUANT_ERROR_WARNING, "rtl": rtl, "testbench": list(options.testbench),
+                    "layers": layers, "files": files.entries}  # fmt: skip
+        (tmp / "README.md").write_text(export_readme(manifest, schema))
+        files.add(tmp / "README.md", "readme", "", "markdown")
         import jsonschema
 
-        jsonschema.validate(manifest, load_schema())
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        jsonschema.validate(manifest, schema)
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return out_dir
-
-
-ARRAY_FILE_KINDS = {"row_ptr": "array-row-ptr", "col_idx": "array-col-idx", "w_stream": "weight-stream",
-                    "x_values": "array-input"}
-
-
-def _write_array(root: Path, stem: str, name: str, weights: np.ndarray, block_keep: np.ndarray,
-                 block: tuple[int, int], x: np.ndarray, config: AcceleratorConfig, value_bits: int,
-                 add) -> dict:  # fmt: skip
-    """The layer's array-native memories for a ws/os array (``{"array": {...}}`` for the manifest), or ``{}``."""
-    dataflow = config.pe_array.dataflow.value
-    if dataflow not in ("ws", "os"):
-        return {}
-    memories = array_memories(weights, block_keep, block, config.pe_array.cols)
-    files = write_array_memories(root, stem, memories, x, value_bits)
-    for part, path in files.items():
-        add(path, ARRAY_FILE_KINDS[part], name, "hex")
-    return {"array": {"dataflow": dataflow, "rows": config.pe_array.rows, "cols": config.pe_array.cols,
-                      "block": list(block), "kept_blocks": len(memories.col_idx), "stream_lines": memories.lines,
-                      "files": {**{part: path.name for part, path in files.items()}, "y_int": f"{stem}_y_int.hex"}}}
-
-
-def _write_all(root: Path, masks, quantized, captured, config, options: ExportOptions, acc_bits: int) -> dict:
-    files, layers = [], []
-    bits, word_bits, lanes = options.value_bits, options.word_bits, options.lane_order
-
-    def add(path: Path, kind: str, layer: str, fmt: str, **extra) -> None:
-        files.append({"path": path.name, "kind": kind, "layer": layer, "format": fmt, **extra,
-                      "sha256": _sha256(path)})  # fmt: skip
-
-    def add_packed(stem: str, kind: str, layer: str, values: np.ndarray, value_bits: int, words_of: int) -> None:
-        words = pack_words(values, value_bits, words_of, lanes)
-        meta = {"dtype": f"int{value_bits}", "count": int(values.size), "value_bits": value_bits,
-                "word_bits": words_of, "values_per_word": words_of // value_bits, "lane_order": lanes}  # fmt: skip
-        comment = f"{layer} {kind}: {values.size} x int{value_bits}, {words_of // value_bits} per word, {lanes}"
-        add(write_hex(root / f"{stem}.hex", words, words_of, comment), kind, layer, "hex", **meta)
-        if kind == "weights":
-            add(write_coe(root / f"{stem}.coe", words, words_of, comment), kind, layer, "coe", **meta)
-
-    for name, mask in tqdm(masks.items(), desc="export", unit="layer", disable=not options.progress,
-                           file=sys.stderr):  # fmt: skip
-        stem = name.removesuffix(".weight").replace(".", "_")
-        q = quantized[name]
-        block = (mask.block.rows, mask.block.cols)
-        pattern = mask.group_mask.numpy().astype(np.uint8)
-        np.save(root / f"{stem}_pattern.npy", pattern)
-        add(root / f"{stem}_pattern.npy", "pattern", name, "npy", dtype="uint8", shape=list(pattern.shape))
-        _heatmap(root / f"{stem}_pattern.png", pattern, name, mask.group_shape, block)
-        add(root / f"{stem}_pattern.png", "pattern-heatmap", name, "png")
-        block_keep = mask.block_mask().numpy()
-        row_ptr, col_idx, values = _bcsr(q.values, block_keep, block)
-        for part, array in (("row_ptr", row_ptr), ("col_idx", col_idx), ("values", values.astype(np.int64))):
-            np.save(root / f"{stem}_bcsr_{part}.npy", array)
-            add(root / f"{stem}_bcsr_{part}.npy", f"bcsr-{part}", name, "npy", dtype="int64", shape=list(array.shape))
-        add_packed(f"{stem}_weights", "weights", name, values.ravel(), bits, word_bits)
-        np.save(root / f"{stem}_scales.npy", q.scales)
-        add(root / f"{stem}_scales.npy", "weight-scales", name, "npy", dtype="float64", shape=list(q.scales.shape))
-        guard = f"BSP_{stem.upper()}_H"
-        upper = stem.upper()
-        write_c_header(root / f"{stem}.h", guard, {
-            f"{stem}_row_ptr": (row_ptr, 32), f"{stem}_col_idx": (col_idx, 32), f"{stem}_values": (values, bits),
-        }, {f"{upper}_OUT_FEATURES": mask.weight_shape[0], f"{upper}_IN_FEATURES": mask.weight_shape[1],
-            f"{upper}_BLOCK_ROWS": block[0], f"{upper}_BLOCK_COLS": block[1],
-            f"{upper}_KEPT_BLOCKS": len(col_idx)})  # fmt: skip
-        add(root / f"{stem}.h", "c-header", name, "c-header")
-
-        x_float, y_float = captured[name]
-        xq = quantize(x_float, bits, "tensor")
-        y_int = xq.values @ q.values.T
-        limit = 2 ** (acc_bits - 1)
-        overflow = int(np.count_nonzero((y_int >= limit) | (y_int < -limit)))
-        if overflow:
-            raise ValueError(f"{name}: {overflow} golden outputs overflow the {acc_bits}-bit accumulator")
-        add_packed(f"{stem}_x", "golden-input", name, xq.values, bits, word_bits)
-        add_packed(f"{stem}_y_int", "golden-output-int", name, y_int, acc_bits, acc_bits)
-        for part, array in (("x_float", x_float), ("y_float", y_float)):
-            np.save(root / f"{stem}_{part}.npy", array)
-            add(root / f"{stem}_{part}.npy", f"golden-{part}", name, "npy", dtype="float64", shape=list(array.shape))
-        op = Gemm(name, M=x_float.shape[0], K=mask.weight_shape[1], N=mask.weight_shape[0],
-                  mask=mask.dense().numpy(), block=block)  # fmt: skip
-        _tile_stream(root / f"{stem}_tiles.csv", op, config)
-        add(root / f"{stem}_tiles.csv", "tile-stream", name, "csv")
-        scale_mode = options.scale_mode if options.frac_bits is None else f"fixed-point frac_bits={options.frac_bits}"
-        kept_weights = q.values * mask.dense().numpy()
-        array = _write_array(root, stem, name, kept_weights, block_keep, block, xq.values, config, bits, add)
-        layers.append({**array, "name": name, "weight_shape": list(mask.weight_shape), "block": str(mask.block),
-                       "granularity": mask.granularity.value, "scale_mode": scale_mode,
-                       "weight_scales": q.scales.tolist(), "input_scale": float(xq.scales[0]),
-                       "kept_blocks": len(col_idx), "total_blocks": int(block_keep.size),
-                       "tokens": int(x_float.shape[0])})  # fmt: skip
-    return {"version": 1, "dataflow": config.pe_array.dataflow.value, "value_bits": bits, "word_bits": word_bits,
-            "lane_order": lanes, "acc_bits": acc_bits, "sample_text": options.sample_text, "layers": layers,
-            "files": files, "model": "", "config": ""}  # fmt: skip

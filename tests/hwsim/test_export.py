@@ -16,7 +16,9 @@ from transformers import BertTokenizer
 from bsp_common.outputs import MARKER_FILENAME
 from hwsim.export import (
     ExportOptions,
+    QuantErrorWarning,
     export_model,
+    load_export,
     load_schema,
     pack_words,
     quantize,
@@ -59,17 +61,34 @@ def test_manifest_validates_and_checksums_match(exported):
     manifest = manifest_of(exported)
     jsonschema.validate(manifest, load_schema())
     listed = {f["path"] for f in manifest["files"]}
-    assert listed == {p.name for p in exported.iterdir()} - {"manifest.json", MARKER_FILENAME}
+    on_disk = {p.relative_to(exported).as_posix() for p in exported.rglob("*") if p.is_file()}
+    assert listed == on_disk - {"manifest.json", MARKER_FILENAME}
     for entry in manifest["files"]:
-        assert hashlib.sha256((exported / entry["path"]).read_bytes()).hexdigest() == entry["sha256"]
+        data = (exported / entry["path"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == entry["sha256"] and len(data) == entry["bytes"]
     assert len(manifest["layers"]) == 12
+    assert {layer["dir"] for layer in manifest["layers"]} == {p.name for p in exported.iterdir() if p.is_dir()}
+    assert json.loads((exported / "manifest.schema.json").read_text()) == load_schema()
+
+
+def test_readme_describes_every_file_kind_and_layer(exported):
+    readme = (exported / "README.md").read_text()
+    manifest = manifest_of(exported)
+    kinds = {item["const"]: item["description"] for item in load_schema()["$defs"]["kind"]["oneOf"]}
+    first = manifest["layers"][0]["dir"]
+    for entry in manifest["files"]:
+        if entry["path"].startswith(first + "/"):
+            assert f"`{entry['path'].split('/', 1)[1]}`" in readme and kinds[entry["kind"]] in readme
+    for layer in manifest["layers"]:
+        assert f"`{layer['dir']}/`" in readme
+    assert "msb-first" in readme and "MultiplyByQuantizedMultiplier" in readme
 
 
 def rebuild(exported, layer_entry, values):
     """Dense int matrix from BCSR pointers + a flat stream of block values."""
-    stem = layer_entry["name"].removesuffix(".weight").replace(".", "_")
-    row_ptr = np.load(exported / f"{stem}_bcsr_row_ptr.npy")
-    col_idx = np.load(exported / f"{stem}_bcsr_col_idx.npy")
+    stem = layer_entry["dir"]
+    row_ptr = np.load(exported / stem / "bcsr_row_ptr.npy")
+    col_idx = np.load(exported / stem / "bcsr_col_idx.npy")
     br, bc = (int(x) for x in layer_entry["block"].split("x"))
     n, k = layer_entry["weight_shape"]
     blocks = values.reshape(-1, br, bc)
@@ -86,7 +105,7 @@ def test_every_weight_format_rebuilds_the_masked_quantized_matrix(exported, prun
     manifest = manifest_of(exported)
     for layer in manifest["layers"]:
         name = layer["name"]
-        stem = name.removesuffix(".weight").replace(".", "_")
+        stem = layer["dir"]
         weight = model.get_submodule(name.removesuffix(".weight")).weight.detach().double().numpy()
         br = int(layer["block"].split("x")[0])
         # independent truth: per block-row max-abs symmetric int8 of the pruned weights
@@ -96,15 +115,24 @@ def test_every_weight_format_rebuilds_the_masked_quantized_matrix(exported, prun
             scale = np.abs(rows).max() / 127 if np.abs(rows).max() > 0 else 1.0
             expected[r0 : r0 + br] = np.clip(np.rint(rows / scale), -127, 127)
         assert np.all(expected[~masks[name].dense().numpy()] == 0)
-        entry = next(f for f in manifest["files"] if f["path"] == f"{stem}_weights.hex")
+        entry = next(f for f in manifest["files"] if f["path"] == f"{stem}/weights.hex")
         count = entry["count"]
-        from_hex = unpack_words(read_hex(exported / f"{stem}_weights.hex"), count, 8, 32, "msb-first")
-        from_coe = unpack_words(read_coe(exported / f"{stem}_weights.coe"), count, 8, 32, "msb-first")
-        from_npy = np.load(exported / f"{stem}_bcsr_values.npy").ravel()
-        from_header = read_c_array(exported / f"{stem}.h", f"{stem}_values")
-        for values in (from_hex, from_coe, from_npy, from_header):
+        from_hex = unpack_words(read_hex(exported / stem / "weights.hex"), count, 8, 32, "msb-first")
+        from_coe = unpack_words(read_coe(exported / stem / "weights.coe"), count, 8, 32, "msb-first")
+        from_npy = np.load(exported / stem / "bcsr_values.npy")
+        assert from_npy.dtype == np.int8  # stored at the value width
+        from_header = read_c_array(exported / stem / "weights.h", f"{stem}_values")
+        for values in (from_hex, from_coe, from_npy.ravel(), from_header):
             np.testing.assert_array_equal(rebuild(exported, layer, values), expected)
-        scales = np.load(exported / f"{stem}_scales.npy")
+        # the index as memory words (hex and coe) and the block bitmap say the same as the .npy index
+        for part in ("row_ptr", "col_idx"):
+            words = read_hex(exported / stem / f"{part}.hex")
+            np.testing.assert_array_equal(words, np.load(exported / stem / f"bcsr_{part}.npy"))
+            assert read_coe(exported / stem / f"{part}.coe") == read_hex(exported / stem / f"{part}.hex")
+        keep = masks[name].block_mask().numpy()
+        bitmap = read_hex(exported / stem / "block_bitmap.hex")
+        assert [[bool(word >> c & 1) for c in range(keep.shape[1])] for word in bitmap] == keep.tolist()
+        scales = np.load(exported / stem / "scales.npy")
         assert np.allclose(
             np.repeat(scales, br)[: weight.shape[0], None] * expected, weight, atol=scales.max() / 2 + 1e-12
         )
@@ -112,10 +140,10 @@ def test_every_weight_format_rebuilds_the_masked_quantized_matrix(exported, prun
 
 def test_bcsr_times_dense_equals_dense_product(exported):
     layer = manifest_of(exported)["layers"][4]
-    stem = layer["name"].removesuffix(".weight").replace(".", "_")
-    row_ptr = np.load(exported / f"{stem}_bcsr_row_ptr.npy")
-    col_idx = np.load(exported / f"{stem}_bcsr_col_idx.npy")
-    values = np.load(exported / f"{stem}_bcsr_values.npy")
+    stem = layer["dir"]
+    row_ptr = np.load(exported / stem / "bcsr_row_ptr.npy")
+    col_idx = np.load(exported / stem / "bcsr_col_idx.npy")
+    values = np.load(exported / stem / "bcsr_values.npy").astype(np.int64)
     br, bc = values.shape[1:]
     n_blocks_cols = -(-layer["weight_shape"][1] // bc)
     bsr = scipy.sparse.bsr_array((values, col_idx, row_ptr), shape=((len(row_ptr) - 1) * br, n_blocks_cols * bc))
@@ -140,29 +168,40 @@ def test_golden_vectors_equal_a_fresh_torch_computation(exported, pruned_dir):
     for hook in hooks:
         hook.remove()
     for layer in manifest["layers"]:
-        name, stem = layer["name"], layer["name"].removesuffix(".weight").replace(".", "_")
+        name, stem = layer["name"], layer["dir"]
         x, y = captured[name]
-        np.testing.assert_allclose(np.load(exported / f"{stem}_y_float.npy"), y.numpy(), rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(np.load(exported / stem / "y_float.npy"), y.numpy(), rtol=1e-6, atol=1e-6)
         x_scale = x.abs().max().item() / 127
         x_q = torch.clamp(torch.round(x / x_scale), -127, 127).long()
         tokens, k = x.shape
-        x_hex = unpack_words(read_hex(exported / f"{stem}_x.hex"), tokens * k, 8, 32, "msb-first").reshape(tokens, k)
+        x_hex = unpack_words(read_hex(exported / stem / "x.hex"), tokens * k, 8, 32, "msb-first").reshape(tokens, k)
         np.testing.assert_array_equal(x_hex, x_q.numpy())
-        w_q = torch.tensor(np.load(exported / f"{stem}_bcsr_values.npy"))  # via rebuild for the dense matrix
-        dense_w = torch.tensor(rebuild(exported, layer, w_q.numpy().ravel()))
+        x_values = unpack_words(read_hex(exported / stem / "x_values.hex"), tokens * k, 8, 8).reshape(tokens, k)
+        np.testing.assert_array_equal(x_values, x_q.numpy())
+        w_q = np.load(exported / stem / "bcsr_values.npy").astype(np.int64)  # via rebuild for the dense matrix
+        dense_w = torch.tensor(rebuild(exported, layer, w_q.ravel()))
         expected = (x_q @ dense_w.T).numpy()
-        y_int = unpack_words(read_hex(exported / f"{stem}_y_int.hex"), expected.size, 32, 32, "msb-first")
+        y_int = unpack_words(read_hex(exported / stem / "y_int.hex"), expected.size, 32, 32, "msb-first")
         np.testing.assert_array_equal(y_int.reshape(expected.shape), expected)
+        # the bias in accumulator units: the float layer output again, to within the quantisation error
+        bias = model.get_submodule(name.removesuffix(".weight")).bias.detach().double().numpy()
+        np.testing.assert_array_equal(np.load(exported / stem / "bias.npy"), bias)
+        w_scale = np.repeat(layer["weight_scales"], 8)[: expected.shape[1]]
+        bias_int = unpack_words(read_hex(exported / stem / "bias_int.hex"), expected.shape[1], 32, 32)
+        np.testing.assert_array_equal(bias_int, np.rint(bias / (x_scale * w_scale)))
+        dequantized = (expected + bias_int) * x_scale * w_scale
+        error = np.linalg.norm(dequantized - y.numpy()) / np.linalg.norm(y.numpy())
+        assert error == pytest.approx(layer["quant_error"]) and error < 0.05
 
 
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="no C compiler")
 def test_c_header_compiles_and_prints_its_arrays(exported, tmp_path):
     layer = manifest_of(exported)["layers"][0]
-    stem = layer["name"].removesuffix(".weight").replace(".", "_")
+    stem = layer["dir"]
     upper = stem.upper()
     program = tmp_path / "dump.c"
     program.write_text(f"""#include <stdio.h>
-#include "{exported / (stem + ".h")}"
+#include "{exported / stem / "weights.h"}"
 int main(void) {{
   for (int i = 0; i < {upper}_KEPT_BLOCKS * {upper}_BLOCK_ROWS * {upper}_BLOCK_COLS; i++)
     printf("%d\\n", {stem}_values[i]);
@@ -172,7 +211,7 @@ int main(void) {{
     subprocess.run(["gcc", "-std=c99", "-Wall", "-Werror", "-o", str(tmp_path / "dump"), str(program)], check=True)
     printed = subprocess.run([str(tmp_path / "dump")], capture_output=True, text=True, check=True).stdout.split()
     np.testing.assert_array_equal(
-        np.array(printed, dtype=np.int64), np.load(exported / f"{stem}_bcsr_values.npy").ravel()
+        np.array(printed, dtype=np.int64), np.load(exported / stem / "bcsr_values.npy").ravel()
     )
 
 
@@ -181,10 +220,10 @@ def test_tile_stream_covers_every_kept_weight(exported, pruned_dir):
 
     _, masks, _ = load_pruned(pruned_dir, attach=False)
     layer = manifest_of(exported)["layers"][5]
-    stem = layer["name"].removesuffix(".weight").replace(".", "_")
+    stem = layer["dir"]
     covered = np.zeros(layer["weight_shape"], dtype=bool)
     previous_stream_end = previous_end = 0
-    with (exported / f"{stem}_tiles.csv").open() as handle:
+    with (exported / stem / "tiles.csv").open() as handle:
         for row in csv.DictReader(handle):
             n0, n = int(row["n_first"]), int(row["n_count"])
             ks = [int(k) for k in row["k_indices"].split()]
@@ -220,12 +259,13 @@ def test_bad_inputs_are_clear_and_leave_nothing_behind(pruned_dir, tmp_path):
         export_model(pruned_dir, "asic-16x16-int8", out, ExportOptions(frac_bits=12))
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".rtl")]
-    saturated = export_model(
-        pruned_dir,
-        "asic-16x16-int8",
-        out,
-        ExportOptions(frac_bits=12, allow_saturation=True, layers=r"layer\.0\.attention\.self\.query"),
-    )
+    with pytest.warns(QuantErrorWarning, match=r"layer\.0\.attention\.self\.query\.weight \(\d+\.\d%\)"):
+        saturated = export_model(
+            pruned_dir,
+            "asic-16x16-int8",
+            out,
+            ExportOptions(frac_bits=12, allow_saturation=True, layers=r"layer\.0\.attention\.self\.query"),
+        )
     assert len(manifest_of(saturated)["layers"]) == 1
 
 
