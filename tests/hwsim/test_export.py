@@ -22,9 +22,11 @@ from hwsim.export import (
     load_schema,
     pack_words,
     quantize,
+    quantize_multiplier,
     read_c_array,
     read_coe,
     read_hex,
+    requantize,
     unpack_words,
 )
 from pruning import BlockPruner, PruneSettings, load_pruned, save_pruned
@@ -32,18 +34,26 @@ from pruning import BlockPruner, PruneSettings, load_pruned, save_pruned
 WORDS = ["the", "film", "was", "good", "bad", "a", "ride", "from", "start", "to", "finish", "surprisingly"]
 
 
-@pytest.fixture(scope="module")
-def pruned_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pruned")
+def prune_and_save(root, block: str, granularity: str):
     vocab = root / "vocab.txt"
     vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
     tokenizer = BertTokenizer(str(vocab))
     model = tiny_classifier("bert")
-    settings = PruneSettings(block="8x4", granularity="column", method="magnitude", target_sparsity=0.6)
+    settings = PruneSettings(block=block, granularity=granularity, method="magnitude", target_sparsity=0.6)
     pruner = BlockPruner(settings)
     pruner.prepare(model)
     pruner.prune()
     return save_pruned(root / "model", model, pruner.finalize(), settings, tokenizer=tokenizer)
+
+
+@pytest.fixture(scope="module")
+def pruned_dir(tmp_path_factory):
+    return prune_and_save(tmp_path_factory.mktemp("pruned"), "8x4", "column")
+
+
+@pytest.fixture(scope="module")
+def block_pruned_dir(tmp_path_factory):
+    return prune_and_save(tmp_path_factory.mktemp("block-pruned"), "8x8", "block")
 
 
 @pytest.fixture(scope="module")
@@ -272,3 +282,161 @@ def test_bad_inputs_are_clear_and_leave_nothing_behind(pruned_dir, tmp_path):
 def test_quantize_counts_saturation():
     q = quantize(np.array([[0.5, -2.0, 3.0]]), bits=4, frac_bits=2)  # scale 0.25: 2, -8 -> -7, 12 -> 7
     assert q.values.tolist() == [[2, -7, 7]] and q.saturated == 2
+
+
+def expected_int_weights(weight: np.ndarray, scales: np.ndarray, rows_per_scale: int, bits: int = 8) -> np.ndarray:
+    """Independent symmetric quantisation of a (pruned) float weight with the export's scales."""
+    per_row = np.repeat(scales, rows_per_scale)[: weight.shape[0], None]
+    qmax = 2 ** (bits - 1) - 1
+    return np.clip(np.rint(weight / per_row), -qmax, qmax).astype(np.int64)
+
+
+def test_load_export_rebuilds_every_layer_from_the_files_alone(exported, pruned_dir):
+    model, masks, _ = load_pruned(pruned_dir, attach=False)
+    export = load_export(exported)
+    assert set(export.layers) == set(masks)
+    for name, layer in export.layers.items():
+        module = model.get_submodule(name.removesuffix(".weight"))
+        weight = module.weight.detach().double().numpy()
+        br = masks[name].block.rows
+        scales = layer.weight_scales[::br]
+        np.testing.assert_array_equal(layer.weight_int, expected_int_weights(weight, scales, br))
+        np.testing.assert_array_equal(layer.block_keep, masks[name].block_mask().numpy())
+        np.testing.assert_array_equal(layer.y_int, layer.x_int @ layer.weight_int.T)
+        np.testing.assert_array_equal(layer.bias, module.bias.detach().double().numpy())
+        assert np.abs(layer.weight_float() - weight).max() <= scales.max() / 2 + 1e-12
+        # requantisation: the golden is the integer pipeline applied to the files' own numbers
+        multiplier, shift = quantize_multiplier(layer.input_scale * layer.weight_scales / layer.output_scale)
+        np.testing.assert_array_equal(layer.multiplier, multiplier)
+        np.testing.assert_array_equal(layer.shift, shift)
+        np.testing.assert_array_equal(layer.y_requant, requantize(layer.y_int + layer.bias_int, multiplier, shift, 8))
+        entry = next(item for item in export.manifest["layers"] if item["name"] == name)
+        error = np.linalg.norm(layer.y_requant * layer.output_scale - layer.y_float) / np.linalg.norm(layer.y_float)
+        assert error == pytest.approx(entry["requant_error"]) and error < 0.05
+
+
+def test_load_export_refuses_changed_or_foreign_directories(exported, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(exported, copy)
+    layer_dir = manifest_of(copy)["layers"][0]["dir"]
+    words = (copy / layer_dir / "y_int.hex").read_text().splitlines()
+    words[-1] = f"{(int(words[-1], 16) + 1) % 2**32:08x}"
+    (copy / layer_dir / "y_int.hex").write_text("\n".join(words) + "\n")
+    with pytest.raises(ValueError, match=rf"{layer_dir}/y_int\.hex does not match its SHA-256"):
+        load_export(copy)
+    assert load_export(copy, verify=False).layers  # read anyway when asked
+    with pytest.raises(FileNotFoundError, match=r"no manifest\.json"):
+        load_export(tmp_path)
+
+
+def test_compacted_groups_hold_exactly_the_kept_columns(exported, pruned_dir):
+    _, masks, _ = load_pruned(pruned_dir, attach=False)
+    export = load_export(exported)
+    for entry in manifest_of(exported)["layers"]:
+        stem, mask = entry["dir"], masks[entry["name"]]
+        gr, gc = entry["group_shape"]
+        assert (gr, gc) == (8, 1)  # column granularity of 8x4 blocks: one block column of 8 rows
+        row_ptr = np.load(exported / stem / "group_row_ptr.npy")
+        col_idx = np.load(exported / stem / "group_col_idx.npy")
+        values = np.load(exported / stem / "group_values.npy").astype(np.int64)
+        rebuilt = np.zeros(entry["weight_shape"], dtype=np.int64)
+        for group_row in range(len(row_ptr) - 1):
+            for j in range(row_ptr[group_row], row_ptr[group_row + 1]):
+                rebuilt[group_row * gr : (group_row + 1) * gr, col_idx[j] * gc : (col_idx[j] + 1) * gc] = values[j]
+        np.testing.assert_array_equal(rebuilt, export.layers[entry["name"]].weight_int)
+        assert len(col_idx) == int(mask.group_mask.sum())
+        storage = entry["storage"]
+        kept = int(mask.group_mask.sum())
+        assert storage["compact_bytes"] == kept * gr * gc + 4 * (len(row_ptr) + kept)
+        assert storage["compact_bytes"] < storage["bcsr_bytes"]  # the sparsity shows in bytes
+        assert storage["dense_bytes"] == entry["weight_shape"][0] * entry["weight_shape"][1]
+
+
+@pytest.fixture(scope="module")
+def ws_export(block_pruned_dir, tmp_path_factory):
+    """Block-granular export on the ws preset (32 rows: output.dense's K=64 splits into two reduction folds)."""
+    out = tmp_path_factory.mktemp("ws") / "rtl"
+    options = ExportOptions(progress=False, psums=True, layers=r"layer\.0\.(output|intermediate)\.dense")
+    return export_model(block_pruned_dir, "asic-32x32-int8", out, options)
+
+
+def folds_of(directory):
+    import csv
+
+    with (directory / "tiles.csv").open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_partial_sums_add_up_to_the_golden_outputs(ws_export):
+    export = load_export(ws_export)
+    for entry in manifest_of(ws_export)["layers"]:
+        layer = export.layers[entry["name"]]
+        psums = unpack_words(read_hex(ws_export / entry["dir"] / "psums.hex"), entry["psums"], 32, 32)
+        total, at, reductions = np.zeros_like(layer.y_int), 0, set()
+        for fold in folds_of(ws_export / entry["dir"]):
+            m0, m, n0, n = (int(fold[key]) for key in ("m_first", "m_count", "n_first", "n_count"))
+            ks = [int(k) for k in fold["k_indices"].split()]
+            part = psums[at : at + m * n].reshape(m, n)
+            # independent truth: the fold's own slice of the product
+            np.testing.assert_array_equal(part, layer.x_int[m0 : m0 + m, ks] @ layer.weight_int[n0 : n0 + n, ks].T)
+            total[m0 : m0 + m, n0 : n0 + n] += part
+            at += m * n
+            reductions.add(fold["k_indices"])
+        assert at == entry["psums"]
+        np.testing.assert_array_equal(total, layer.y_int)
+    assert any(len(folds_of(ws_export / entry["dir"])) > 1 for entry in manifest_of(ws_export)["layers"])
+
+
+def test_every_fold_points_at_its_lines_in_the_weight_stream(ws_export):
+    export = load_export(ws_export)
+    for entry in manifest_of(ws_export)["layers"]:
+        weight = export.layers[entry["name"]].weight_int
+        cols = entry["array"]["cols"]
+        stream = read_hex(ws_export / entry["dir"] / "w_stream.hex")
+        assert len(stream) == entry["array"]["stream_lines"]
+        for fold in folds_of(ws_export / entry["dir"]):
+            n0, line = int(fold["n_first"]), int(fold["w_stream_line"])
+            for offset, k in enumerate(int(k) for k in fold["k_indices"].split()):
+                lanes = unpack_words([stream[line + offset]], cols, 8, 8 * cols)
+                expected = np.zeros(cols, dtype=np.int64)
+                expected[: min(cols, weight.shape[0] - n0)] = weight[n0 : n0 + cols, k]
+                np.testing.assert_array_equal(lanes, expected)
+
+
+def test_int4_is_warned_about_and_refused_on_request(pruned_dir, tmp_path):
+    layers = r"layer\.0\.attention\.self\.(query|key)"
+    with pytest.warns(QuantErrorWarning, match=r"int4 export: \d+ layers.*self\.(query|key)\.weight \(\d+\.\d%\)"):
+        out = export_model(pruned_dir, "asic-16x16-int8", tmp_path / "int4",
+                           ExportOptions(progress=False, value_bits=4, layers=layers))  # fmt: skip
+    errors4 = [layer["quant_error"] for layer in manifest_of(out)["layers"]]
+    values = np.load(out / manifest_of(out)["layers"][0]["dir"] / "bcsr_values.npy")
+    assert values.dtype == np.int8 and np.abs(values).max() <= 7
+    int8 = export_model(pruned_dir, "asic-16x16-int8", tmp_path / "int8", ExportOptions(progress=False, layers=layers))
+    errors8 = [layer["quant_error"] for layer in manifest_of(int8)["layers"]]
+    assert min(errors4) > 0.10 > 0.05 > max(errors8)
+    with pytest.raises(ValueError, match=r"--max-quant-error: 2 layers exceed 5\.0% .* at int4: .*query\.weight \("):
+        export_model(pruned_dir, "asic-16x16-int8", tmp_path / "refused",
+                     ExportOptions(progress=False, value_bits=4, layers=layers, max_quant_error=0.05))  # fmt: skip
+    assert not (tmp_path / "refused").exists()
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"max_quant_error": -1}, r"max_quant_error: -1 is not a positive number"),
+    ({"max_quant_error": float("nan")}, r"max_quant_error: nan"),
+    ({"testbench": ("vhdl",)}, r"testbench: \('vhdl',\) -- allowed: a tuple of cocotb, sv"),
+    ({"testbench": "cocotb"}, r"testbench: 'cocotb' -- allowed"),
+])  # fmt: skip
+def test_bad_export_options_name_the_field(options, message):
+    with pytest.raises(ValueError, match=message):
+        ExportOptions(**options)
+
+
+def test_refusals_before_any_work(pruned_dir, tmp_path):
+    from hwsim.config import derive_config
+
+    live = derive_config("asic-32x32-int8", {"microarch.edge_skew": "live"}, name="live-edges")
+    with pytest.raises(ValueError, match=r"--testbench: live-edges: the reference RTL does not implement microarch"):
+        export_model(pruned_dir, live, tmp_path / "tb", ExportOptions(testbench=("sv",)))
+    with pytest.raises(ValueError, match=r"sample_text: \d+ tokens; the model takes at most \d+"):
+        export_model(pruned_dir, "asic-16x16-int8", tmp_path / "long", ExportOptions(sample_text="the film " * 400))
+    assert not list(tmp_path.iterdir())

@@ -90,26 +90,32 @@ def test_overlap_is_what_the_rtl_measures_not_a_coincidence(tmp_path):
     assert serial["compute_cycles"] > run.cycles
 
 
-@pytest.mark.parametrize(("dataflow", "micro"), [("ws", {"fold_overlap": "full", "mult_stages": 1, "acc_stages": 1}),
-                                                  ("os", {"fold_overlap": "full", "drain": "columns"})])  # fmt: skip
-def test_an_exported_tiny_model_layer_runs_from_the_export_files(dataflow, micro, tmp_path):
+def export_tiny_model(tmp_path, config, granularity="block", **options):
     from transformers import BertTokenizer
 
     from hwsim.export import ExportOptions, export_model
-    from pruning import BlockPruner, PruneSettings, load_pruned, save_pruned
+    from pruning import BlockPruner, PruneSettings, save_pruned
 
     vocab = tmp_path / "vocab.txt"
     vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "film", "was", "good"]) + "\n")
     model = tiny_classifier("bert")
-    settings = PruneSettings(block="8x8", granularity="block", method="magnitude", target_sparsity=0.5)
+    settings = PruneSettings(block="8x8", granularity=granularity, method="magnitude", target_sparsity=0.5)
     pruner = BlockPruner(settings)
     pruner.prepare(model)
     pruner.prune()
     model_dir = save_pruned(tmp_path / "model", model, pruner.finalize(), settings,
                             tokenizer=BertTokenizer(str(vocab)))  # fmt: skip
+    options = ExportOptions(progress=False, sample_text="the film was good", **options)
+    return model_dir, export_model(model_dir, config, tmp_path / "export", options)
+
+
+@pytest.mark.parametrize(("dataflow", "micro"), [("ws", {"fold_overlap": "full", "mult_stages": 1, "acc_stages": 1}),
+                                                  ("os", {"fold_overlap": "full", "drain": "columns"})])  # fmt: skip
+def test_an_exported_tiny_model_layer_runs_from_the_export_files(dataflow, micro, tmp_path):
+    from pruning import load_pruned
+
     config = rtl_config(8, 8, dataflow, **micro)
-    export_dir = export_model(model_dir, config, tmp_path / "export",
-                              ExportOptions(progress=False, sample_text="the film was good"))  # fmt: skip
+    model_dir, export_dir = export_tiny_model(tmp_path, config)
     _, masks, _ = load_pruned(model_dir, attach=False)
     name = next(name for name in masks if "intermediate" in name)  # W[64, 32]: eight N-tiles of 8
     run, golden = run_exported_layer(export_dir, name, config, tmp_path / "run")
@@ -118,6 +124,44 @@ def test_an_exported_tiny_model_layer_runs_from_the_export_files(dataflow, micro
     op = Gemm(name, M=golden.shape[0], K=mask.weight_shape[1], N=mask.weight_shape[0], mask=mask.dense().numpy(),
               block=(mask.block.rows, mask.block.cols))  # fmt: skip
     assert run.cycles == simulate_gemm(op, config)[0]["compute_cycles"]
+
+
+def run_script(command, cwd):
+    """A generated script as a user runs it: a fresh process, no pytest in its environment."""
+    import subprocess
+    import sys
+
+    env = {key: value for key, value in os.environ.items() if key != "PYTEST_CURRENT_TEST"}
+    command = [sys.executable if part == "python" else part for part in command]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False)
+
+
+@pytest.mark.parametrize("granularity", ["block", "column"])
+def test_the_generated_testbenches_pass_and_catch_a_wrong_output(granularity, tmp_path):
+    """The export's own benches (cocotb and plain SV) against the reference RTL they ship with: every layer
+    passes from the export directory alone; one flipped golden word makes both fail with exit 1."""
+    import json
+
+    config = rtl_config(8, 8, "os" if granularity == "block" else "ws", fold_overlap="full", mult_stages=1)
+    _, export_dir = export_tiny_model(tmp_path, config, granularity, layers=r"layer\.0\.(intermediate|output)\.dense",
+                                      testbench=("cocotb", "sv"))  # fmt: skip
+    moved = tmp_path / "handed-over"  # nothing may point back into the tree it was written from
+    export_dir.rename(moved)
+    layers = [layer["dir"] for layer in json.loads((moved / "manifest.json").read_text())["layers"]]
+    cocotb = run_script(["python", "tb/run_cocotb.py"], moved)
+    sv = run_script(["bash", str(moved / "tb" / "run_sv.sh")], tmp_path)  # from anywhere
+    for result in (cocotb, sv):
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert [line.split()[1].rstrip(":") for line in result.stdout.splitlines() if line.startswith("PASS")] == layers
+    y_file = moved / layers[0] / "y_int.hex"
+    lines = y_file.read_text().splitlines()
+    lines[-1] = f"{int(lines[-1], 16) ^ 1:08x}"
+    y_file.write_text("\n".join(lines) + "\n")
+    for result in (run_script(["python", "tb/run_cocotb.py", "--layer", layers[0]], moved),
+                   run_script(["bash", "tb/run_sv.sh"], moved)):  # fmt: skip
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert f"FAIL {layers[0]}: " in result.stdout
+        assert "1 mismatches" in result.stdout or f"FAIL {layers[0]}: 1 of" in result.stdout
 
 
 def test_unsupported_terms_are_named(tmp_path):
