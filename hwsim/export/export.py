@@ -16,6 +16,7 @@ it), and one directory per layer (module name with dots as underscores) with:
 ``requant_{multiplier,shift}.hex``  gemmlowp/TFLite per-channel requantisation, ``y_requant.hex`` its golden
 ``tiles.csv``                       hwsim's fold order, cycle stamps and each fold's ``w_stream`` line
 ``w_stream.hex|.coe``               (ws/os) the array's weight stream (:mod:`hwsim.export.array_memories`)
+``x_stream.hex``                    (ws/os) the inputs gathered per fold, as the array's row feeder takes them
 ``psums.hex``                       (``psums``) per-fold golden partial sums
 ``group_*.npy``                     (column/row granularity) the compacted form: kept groups + their index
 =================================  ===================================================================

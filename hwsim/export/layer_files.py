@@ -43,6 +43,7 @@ TILE_COLUMNS = {
     "decode_blocks": "index entries decoded before the fold",
     "w_stream_line": "w_stream.hex line of the fold's first k (empty: no weight stream, or hwsim's compacted lines "
                      "differ from the block index's -- column/row granularity)",
+    "x_stream_line": "x_stream.hex line of the fold's first input word (empty: no input stream -- is dataflow)",
     "prep_cycles": "index decode + weight preload cycles of the fold",
     "start_cycle": "cycle the fold's input stream starts (memory stalls and fold overlap included)",
     "stream_end_cycle": "cycle its stream ends",
@@ -112,14 +113,30 @@ def _stream_line(memories: ArrayMemories | None, cols: int, n_first: int, ks: np
     return str(first + at)
 
 
-def _fold_table(path: Path, op: Gemm, config: AcceleratorConfig, plan: FoldPlan,
-                memories: ArrayMemories | None) -> list[dict]:  # fmt: skip
-    """``tiles.csv``: the fold order with the fast path's cycle stamps (``hwsim.timing``); returns the folds'
-    operand lines (``fold_lines``) for the partial sums."""
+def input_stream(x_q: np.ndarray, folds: list[dict], dataflow: str, rows: int) -> tuple[np.ndarray, list[int]]:
+    """The words the array's row feeder takes, fold by fold (``rows`` lanes, lane ``i`` = PE row ``i``, unused
+    lanes 0): ws -- one word per token ``m``, lane ``i`` = ``x[m, k_i]`` (the fold's ``i``-th line); os -- one
+    word per reduction line ``k``, lane ``i`` = ``x[m_i, k]``. Returns ``[words, rows]`` and each fold's first word."""
+    blocks, firsts, at = [], [], 0
+    for lines in folds:
+        gathered = x_q[lines["m"]][:, lines["k"]]
+        if dataflow == "os":
+            gathered = gathered.T
+        block = np.zeros((gathered.shape[0], rows), dtype=np.int64)
+        block[:, : gathered.shape[1]] = gathered
+        blocks.append(block)
+        firsts.append(at)
+        at += len(block)
+    return (np.concatenate(blocks) if blocks else np.zeros((0, rows), dtype=np.int64)), firsts
+
+
+def _fold_table(path: Path, op: Gemm, config: AcceleratorConfig, plan: FoldPlan, folds: list[dict],
+                memories: ArrayMemories | None, x_firsts: list[int] | None) -> None:  # fmt: skip
+    """``tiles.csv``: the fold order (``folds``: each fold's ``fold_lines``) with the fast path's cycle
+    stamps (``hwsim.timing``)."""
     timing = fold_timing(plan, config)
     chunks = make_chunks(plan, op, config)
     starts = fold_start_cycles(run_pipeline(chunks, timing, config), chunks, timing)
-    folds = [fold_lines(op, config, plan, i) for i in range(plan.n_folds)]
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(list(TILE_COLUMNS))
@@ -128,9 +145,9 @@ def _fold_table(path: Path, op: Gemm, config: AcceleratorConfig, plan: FoldPlan,
                              " ".join(map(str, lines["k"].tolist())), int(lines["m"][0]), len(lines["m"]),
                              int(plan.index_blocks[i]),
                              _stream_line(memories, config.pe_array.cols, int(lines["n"][0]), lines["k"]),
+                             "" if x_firsts is None else x_firsts[i],
                              int(timing.prep[i]), int(starts[i]), int(starts[i] + timing.stream[i]),
                              int(starts[i] + timing.busy[i])])  # fmt: skip
-    return folds
 
 
 def _heatmap(path: Path, grid: np.ndarray, name: str, group: tuple[int, int], block: tuple[int, int]) -> None:
@@ -251,7 +268,15 @@ def write_layer(files: FileList, layer: LayerInput, config: AcceleratorConfig, v
     op = Gemm(name, M=golden.x_q.shape[0], K=K, N=N, mask=dense_mask, block=block)
     plan = plan_folds(op, config)
     streams = config.pe_array.dataflow.value in ("ws", "os")
-    folds = _fold_table(directory / "tiles.csv", op, config, plan, memories if streams else None)
+    folds = [fold_lines(op, config, plan, i) for i in range(plan.n_folds)]
+    x_firsts = None
+    if streams:
+        rows = config.pe_array.rows
+        x_words, x_firsts = input_stream(golden.x_q, folds, config.pe_array.dataflow.value, rows)
+        values("x_stream", "input-stream", x_words, bits, rows * bits,
+               f"per fold (tiles.csv x_stream_line), the row feeder's words: {rows} lanes x int{bits}, lane i = PE "
+               "row i, low bits first")  # fmt: skip
+    _fold_table(directory / "tiles.csv", op, config, plan, folds, memories if streams else None, x_firsts)
     files.add(directory / "tiles.csv", "tile-stream", name, "csv")
     extra: dict = {}
     if psums:

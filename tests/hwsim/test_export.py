@@ -440,3 +440,27 @@ def test_refusals_before_any_work(pruned_dir, tmp_path):
     with pytest.raises(ValueError, match=r"sample_text: \d+ tokens; the model takes at most \d+"):
         export_model(pruned_dir, "asic-16x16-int8", tmp_path / "long", ExportOptions(sample_text="the film " * 400))
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("which", ["ws", "os"])
+def test_every_fold_finds_its_gathered_inputs_in_the_input_stream(which, ws_export, exported):
+    """ws: one word per token with lane i = x[m, k_i]; os: one word per reduction line with lane i = x[m_i, k]."""
+    directory = ws_export if which == "ws" else exported
+    export = load_export(directory)
+    for entry in manifest_of(directory)["layers"]:
+        x = export.layers[entry["name"]].x_int
+        rows = entry["array"]["rows"]
+        stream = read_hex(directory / entry["dir"] / "x_stream.hex")
+        used = 0
+        for fold in folds_of(directory / entry["dir"]):
+            m0, m = int(fold["m_first"]), int(fold["m_count"])
+            ks = [int(k) for k in fold["k_indices"].split()]
+            at = int(fold["x_stream_line"])
+            count = m if which == "ws" else len(ks)
+            words = [unpack_words([word], rows, 8, 8 * rows) for word in stream[at : at + count]]
+            for t, lanes in enumerate(words):
+                expected = x[m0 + t, ks] if which == "ws" else x[m0 : m0 + m, ks[t]]
+                np.testing.assert_array_equal(lanes[: len(expected)], expected)
+                assert not lanes[len(expected) :].any()
+            used += len(words)
+        assert used == len(stream)
