@@ -18,7 +18,7 @@ import numpy as np
 
 from hwsim.config import AcceleratorConfig, Dataflow, EdgeSkew
 from hwsim.export.array_memories import array_memories, write_array_memories
-from hwsim.export.formats import read_hex
+from hwsim.export.formats import read_hex_values
 from hwsim.workload import Gemm
 from pruning.spec import block_occupancy
 
@@ -71,11 +71,6 @@ def rtl_parameters(config: AcceleratorConfig) -> dict[str, int]:
     return parameters
 
 
-def _signed(words: list[int], bits: int) -> np.ndarray:
-    values = np.asarray(words, dtype=object)
-    return np.asarray([int(v) - (1 << bits) if int(v) >> (bits - 1) else int(v) for v in values], dtype=np.int64)
-
-
 def run_gemm(config: AcceleratorConfig, op: Gemm, A: np.ndarray, W: np.ndarray, work_dir: str | Path,
              value_bits: int = 8, max_cycles: int = 100_000) -> RtlRun:  # fmt: skip
     """Run ``op`` (its mask selects the kept blocks of ``op.block``) with integer ``A[M, K]`` and
@@ -113,7 +108,7 @@ def run_exported_layer(export_dir: str | Path, layer: str, config: AcceleratorCo
                          f"({array['rows']}x{array['cols']} {array['dataflow']})")  # fmt: skip
     files = {part: export_dir / name for part, name in array["files"].items()}
     run = run_memories(config, array["parameters"], files, work_dir, max_cycles)
-    golden = _signed(read_hex(files["y_int"]), manifest["acc_bits"]).reshape(run.y.shape)
+    golden = read_hex_values(files["y_int"], manifest["acc_bits"]).reshape(run.y.shape)
     return run, golden
 
 
@@ -132,5 +127,5 @@ def run_memories(config: AcceleratorConfig, shape: dict[str, int], files: dict[s
     parameters = {**params, **shape, "ROW_PTR_FILE": str(files["row_ptr"]), "COL_IDX_FILE": str(files["col_idx"]),
                   "W_STREAM_FILE": str(files["w_stream"]), "X_FILE": str(files["x_values"]), "Y_FILE": str(y_file)}
     report = run_array(TOPS[config.pe_array.dataflow], parameters, RTL_DIR, work_dir, max_cycles)
-    y = _signed(read_hex(y_file), config.pe_array.acc_bits).reshape(shape["M"], shape["N"])
+    y = read_hex_values(y_file, config.pe_array.acc_bits).reshape(shape["M"], shape["N"])
     return RtlRun(y, int(report["cycles"]), work_dir)

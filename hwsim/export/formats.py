@@ -18,6 +18,7 @@ __all__ = [
     "read_c_array",
     "read_coe",
     "read_hex",
+    "read_hex_values",
     "unpack_words",
     "write_c_header",
     "write_coe",
@@ -85,6 +86,12 @@ def read_hex(path: Path) -> list[int]:
         if text:
             words.append(int(text, 16))
     return words
+
+
+def read_hex_values(path: Path, value_bits: int) -> np.ndarray:
+    """The signed values of a ``$readmemh`` file holding one ``value_bits`` value per word (int64)."""
+    words = read_hex(path)
+    return unpack_words(words, len(words), value_bits, value_bits)
 
 
 def write_coe(path: Path, words: list[int], word_bits: int, comment: str = "") -> Path:

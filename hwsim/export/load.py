@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hwsim.export.formats import read_hex, unpack_words
+from hwsim.export.formats import read_hex, read_hex_values, unpack_words
 
 __all__ = ["Export", "ExportedLayer", "load_export"]
 
@@ -59,10 +59,6 @@ class Export:
     directory: Path
     manifest: dict
     layers: dict[str, ExportedLayer]  # weight name -> layer
-
-
-def _signed(words: list[int], bits: int) -> np.ndarray:
-    return unpack_words(words, len(words), bits, bits)
 
 
 def _manifest(directory: Path) -> dict:
@@ -116,7 +112,7 @@ def _dense(row_ptr: np.ndarray, col_idx: np.ndarray, values: np.ndarray, block: 
 
 def _layer(directory: Path, manifest: dict, entry: dict, file_entries: dict[str, dict]) -> ExportedLayer:
     root = directory / entry["dir"]
-    bits, acc_bits, word_bits, lanes = (manifest[key] for key in ("value_bits", "acc_bits", "word_bits", "lane_order"))
+    bits, acc_bits = manifest["value_bits"], manifest["acc_bits"]
     N, K = entry["weight_shape"]
     block = tuple(int(x) for x in entry["block"].split("x"))
 
@@ -127,9 +123,7 @@ def _layer(directory: Path, manifest: dict, entry: dict, file_entries: dict[str,
 
     row_ptr = np.asarray(read_hex(root / "row_ptr.hex"), dtype=np.int64)
     col_idx = np.asarray(read_hex(root / "col_idx.hex"), dtype=np.int64)
-    weights = unpack_words(read_hex(root / "weights.hex"), file_entries[f"{entry['dir']}/weights.hex"]["count"], bits,
-                           word_bits, lanes)  # fmt: skip
-    weight_int, keep = _dense(row_ptr, col_idx, weights, block, (N, K))
+    weight_int, keep = _dense(row_ptr, col_idx, packed("weights.hex"), block, (N, K))
     scales = np.asarray(entry["weight_scales"], dtype=np.float64)
     per_row = np.repeat(scales, N if len(scales) == 1 else block[0])[:N]  # per tensor or per block row
     M = entry["tokens"]
@@ -137,12 +131,12 @@ def _layer(directory: Path, manifest: dict, entry: dict, file_entries: dict[str,
     return ExportedLayer(
         name=entry["name"], directory=root, weight_int=weight_int, block_keep=keep, weight_scales=per_row,
         input_scale=entry["input_scale"], output_scale=entry["output_scale"], bias=np.load(root / "bias.npy"),
-        bias_int=_signed(read_hex(root / "bias_int.hex"), acc_bits), x_int=packed("x.hex").reshape(M, K),
-        y_int=_signed(read_hex(root / "y_int.hex"), acc_bits).reshape(M, N), x_float=np.load(root / "x_float.npy"),
+        bias_int=read_hex_values(root / "bias_int.hex", acc_bits), x_int=packed("x.hex").reshape(M, K),
+        y_int=read_hex_values(root / "y_int.hex", acc_bits).reshape(M, N), x_float=np.load(root / "x_float.npy"),
         y_float=np.load(root / "y_float.npy"),
-        multiplier=_signed(read_hex(root / "requant_multiplier.hex"), 32) if requant else None,
-        shift=_signed(read_hex(root / "requant_shift.hex"), 8) if requant else None,
-        y_requant=_signed(read_hex(root / "y_requant.hex"), bits).reshape(M, N) if requant else None,
+        multiplier=read_hex_values(root / "requant_multiplier.hex", 32) if requant else None,
+        shift=read_hex_values(root / "requant_shift.hex", 8) if requant else None,
+        y_requant=read_hex_values(root / "y_requant.hex", bits).reshape(M, N) if requant else None,
     )  # fmt: skip
 
 
