@@ -50,15 +50,12 @@ def _testbenches(text: str) -> tuple[str, ...]:
     return kinds
 
 
-def _size(count: int) -> str:
-    return f"{count / 2**20:.1f} MiB" if count >= 2**20 else f"{count / 2**10:.1f} KiB"
-
-
 def run(args) -> int:
     import json
     import warnings
 
     from hwsim.export import DEFAULT_SAMPLE, ExportOptions, QuantErrorWarning, export_model
+    from hwsim.export.readme import size_text
 
     options = ExportOptions(layers=args.layers, value_bits=args.value_bits, word_bits=args.word_bits,
                             lane_order=args.lane_order, scale_mode=args.scale, frac_bits=args.frac_bits,
@@ -79,8 +76,8 @@ def run(args) -> int:
     dense = sum(layer["storage"]["dense_bytes"] for layer in layers)
     worst = max(layers, key=lambda layer: layer["quant_error"])
     print(f"exported {len(layers)} layers to {out}: {len(manifest['files'])} files, "
-          f"{_size(sum(entry['bytes'] for entry in manifest['files']))}; weights {_size(stored)} as BCSR "
-          f"(dense int{manifest['value_bits']}: {_size(dense)}); largest quant error {worst['quant_error']:.1%} "
+          f"{size_text(sum(entry['bytes'] for entry in manifest['files']))}; weights {size_text(stored)} as BCSR "
+          f"(dense int{manifest['value_bits']}: {size_text(dense)}); largest quant error {worst['quant_error']:.1%} "
           f"({worst['dir']}); see {out / 'README.md'}")  # fmt: skip
     if manifest["testbench"]:
         runs = {"cocotb": f"python {out / 'tb' / 'run_cocotb.py'}", "sv": f"bash {out / 'tb' / 'run_sv.sh'}"}

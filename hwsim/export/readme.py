@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from hwsim.export.layer_files import TILE_COLUMNS
 
-__all__ = ["export_readme"]
+__all__ = ["export_readme", "size_text"]
 
 
 def _kinds(schema: dict) -> dict[str, str]:
@@ -23,7 +23,8 @@ def _layout(entry: dict) -> str:
     return f"{entry['word_bits']}-bit words, {entry['values_per_word']} x int{entry['value_bits']}{lanes}"
 
 
-def _mib(count: int) -> str:
+def size_text(count: int) -> str:
+    """Bytes as KiB or MiB for people (``2.34 MiB``)."""
     return f"{count / 2**20:.2f} MiB" if count >= 2**20 else f"{count / 2**10:.1f} KiB"
 
 
@@ -66,12 +67,12 @@ def export_readme(manifest: dict, schema: dict) -> str:
     ]
     for layer in layers:
         storage = layer["storage"]
-        compact = _mib(storage["compact_bytes"]) if storage["compact_bytes"] is not None else "-"
+        compact = size_text(storage["compact_bytes"]) if storage["compact_bytes"] is not None else "-"
         requant = f"{layer['requant_error']:.2%}" if layer["requant_error"] is not None else "-"
         shape = f"{layer['weight_shape'][0]} x {layer['weight_shape'][1]}"
         lines.append(f"| `{layer['dir']}/` | {shape} | {layer['block']} {layer['granularity']} | "
                      f"{layer['kept_blocks']} / {layer['total_blocks']} | "
-                     f"{_mib(storage['bcsr_bytes'])} / {compact} / {_mib(storage['dense_bytes'])} | "
+                     f"{size_text(storage['bcsr_bytes'])} / {compact} / {size_text(storage['dense_bytes'])} | "
                      f"{layer['quant_error']:.2%} | {requant} |")  # fmt: skip
     lines += ["", "Errors are relative (Frobenius) against the float layer output `y_float.npy`: `quant error` for "
               "`(y_int + bias_int) * input_scale * weight_scale`, `requant error` for `y_requant * output_scale`.", ""]
