@@ -116,7 +116,7 @@ def run_memories(config: AcceleratorConfig, shape: dict[str, int], files: dict[s
                  max_cycles: int = 100_000) -> RtlRun:  # fmt: skip
     """Build and run the array for ``config`` on memory files ``{"row_ptr", "col_idx", "w_stream",
     "x_values"}`` of a GEMM of ``shape`` (``M, K, N, BR, BC, NNZ, WLINES, VB``)."""
-    from rtl.tb.run_export import run_array
+    from rtl.tb.run_export import file_parameters, run_array
 
     params = rtl_parameters(config)
     if params["C"] * shape["VB"] > MAX_STREAM_WORD_BITS:
@@ -124,8 +124,7 @@ def run_memories(config: AcceleratorConfig, shape: dict[str, int], files: dict[s
                                      f"{MAX_STREAM_WORD_BITS}-bit stream word")  # fmt: skip
     work_dir = Path(work_dir).resolve()
     y_file = work_dir / "y_rtl.hex"
-    parameters = {**params, **shape, "ROW_PTR_FILE": str(files["row_ptr"]), "COL_IDX_FILE": str(files["col_idx"]),
-                  "W_STREAM_FILE": str(files["w_stream"]), "X_FILE": str(files["x_values"]), "Y_FILE": str(y_file)}
+    parameters = {**params, **shape, **file_parameters(files, y_file)}
     report = run_array(TOPS[config.pe_array.dataflow], parameters, RTL_DIR, work_dir, max_cycles)
     y = read_hex_values(y_file, config.pe_array.acc_bits).reshape(shape["M"], shape["N"])
     return RtlRun(y, int(report["cycles"]), work_dir)

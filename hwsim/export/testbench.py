@@ -38,14 +38,13 @@ def reference_rtl(config) -> dict:
 
 
 def _sv_bench(layer: dict, rtl: dict, acc_bits: int) -> str:
+    from rtl.tb.run_export import file_parameters
+
     array, stem = layer["array"], layer["dir"]
     files = array["files"]
     parameters = {**rtl["parameters"], **array["parameters"]}
     overrides = [f".{key}({value})" for key, value in parameters.items()]
-    memories = (("ROW_PTR_FILE", "row_ptr"), ("COL_IDX_FILE", "col_idx"), ("W_STREAM_FILE", "w_stream"),
-                ("X_FILE", "x_values"))  # fmt: skip
-    overrides += [f'.{key}("{files[part]}")' for key, part in memories]
-    overrides.append(f'.Y_FILE("tb/build/{stem}_y.hex")')
+    overrides += [f'.{key}("{path}")' for key, path in file_parameters(files, f"tb/build/{stem}_y.hex").items()]
     outputs = array["parameters"]["M"] * array["parameters"]["N"]
     budget = 2 * array["compute_cycles"] + 1000
     params = ",\n        ".join(overrides)

@@ -22,7 +22,16 @@ import sys
 from pathlib import Path
 
 TB_DIR = Path(__file__).resolve().parent
+# the arrays' $readmemh file parameters -> the memory each loads
+FILE_PARAMETERS = {"ROW_PTR_FILE": "row_ptr", "COL_IDX_FILE": "col_idx", "W_STREAM_FILE": "w_stream",
+                   "X_FILE": "x_values"}  # fmt: skip
 CYCLE_HEADROOM = 2  # the budget is twice hwsim's count (plus a constant): a hung array fails, a slow one is measured
+
+
+def file_parameters(files: dict, y_file: Path) -> dict[str, str]:
+    """The arrays' file parameters: the memories ``files`` (``{"row_ptr", "col_idx", "w_stream", "x_values"}``
+    -> path) they load and the ``Y_FILE`` they write."""
+    return {**{key: str(files[part]) for key, part in FILE_PARAMETERS.items()}, "Y_FILE": str(y_file)}
 
 
 def run_array(top: str, parameters: dict, rtl_dir: Path, work_dir: Path, max_cycles: int, sim: str = "icarus",
@@ -63,13 +72,11 @@ def run_array(top: str, parameters: dict, rtl_dir: Path, work_dir: Path, max_cyc
 def run_layer(export_dir: Path, layer: dict, manifest: dict, work_dir: Path, sim: str = "icarus") -> dict:
     """Run one manifest layer (its ``array`` entry) from the export's files; returns the testbench's report."""
     array, rtl = layer["array"], manifest["rtl"]
-    files = {part: str((export_dir / path).resolve()) for part, path in array["files"].items()}
-    y_file = Path(work_dir).resolve() / "y_rtl.hex"
-    parameters = {**rtl["parameters"], **array["parameters"], "ROW_PTR_FILE": files["row_ptr"],
-                  "COL_IDX_FILE": files["col_idx"], "W_STREAM_FILE": files["w_stream"], "X_FILE": files["x_values"],
-                  "Y_FILE": str(y_file)}  # fmt: skip
+    files = {part: (export_dir / path).resolve() for part, path in array["files"].items()}
+    parameters = {**rtl["parameters"], **array["parameters"],
+                  **file_parameters(files, Path(work_dir).resolve() / "y_rtl.hex")}
     budget = CYCLE_HEADROOM * array["compute_cycles"] + 1000
-    return run_array(rtl["top"], parameters, export_dir / "rtl", work_dir, budget, sim, Path(files["y_int"]),
+    return run_array(rtl["top"], parameters, export_dir / "rtl", work_dir, budget, sim, files["y_int"],
                      array["compute_cycles"])  # fmt: skip
 
 
