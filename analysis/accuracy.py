@@ -31,6 +31,7 @@ import pandas as pd
 
 from analysis.tables import accuracy_table_path
 from bsp_common import strict_json
+from bsp_common.claims import compute_once
 from bsp_common.outputs import write_text_atomic
 from bsp_common.strict_json import content_hash
 from pruning.masks import MASKS_FILENAME, save_masks
@@ -69,19 +70,26 @@ class PointCache:
                              "accuracy": self.space.accuracy, "budget": budget, "point": point})  # fmt: skip
 
     def get(self, point: dict) -> dict:
-        """The cached record for ``point``, computing it if missing."""
+        """The cached record for ``point``, computing it if missing. Processes sharing ``cache_dir`` compute a
+        point once: the first claims it (:func:`bsp_common.claims.compute_once`), the others wait for it."""
         entry = self.cache_dir / self.key(point)
-        record_path = entry / POINT_FILENAME
-        if record_path.is_file():
-            return json.loads(record_path.read_text())
+        return compute_once(entry.with_name(f"{entry.name}.claim"), lambda: self.lookup(point),
+                            lambda: self._compute_entry(point, entry),
+                            on_wait=lambda owner: log.info("point %s: waiting for %s", entry.name, owner))  # fmt: skip
+
+    def lookup(self, point: dict) -> dict | None:
+        """The cached record for ``point``, or ``None`` if it has not been computed."""
+        record_path = self.cache_dir / self.key(point) / POINT_FILENAME
+        return json.loads(record_path.read_text()) if record_path.is_file() else None
+
+    def _compute_entry(self, point: dict, entry: Path) -> None:
         entry.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
         record = self._compute(point, entry)
         record.update(point, cache_key=entry.name, prune_wall_s=time.perf_counter() - start,
                       accuracy_source=self.space.accuracy.split(":")[0],
                       hf_config_dir=str(self._hf_dir(entry)))  # fmt: skip
-        write_text_atomic(record_path, strict_json.dumps(record, indent=2))
-        return record
+        write_text_atomic(entry / POINT_FILENAME, strict_json.dumps(record, indent=2))
 
     def _hf_dir(self, entry: Path) -> Path:
         return entry / "model" if (entry / "model" / "config.json").is_file() else self.model_dir

@@ -12,6 +12,8 @@ failure -- so a point is never duplicated and a failed point is retried on the n
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
 from pathlib import Path
@@ -59,13 +61,29 @@ class ResultStore:
         return {r["point_id"] for r in self.records() if _failed(r)}
 
     def append(self, record: dict) -> None:
-        line = strict_json.dumps(record) + "\n"
-        with self.path.open("a") as handle:
-            if handle.tell() and not self._ends_with_newline():
-                line = "\n" + line  # terminate a line left truncated by an earlier kill
-            handle.write(line)
+        self.extend([record])
+
+    def extend(self, records: list[dict]) -> None:
+        """Append ``records`` with one write, under an exclusive lock: processes sharing the store interleave
+        whole lines only. A symbolic link in place of the store is refused, not followed."""
+        if not records:
+            return
+        data = "".join(strict_json.dumps(record) + "\n" for record in records).encode("utf-8")
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as err:
+            if err.errno == errno.ELOOP:
+                raise ValueError(f"results store {self.path}: is a symbolic link; bsp writes only its own "
+                                 "files in a sweep directory (remove the link)") from None  # fmt: skip
+            raise
+        with os.fdopen(fd, "ab") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            end = handle.seek(0, os.SEEK_END)
+            if end and not self._ends_with_newline():
+                data = b"\n" + data  # terminate a line left truncated by an earlier kill
+            handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            os.fsync(handle.fileno())  # closing releases the lock
 
     def _ends_with_newline(self) -> bool:
         with self.path.open("rb") as handle:

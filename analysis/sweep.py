@@ -3,59 +3,63 @@
 >>> from analysis import SweepSpace, sweep                                   # doctest: +SKIP
 >>> space = SweepSpace(blocks=["16x16", "32x32"], sparsities=[0.0, 0.5, 0.8],
 ...                    configs=["asic-32x32-int8", "fpga-zcu102"], accuracy="none")
->>> table = sweep(space, out_dir="results/hw-only")                         # doctest: +SKIP
+>>> table = sweep(space, out_dir="results/hw-only", workers=2)              # doctest: +SKIP
 >>> table[["block", "target_sparsity", "config", "cycles", "energy_pj"]]    # doctest: +SKIP
 
-Two stages. (1) Pruning, in this process (training uses every core already): one cached
-:class:`analysis.accuracy.PointCache` entry per distinct pruning setting, shared by all accelerators.
-(2) Simulation of every (pruning point, accelerator, seq_len, batch), in-process, in a local process
-pool (``workers > 1``) or on a Dask cluster (``client=`` or ``dask_scheduler=``). Each finished point is
-appended to ``<out_dir>/points.jsonl`` at once; a re-run skips the points already there, so an
-interrupted sweep resumes without losing or duplicating points. A point that fails is recorded with
-its ``error`` and the sweep goes on; the next run evaluates it again. The final table is written
-atomically to ``<out_dir>/sweep.parquet``.
+One task graph for both stages, on one :class:`analysis.executor.TaskRunner`: this process
+(``workers=1``), local worker processes (``workers=N``; ``gpus=`` one per GPU) or a Dask cluster
+(``client=`` or ``dask_scheduler=``; workers must see ``out_dir`` on shared storage). (1) One pruning task
+per distinct pruning setting (a :class:`analysis.accuracy.PointCache` entry, shared by all accelerators);
+(2) as soon as a pruning point is done, its hardware points (accelerator x seq_len x batch) are simulated
+in batches, so workers keep their workloads and timings cached.
+
+Each finished point is appended to ``<out_dir>/points.jsonl`` at once; a re-run skips the points already
+there, so an interrupted sweep resumes without losing or duplicating points. A point that fails is recorded
+with its ``error`` and the sweep goes on; the next run evaluates it again. The table of this run's space is
+written atomically to ``<out_dir>/sweep.parquet``.
 
 ``out_dir`` is a bsp sweep directory (:mod:`bsp_common.outputs`): new, empty, or an earlier sweep's (which
-is resumed). One sweep at a time may write it (a lock file; a second run is refused), a space larger than
-``max_points`` is refused unless raised, and local worker processes die with the sweep's process.
+is resumed). Several sweep processes, on one host or many, may share it: a pruning point is claimed before
+it is trained (:mod:`bsp_common.claims`), so none is trained twice and one whose worker died is taken over;
+``sweep.parquet`` then holds the table of the run that finished last. A space larger than ``max_points`` is
+refused unless raised, and local worker processes die with the sweep's process.
 """
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import json
 import logging
-import os
-import signal
+import math
 import sys
-from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import contextmanager
-from multiprocessing import get_context
 from pathlib import Path
 
 import pandas as pd
 from tqdm.auto import tqdm
 
 from analysis.accuracy import PointCache
+from analysis.executor import TaskRunner
 from analysis.space import SweepSpace, load_space
 from analysis.store import ResultStore, write_table_atomic
 from bsp_common.outputs import prepare_output_dir
 from bsp_common.strict_json import content_hash
 
-__all__ = ["MAX_POINTS", "OUTPUT_KIND", "RESULTS_FILENAME", "pruned_workload", "simulate_point", "sweep"]
+__all__ = ["MAX_POINTS", "OUTPUT_KIND", "RESULTS_FILENAME", "prune_point", "pruned_workload", "simulate_point",
+           "simulate_points", "sweep"]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
 RESULTS_FILENAME = "sweep.parquet"
 POINTS_FILENAME = "points.jsonl"
-LOCK_FILENAME = ".sweep.lock"
 OUTPUT_KIND = "sweep"
-MAX_POINTS = 20_000  # default guard: ~a few minutes of hardware-only simulation; training points cost far more
+MAX_POINTS = 20_000  # default guard: ~a minute of hardware-only simulation; training points cost far more
+SIM_BATCH_POINTS = 64  # hardware points per simulation task: ~0.1-0.5 s of work, little scheduling overhead
 _TOTAL_COLUMNS = ("cycles", "latency_s", "energy_pj", "utilization", "compute_cycles", "stall_cycles",
                   "first_load_cycles", "last_store_cycles", "ideal_cycles",
                   "dram_bytes", "tops_per_w", "macs_useful", "energy_dram_pj", "energy_mac_pj")  # fmt: skip
+_CARRIED = ("accuracy", "test_accuracy", "sparsity", "compression_rate", "model_compression_rate",
+            "accuracy_source", "masks_path", "hf_config_dir", "cache_key", "prune_wall_s")  # fmt: skip
+_BAD_INPUT = (ValueError, FileNotFoundError, ModuleNotFoundError)
 
 
 @functools.lru_cache(maxsize=8)  # consecutive points share a pruning point and shape: build its workload once
@@ -70,21 +74,55 @@ def pruned_workload(hf_config_dir: str, masks_path: str | None, batch: int, seq_
     return build_workload(read_hf_config(hf_config_dir), masks, batch=batch, seq_len=seq_len)
 
 
+@functools.lru_cache(maxsize=256)  # a sweep's points repeat a few (base, overrides) pairs thousands of times
+def _derived_config(base: str, overrides_json: str, base_stamp: tuple):
+    from hwsim.config import derive_config
+
+    return derive_config(base, json.loads(overrides_json or "{}"))
+
+
+def _file_stamp(base: str) -> tuple:
+    """What identifies a config file's content for :func:`_derived_config`'s memo (a preset: nothing)."""
+    try:
+        stat = Path(base).stat()
+    except OSError:
+        return ()
+    return (stat.st_mtime_ns, stat.st_size)
+
+
 def simulate_point(task: dict) -> dict:
     """Simulate one hardware point (picklable; runs in a worker process or on a Dask worker)."""
-    from hwsim import simulate
-    from hwsim.config import derive_config
     from hwsim.mapping import TilingError
+    from hwsim.simulate import simulate_totals
 
     try:
         workload = pruned_workload(task["hf_config_dir"], task.get("masks_path"), task["batch"], task["seq_len"])
-        config = derive_config(task["config"], json.loads(task.get("hw_overrides") or "{}"))
-        totals = simulate(config, workload).totals
+        config = _derived_config(task["config"], task.get("hw_overrides") or "{}", _file_stamp(task["config"]))
+        totals = simulate_totals(config, workload)
         return {**task, **{k: totals[k] for k in _TOTAL_COLUMNS}, "feasible": True, "error": None}
     except TilingError as err:  # buffers too small for the array's smallest tile: a result, as FPGA over-use is
         return {**task, "feasible": False, "infeasible_reason": str(err), "error": None}
     except Exception as err:  # a failing point is recorded, the sweep goes on
         return {**task, "error": f"{type(err).__name__}: {err}"}
+
+
+def simulate_points(tasks: list[dict]) -> list[dict]:
+    """:func:`simulate_point` of each task: one call per batch, so a worker reuses workloads and timings."""
+    return [simulate_point(task) for task in tasks]
+
+
+_POINT_CACHES: dict[tuple[str, str], PointCache] = {}  # per worker: keeps the data set and tables loaded
+
+
+def prune_point(job: dict) -> dict:
+    """The pruning record of ``job["point"]`` in ``job["space"]``'s cache at ``job["cache_dir"]``: computed
+    once across every process that shares the directory (picklable; runs on any worker)."""
+    space = job["space"]
+    ident = (content_hash(space.to_dict()), str(job["cache_dir"]))
+    if ident not in _POINT_CACHES:
+        _POINT_CACHES.clear()
+        _POINT_CACHES[ident] = PointCache(space, job["cache_dir"])
+    return _POINT_CACHES[ident].get(job["point"])
 
 
 def _dask_client(client, dask_scheduler: str | None):
@@ -96,6 +134,26 @@ def _dask_client(client, dask_scheduler: str | None):
         return Client(dask_scheduler, timeout="10s")
     except (OSError, TimeoutError) as err:
         raise ValueError(f"--dask-scheduler: no Dask scheduler answered at {dask_scheduler!r} ({err})") from None
+
+
+def _resolve_gpus(gpus) -> list[int] | None:
+    """``None``, ``"auto"`` (every visible CUDA device; refused if there is none) or a list of device ids."""
+    if gpus is None:
+        return None
+    if gpus == "auto":
+        from analysis.executor import visible_gpus
+
+        found = visible_gpus()
+        if not found:
+            raise ValueError("--gpus: 'auto' found no CUDA device (torch.cuda.is_available() is False); "
+                             "leave --gpus out to run on CPU workers")  # fmt: skip
+        return found
+    if (not isinstance(gpus, list | tuple) or not gpus
+            or not all(isinstance(g, int) and not isinstance(g, bool) and g >= 0 for g in gpus)):  # fmt: skip
+        raise ValueError(f"--gpus: expected 'auto' or a list of CUDA device ids like [0, 1], got {gpus!r}")
+    if len(set(gpus)) != len(gpus):
+        raise ValueError(f"--gpus: device ids repeat in {list(gpus)}; give each GPU once")
+    return list(gpus)
 
 
 def _portable(record: dict, out_dir: Path, model_dir: Path, model: str) -> dict:
@@ -113,64 +171,6 @@ def _portable(record: dict, out_dir: Path, model_dir: Path, model: str) -> dict:
     return record
 
 
-def _die_with_parent(parent_pid: int) -> None:
-    """Pool-worker initializer: the kernel kills this worker when the sweep's process dies (Linux)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
-    except (OSError, AttributeError):  # not Linux: workers end when they next find the pool gone
-        return
-    if os.getppid() != parent_pid:  # the parent died before prctl took effect
-        os._exit(1)
-
-
-@contextmanager
-def _sweep_lock(out_dir: Path) -> Iterator[None]:
-    """Exclusive lock on ``out_dir`` for this process; a second sweep on it is refused at once."""
-    path = out_dir / LOCK_FILENAME
-    handle = path.open("a+")
-    try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            raise ValueError(f"--out: another bsp sweep ({holder}) is writing to {out_dir}; wait for it to finish "
-                             "or use another --out") from None  # fmt: skip
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()}\n")
-        handle.flush()
-        yield
-    finally:
-        handle.close()  # closing releases the lock; the file stays (removing it would race a waiting run)
-
-
-def _run_tasks(tasks: list[dict], record: Callable[[dict], None], workers: int, client, progress: bool) -> None:
-    bar = tqdm(total=len(tasks), desc="simulate", unit="pt", disable=not progress, file=sys.stderr)
-    try:
-        if client is not None:
-            from dask.distributed import as_completed as dask_completed
-
-            futures = client.map(simulate_point, tasks, pure=False)
-            for future in dask_completed(futures):
-                record(future.result())
-                bar.update()
-        elif workers > 1:
-            with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_die_with_parent,
-                                     initargs=(os.getpid(),)) as pool:  # fmt: skip
-                for future in as_completed([pool.submit(simulate_point, t) for t in tasks]):
-                    record(future.result())
-                    bar.update()
-        else:
-            for task in tasks:
-                record(simulate_point(task))
-                bar.update()
-    finally:
-        bar.close()
-
-
 def sweep(
     space: SweepSpace | str | Path | None = None,
     out_dir: str | Path = "results",
@@ -180,15 +180,19 @@ def sweep(
     progress: bool = True,
     max_points: int | None = MAX_POINTS,
     results_file: str | None = RESULTS_FILENAME,
+    gpus: list[int] | str | None = None,
 ) -> pd.DataFrame:
     """Run (or resume) a sweep; returns one row per point of ``space`` with parameters and metrics.
 
+    ``workers`` local processes, or ``gpus`` (``"auto"`` or device ids: one worker per GPU, on a Dask
+    ``client`` the pruning tasks ask for the worker resource ``GPU``), or a Dask cluster run both stages.
     ``max_points`` refuses, before any work, a space with more points (``None``: no limit). The table is
     also written to ``out_dir/results_file`` (``None``: not written; :func:`analysis.search.search` uses that).
     """
     space = space if isinstance(space, SweepSpace) else load_space(space)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers: must be a positive integer, got {workers!r}")
+    gpus = _resolve_gpus(gpus)
     n_points = space.n_points
     if max_points is not None and n_points > max_points:
         raise ValueError(f"sweep: the space has {n_points:,} points, more than the limit of {max_points:,}; "
@@ -196,71 +200,114 @@ def sweep(
     from pruning.models import resolve_model_path
 
     out_dir = prepare_output_dir(out_dir, OUTPUT_KIND, inputs=[resolve_model_path(space.model)])
-    with _sweep_lock(out_dir):
-        table = _sweep_locked(space, out_dir, workers, client, dask_scheduler, progress)
-        if results_file:
-            write_table_atomic(table, out_dir / results_file)
+    runner = TaskRunner(workers, _dask_client(client, dask_scheduler), gpus)  # a bad address: refused before work
+    table = _SweepRun(space, out_dir, runner, progress).run()
+    if results_file:
+        write_table_atomic(table, out_dir / results_file)
     return table
 
 
-def _sweep_locked(space: SweepSpace, out_dir: Path, workers: int, client, dask_scheduler: str | None,
-                  progress: bool) -> pd.DataFrame:  # fmt: skip
+class _SweepRun:
+    """One run of a sweep over ``out_dir``: plan the points, run both stages on ``runner``, store as they finish."""
 
-    store = ResultStore(out_dir / POINTS_FILENAME)
-    done = store.done_ids()
-    cache = PointCache(space, out_dir / "cache")
-    # per (base config, hw_overrides JSON) as the points carry them: the derived config's content hash, or (if
-    # the combination cannot be built) a hash of the pair and the reason
-    config_hashes, infeasible = {}, {}
-    for base, overrides, config, reason in space.derived_configs():
-        label = (base, json.dumps(overrides))
-        if config is None:
-            config_hashes[label] = content_hash({"base": base, "overrides": label[1]})
-            infeasible[label] = reason
-        else:
-            config_hashes[label] = content_hash(config.model_dump(mode="json", exclude={"name"}))
+    def __init__(self, space: SweepSpace, out_dir: Path, runner: TaskRunner, progress: bool) -> None:
+        self.space, self.out_dir, self.runner, self.progress = space, out_dir, runner, progress
+        self.store = ResultStore(out_dir / POINTS_FILENAME)
+        self.cache = PointCache(space, out_dir / "cache")
 
-    wanted, tasks, failed = [], [], []
-    pruning_records: dict[str, dict] = {}
-    hardware_points = space.hardware_points()
-    prune_keys = ("block", "granularity", "target_sparsity", "method")
-    for point in hardware_points:
-        prune_point = {k: point[k] for k in prune_keys}
-        key = cache.key(prune_point)
-        label = (point["config"], point["hw_overrides"])
-        point_id = content_hash({"prune": key, "config": config_hashes[label],
-                                 "seq_len": point["seq_len"], "batch": point["batch"]})  # fmt: skip
-        wanted.append(point_id)
-        if point_id in done:
-            continue
-        if label in infeasible:  # a result, not a failure: the hardware combination cannot be built
-            store.append({**point, "point_id": point_id, "model": space.model, "data": space.data,
-                          "feasible": False, "infeasible_reason": infeasible[label], "error": None})  # fmt: skip
-            continue
-        if key not in pruning_records:
-            try:
-                pruning_records[key] = cache.get(prune_point)
-            except Exception as err:
-                if isinstance(err, ValueError | FileNotFoundError | ModuleNotFoundError) and not pruning_records:
-                    raise  # bad input shows on the first point: stop with the clear error
-                log.exception("pruning point %s failed", prune_point)
-                pruning_records[key] = {"error": f"{type(err).__name__}: {err}"}
-        record = pruning_records[key]
-        row = {**point, "point_id": point_id, "model": space.model, "data": space.data}
-        if "error" in record:
-            failed.append({**row, "error": record["error"]})
-            continue
-        carried = ("accuracy", "test_accuracy", "sparsity", "compression_rate", "model_compression_rate",
-                   "accuracy_source", "masks_path", "hf_config_dir", "cache_key", "prune_wall_s")  # fmt: skip
-        tasks.append({**row, **{k: record.get(k) for k in carried}})
-    for row in failed:
-        store.append(row)
-    log.info("%d points, %d done before, %d to simulate", len(hardware_points), len(done), len(tasks))
-    def record(result: dict) -> None:
-        store.append(_portable(result, out_dir, cache.model_dir, space.model))
+    def _config_labels(self) -> tuple[dict, dict]:
+        """Per (base config, hw_overrides JSON) as the points carry them: the derived config's content hash,
+        or (if the combination cannot be built) a hash of the pair, and the reasons."""
+        config_hashes, infeasible = {}, {}
+        for base, overrides, config, reason in self.space.derived_configs():
+            label = (base, json.dumps(overrides))
+            if config is None:
+                config_hashes[label] = content_hash({"base": base, "overrides": label[1]})
+                infeasible[label] = reason
+            else:
+                config_hashes[label] = content_hash(config.model_dump(mode="json", exclude={"name"}))
+        return config_hashes, infeasible
 
-    _run_tasks(tasks, record, workers, _dask_client(client, dask_scheduler), progress)
+    def _plan(self) -> tuple[list[str], dict[str, dict]]:
+        """Every point's id, and the points still to evaluate grouped by pruning key; infeasible hardware
+        combinations are stored at once (a result, not a failure)."""
+        done = self.store.done_ids()
+        config_hashes, infeasible = self._config_labels()
+        wanted, groups, infeasible_rows = [], {}, []
+        prune_keys = ("block", "granularity", "target_sparsity", "method")
+        for point in self.space.hardware_points():
+            prune = {k: point[k] for k in prune_keys}
+            key = self.cache.key(prune)
+            label = (point["config"], point["hw_overrides"])
+            point_id = content_hash({"prune": key, "config": config_hashes[label],
+                                     "seq_len": point["seq_len"], "batch": point["batch"]})  # fmt: skip
+            wanted.append(point_id)
+            if point_id in done:
+                continue
+            row = {**point, "point_id": point_id, "model": self.space.model, "data": self.space.data}
+            if label in infeasible:
+                infeasible_rows.append({**row, "feasible": False, "infeasible_reason": infeasible[label],
+                                        "error": None})  # fmt: skip
+                continue
+            groups.setdefault(key, {"prune": prune, "rows": []})["rows"].append(row)
+        self.store.extend(infeasible_rows)
+        log.info("%d points, %d done before, %d to evaluate", len(wanted), len(done & set(wanted)),
+                 sum(len(g["rows"]) for g in groups.values()))  # fmt: skip
+        return wanted, groups
 
-    table = store.load()
-    table = table[table["point_id"].isin(set(wanted))].reset_index(drop=True)
-    return table
+    def _submit_simulations(self, rows: list[dict], record: dict) -> int:
+        tasks = [{**row, **{k: record.get(k) for k in _CARRIED}} for row in rows]
+        # batches of neighbouring points (same workload, then same config): each worker builds them once
+        tasks.sort(key=lambda t: (t["seq_len"], t["batch"], t["config"], t["hw_overrides"]))
+        n_batches = max(1, math.ceil(len(tasks) / SIM_BATCH_POINTS))
+        size = math.ceil(len(tasks) / n_batches)
+        for i in range(0, len(tasks), size):
+            batch = tasks[i : i + size]
+            self.runner.submit(simulate_points, batch, key=("simulate", batch))
+        return len(tasks)
+
+    def _store(self, results: list[dict]) -> None:
+        self.store.extend([_portable(r, self.out_dir, self.cache.model_dir, self.space.model) for r in results])
+
+    def run(self) -> pd.DataFrame:
+        wanted, groups = self._plan()
+        bars = {stage: tqdm(total=0, desc=stage, unit="pt", disable=not self.progress, file=sys.stderr,
+                            dynamic_ncols=True) for stage in ("prune", "simulate")}  # fmt: skip
+        counts = {"done": 0, "failed": 0, "pruned ok": 0}
+        try:
+            for key, group in groups.items():
+                record = self.cache.lookup(group["prune"])
+                if record is not None:  # pruned before (this run's cache or another process's)
+                    bars["simulate"].total += self._submit_simulations(group["rows"], record)
+                else:
+                    job = {"space": self.space, "cache_dir": str(self.cache.cache_dir), "point": group["prune"]}
+                    self.runner.submit(prune_point, job, key=("prune", key), gpu=True)
+                    bars["prune"].total += 1
+            for bar in bars.values():
+                bar.refresh()
+            for (stage, payload), result, error in self.runner.results():
+                if stage == "simulate":
+                    if error is not None:  # the batch's worker kept dying: every point of it failed
+                        result = [{**task, "error": f"{type(error).__name__}: {error}"} for task in payload]
+                    self._store(result)
+                    bars["simulate"].update(len(result))
+                    continue
+                group = groups[payload]
+                if error is None:
+                    counts["pruned ok"] += 1
+                    bars["simulate"].total += self._submit_simulations(group["rows"], result)
+                    bars["simulate"].refresh()
+                elif isinstance(error, _BAD_INPUT) and not counts["pruned ok"]:
+                    raise error  # bad input shows on the first point: stop with the clear error
+                else:
+                    log.error("pruning point %s failed: %s: %s", group["prune"], type(error).__name__, error)
+                    counts["failed"] += 1
+                    self._store([{**row, "error": f"{type(error).__name__}: {error}"} for row in group["rows"]])
+                bars["prune"].update()
+                bars["prune"].set_postfix(running=self.runner.running,
+                                          failed=counts["failed"], refresh=False)  # fmt: skip
+        finally:
+            for bar in bars.values():
+                bar.close()
+        table = self.store.load()
+        return table[table["point_id"].isin(set(wanted))].reset_index(drop=True)

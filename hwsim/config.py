@@ -24,7 +24,9 @@ Unknown keys are errors. :func:`load_config` collects *all* problems with their 
 
 from __future__ import annotations
 
+import copy
 import enum
+import functools
 import itertools
 import math
 import re
@@ -385,13 +387,17 @@ def load_config(name_or_path: str | Path | AcceleratorConfig) -> AcceleratorConf
     source = f"preset {text_name!r}" if text_name in presets else str(path)
     try:
         if text_name in presets:
-            text = (_presets_dir() / f"{text_name}.yaml").read_text()
+            data = copy.deepcopy(_preset_data(text_name))
         else:
-            text = read_text_file(path, "config")
-        data = load_yaml_text(text, source)
+            data = load_yaml_text(read_text_file(path, "config"), source)
     except YamlInputError as err:
         raise ConfigError(source, [("<yaml>", err.reason)]) from None
     return _validate(data, source)
+
+
+@functools.cache  # package data never changes while running; sweeps load presets thousands of times
+def _preset_data(name: str):
+    return load_yaml_text((_presets_dir() / f"{name}.yaml").read_text(), f"preset {name!r}")
 
 
 def config_from_dict(data: dict, source: str = "<dict>") -> AcceleratorConfig:

@@ -33,13 +33,13 @@ def gemm_energy_pj(plan: FoldPlan, chunks: ChunkPlan, cycles: int, acc_bits: int
     issued = plan.issued_macs
     gated = issued - plan.useful_macs
     gated_pj = table.gated_mac_pj if config.sparse.gate_zero_operands else table.mac_pj
-    psum_bytes = float(plan.psum_elements.sum()) * acc_bits / 8 * 2  # read-modify-write
+    psum_bytes = plan.psum_elements_total * acc_bits / 8 * 2  # read-modify-write
     return {
         "mac": plan.useful_macs * table.mac_pj + gated * gated_pj,
         "register": issued * table.register_pj_per_mac,
-        "weight_buffer": (chunks.dram_weight_bytes + float(plan.weight_bytes.sum()))
+        "weight_buffer": (chunks.dram_weight_bytes + plan.weight_bytes_total)
         * table.sram_pj_per_byte(buffers.weight_bytes),
-        "input_buffer": (chunks.dram_input_bytes + float(plan.input_bytes.sum()))
+        "input_buffer": (chunks.dram_input_bytes + plan.input_bytes_total)
         * table.sram_pj_per_byte(buffers.input_bytes),
         "output_buffer": (psum_bytes + chunks.dram_output_bytes) * table.sram_pj_per_byte(buffers.output_bytes),
         "dram": (chunks.dram_weight_bytes + chunks.dram_input_bytes + chunks.dram_output_bytes)

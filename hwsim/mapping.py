@@ -37,6 +37,7 @@ the smallest size that works -- a sweep records such a point as infeasible by de
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -44,7 +45,7 @@ import numpy as np
 
 from hwsim.config import AcceleratorConfig, Dataflow
 from hwsim.workload import Gemm
-from pruning.spec import any_per_row_tile, block_occupancy
+from pruning.spec import any_per_row_tile
 
 __all__ = ["FoldPlan", "TilingError", "drained_line_elements", "fold_lines", "plan_folds", "streamed_lines_per_tile"]
 
@@ -76,10 +77,23 @@ class FoldPlan:
     def n_folds(self) -> int:
         return len(self.stream)
 
-    @property
+    # totals: cached, since a sweep reads them for every point that reuses the plan
+    @functools.cached_property
     def issued_macs(self) -> int:
         """PE-cycles doing a MAC (useful or on a gated zero weight)."""
         return int(np.sum(self.stream.astype(np.int64) * self.rows * self.cols))
+
+    @functools.cached_property
+    def weight_bytes_total(self) -> float:
+        return float(self.weight_bytes.sum())
+
+    @functools.cached_property
+    def input_bytes_total(self) -> float:
+        return float(self.input_bytes.sum())
+
+    @functools.cached_property
+    def psum_elements_total(self) -> float:
+        return float(self.psum_elements.sum())
 
 
 def _tiles(length: int, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -196,9 +210,9 @@ def plan_folds(op: Gemm, config: AcceleratorConfig) -> FoldPlan:
     skip = config.sparse.skip_zero_blocks and op.mask is not None
     decode_per_block = config.sparse.index_decode_cycles_per_block if skip else 0
     wbytes, abytes = op.weight_bits / 8, op.act_bits / 8
-    useful = M * (N * K if op.mask is None else int(op.mask.sum()))
+    useful = M * op.kept_weights
     dataflow = config.pe_array.dataflow
-    block_mask = block_occupancy(op.mask, op.block) if skip else None
+    block_mask = op.block_occupancy if skip else None
     lines = streamed_lines_per_tile(op, config)
 
     def compaction(starts, sizes) -> tuple[np.ndarray, np.ndarray]:

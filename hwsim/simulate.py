@@ -13,7 +13,6 @@ overlap between consecutive ops is not modelled, which makes totals slightly con
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections import OrderedDict
@@ -32,7 +31,8 @@ from hwsim.memory import make_chunks, run_pipeline
 from hwsim.timing import fold_timing
 from hwsim.workload import Gemm, VectorOp, Workload
 
-__all__ = ["MAX_FOLDS", "SimResult", "clear_timing_cache", "estimate_folds", "simulate", "simulate_gemm"]
+__all__ = ["MAX_FOLDS", "SimResult", "clear_timing_cache", "estimate_folds", "simulate", "simulate_gemm",
+           "simulate_totals"]
 
 MAX_FOLDS = 2_000_000  # default work guard: BERT-base on a 32x32 array is ~50k folds (~0.1 s); each fold
 # costs ~0.2 KB in the plan and a share of a simpy chunk, so 2 M folds is seconds and a few hundred MB
@@ -76,49 +76,58 @@ class SimResult:
         return path
 
 
-_TIMING_CACHE: OrderedDict = OrderedDict()  # (op, timing-relevant config) -> (plan, chunks, pipeline)
-TIMING_CACHE_ENTRIES = 512  # LRU bound: a BERT-base plan set is a few MB
+_LAYOUT_CACHE: OrderedDict = OrderedDict()  # (op, layout-relevant config) -> (plan, chunks, fold timing)
+_TIMING_CACHE: OrderedDict = OrderedDict()  # (op, layout-relevant config, bandwidth) -> (plan, chunks, pipeline)
+TIMING_CACHE_ENTRIES = 512  # LRU bound per cache: a BERT-base plan set is a few MB
 
 
 def clear_timing_cache() -> int:
-    """Forget every memoised GEMM timing; returns how many entries there were."""
+    """Forget every memoised GEMM timing; returns how many pipelines there were."""
     entries = len(_TIMING_CACHE)
     _TIMING_CACHE.clear()
+    _LAYOUT_CACHE.clear()
     return entries
 
 
-def _op_key(op: Gemm) -> tuple:
-    mask = None if op.mask is None else hashlib.blake2b(np.packbits(op.mask).tobytes(), digest_size=16).digest()
-    return (op.M, op.K, op.N, op.block, op.weight_bits, op.act_bits, op.b_is_weight, mask)
-
-
-def _timing_key(config: AcceleratorConfig) -> tuple:
-    """What the cycle and byte counts depend on: not the clock (except through GB/s bandwidth), not energy."""
+def _layout_key(config: AcceleratorConfig) -> tuple:
+    """What the fold plan, DMA chunks and fold gaps depend on: not the clock, the DRAM or energy figures."""
     return (config.pe_array.model_dump_json(), config.buffers.model_dump_json(), config.sparse.model_dump_json(),
-            config.microarch.model_dump_json(), config.dram_bytes_per_cycle)  # fmt: skip
+            config.microarch.model_dump_json())  # fmt: skip
 
 
-def _timing(op: Gemm, config: AcceleratorConfig):
-    """Plan, chunks and pipeline of one repeat of ``op``, memoised: sweep points that differ only in clock or
-    energy figures, and layers with identical GEMMs (dense attention products), are simulated once."""
-    key = (_op_key(op), _timing_key(config))
-    cached = _TIMING_CACHE.get(key)
-    if cached is not None:
-        _TIMING_CACHE.move_to_end(key)
-        return cached
-    plan = plan_folds(op, config)
-    chunks = make_chunks(plan, op, config)
-    result = plan, chunks, run_pipeline(chunks, fold_timing(plan, config), config)
-    _TIMING_CACHE[key] = result
-    if len(_TIMING_CACHE) > TIMING_CACHE_ENTRIES:
-        _TIMING_CACHE.popitem(last=False)
-    return result
+def _memo(cache: OrderedDict, key: tuple, compute):
+    """``cache[key]``, computed on a miss; least recently used entries beyond TIMING_CACHE_ENTRIES are dropped."""
+    value = cache.get(key)
+    if value is not None:
+        cache.move_to_end(key)
+        return value
+    value = cache[key] = compute()
+    if len(cache) > TIMING_CACHE_ENTRIES:
+        cache.popitem(last=False)
+    return value
+
+
+def _timing(op: Gemm, config: AcceleratorConfig, trace: bool = False):
+    """Plan, chunks and pipeline of one repeat of ``op``, memoised in two levels: sweep points that differ only
+    in energy figures, and layers with identical GEMMs (dense attention products), are simulated once; points
+    that differ in clock or DRAM bandwidth share the plan and rerun only the memory pipeline."""
+    layout_key = (op.content_key, _layout_key(config))
+
+    def layout():
+        plan = plan_folds(op, config)
+        return plan, make_chunks(plan, op, config), fold_timing(plan, config)
+
+    def timing():
+        plan, chunks, fold_gaps = _memo(_LAYOUT_CACHE, layout_key, layout)
+        return plan, chunks, run_pipeline(chunks, fold_gaps, config, trace=trace)
+
+    return _memo(_TIMING_CACHE, (*layout_key, config.dram_bytes_per_cycle, trace), timing)
 
 
 def simulate_gemm(op: Gemm, config: AcceleratorConfig, trace: bool = False) -> tuple[dict, list]:
     """One GEMM (all repeats): a result row and, with ``trace``, its trace events (first repeat, cycles
     from 0; ``(unit, label, start, end)``)."""
-    plan, chunks, pipeline = _timing(op, config)
+    plan, chunks, pipeline = _timing(op, config, trace)
     acc_bits = config.pe_array.acc_bits
     energy = gemm_energy_pj(plan, chunks, pipeline.cycles, acc_bits, config)
     repeat = op.repeat
@@ -134,9 +143,9 @@ def simulate_gemm(op: Gemm, config: AcceleratorConfig, trace: bool = False) -> t
         "macs_issued": plan.issued_macs * repeat,
         "macs_skipped": op.macs - plan.issued_macs * repeat,
         "dram_bytes": (chunks.dram_weight_bytes + chunks.dram_input_bytes + chunks.dram_output_bytes) * repeat,
-        "weight_buffer_bytes": float(plan.weight_bytes.sum()) * repeat,
-        "input_buffer_bytes": float(plan.input_bytes.sum()) * repeat,
-        "psum_bytes": float(plan.psum_elements.sum()) * acc_bits / 8 * repeat,
+        "weight_buffer_bytes": plan.weight_bytes_total * repeat,
+        "input_buffer_bytes": plan.input_bytes_total * repeat,
+        "psum_bytes": plan.psum_elements_total * acc_bits / 8 * repeat,
         **{f"energy_{k}_pj": v * repeat for k, v in energy.items()},
     }
     return row, pipeline.events if trace else []
@@ -163,14 +172,8 @@ def estimate_folds(config: AcceleratorConfig, workload: Workload) -> int:
     return sum(tiles(op) * pieces(op) for op in workload.gemms)
 
 
-def simulate(config: AcceleratorConfig | str, workload: Workload, trace: bool = False,
-             max_folds: int | None = MAX_FOLDS) -> SimResult:  # fmt: skip
-    """Cycles, stalls, utilization and energy of every op of ``workload`` on ``config``.
-
-    ``max_folds`` refuses (before any work) a workload whose fold count -- the simulator's cost in time and
-    memory -- exceeds it; ``None`` lifts the guard.
-    """
-    config = load_config(config)
+def _check_workload(config: AcceleratorConfig, workload: Workload, max_folds: int | None) -> None:
+    """Refuse an empty workload and (before any work) one above ``max_folds`` folds."""
     if not workload.ops:
         raise ValueError("workload: no ops to simulate")
     if max_folds is not None:
@@ -182,7 +185,37 @@ def simulate(config: AcceleratorConfig | str, workload: Workload, trace: bool = 
                 f"limit of {max_folds:,} (time and memory grow with folds: ~{folds * 200 / 1e9:.1f} GB of plan "
                 "alone); raise the limit (--max-folds / max_folds=) if that is intended"
             )
+
+
+def simulate(config: AcceleratorConfig | str, workload: Workload, trace: bool = False,
+             max_folds: int | None = MAX_FOLDS) -> SimResult:  # fmt: skip
+    """Cycles, stalls, utilization and energy of every op of ``workload`` on ``config``.
+
+    ``max_folds`` refuses (before any work) a workload whose fold count -- the simulator's cost in time and
+    memory -- exceeds it; ``None`` lifts the guard.
+    """
+    config = load_config(config)
+    _check_workload(config, workload, max_folds)
+    rows, events = _op_rows(config, workload, trace)
+    ops = pd.DataFrame(rows)
     n_pes = config.n_pes
+    ops["energy_pj"] = ops[[f"energy_{k}_pj" for k in ENERGY_COMPONENTS]].sum(axis=1)
+    ops["ideal_cycles"] = np.ceil(ops["macs_useful"] / n_pes).astype(np.int64)
+    ops["utilization"] = ops["macs_useful"] / (ops["cycles"] * n_pes)
+    ops["utilization_vs_ideal"] = np.where(ops["cycles"] > 0, ops["ideal_cycles"] / ops["cycles"], 0.0)
+    ops["latency_s"] = ops["cycles"] / config.clock_hz
+    return SimResult(config.name, config.clock_hz, ops, _totals(rows, config), tuple(events))
+
+
+def simulate_totals(config: AcceleratorConfig | str, workload: Workload, max_folds: int | None = MAX_FOLDS) -> dict:
+    """``simulate(config, workload).totals`` without building the per-op table (what sweeps need)."""
+    config = load_config(config)
+    _check_workload(config, workload, max_folds)
+    return _totals(_op_rows(config, workload, trace=False)[0], config)
+
+
+def _op_rows(config: AcceleratorConfig, workload: Workload, trace: bool) -> tuple[list[dict], list]:
+    """One result row per op, in order, and (with ``trace``) the timeline events."""
     rows, events, now = [], [], 0
     for op in workload.ops:
         base = {"op": op.name, "layer": op.layer}
@@ -207,39 +240,35 @@ def simulate(config: AcceleratorConfig | str, workload: Workload, trace: bool = 
                 events.append(("vector", op.name, now, now + cycles))
         now += row["cycles"]
         rows.append(row)
-    ops = pd.DataFrame(rows)
-    ops["energy_pj"] = ops[[f"energy_{k}_pj" for k in ENERGY_COMPONENTS]].sum(axis=1)
-    ops["ideal_cycles"] = np.ceil(ops["macs_useful"] / n_pes).astype(np.int64)
-    ops["utilization"] = ops["macs_useful"] / (ops["cycles"] * n_pes)
-    ops["utilization_vs_ideal"] = np.where(ops["cycles"] > 0, ops["ideal_cycles"] / ops["cycles"], 0.0)
-    ops["latency_s"] = ops["cycles"] / config.clock_hz
-    totals = _totals(ops, config)
-    return SimResult(config.name, config.clock_hz, ops, totals, tuple(events))
+    return rows, events
 
 
-def _totals(ops: pd.DataFrame, config: AcceleratorConfig) -> dict:
-    cycles = int(ops["cycles"].sum())
-    gemm = ops[ops["kind"] == "gemm"]
-    gemm_cycles = int(gemm["cycles"].sum())
-    useful = int(ops["macs_useful"].sum())
-    energy_pj = float(ops["energy_pj"].sum())
+def _totals(rows: list[dict], config: AcceleratorConfig) -> dict:
+    def total(column: str) -> float:
+        return sum(row[column] for row in rows)
+
+    cycles = int(total("cycles"))
+    gemm_cycles = int(sum(row["cycles"] for row in rows if row["kind"] == "gemm"))
+    useful = int(total("macs_useful"))
+    energy = {k: float(total(f"energy_{k}_pj")) for k in ENERGY_COMPONENTS}
+    energy_pj = float(sum(energy.values()))
     latency_s = cycles / config.clock_hz
     ops_per_s = 2 * useful / latency_s if latency_s else 0.0
     return {
         "cycles": cycles,
         "latency_s": latency_s,
         "energy_pj": energy_pj,
-        "compute_cycles": int(ops["compute_cycles"].sum()),
-        "stall_cycles": int(ops["stall_cycles"].sum()),
-        "first_load_cycles": int(ops["first_load_cycles"].sum()),
-        "last_store_cycles": int(ops["last_store_cycles"].sum()),
+        "compute_cycles": int(total("compute_cycles")),
+        "stall_cycles": int(total("stall_cycles")),
+        "first_load_cycles": int(total("first_load_cycles")),
+        "last_store_cycles": int(total("last_store_cycles")),
         "ideal_cycles": math.ceil(useful / config.n_pes),
         "utilization": useful / (gemm_cycles * config.n_pes) if gemm_cycles else 0.0,  # array busy on GEMMs
         "utilization_all_cycles": useful / (cycles * config.n_pes) if cycles else 0.0,  # vector ops included
         "macs_useful": useful,
-        "macs_skipped": int(ops["macs_skipped"].sum()),
-        "dram_bytes": float(ops["dram_bytes"].sum()),
+        "macs_skipped": int(total("macs_skipped")),
+        "dram_bytes": float(total("dram_bytes")),
         "tops_per_w": (2 * useful) / (energy_pj * 1e-12) / 1e12 if energy_pj else 0.0,
         "effective_tops": ops_per_s / 1e12,
-        **{f"energy_{k}_pj": float(ops[f"energy_{k}_pj"].sum()) for k in ENERGY_COMPONENTS},
+        **{f"energy_{k}_pj": v for k, v in energy.items()},
     }

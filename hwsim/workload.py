@@ -10,6 +10,8 @@ GEMMs repeated ``repeat = batch * heads`` times.
 from __future__ import annotations
 
 import enum
+import functools
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -59,13 +61,37 @@ class Gemm:
             if isinstance(value, bool) or not isinstance(value, int | np.integer) or not 0 < value <= MAX_GEMM_DIM:
                 raise ValueError(f"Gemm {self.name!r}: {dim} must be an integer in [1, {MAX_GEMM_DIM}], got {value!r}")
         if self.mask is not None:
-            mask = np.asarray(self.mask, dtype=bool)
+            mask = np.array(self.mask, dtype=bool)  # a private, read-only copy: the content key below stays true
+            mask.setflags(write=False)
             if mask.shape != (self.N, self.K):
                 raise ValueError(
                     f"Gemm {self.name!r}: mask shape {mask.shape} must equal the weight shape (N, K) = "
                     f"({self.N}, {self.K})"
                 )
             object.__setattr__(self, "mask", mask)
+
+    @functools.cached_property
+    def content_key(self) -> tuple:
+        """What the simulated timing of this GEMM depends on (shape, block, bits, kind, the mask's hash)."""
+        mask = self.mask
+        digest = None if mask is None else hashlib.blake2b(np.packbits(mask).tobytes(), digest_size=16).digest()
+        return (self.M, self.K, self.N, self.block, self.weight_bits, self.act_bits, self.b_is_weight, digest)
+
+    @functools.cached_property
+    def kept_weights(self) -> int:
+        """Weights the mask keeps (``N * K`` without a mask)."""
+        return self.N * self.K if self.mask is None else int(self.mask.sum())
+
+    @functools.cached_property
+    def block_occupancy(self) -> np.ndarray | None:
+        """Hardware blocks (``block``) that keep any weight, ``[ceil(N/rows), ceil(K/cols)]``; None without a mask."""
+        from pruning.spec import block_occupancy
+
+        if self.mask is None:
+            return None
+        occupancy = block_occupancy(self.mask, self.block)
+        occupancy.setflags(write=False)  # shared by every plan of this GEMM
+        return occupancy
 
     @property
     def macs(self) -> int:

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from transformers import DataCollatorWithPadding, PrinterCallback, ProgressCallback, Trainer, TrainingArguments
 
+from bsp_common.claims import compute_once
 from bsp_common.outputs import check_output_dir
 from bsp_common.strict_json import content_hash
 from pruning.callback import BlockPruningCallback
@@ -218,14 +219,18 @@ def dense_teacher(model: str | Path, data: str | TextDataset, budget: TrainBudge
     key = content_hash({"model": model_fingerprint(model)["sha256"], "data": dataset_name,
                         "budget": {k: v for k, v in budget.__dict__.items() if k not in _STUDENT_ONLY_FIELDS}})
     out_dir = Path(cache_dir) / f"dense-{key}"
-    if (out_dir / "config.json").is_file():
-        return out_dir
     dense_budget = replace(budget, prune_at_epoch=budget.epochs, schedule="oneshot", prune_start_epoch=0.0,
                            teacher="none", distill_alpha=0.0, distill_hidden_weight=0.0)  # fmt: skip
-    log.info("training the dense teacher once (cached in %s)", out_dir)
-    run_pruning(model, data, DENSE_SETTINGS, out_dir, dense_budget, glue_dir=glue_dir, overwrite=True,
-                progress=progress)  # fmt: skip
-    return out_dir
+
+    def train() -> None:
+        log.info("training the dense teacher once (cached in %s)", out_dir)
+        run_pruning(model, data, DENSE_SETTINGS, out_dir, dense_budget, glue_dir=glue_dir, overwrite=True,
+                    progress=progress)  # fmt: skip
+
+    # processes sharing the cache (sweep workers, seeds run side by side) train it once; the others wait
+    return compute_once(out_dir.with_name(f"{out_dir.name}.claim"),
+                        lambda: out_dir if (out_dir / "config.json").is_file() else None, train,
+                        on_wait=lambda owner: log.info("waiting for the dense teacher (%s) from %s", out_dir, owner))
 
 
 _STUDENT_ONLY_FIELDS = ("prune_at_epoch", "schedule", "prune_start_epoch", "prune_frequency_steps", "teacher",

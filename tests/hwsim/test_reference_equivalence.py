@@ -73,7 +73,10 @@ def test_fast_path_cycles_equal_reference_and_numbers_equal_torch(seed):
     assert row["compute_cycles"] == ref.compute_cycles
     assert row["cycles"] == ref.cycles
     chunks = make_chunks(plan, op, config)
-    assert fold_start_cycles(run_pipeline(chunks, timing, config), chunks, timing).tolist() == ref.fold_starts
+    for trace in (False, True):  # the closed-form pipeline and the simpy processes
+        pipeline = run_pipeline(chunks, timing, config, trace=trace)
+        assert pipeline.cycles == ref.cycles
+        assert fold_start_cycles(pipeline, chunks, timing).tolist() == ref.fold_starts
     masked = torch.tensor(W) * (torch.tensor(op.mask) if op.mask is not None else 1)
     expected = (torch.tensor(A) @ masked.T).numpy()
     np.testing.assert_array_equal(ref.out, expected)

@@ -168,8 +168,11 @@ def test_pipeline_reports_fold_starts_consistent_with_its_trace(overlap):
     plan = plan_folds(op, config)
     chunks = make_chunks(plan, op, config)
     timing = fold_timing(plan, config)
-    result = run_pipeline(chunks, timing, config)
+    result = run_pipeline(chunks, timing, config, trace=True)
     starts = fold_start_cycles(result, chunks, timing)
+    untraced = run_pipeline(chunks, timing, config)  # the closed form the sweeps use: same timeline, no records
+    assert untraced.records == () and untraced.cycles == result.cycles
+    assert fold_start_cycles(untraced, chunks, timing).tolist() == starts.tolist()
     assert np.all(np.diff(starts) >= timing.gap[1:])  # memory waits only ever delay a fold
     traced = [(start, end) for unit, _, start, end in result.events if unit == "array"]
     assert len(traced) == chunks.n_chunks > 1

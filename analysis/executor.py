@@ -1,0 +1,191 @@
+"""One task runner for a sweep's stages: this process, local worker processes (one per GPU if asked) or Dask.
+
+Tasks are picklable ``fn(arg)`` calls. :meth:`TaskRunner.results` yields ``(key, result, error)`` as tasks
+finish, and tasks may be submitted while iterating -- a sweep submits a pruning point's simulations as soon
+as the point is done, so both stages share the workers.
+
+* ``workers=1``, no client: in this process, in submission order.
+* ``workers=N``: a local pool of N spawned processes that die with this one. A worker that dies (killed,
+  out of memory) breaks the pool: it is restarted and the unfinished tasks are submitted again, each at
+  most ``max_attempts`` times in all.
+* ``gpus=[0, 1, ...]``: one local worker per GPU, each seeing only its own (``CUDA_VISIBLE_DEVICES``).
+* ``client=`` a ``dask.distributed.Client``: tasks go to the cluster; tasks submitted with ``gpu=True``
+  ask for the worker resource ``GPU: 1`` when ``gpus`` is set (start workers with ``--resources GPU=1``).
+  Dask retries a task whose worker died (its ``allowed-failures`` setting).
+
+>>> runner = TaskRunner()
+>>> runner.submit(abs, -3, key="a")
+>>> [(key, result) for key, result, error in runner.results()]
+[('a', 3)]
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from multiprocessing import get_context
+
+__all__ = ["TaskRunner", "WorkerDiedError", "visible_gpus"]
+
+MAX_ATTEMPTS = 3
+
+
+class WorkerDiedError(RuntimeError):
+    """A task's worker process died every time the task ran."""
+
+
+def visible_gpus() -> list[int]:
+    """The CUDA devices this process may use (``CUDA_VISIBLE_DEVICES`` order), ``[]`` without CUDA."""
+    import torch
+
+    return list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+
+
+def _init_worker(parent_pid: int, gpu_queue) -> None:
+    """Pool-worker initializer: die with the parent (Linux) and take one GPU from ``gpu_queue``, if any."""
+    if gpu_queue is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu_queue.get())
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):  # not Linux: workers end when they next find the pool gone
+        return
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+@dataclass
+class _Task:
+    key: object
+    fn: Callable
+    arg: object
+    gpu: bool
+    attempts: int = 0
+
+
+class TaskRunner:
+    """Run tasks here, on local worker processes or on a Dask cluster; see the module docstring."""
+
+    def __init__(self, workers: int = 1, client=None, gpus: list[int] | None = None,
+                 max_attempts: int = MAX_ATTEMPTS) -> None:  # fmt: skip
+        if gpus is not None and client is None:
+            workers = len(gpus)
+        self.workers, self.client, self.gpus, self.max_attempts = workers, client, gpus, max_attempts
+        self._pending: deque[_Task] = deque()  # submitted, not yet handed to an executor
+        self._running: dict = {}  # future -> task
+        self._pool: ProcessPoolExecutor | None = None
+        self._dask_completed = None
+
+    @property
+    def parallel(self) -> bool:
+        return self.client is not None or self.workers > 1
+
+    @property
+    def running(self) -> int:
+        """Tasks executing now, at most: handed to workers, not finished, no more than there are worker slots."""
+        slots = sum(self.client.nthreads().values()) if self.client is not None else self.workers
+        return min(len(self._running), slots)
+
+    def submit(self, fn: Callable, arg, *, key, gpu: bool = False) -> None:
+        """Queue ``fn(arg)``; its result comes out of :meth:`results` under ``key``."""
+        self._pending.append(_Task(key, fn, arg, gpu))
+
+    def results(self) -> Iterator[tuple[object, object, BaseException | None]]:
+        """``(key, result, None)`` or ``(key, None, error)`` for every task, as they finish."""
+        try:
+            if self.client is not None:
+                yield from self._dask_results()
+            elif self.workers > 1:
+                yield from self._pool_results()
+            else:
+                while self._pending:
+                    task = self._pending.popleft()
+                    try:
+                        result = task.fn(task.arg)
+                    except Exception as err:
+                        yield task.key, None, err
+                    else:
+                        yield task.key, result, None
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Cancel what has not run and stop local workers."""
+        for future in self._running:
+            future.cancel()
+        self._running.clear()
+        self._pending.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    # -- local processes ---------------------------------------------------------------------------
+    def _new_pool(self) -> ProcessPoolExecutor:
+        context = get_context("spawn")
+        gpu_queue = None
+        if self.gpus is not None:
+            gpu_queue = context.Queue()
+            for gpu in self.gpus:
+                gpu_queue.put(gpu)
+        return ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker,
+                                   initargs=(os.getpid(), gpu_queue))  # fmt: skip
+
+    def _pool_results(self):
+        while self._pending or self._running:
+            if self._pool is None:
+                self._pool = self._new_pool()
+            while self._pending:
+                task = self._pending.popleft()
+                task.attempts += 1
+                self._running[self._pool.submit(task.fn, task.arg)] = task
+            finished, _ = wait(list(self._running), return_when=FIRST_COMPLETED)
+            broken = []
+            for future in finished:
+                task = self._running.pop(future)
+                error = future.exception()
+                if isinstance(error, BrokenProcessPool):
+                    broken.append(task)
+                elif error is not None:
+                    yield task.key, None, error
+                else:
+                    yield task.key, future.result(), None
+            if broken:  # a worker died: every task still on the pool is lost with it; start a new pool
+                lost = broken + list(self._running.values())
+                self._running.clear()
+                self._pool.shutdown(wait=True, cancel_futures=True)
+                self._pool = None
+                for task in lost:
+                    if task.attempts >= self.max_attempts:
+                        died = f"the worker running this task died {task.attempts} times (killed or out of memory)"
+                        yield task.key, None, WorkerDiedError(died)
+                    else:
+                        self._pending.append(task)
+
+    # -- Dask ----------------------------------------------------------------------------------------
+    def _dask_results(self):
+        from dask.distributed import as_completed
+
+        completed = as_completed()
+        while True:
+            while self._pending:
+                task = self._pending.popleft()
+                resources = {"GPU": 1} if task.gpu and self.gpus is not None else None
+                future = self.client.submit(task.fn, task.arg, pure=False, resources=resources)
+                self._running[future] = task
+                completed.add(future)
+            if not self._running:
+                return
+            future = next(completed)
+            task = self._running.pop(future)
+            try:
+                result = future.result()
+            except Exception as err:
+                yield task.key, None, err
+            else:
+                yield task.key, result, None
