@@ -6,8 +6,9 @@ as the point is done, so both stages share the workers.
 
 * ``workers=1``, no client: in this process, in submission order.
 * ``workers=N``: a local pool of N spawned processes that die with this one. A worker that dies (killed,
-  out of memory) breaks the pool: it is restarted and the unfinished tasks are submitted again, each at
-  most ``max_attempts`` times in all.
+  out of memory) breaks the pool: it is restarted and the tasks it lost run again, one at a time until
+  the culprit is known; a task whose worker dies ``max_attempts`` times while it runs alone fails with
+  :class:`WorkerDiedError`, the others go on.
 * ``gpus=[0, 1, ...]``: one local worker per GPU, each seeing only its own (``CUDA_VISIBLE_DEVICES``).
 * ``client=`` a ``dask.distributed.Client``: tasks go to the cluster; tasks submitted with ``gpu=True``
   ask for the worker resource ``GPU: 1`` when ``gpus`` is set (start workers with ``--resources GPU=1``).
@@ -137,35 +138,51 @@ class TaskRunner:
                                    initargs=(os.getpid(), gpu_queue))  # fmt: skip
 
     def _pool_results(self):
-        while self._pending or self._running:
+        suspects: deque[_Task] = deque()  # lost when a worker died beside other tasks: rerun one at a time
+        isolated = None  # the suspect running alone
+        while self._pending or self._running or suspects:
             if self._pool is None:
                 self._pool = self._new_pool()
-            while self._pending:
-                task = self._pending.popleft()
-                task.attempts += 1
-                self._running[self._pool.submit(task.fn, task.arg)] = task
+            if suspects or isolated:  # alone on the pool, a task that kills its worker is found and charged
+                if not self._running:
+                    isolated = suspects.popleft()
+                    self._running[self._pool.submit(isolated.fn, isolated.arg)] = isolated
+            else:
+                while self._pending:
+                    task = self._pending.popleft()
+                    self._running[self._pool.submit(task.fn, task.arg)] = task
             finished, _ = wait(list(self._running), return_when=FIRST_COMPLETED)
-            broken = []
+            broken = False
             for future in finished:
                 task = self._running.pop(future)
                 error = future.exception()
                 if isinstance(error, BrokenProcessPool):
-                    broken.append(task)
+                    self._running[future] = task
+                    broken = True
                 elif error is not None:
                     yield task.key, None, error
                 else:
                     yield task.key, future.result(), None
-            if broken:  # a worker died: every task still on the pool is lost with it; start a new pool
-                lost = broken + list(self._running.values())
-                self._running.clear()
-                self._pool.shutdown(wait=True, cancel_futures=True)
-                self._pool = None
-                for task in lost:
-                    if task.attempts >= self.max_attempts:
-                        died = f"the worker running this task died {task.attempts} times (killed or out of memory)"
-                        yield task.key, None, WorkerDiedError(died)
-                    else:
-                        self._pending.append(task)
+                if task is isolated:
+                    isolated = None
+            if not broken:
+                continue
+            # a worker died: every task still on the pool is lost with it; start a new pool
+            lost = list(self._running.values())
+            self._running.clear()
+            isolated = None
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+            if len(lost) > 1:
+                suspects.extend(lost)
+                continue
+            (task,) = lost
+            task.attempts += 1
+            if task.attempts >= self.max_attempts:
+                died = f"the worker running this task died {task.attempts} times (killed or out of memory)"
+                yield task.key, None, WorkerDiedError(died)
+            else:
+                suspects.append(task)
 
     # -- Dask ----------------------------------------------------------------------------------------
     def _dask_results(self):

@@ -120,6 +120,9 @@ def prune_point(job: dict) -> dict:
     space = job["space"]
     ident = (content_hash(space.to_dict()), str(job["cache_dir"]))
     if ident not in _POINT_CACHES:
+        from pruning.models import quiet_transformers
+
+        quiet_transformers()  # workers' model-load reports would interleave with the sweep's progress
         _POINT_CACHES.clear()
         _POINT_CACHES[ident] = PointCache(space, job["cache_dir"])
     return _POINT_CACHES[ident].get(job["point"])
@@ -156,18 +159,19 @@ def _resolve_gpus(gpus) -> list[int] | None:
     return list(gpus)
 
 
-def _portable(record: dict, out_dir: Path, model_dir: Path, model: str) -> dict:
-    """Paths in a stored row that do not depend on this machine: relative to ``out_dir``, or the model's name."""
+def _portable(record: dict, out_dir: str, model_dir: str, model: str) -> dict:
+    """Paths in a stored row that do not depend on this machine: relative to ``out_dir``, or the model's name.
+    (String prefixes, not pathlib: the driver does this for every point of a sweep.)"""
     record = dict(record)
+    prefix = out_dir.rstrip("/") + "/"
     for key in ("masks_path", "hf_config_dir"):
         value = record.get(key)
         if not value:
             continue
-        path = Path(value)
-        if path == model_dir:
+        if value.rstrip("/") == model_dir:
             record[key] = model
-        elif path.is_relative_to(out_dir):
-            record[key] = str(path.relative_to(out_dir))
+        elif value.startswith(prefix):
+            record[key] = value[len(prefix) :]
     return record
 
 
@@ -267,7 +271,8 @@ class _SweepRun:
         return len(tasks)
 
     def _store(self, results: list[dict]) -> None:
-        self.store.extend([_portable(r, self.out_dir, self.cache.model_dir, self.space.model) for r in results])
+        out_dir, model_dir = str(self.out_dir), str(self.cache.model_dir).rstrip("/")
+        self.store.extend([_portable(r, out_dir, model_dir, self.space.model) for r in results])
 
     def run(self) -> pd.DataFrame:
         wanted, groups = self._plan()

@@ -16,6 +16,10 @@ __all__ = ["content_hash", "dumps", "json_safe"]
 
 def json_safe(value):
     """A copy of ``value`` with NumPy scalars as Python numbers, paths as strings, non-finite floats as None."""
+    if value is None or isinstance(value, bool | int | str):  # the common case first: results stores write many
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
     if isinstance(value, dict):
         return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

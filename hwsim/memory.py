@@ -27,7 +27,7 @@ between) and the last store (after the array is done); with ample bandwidth and 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import simpy
@@ -57,10 +57,46 @@ class ChunkPlan:
     dram_weight_bytes: float
     dram_input_bytes: float
     dram_output_bytes: float
+    _terms: dict = field(default_factory=dict, compare=False, repr=False)  # (timing, slots) -> _ChunkTerms
 
     @property
     def n_chunks(self) -> int:
         return len(self.load_bytes)
+
+    def terms(self, timing: FoldTiming, slots: int) -> _ChunkTerms:
+        """Per-chunk timing terms for ``timing`` (kept: points that differ in bandwidth reuse them)."""
+        known = self._terms.get((id(timing), slots))
+        if known is None or known.timing is not timing:
+            known = self._terms[(id(timing), slots)] = _ChunkTerms.of(self, timing, slots)
+        return known
+
+
+@dataclass(frozen=True)
+class _ChunkTerms:
+    """What the pipeline needs per chunk, as plain lists (the pipeline loops do no numpy): from the first
+    fold's stream start, the last fold's start offset, busy and release; the first fold's gap and prep; the
+    tile; the store a tile's first chunk waits for (``slots`` tiles back, -1: none); chunks ending a tile."""
+
+    timing: FoldTiming
+    last_offset: list[int]
+    first_gap: list[int]
+    first_prep: list[int]
+    last_busy: list[int]
+    last_release: list[int]
+    tile_of_chunk: list[int]
+    starts_tile: list[bool]
+    waits_store: list[int]
+
+    @classmethod
+    def of(cls, chunks: ChunkPlan, timing: FoldTiming, slots: int) -> _ChunkTerms:
+        first = chunks.first_fold
+        last = np.append(first[1:], timing.n_folds) - 1
+        gap_sums = np.cumsum(timing.gap)
+        tile_of_chunk = np.cumsum(chunks.starts_tile) - 1
+        waits_store = np.where(chunks.starts_tile & (tile_of_chunk >= slots), tile_of_chunk - slots, -1)
+        return cls(timing, (gap_sums[last] - gap_sums[first]).tolist(), timing.gap[first].tolist(),
+                   timing.prep[first].tolist(), timing.busy[last].tolist(), timing.release[last].tolist(),
+                   tile_of_chunk.tolist(), chunks.starts_tile.tolist(), waits_store.tolist())  # fmt: skip
 
 
 def make_chunks(plan: FoldPlan, op: Gemm, config: AcceleratorConfig) -> ChunkPlan:
@@ -91,8 +127,8 @@ def make_chunks(plan: FoldPlan, op: Gemm, config: AcceleratorConfig) -> ChunkPla
         raise TilingError.for_slot(op, config, "output_bytes", "one output tile's partial sums", tile_acc_bytes.max())
 
     # chunk = run of folds within a tile; capacity in folds from the tile's largest fold
-    tile_starts = np.flatnonzero(np.r_[True, plan.tile[1:] != plan.tile[:-1]]) if plan.n_folds else np.zeros(0, int)
-    tile_lengths = np.diff(np.r_[tile_starts, plan.n_folds])
+    tile_starts = np.flatnonzero(np.append(True, plan.tile[1:] != plan.tile[:-1])) if plan.n_folds else np.zeros(0, int)
+    tile_lengths = np.diff(np.append(tile_starts, plan.n_folds))
     tile_max_weight = np.maximum.reduceat(fold_weight, tile_starts) if plan.n_folds else np.zeros(0)
     capacity = np.floor(weight_slot / tile_max_weight).astype(np.int64)
     if not resident and plan.n_folds:
@@ -100,7 +136,7 @@ def make_chunks(plan: FoldPlan, op: Gemm, config: AcceleratorConfig) -> ChunkPla
         capacity = np.minimum(capacity, np.floor(input_slot / tile_max_input).astype(np.int64))
     position = np.arange(plan.n_folds) - np.repeat(tile_starts, tile_lengths)
     chunk_in_tile = position // np.repeat(capacity, tile_lengths)
-    new_chunk = np.r_[True, (plan.tile[1:] != plan.tile[:-1]) | (chunk_in_tile[1:] != chunk_in_tile[:-1])]
+    new_chunk = np.append(True, (plan.tile[1:] != plan.tile[:-1]) | (chunk_in_tile[1:] != chunk_in_tile[:-1]))
     chunk_starts = np.flatnonzero(new_chunk) if plan.n_folds else np.zeros(0, dtype=np.int64)
 
     def per_chunk(values: np.ndarray) -> np.ndarray:
@@ -111,7 +147,7 @@ def make_chunks(plan: FoldPlan, op: Gemm, config: AcceleratorConfig) -> ChunkPla
     if resident and len(chunk_starts):
         input_bytes[0] = op.M * op.K * abytes
     starts_tile = position[chunk_starts] == 0 if plan.n_folds else np.zeros(0, dtype=bool)
-    ends_tile = np.r_[starts_tile[1:], True] if len(chunk_starts) else np.zeros(0, dtype=bool)
+    ends_tile = np.append(starts_tile[1:], True) if len(chunk_starts) else np.zeros(0, dtype=bool)
     store_bytes = np.zeros(len(chunk_starts))
     store_bytes[ends_tile] = plan.output_tile_elements * abytes
     return ChunkPlan(
@@ -158,26 +194,20 @@ def fold_start_cycles(pipeline: PipelineResult, chunks: ChunkPlan, timing: FoldT
 class _Pipeline:
     """simpy processes for one GEMM; see the module docstring for the rules."""
 
-    def __init__(self, load: np.ndarray, store: np.ndarray, chunks: ChunkPlan, timing: FoldTiming, slots: int):
+    def __init__(self, load: np.ndarray, store: np.ndarray, terms: _ChunkTerms, slots: int):
         self.env = simpy.Environment()
         self.load, self.store = load.tolist(), store.tolist()
-        self.starts_tile, self.slots = chunks.starts_tile.tolist(), slots
-        self.none = timing.overlap is FoldOverlap.NONE
-        # per chunk, from its first fold's stream start: the last fold's start, release and done (no waits
-        # inside a chunk), and the first fold's gap and prep -- plain lists, so the process does no numpy
-        first = chunks.first_fold
-        last = np.append(first[1:], timing.n_folds) - 1
-        gap_sums = np.cumsum(timing.gap)
-        self.last_offset = (gap_sums[last] - gap_sums[first]).tolist()
-        self.first_gap, self.first_prep = timing.gap[first].tolist(), timing.prep[first].tolist()
-        self.last_busy, self.last_release = timing.busy[last].tolist(), timing.release[last].tolist()
+        self.starts_tile, self.slots = terms.starts_tile, slots
+        self.none = terms.timing.overlap is FoldOverlap.NONE
+        self.last_offset, self.first_gap, self.first_prep = terms.last_offset, terms.first_gap, terms.first_prep
+        self.last_busy, self.last_release = terms.last_busy, terms.last_release
         self.chunk_starts = [0] * len(self.load)
         n = len(self.load)
         self.load_done = [self.env.event() for _ in range(n)]
         self.load_time = [0] * n
         self.compute_done = [self.env.event() for _ in range(n)]
-        self.tile_of_chunk = (np.cumsum(chunks.starts_tile) - 1).tolist()
-        n_tiles = int(np.sum(chunks.starts_tile))
+        self.tile_of_chunk = terms.tile_of_chunk
+        n_tiles = terms.tile_of_chunk[-1] + 1
         self.store_done = [self.env.event() for _ in range(n_tiles)]
         self.store_time = [0] * n_tiles
         self.pending_stores: deque[tuple[int, int, int]] = deque()  # (results done at, tile, cycles)
@@ -252,7 +282,7 @@ class _Pipeline:
             self._wake_dma()
 
 
-def _pipeline_closed_form(load: list[int], store: list[int], chunks: ChunkPlan, timing: FoldTiming,
+def _pipeline_closed_form(load: list[int], store: list[int], terms: _ChunkTerms,
                           slots: int) -> tuple[int, list[int], list[int]]:  # fmt: skip
     """The module docstring's rules decided in time order without an event queue: ``(total cycles, stream
     start of every chunk's first fold, when every chunk is done)``.
@@ -262,15 +292,8 @@ def _pipeline_closed_form(load: list[int], store: list[int], chunks: ChunkPlan, 
     as soon as its load (and, for a new tile, the store ``slots`` tiles back) has a completion time -- the
     schedule depends on nothing else, so it is extended after every DMA action.
     """
-    first = chunks.first_fold
-    last = np.append(first[1:], timing.n_folds) - 1
-    gap_sums = np.cumsum(timing.gap)
-    last_offset = (gap_sums[last] - gap_sums[first]).tolist()
-    first_gap, first_prep = timing.gap[first].tolist(), timing.prep[first].tolist()
-    last_busy, last_release = timing.busy[last].tolist(), timing.release[last].tolist()
-    # the store a chunk waits for: the one of the tile ``slots`` tiles back, for the first chunk of a tile
-    tile_of_chunk = np.cumsum(chunks.starts_tile) - 1
-    waits_store = np.where(chunks.starts_tile & (tile_of_chunk >= slots), tile_of_chunk - slots, -1).tolist()
+    last_offset, first_gap, first_prep = terms.last_offset, terms.first_gap, terms.first_prep
+    last_busy, last_release, waits_store = terms.last_busy, terms.last_release, terms.waits_store
     n = len(load)
     store_chunks = [i for i in range(n) if store[i] > 0]
     n_stores = len(store_chunks)
@@ -337,12 +360,12 @@ def run_pipeline(chunks: ChunkPlan, timing: FoldTiming, config: AcceleratorConfi
         return PipelineResult(0, 0, 0, 0, 0, 0, ())
     slots = config.buffers.slots
     if trace:
-        pipeline = _Pipeline(load, store, chunks, timing, slots)
+        pipeline = _Pipeline(load, store, chunks.terms(timing, slots), slots)
         pipeline.env.run()
         total, array_done = int(pipeline.env.now), pipeline.array_done
         records, chunk_starts = tuple(pipeline.records), tuple(pipeline.chunk_starts)
     else:
-        total, starts, done = _pipeline_closed_form(load.tolist(), store.tolist(), chunks, timing, slots)
+        total, starts, done = _pipeline_closed_form(load.tolist(), store.tolist(), chunks.terms(timing, slots), slots)
         array_done, records, chunk_starts = done[-1], (), tuple(starts)
     compute, first_load = timing.compute_cycles, int(load[0])
     last_store = total - array_done

@@ -90,9 +90,20 @@ def clear_timing_cache() -> int:
 
 
 def _layout_key(config: AcceleratorConfig) -> tuple:
-    """What the fold plan, DMA chunks and fold gaps depend on: not the clock, the DRAM or energy figures."""
-    return (config.pe_array.model_dump_json(), config.buffers.model_dump_json(), config.sparse.model_dump_json(),
-            config.microarch.model_dump_json())  # fmt: skip
+    """What the fold plan, DMA chunks and fold gaps depend on: not the clock, the DRAM or energy figures.
+    Remembered per config object (configs are frozen): a sweep point asks once per GEMM."""
+    known = _LAYOUT_KEYS.get(id(config))
+    if known is not None and known[0] is config:
+        return known[1]
+    key = (config.pe_array.model_dump_json(), config.buffers.model_dump_json(), config.sparse.model_dump_json(),
+           config.microarch.model_dump_json())  # fmt: skip
+    if len(_LAYOUT_KEYS) >= 64:
+        _LAYOUT_KEYS.clear()
+    _LAYOUT_KEYS[id(config)] = (config, key)  # holding the config keeps its id from being reused
+    return key
+
+
+_LAYOUT_KEYS: dict[int, tuple[AcceleratorConfig, tuple]] = {}
 
 
 def _memo(cache: OrderedDict, key: tuple, compute):

@@ -23,7 +23,7 @@ import yaml
 from conftest import tiny_classifier, tiny_text_task
 
 from analysis.store import ResultStore, write_table_atomic
-from analysis.sweep import _sweep_lock, sweep
+from analysis.sweep import sweep
 from bsp_cli import main
 from bsp_common.outputs import (
     MARKER_FILENAME,
@@ -430,19 +430,22 @@ def test_stale_temporary_directories_of_killed_runs_are_removed(tmp_path):
     assert not stale.exists() and foreign.exists()
 
 
-def test_second_sweep_on_the_same_out_is_refused(tmp_path):
+def test_a_symlinked_results_store_in_a_sweep_directory_is_refused_not_followed(tmp_path):
     model_dir = tmp_path / "tiny"
     tiny_classifier("bert").save_pretrained(model_dir)
     out = tmp_path / "out"
     out.mkdir()
     (out / MARKER_FILENAME).write_text('{"kind": "sweep"}')
+    outside = tmp_path / "precious.txt"
+    outside.write_text("keep me\n")
+    (out / "points.jsonl").symlink_to(outside)
     space = {"model": str(model_dir), "accuracy": "none", "blocks": ["8x8"], "sparsities": [0.5],
              "configs": ["asic-16x16-int8"], "seq_lens": [8]}  # fmt: skip
     from analysis import SweepSpace
 
-    with _sweep_lock(out), pytest.raises(ValueError, match=r"another bsp sweep \(pid \d+\) is writing"):
+    with pytest.raises(ValueError, match=r"points.jsonl: is a symbolic link"):
         sweep(SweepSpace(**space), out_dir=out, progress=False)
-    assert len(sweep(SweepSpace(**space), out_dir=out, progress=False)) == 1  # free again afterwards
+    assert outside.read_text() == "keep me\n"
 
 
 def test_pool_workers_die_with_a_killed_parent(tmp_path):
@@ -451,7 +454,7 @@ def test_pool_workers_die_with_a_killed_parent(tmp_path):
         import os, time
         from concurrent.futures import ProcessPoolExecutor
         from multiprocessing import get_context
-        from analysis.sweep import _die_with_parent
+        from analysis.executor import _init_worker
 
         def work(i):
             with open({str(pids)!r}, "a") as f:
@@ -459,8 +462,8 @@ def test_pool_workers_die_with_a_killed_parent(tmp_path):
             time.sleep(60)
 
         if __name__ == "__main__":
-            with ProcessPoolExecutor(2, mp_context=get_context("spawn"), initializer=_die_with_parent,
-                                     initargs=(os.getpid(),)) as pool:
+            with ProcessPoolExecutor(2, mp_context=get_context("spawn"), initializer=_init_worker,
+                                     initargs=(os.getpid(), None)) as pool:
                 list(pool.map(work, range(2)))
     """)
     path = tmp_path / "parent.py"

@@ -8,11 +8,27 @@ from pathlib import Path
 
 from bsp_cli.commands.options import bounded_int
 
+
+def gpu_list(text: str):
+    """``auto`` or comma-separated CUDA device ids."""
+    if text == "auto":
+        return text
+    try:
+        ids = [int(part) for part in text.split(",")]
+    except ValueError:
+        ids = []
+    if not ids or any(i < 0 for i in ids):
+        raise argparse.ArgumentTypeError(f"expected 'auto' or device ids like 0,1, got {text!r}")
+    return ids
+
 EXAMPLE = """examples:
   bsp sweep                                   # default: MiniLM, 3 block sizes x 4 sparsities, 2 presets
-  bsp sweep my_space.yaml --out results/big --workers 2
-  bsp sweep my_space.yaml --dask-scheduler tcp://scheduler-host:8786
-Re-running the same command resumes: finished points are kept, missing ones are computed.
+  bsp sweep my_space.yaml --out results/big --workers 2          # pruning and simulation on 2 local processes
+  bsp sweep my_space.yaml --out results/big --gpus auto          # one worker per visible GPU
+  bsp sweep my_space.yaml --out /shared/big --dask-scheduler tcp://scheduler-host:8786
+Re-running the same command resumes: finished points are kept, missing ones are computed. Several
+`bsp sweep` processes (on one host or many, --out on shared storage) may work on one space at once:
+each pruning point is claimed before it is trained, so none is trained twice.
 """
 
 
@@ -24,7 +40,10 @@ def register(subparsers) -> None:
     p.add_argument("--out", default="results", help="output directory: new, empty, or an earlier sweep's, "
                    "which is resumed (default results/)")
     p.add_argument("--workers", type=bounded_int("--workers", 1, 256), default=1,
-                   help="local simulation processes (default 1)")
+                   help="local worker processes for pruning and simulation (default 1: this process)")
+    p.add_argument("--gpus", type=gpu_list, help="'auto' (every visible CUDA device) or ids like 0,1: one worker "
+                   "per GPU, each seeing only its own; with --dask-scheduler, pruning tasks ask for the worker "
+                   "resource GPU=1")
     p.add_argument("--yes", action="store_true", help="run a space larger than the point limit (20,000)")
     p.add_argument("--dask-scheduler", help="address of a Dask scheduler, e.g. tcp://host:8786")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -41,7 +60,8 @@ def run(args) -> int:
     from analysis.sweep import MAX_POINTS, RESULTS_FILENAME, sweep
 
     table = sweep(args.space, out_dir=args.out, workers=args.workers, dask_scheduler=args.dask_scheduler,
-                  progress=not args.no_progress, max_points=None if args.yes else MAX_POINTS)  # fmt: skip
+                  progress=not args.no_progress, max_points=None if args.yes else MAX_POINTS,
+                  gpus=args.gpus)  # fmt: skip
     out = Path(args.out)
     ok = table[table["error"].isna()] if "error" in table else table
     failed = len(table) - len(ok)

@@ -1,5 +1,6 @@
 """Sweep engine on a tiny random BERT saved to disk (accuracy source 'none': no training)."""
 
+import json
 import os
 import signal
 import subprocess
@@ -105,6 +106,27 @@ def test_dask_local_cluster_gives_same_table(tiny_model_dir, tmp_path):
         local[key].sort_values("point_id").reset_index(drop=True),
         distributed[key].sort_values("point_id").reset_index(drop=True),
     )
+
+
+def test_batched_cached_points_replay_exactly_through_the_unbatched_simulator(tiny_model_dir, tmp_path):
+    from hwsim import build_workload, read_hf_config, simulate
+    from hwsim.config import derive_config
+    from hwsim.simulate import clear_timing_cache
+    from pruning.masks import load_masks
+
+    space = space_for(tiny_model_dir, hardware_axes={"clock_mhz": [100, 1000], "dram.bw_gb_per_s": [0.5, 50]})
+    out = tmp_path / "out"
+    table = sweep(space, out_dir=out, workers=2, progress=False)
+    assert len(table) == 40 and table["error"].isna().all()
+    for row in table.to_dict("records"):  # each point alone, caches cleared, the per-op table built
+        clear_timing_cache()
+        masks = load_masks(out / row["masks_path"]) if isinstance(row["masks_path"], str) else {}
+        workload = build_workload(read_hf_config(tiny_model_dir), masks, batch=row["batch"], seq_len=row["seq_len"])
+        config = derive_config(row["config"], json.loads(row["hw_overrides"]))
+        totals = simulate(config, workload, trace=True).totals  # trace: the simpy pipeline, not the closed form
+        assert row["cycles"] == totals["cycles"] and row["stall_cycles"] == totals["stall_cycles"]
+        assert row["energy_pj"] == pytest.approx(totals["energy_pj"], rel=1e-12)
+    assert table["stall_cycles"].max() > 0  # the slow DRAM points do stall: the pipeline is exercised
 
 
 def test_process_pool_records_infeasible_buffers_as_results(tiny_model_dir, tmp_path):
