@@ -22,6 +22,7 @@ as the point is done, so both stages share the workers.
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 from collections import deque
@@ -31,7 +32,8 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing import get_context
 
-__all__ = ["TaskRunner", "WorkerDiedError", "visible_gpus"]
+__all__ = ["TaskRunner", "WorkerDiedError", "add_runner_arguments", "check_workers", "dask_client", "gpu_list",
+           "resolve_gpus", "runner_from_args", "visible_gpus"]
 
 MAX_ATTEMPTS = 3
 
@@ -45,6 +47,72 @@ def visible_gpus() -> list[int]:
     import torch
 
     return list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+
+
+def dask_client(client=None, dask_scheduler: str | None = None):
+    """``client``, or a client of the scheduler at ``dask_scheduler`` (an unreachable one: a clear error at once),
+    or ``None`` for local execution."""
+    if client is not None or dask_scheduler is None:
+        return client
+    from dask.distributed import Client
+
+    try:
+        return Client(dask_scheduler, timeout="10s")
+    except (OSError, TimeoutError) as err:
+        raise ValueError(f"--dask-scheduler: no Dask scheduler answered at {dask_scheduler!r} ({err})") from None
+
+
+def resolve_gpus(gpus) -> list[int] | None:
+    """``None``, ``"auto"`` (every visible CUDA device; refused if there is none) or a list of device ids."""
+    if gpus is None:
+        return None
+    if gpus == "auto":
+        found = visible_gpus()
+        if not found:
+            raise ValueError("--gpus: 'auto' found no CUDA device (torch.cuda.is_available() is False); "
+                             "leave --gpus out to run on CPU workers")  # fmt: skip
+        return found
+    if (not isinstance(gpus, list | tuple) or not gpus
+            or not all(isinstance(g, int) and not isinstance(g, bool) and g >= 0 for g in gpus)):  # fmt: skip
+        raise ValueError(f"--gpus: expected 'auto' or a list of CUDA device ids like [0, 1], got {gpus!r}")
+    if len(set(gpus)) != len(gpus):
+        raise ValueError(f"--gpus: device ids repeat in {list(gpus)}; give each GPU once")
+    return list(gpus)
+
+
+def check_workers(workers) -> int:
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers: must be a positive integer, got {workers!r}")
+    return workers
+
+
+def gpu_list(text: str):
+    """argparse type of ``--gpus``: ``auto`` or comma-separated CUDA device ids."""
+    if text == "auto":
+        return text
+    try:
+        ids = [int(part) for part in text.split(",")]
+    except ValueError:
+        ids = []
+    if not ids or any(i < 0 for i in ids):
+        raise argparse.ArgumentTypeError(f"expected 'auto' or device ids like 0,1, got {text!r}")
+    return ids
+
+
+def add_runner_arguments(parser: argparse.ArgumentParser, what: str = "pruning runs") -> None:
+    """``--workers``, ``--gpus`` and ``--dask-scheduler``: where a command runs its ``what``."""
+    parser.add_argument("--workers", type=int, default=1, help=f"local worker processes for the {what} "
+                        "(default 1: this process)")
+    parser.add_argument("--gpus", type=gpu_list, help=f"'auto' or device ids like 0,1: the {what} run one per GPU, "
+                        "each worker seeing only its own")
+    parser.add_argument("--dask-scheduler", help=f"address of a Dask scheduler (e.g. tcp://host:8786) whose workers "
+                        f"run the {what}; they must see the output directory")
+
+
+def runner_from_args(args) -> TaskRunner:
+    """The :class:`TaskRunner` that :func:`add_runner_arguments`' options ask for (checked before any work)."""
+    check_workers(args.workers)
+    return TaskRunner(args.workers, dask_client(None, args.dask_scheduler), resolve_gpus(args.gpus))
 
 
 def _init_worker(parent_pid: int, gpu_queue) -> None:

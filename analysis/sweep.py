@@ -38,14 +38,14 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from analysis.accuracy import PointCache
-from analysis.executor import TaskRunner
+from analysis.executor import TaskRunner, check_workers, dask_client, resolve_gpus
 from analysis.space import SweepSpace, load_space
 from analysis.store import ResultStore, write_table_atomic
 from bsp_common.outputs import prepare_output_dir
 from bsp_common.strict_json import content_hash
 
-__all__ = ["MAX_POINTS", "OUTPUT_KIND", "RESULTS_FILENAME", "prune_point", "pruned_workload", "simulate_point",
-           "simulate_points", "sweep"]  # fmt: skip
+__all__ = ["MAX_POINTS", "OUTPUT_KIND", "RESULTS_FILENAME", "prune_point", "prune_points", "pruned_workload",
+           "simulate_point", "simulate_points", "sweep"]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -128,37 +128,6 @@ def prune_point(job: dict) -> dict:
     return _POINT_CACHES[ident].get(job["point"])
 
 
-def _dask_client(client, dask_scheduler: str | None):
-    if client is not None or dask_scheduler is None:
-        return client
-    from dask.distributed import Client
-
-    try:
-        return Client(dask_scheduler, timeout="10s")
-    except (OSError, TimeoutError) as err:
-        raise ValueError(f"--dask-scheduler: no Dask scheduler answered at {dask_scheduler!r} ({err})") from None
-
-
-def _resolve_gpus(gpus) -> list[int] | None:
-    """``None``, ``"auto"`` (every visible CUDA device; refused if there is none) or a list of device ids."""
-    if gpus is None:
-        return None
-    if gpus == "auto":
-        from analysis.executor import visible_gpus
-
-        found = visible_gpus()
-        if not found:
-            raise ValueError("--gpus: 'auto' found no CUDA device (torch.cuda.is_available() is False); "
-                             "leave --gpus out to run on CPU workers")  # fmt: skip
-        return found
-    if (not isinstance(gpus, list | tuple) or not gpus
-            or not all(isinstance(g, int) and not isinstance(g, bool) and g >= 0 for g in gpus)):  # fmt: skip
-        raise ValueError(f"--gpus: expected 'auto' or a list of CUDA device ids like [0, 1], got {gpus!r}")
-    if len(set(gpus)) != len(gpus):
-        raise ValueError(f"--gpus: device ids repeat in {list(gpus)}; give each GPU once")
-    return list(gpus)
-
-
 def _portable(record: dict, out_dir: str, model_dir: str, model: str) -> dict:
     """Paths in a stored row that do not depend on this machine: relative to ``out_dir``, or the model's name.
     (String prefixes, not pathlib: the driver does this for every point of a sweep.)"""
@@ -194,9 +163,8 @@ def sweep(
     also written to ``out_dir/results_file`` (``None``: not written; :func:`analysis.search.search` uses that).
     """
     space = space if isinstance(space, SweepSpace) else load_space(space)
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers: must be a positive integer, got {workers!r}")
-    gpus = _resolve_gpus(gpus)
+    check_workers(workers)
+    gpus = resolve_gpus(gpus)
     n_points = space.n_points
     if max_points is not None and n_points > max_points:
         raise ValueError(f"sweep: the space has {n_points:,} points, more than the limit of {max_points:,}; "
@@ -204,11 +172,41 @@ def sweep(
     from pruning.models import resolve_model_path
 
     out_dir = prepare_output_dir(out_dir, OUTPUT_KIND, inputs=[resolve_model_path(space.model)])
-    runner = TaskRunner(workers, _dask_client(client, dask_scheduler), gpus)  # a bad address: refused before work
+    runner = TaskRunner(workers, dask_client(client, dask_scheduler), gpus)  # a bad address: refused before work
     table = _SweepRun(space, out_dir, runner, progress).run()
     if results_file:
         write_table_atomic(table, out_dir / results_file)
     return table
+
+
+def prune_points(spaces: list[SweepSpace], out_dir: str | Path, runner: TaskRunner | None = None,
+                 progress: bool = True) -> int:
+    """Compute every pruning point of ``spaces`` into the cache of the sweep directory ``out_dir`` on
+    ``runner``'s workers, all at once -- a study of many small spaces keeps every worker busy -- so that the
+    sweeps of these spaces afterwards only simulate. A point that fails is logged and left for its sweep to
+    record (and retry). Returns how many points were computed now."""
+    from pruning.models import resolve_model_path
+
+    runner = runner or TaskRunner()
+    out_dir = prepare_output_dir(out_dir, OUTPUT_KIND, inputs=[resolve_model_path(s.model) for s in spaces])
+    cache_dir, submitted = out_dir / "cache", set()
+    for space in spaces:
+        cache = PointCache(space, cache_dir)
+        for point in space.pruning_points():
+            key = cache.key(point)
+            if key not in submitted and cache.lookup(point) is None:
+                submitted.add(key)
+                runner.submit(prune_point, {"space": space, "cache_dir": str(cache_dir), "point": point}, key=point,
+                              gpu=True)  # fmt: skip
+    computed = 0
+    with tqdm(total=len(submitted), desc="prune", unit="pt", disable=not progress, file=sys.stderr) as bar:
+        for point, _, error in runner.results():
+            if error is None:
+                computed += 1
+            else:
+                log.error("pruning point %s failed: %s: %s", point, type(error).__name__, error)
+            bar.update()
+    return computed
 
 
 class _SweepRun:

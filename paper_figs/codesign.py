@@ -26,11 +26,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
+from analysis.executor import add_runner_arguments, runner_from_args
 from analysis.plots import OKABE_ITO, save_figure
 from analysis.store import ResultStore, write_table_atomic
 from bsp_common.outputs import prepare_output_dir, write_text_atomic
@@ -78,6 +80,22 @@ def prune_and_simulate(plan, seed: int, model: str, data: str, budget, run_dir: 
             "compression_rate": result.summary["compression_rate"], **_simulated(plan.config, run_dir, seq_len)}
 
 
+def _prune_and_simulate_job(job: dict) -> dict:
+    return prune_and_simulate(**job)
+
+
+def train_in_parallel(jobs: dict, runner) -> Iterator[tuple[object, dict]]:
+    """:func:`prune_and_simulate` of every job (its keyword arguments, by key) on ``runner``'s workers (one per
+    GPU with ``--gpus``); yields ``(key, measured)`` as each finishes. A failed run stops the study with its
+    error, as a serial run would."""
+    for key, job in jobs.items():
+        runner.submit(_prune_and_simulate_job, job, key=key, gpu=True)
+    for key, measured, error in runner.results():
+        if error is not None:
+            raise error
+        yield key, measured
+
+
 def _simulated(config: str, run_dir: Path, seq_len: int) -> dict:
     from hwsim import build_workload, simulate
     from hwsim.workload import read_hf_config
@@ -87,17 +105,13 @@ def _simulated(config: str, run_dir: Path, seq_len: int) -> dict:
     return {"latency_s": float(totals["latency_s"]), "energy_pj": float(totals["energy_pj"])}
 
 
-def _pruned_row(plan, label: str, seed: int, args, model: str, budget, out: Path, records: list[dict]) -> dict:
-    twin = _trained_twin(records, plan.block, plan.layers, seed, out)
-    if twin is not None:
-        run_dir = _run_dir(out, twin["config"], twin["plan"], seed)
-        measured = {**{k: twin[k] for k in ("dev_accuracy", "test_accuracy", "compression_rate")},
-                    **_simulated(plan.config, run_dir, args.seq_len)}  # fmt: skip
-    else:
-        measured = prune_and_simulate(plan, seed, model, args.data, budget, _run_dir(out, plan.config, label, seed),
-                                      out / "cache", args.seq_len, progress=not args.quick)  # fmt: skip
-    return {"config": plan.config, "plan": label, "block": plan.block, "seed": seed, **measured,
-            "layers": json.dumps(plan.layers), "trained_for": twin["config"] if twin else plan.config}  # fmt: skip
+def _row(config: str, label: str, plan, seed: int, measured: dict, run_dir: Path, seq_len: int, trained_for: str,
+         point_id: str) -> dict:
+    """A results row: the trained model's accuracies and compression, simulated on ``config``."""
+    trained = {k: measured[k] for k in ("dev_accuracy", "test_accuracy", "compression_rate")}
+    return {"config": config, "plan": label, "block": plan.block, "seed": seed, **trained,
+            **_simulated(config, run_dir, seq_len), "layers": json.dumps(plan.layers), "trained_for": trained_for,
+            "point_id": point_id, "error": None}  # fmt: skip
 
 
 def _figures(results: pd.DataFrame, plans: dict, out: Path, kind_word: int = 0,
@@ -239,7 +253,12 @@ def main(argv=None) -> int:
     parser.add_argument("--seq-len", type=int, default=64)
     parser.add_argument("--out", default=str(Path(__file__).parent / "out" / "codesign"))
     parser.add_argument("--quick", action="store_true", help="tiny random BERT, seconds")
+    add_runner_arguments(parser, "pruning runs")
     args = parser.parse_args(argv)
+    try:
+        runner = runner_from_args(args)
+    except ValueError as err:
+        parser.error(str(err))
     if any(r <= 1 for r in [*args.rates, *args.front_rates]):
         parser.error(f"--rates / --front-rates: compression rates must be > 1, got {args.rates} / {args.front_rates}")
     out = prepare_output_dir(args.out, "paper-codesign")  # resumable
@@ -275,15 +294,33 @@ def main(argv=None) -> int:
                 points.append((config, f"uniform {block} {rate:g}x", uniform_plan(replace(base.plan, block=block),
                                                                                   1 - 1 / rate)))  # fmt: skip
     store = ResultStore(out / "results.jsonl")
-    done, wanted = store.done_ids(), set()
+    done, wanted, records = store.done_ids(), set(), store.records()
+    trainings: dict[tuple, list] = {}  # (block, layers, seed) -> the points it serves, in study order
     for seed in args.seeds:  # seed-major: a cut-short study still has every plan at the first seeds
         for config, label, plan in points:
             point_id = json.dumps({"config": config, "plan": label, "seed": seed, "layers": plan.layers},
                                   sort_keys=True)  # fmt: skip
             wanted.add(point_id)
-            if point_id not in done:
-                row = _pruned_row(plan, label, seed, args, model, budget, out, store.records())
-                store.append({**row, "point_id": point_id, "error": None})
+            if point_id in done:
+                continue
+            twin = _trained_twin(records, plan.block, plan.layers, seed, out)
+            if twin is not None:  # trained before for another accelerator: simulated again only
+                run_dir = _run_dir(out, twin["config"], twin["plan"], seed)
+                measured = {k: twin[k] for k in ("dev_accuracy", "test_accuracy", "compression_rate")}
+                store.append(_row(config, label, plan, seed, measured, run_dir, args.seq_len, twin["config"],
+                                  point_id))  # fmt: skip
+                continue
+            trainings.setdefault((plan.block, json.dumps(plan.layers, sort_keys=True), seed), []).append(
+                (point_id, config, label, plan))
+    jobs = {key: {"plan": entries[0][3], "seed": key[2], "model": model, "data": args.data, "budget": budget,
+                  "run_dir": _run_dir(out, entries[0][1], entries[0][2], key[2]), "cache_dir": out / "cache",
+                  "seq_len": args.seq_len, "progress": not args.quick and not runner.parallel}
+            for key, entries in trainings.items()}  # fmt: skip
+    for key, measured in train_in_parallel(jobs, runner):
+        trained_for = trainings[key][0][1]
+        for point_id, config, label, plan in trainings[key]:  # the same pruned model on every accelerator
+            store.append(_row(config, label, plan, key[2], measured, jobs[key]["run_dir"], args.seq_len, trained_for,
+                              point_id))  # fmt: skip
     results = store.load()
     results = results[results["point_id"].isin(wanted)]
     front = front_comparison(results)

@@ -23,9 +23,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.executor import add_runner_arguments, runner_from_args
 from analysis.store import ResultStore
 from bsp_common.outputs import prepare_output_dir, write_text_atomic
-from paper_figs.codesign import _figures, _paired, _simulated, prune_and_simulate
+from paper_figs.codesign import _figures, _paired, _simulated, train_in_parallel
 from paper_figs.reproduce import FULL_BUDGET, STUDY_TRAIN_SAMPLES, _mean_se, _tiny_model
 
 OUT = Path(__file__).parent / "out"
@@ -60,7 +61,12 @@ def main(argv=None) -> int:
     parser.add_argument("--seq-len", type=int, default=64)
     parser.add_argument("--data", default="sentiment")
     parser.add_argument("--out", default=str(OUT / "codesign-blocks"))
+    add_runner_arguments(parser, "pruning runs")
     args = parser.parse_args(argv)
+    try:
+        runner = runner_from_args(args)
+    except ValueError as err:
+        parser.error(str(err))
     if any(r <= 1 for r in args.rates):
         parser.error(f"--rates: compression rates must be > 1, got {args.rates}")
     out = prepare_output_dir(args.out, "paper-codesign-blocks")
@@ -73,6 +79,7 @@ def main(argv=None) -> int:
     layers = _layer_names(model)
     store = ResultStore(out / "results.jsonl")
     done = store.done_ids()
+    jobs, arms = {}, {}
     for seed in args.seeds:  # seed-major: a cut-short run has every arm at the first seeds
         for rate in args.rates:
             for block in args.blocks:
@@ -83,16 +90,20 @@ def main(argv=None) -> int:
                 if all(i in done for i in ids.values()):
                     continue
                 run_dir = out / "runs" / f"{label.replace(' ', '_')}-seed{seed}"
-                first = prune_and_simulate(plan, seed, model, args.data, budget, run_dir, cache, args.seq_len,
-                                           progress=not args.quick)  # fmt: skip
-                trained = {k: first[k] for k in ("dev_accuracy", "test_accuracy", "compression_rate")}
-                for config in args.configs:
-                    row = first if config == args.configs[0] else {**trained, **_simulated(config, run_dir,
-                                                                                           args.seq_len)}
-                    if ids[config] not in done:
-                        store.append({"config": config, "plan": label, "block": block, "seed": seed, **row,
-                                      "layers": json.dumps(plan.layers), "point_id": ids[config], "error": None})
-                        done.add(ids[config])
+                jobs[label, seed] = {"plan": plan, "seed": seed, "model": model, "data": args.data, "budget": budget,
+                                     "run_dir": run_dir, "cache_dir": cache, "seq_len": args.seq_len,
+                                     "progress": not args.quick and not runner.parallel}  # fmt: skip
+                arms[label, seed] = (block, plan, ids)
+    for (label, seed), first in train_in_parallel(jobs, runner):
+        block, plan, ids = arms[label, seed]
+        trained = {k: first[k] for k in ("dev_accuracy", "test_accuracy", "compression_rate")}
+        for config in args.configs:  # one pruned model, simulated on every accelerator
+            row = first if config == args.configs[0] else {**trained, **_simulated(config, jobs[label, seed]["run_dir"],
+                                                                                   args.seq_len)}  # fmt: skip
+            if ids[config] not in done:
+                store.append({"config": config, "plan": label, "block": block, "seed": seed, **row,
+                              "layers": json.dumps(plan.layers), "point_id": ids[config], "error": None})
+                done.add(ids[config])
     results = store.load()
     twins = {(c, f"uniform {b} {r:g}x"): f"uniform {args.blocks[0]} {r:g}x" for c in args.configs
              for b in args.blocks[1:] for r in args.rates}  # fmt: skip

@@ -28,9 +28,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.executor import add_runner_arguments, runner_from_args
 from analysis.store import ResultStore, write_table_atomic
 from bsp_common.outputs import prepare_output_dir, write_text_atomic
-from paper_figs.codesign import _paired, prune_and_simulate
+from paper_figs.codesign import _paired, train_in_parallel
 from paper_figs.reproduce import FULL_BUDGET, STUDY_TRAIN_SAMPLES
 
 OUT = Path(__file__).parent / "out"
@@ -127,7 +128,12 @@ def main(argv=None) -> int:
     parser.add_argument("--seq-len", type=int, default=64)
     parser.add_argument("--data", default="sentiment")
     parser.add_argument("--out", default=str(OUT / "codesign-loss"))
+    add_runner_arguments(parser, "--measure pruning runs")
     args = parser.parse_args(argv)
+    try:
+        runner = runner_from_args(args)
+    except ValueError as err:
+        parser.error(str(err))
     study, extras = Path(args.study), [Path(p) for p in args.extra]
     for path in [study / "results.csv", *extras]:
         if not path.is_file():
@@ -172,19 +178,24 @@ def main(argv=None) -> int:
         budget = FULL_BUDGET.train_budget(max_train_samples=STUDY_TRAIN_SAMPLES)
         store = ResultStore(out / "measured.jsonl")
         done = store.done_ids()
+        jobs, arms = {}, {}
         for seed in args.seeds:  # seed-major: a cut-short run has every plan at the first seeds
             for r in plans[plans["differs"]].itertuples():
                 twin = uniform_plan(r.plan, r.uniform_sparsity)
                 for label, plan in ((r.label, r.plan), (f"uniform {r.block} {r.rate:g}x", twin)):
                     point_id = json.dumps({"config": r.config, "layers": plan.layers, "seed": seed}, sort_keys=True)
-                    if point_id in done:
+                    if point_id in done or point_id in jobs:
                         continue
                     run_dir = out / "runs" / f"{r.config}-{label.replace(' ', '_')}-seed{seed}"
-                    row = prune_and_simulate(plan, seed, "minilm", args.data, budget, run_dir, OUT / "recipes" /
-                                             "cache", args.seq_len)  # fmt: skip
-                    store.append({"config": r.config, "plan": label, "seed": seed, **row,
-                                  "layers": json.dumps(plan.layers), "point_id": point_id, "error": None})
-                    done.add(point_id)
+                    jobs[point_id] = {"plan": plan, "seed": seed, "model": "minilm", "data": args.data,
+                                      "budget": budget, "run_dir": run_dir, "cache_dir": OUT / "recipes" / "cache",
+                                      "seq_len": args.seq_len, "progress": not runner.parallel}  # fmt: skip
+                    arms[point_id] = (r.config, label)
+        for point_id, row in train_in_parallel(jobs, runner):
+            config, label = arms[point_id]
+            plan = jobs[point_id]["plan"]
+            store.append({"config": config, "plan": label, "seed": jobs[point_id]["seed"], **row,
+                          "layers": json.dumps(plan.layers), "point_id": point_id, "error": None})
     if (out / "measured.jsonl").is_file():
         measured = ResultStore(out / "measured.jsonl").load()
         lines += ["", "Measured on this machine, paired by seed against the uniform twin:", "",

@@ -36,10 +36,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.executor import add_runner_arguments, runner_from_args
 from analysis.plots import accuracy_vs_compression, pareto_scatter, save_figure
 from analysis.space import AccuracyBudget, SweepSpace
 from analysis.store import write_table_atomic
-from analysis.sweep import sweep
+from analysis.sweep import prune_points, sweep
 from bsp_common import strict_json
 from bsp_common.outputs import prepare_output_dir, write_text_atomic
 from pruning.models import quiet_transformers
@@ -240,7 +241,12 @@ def main(argv=None) -> int:
                         help=f"seeds of the dense runs and the headline comparison (default {list(SEEDS)})")
     parser.add_argument("--rates", type=float, nargs="+", help=f"compression rates (default {RATES})")
     parser.add_argument("--blocks", nargs="+", help="ROWSxCOLS[:column] entries for experiment 2 (default: all)")
+    add_runner_arguments(parser, "pruning runs of every experiment")
     args = parser.parse_args(argv)
+    try:
+        runner = runner_from_args(args)  # refused before any work
+    except ValueError as err:
+        parser.error(str(err))
     quiet_transformers()
 
     budget = FULL_BUDGET
@@ -273,6 +279,9 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     frames = []
     spaces = _spaces(args, model, budget)
+    if runner.parallel:  # every experiment's training at once on the workers; the sweeps below then only simulate
+        computed = prune_points([space for _, _, space in spaces], out / "sweep", runner, progress=False)
+        print(f"[{time.perf_counter() - start:7.0f}s] {computed} pruning points computed in parallel", file=sys.stderr)
     for index, (name, seed, space) in enumerate(spaces):
         frames.append(sweep(space, out_dir=out / "sweep", progress=False).assign(seed=seed))
         print(f"[{time.perf_counter() - start:7.0f}s] {name} seed {seed}: {len(frames[-1])} points", file=sys.stderr)

@@ -205,3 +205,21 @@ def test_codesign_blocks_quick_prunes_each_block_once_simulates_it_on_every_conf
     assert (tmp_path / "fig_codesign_fpga-zcu102.png").stat().st_size > 1000
     written = (tmp_path / "results.jsonl").read_text()
     assert codesign_blocks.main(argv) == 0 and (tmp_path / "results.jsonl").read_text() == written  # resumes
+
+
+def test_studies_on_two_local_workers_equal_their_serial_runs(tmp_path):
+    """reproduce (all experiments' pruning points at once) and the co-design study (one task per pruned model)."""
+    from paper_figs import codesign
+
+    keys = ["method", "block", "target_sparsity", "seed", "config", "accuracy", "cycles"]
+    tables = []
+    for name, argv in (("serial", []), ("parallel", ["--workers", "2"])):
+        assert main(["--quick", "--out", str(tmp_path / name), *argv]) == 0
+        tables.append(pd.read_csv(tmp_path / name / "results.csv")[keys].sort_values(keys).reset_index(drop=True))
+    pd.testing.assert_frame_equal(*tables)
+    tables = []
+    for name, argv in (("codesign-serial", []), ("codesign-parallel", ["--workers", "2"])):
+        assert codesign.main(["--quick", "--out", str(tmp_path / name), *argv]) == 0
+        table = pd.read_csv(tmp_path / name / "results.csv")[["config", "plan", "dev_accuracy", "latency_s"]]
+        tables.append(table.sort_values(["config", "plan"]).reset_index(drop=True))
+    pd.testing.assert_frame_equal(*tables)

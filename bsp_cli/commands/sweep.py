@@ -6,20 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from analysis.executor import gpu_list
 from bsp_cli.commands.options import bounded_int
-
-
-def gpu_list(text: str):
-    """``auto`` or comma-separated CUDA device ids."""
-    if text == "auto":
-        return text
-    try:
-        ids = [int(part) for part in text.split(",")]
-    except ValueError:
-        ids = []
-    if not ids or any(i < 0 for i in ids):
-        raise argparse.ArgumentTypeError(f"expected 'auto' or device ids like 0,1, got {text!r}")
-    return ids
 
 EXAMPLE = """examples:
   bsp sweep                                   # default: MiniLM, 3 block sizes x 4 sparsities, 2 presets
@@ -30,7 +18,6 @@ Re-running the same command resumes: finished points are kept, missing ones are 
 `bsp sweep` processes (on one host or many, --out on shared storage) may work on one space at once:
 each pruning point is claimed before it is trained, so none is trained twice.
 """
-
 
 
 def register(subparsers) -> None:
