@@ -156,10 +156,14 @@ class TaskRunner:
         return self.client is not None or self.workers > 1
 
     @property
+    def slots(self) -> int:
+        """Tasks that can execute at once: local workers, or the Dask cluster's worker threads now."""
+        return sum(self.client.nthreads().values()) if self.client is not None else self.workers
+
+    @property
     def running(self) -> int:
-        """Tasks executing now, at most: handed to workers, not finished, no more than there are worker slots."""
-        slots = sum(self.client.nthreads().values()) if self.client is not None else self.workers
-        return min(len(self._running), slots)
+        """Tasks executing now, at most: handed to workers, not finished, no more than there are slots."""
+        return min(len(self._running), self.slots)
 
     def submit(self, fn: Callable, arg, *, key, gpu: bool = False) -> None:
         """Queue ``fn(arg)``; its result comes out of :meth:`results` under ``key``."""

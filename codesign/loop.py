@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.executor import TaskRunner
 from bsp_common import strict_json
 from bsp_common.outputs import prepare_output_dir, write_text_atomic
 from bsp_common.strict_json import content_hash
@@ -187,10 +188,11 @@ def _buffer_feasible(hws: list, model, tokens: int) -> tuple[list, list[dict]]:
 
 def _estimate_candidates(classifier, train: list, held_out: list, hws: list, blocks: list[str], granularity: str,
                          sparsities: list[float], validate: int, seed: int, tokens: int, progress: bool,
-                         recovery: dict) -> tuple[pd.DataFrame, pd.DataFrame | None]:  # fmt: skip
+                         recovery: dict, runner) -> tuple[pd.DataFrame, pd.DataFrame | None]:  # fmt: skip
     """(candidates, calibration): every (block, accelerator, layer, sparsity) with its loss estimates and cost;
-    with ``validate``, measured single-layer candidates and whole-model one-shot prunes (the calibration)."""
-    from codesign.sensitivity import collect_gradients, estimate_sensitivity, measured_sensitivity, removed_groups
+    with ``validate``, measured single-layer candidates and whole-model one-shot prunes (the calibration), on
+    ``runner``'s workers."""
+    from codesign.sensitivity import collect_gradients, estimate_sensitivity, removed_groups
     from pruning.blocks import expand_group_mask
     from pruning.spec import BlockSpec, group_shape
     from pruning.targets import find_targets
@@ -214,13 +216,13 @@ def _estimate_candidates(classifier, train: list, held_out: list, hws: list, blo
         if validate:
             pruned = [(n, s) for n in weights for s in sparsities if s > 0]
             sample = random.Random(seed).sample(pruned, min(validate, len(pruned)))
-            frame = frame.merge(measured_sensitivity(classifier, weights, gradients, sample, held_out, **recovery),
-                                on=["layer", "sparsity"], how="left")  # fmt: skip
+            measured = _measured_in_parallel(classifier, weights, gradients, sample, held_out, recovery, runner)
+            frame = frame.merge(measured, on=["layer", "sparsity"], how="left")
             first = frame["config"] == hws[0].name  # one row per candidate
             # whole-model one-shot prunes (no retraining): effects large enough to calibrate accuracy
-            uniform = measured_sensitivity(classifier, weights, gradients,
-                                           [dict.fromkeys(weights, s) for s in sparsities if s > 0], held_out,
-                                           **recovery)  # fmt: skip
+            uniform = _measured_in_parallel(classifier, weights, gradients,
+                                            [dict.fromkeys(weights, s) for s in sparsities if s > 0], held_out,
+                                            recovery, runner)  # fmt: skip
             sums = frame[first].groupby("sparsity")[["taylor", "fisher"]].sum()
             calibrations.append(uniform.drop(columns="layer").join(sums, on="sparsity").assign(block=block_text))
         frames.append(frame)
@@ -228,6 +230,31 @@ def _estimate_candidates(classifier, train: list, held_out: list, hws: list, blo
             print(f"codesign: block {block}: {len(frame)} candidates estimated and simulated", flush=True)
     return pd.concat(frames, ignore_index=True), (pd.concat(calibrations, ignore_index=True) if calibrations
                                                   else None)  # fmt: skip
+
+
+def _measure_candidates(job: dict) -> pd.DataFrame:
+    from codesign.sensitivity import measured_sensitivity
+
+    return measured_sensitivity(job["model"], job["weights"], job["gradients"], job["candidates"], job["batches"],
+                                **job["recovery"])  # fmt: skip
+
+
+def _measured_in_parallel(classifier, weights: dict, gradients, candidates: list, batches: list, recovery: dict,
+                          runner) -> pd.DataFrame:  # fmt: skip
+    """:func:`codesign.sensitivity.measured_sensitivity` of ``candidates``, split over ``runner``'s workers: each
+    gets a copy of the model (its ``weights`` pickled with it, so they stay its parameters) and a share of the
+    candidates; rows come back in the candidates' order."""
+    shares = min(len(candidates), runner.slots) if runner.parallel else 1
+    for share in range(shares):
+        job = {"model": classifier, "weights": weights, "gradients": gradients, "candidates": candidates[share::shares],
+               "batches": batches, "recovery": recovery}  # fmt: skip
+        runner.submit(_measure_candidates, job, key=share)
+    parts = {}
+    for share, rows, error in runner.results():
+        if error is not None:
+            raise error
+        parts[share] = rows.assign(_order=range(share, len(candidates), shares))
+    return pd.concat(parts.values()).sort_values("_order").drop(columns="_order").reset_index(drop=True)
 
 
 def _estimate_checks(candidates: pd.DataFrame, calibration: pd.DataFrame | None, estimate: str, config: str) -> dict:
@@ -264,7 +291,7 @@ def run_codesign(model: str | Path, data: str, config, out_dir: str | Path, *, b
                  gradient_batches: int = 8, validate: int = 0, validate_examples: int = 512,
                  recovery_steps: int = 0, recovery_lr: float = 1e-4, seq_len: int = 128,
                  batch: int = 1, glue_dir: str | Path | None = None, cache_dir: str | Path | None = None,
-                 progress: bool = True) -> CodesignResult:  # fmt: skip
+                 progress: bool = True, runner=None) -> CodesignResult:  # fmt: skip
     """Choose per-layer sparsities for ``config``; writes plan.yaml, candidates.csv, allocation.csv, uniform.csv
     and summary.json to ``out_dir`` (a new or earlier codesign directory). Exactly one constraint is given.
 
@@ -279,6 +306,8 @@ def run_codesign(model: str | Path, data: str, config, out_dir: str | Path, *, b
     the shape its array skips without a union penalty.
     ``recovery_steps`` > 0 measures the ``validate`` candidates after that many masked Adam steps
     (``recovery_lr``) on the gradient batches instead of one-shot (:func:`codesign.sensitivity.measured_sensitivity`).
+    ``runner`` (:class:`analysis.executor.TaskRunner`) measures the ``validate`` candidates on its workers, each
+    with a copy of the model; default: here, one after the other.
     """
     from codesign.loss_model import RetrainedLossModel, candidate_drops, load_loss_model
     from hwsim import build_workload, load_config, simulate
@@ -334,7 +363,7 @@ def run_codesign(model: str | Path, data: str, config, out_dir: str | Path, *, b
     else:
         candidates, calibration = _estimate_candidates(classifier, train, held_out, hws, blocks, granularity,
                                                        sparsities, validate, budget.seed, tokens, progress,
-                                                       recovery)  # fmt: skip
+                                                       recovery, runner or TaskRunner())  # fmt: skip
         write_text_atomic(out / "candidates.csv", candidates.to_csv(index=False))
         if calibration is not None:
             write_text_atomic(out / "calibration.csv", calibration.to_csv(index=False))
@@ -449,40 +478,62 @@ def uniform_plan(plan: CodesignPlan, sparsity: float) -> CodesignPlan:
     return replace(plan, layers=dict.fromkeys(plan.layers, float(sparsity)), objective="uniform", predicted={})
 
 
-def verify_plan(result: CodesignResult, model: str | Path, data: str, budget=None, *, seq_len: int = 128,
-                batch: int = 1, glue_dir: str | Path | None = None, cache_dir: str | Path | None = None,
-                progress: bool = True) -> pd.DataFrame:  # fmt: skip
-    """Prune with the plan and with the uniform plan of equal overall compression (same block, same recipe),
-    simulate both on the plan's accelerator; rows (plan, dev/test accuracy, predicted and simulated latency).
-
-    Writes ``verification.csv`` and adds ``verification`` to summary.json in the result's directory.
-    """
+def _verify_run(job: dict) -> dict:
+    """One pruning run of :func:`verify_plan` and its simulation (picklable: runs on any worker)."""
     from hwsim import build_workload, simulate
     from hwsim.workload import read_hf_config
     from pruning.masks import load_masks
     from pruning.train import run_pruning
 
+    out = job["out"]
+    run = run_pruning(job["model"], job["data"], job["candidate"].prune_settings(), out, job["budget"],
+                      glue_dir=job["glue_dir"], overwrite=True, cache_dir=job["cache_dir"],
+                      progress=job["progress"])  # fmt: skip
+    totals = simulate(job["config"], build_workload(read_hf_config(out), load_masks(out), batch=job["batch"],
+                                                    seq_len=job["seq_len"])).totals  # fmt: skip
+    return {"compression_rate": run.summary["compression_rate"], "dev_accuracy": run.dev_accuracy,
+            "test_accuracy": run.test_accuracy, "simulated_latency_s": float(totals["latency_s"]),
+            "energy_pj": float(totals["energy_pj"])}  # fmt: skip
+
+
+def verify_plan(result: CodesignResult, model: str | Path, data: str, budget=None, *, seq_len: int = 128,
+                batch: int = 1, glue_dir: str | Path | None = None, cache_dir: str | Path | None = None,
+                progress: bool = True, runner=None) -> pd.DataFrame:  # fmt: skip
+    """Prune with the plan and with the uniform plan of equal overall compression (same block, same recipe),
+    simulate both on the plan's accelerator; rows (plan, dev/test accuracy, predicted and simulated latency).
+
+    The two runs go to ``runner`` (:class:`analysis.executor.TaskRunner`; default: one after the other here);
+    they share the dense teacher, which the first to need it trains. Writes ``verification.csv`` and adds
+    ``verification`` to summary.json in the result's directory.
+    """
+    runner = runner or TaskRunner()
     plan = result.plan
     dense_rows = result.candidates[(result.candidates["block"] == plan.block) & (result.candidates["sparsity"] == 0)
                                    & (result.candidates["config"] == plan.config)]  # fmt: skip
     kept = float(result.allocation["kept_weights"].sum()) / float(dense_rows["kept_weights"].sum())
     uniform = uniform_plan(plan, round(1.0 - kept, 6))
+    candidates = {"codesign": plan, "uniform": uniform}
+    for label, candidate in candidates.items():
+        job = {"model": model, "data": data, "candidate": candidate, "out": result.out_dir / f"pruned-{label}",
+               "budget": budget, "glue_dir": glue_dir, "cache_dir": cache_dir, "config": result.config,
+               "batch": batch, "seq_len": seq_len, "progress": progress and not runner.parallel}  # fmt: skip
+        runner.submit(_verify_run, job, key=label, gpu=True)
+    measured = {}
+    for label, row, error in runner.results():
+        if error is not None:
+            raise error
+        measured[label] = row
+    uniform_row = result.uniform[(result.uniform["block"] == plan.block) & (result.uniform["config"] == plan.config)]
     rows = []
-    for label, candidate in (("codesign", plan), ("uniform", uniform)):
-        out = result.out_dir / f"pruned-{label}"
-        run = run_pruning(model, data, candidate.prune_settings(), out, budget, glue_dir=glue_dir, overwrite=True,
-                          cache_dir=cache_dir, progress=progress)  # fmt: skip
-        totals = simulate(result.config, build_workload(read_hf_config(out), load_masks(out), batch=batch,
-                                                      seq_len=seq_len)).totals  # fmt: skip
-        uniform_row = result.uniform[(result.uniform["block"] == plan.block)
-                                     & (result.uniform["config"] == plan.config)]  # fmt: skip
+    for label, candidate in candidates.items():
         # the uniform twin's sparsity is rarely a candidate: interpolate between the candidates around it
         predicted = (plan.predicted.get("model", {}).get("latency_s") if label == "codesign" else float(
             np.interp(1 - kept, uniform_row["sparsity"], uniform_row["latency_s"])))  # fmt: skip
+        row = measured[label]
         rows.append({"plan": label, "layer_sparsities": len(set(candidate.layers.values())),
-                     "compression_rate": run.summary["compression_rate"], "dev_accuracy": run.dev_accuracy,
-                     "test_accuracy": run.test_accuracy, "predicted_latency_s": predicted,
-                     "simulated_latency_s": float(totals["latency_s"]), "energy_pj": float(totals["energy_pj"])})
+                     "compression_rate": row["compression_rate"], "dev_accuracy": row["dev_accuracy"],
+                     "test_accuracy": row["test_accuracy"], "predicted_latency_s": predicted,
+                     "simulated_latency_s": row["simulated_latency_s"], "energy_pj": row["energy_pj"]})  # fmt: skip
     table = pd.DataFrame(rows)
     write_text_atomic(result.out_dir / "verification.csv", table.to_csv(index=False))
     summary = {**result.summary, "verification": table.to_dict("records")}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from analysis.executor import add_runner_arguments
+
 EXAMPLE = """example:
   bsp codesign --model minilm --data sentiment --config asic-32x32-int8 --objective latency_s \\
                --max-loss-increase 0.05 --out runs/codesign
@@ -64,6 +66,7 @@ def register(subparsers) -> None:
     p.add_argument("--cache-dir", help="where dense teachers are cached (default $BSP_CACHE_DIR or "
                    "~/.cache/bsp-codesign)")
     p.add_argument("--out", required=True, help="output directory: new, empty, or an earlier bsp codesign output")
+    add_runner_arguments(p, "--validate measurements and --execute pruning runs")
     p.set_defaults(run=run)
 
 
@@ -80,8 +83,11 @@ def _read_axes(text: str) -> dict:
 
 
 def run(args) -> int:
+    from analysis.executor import runner_from_args
     from codesign.loop import DEFAULT_SPARSITIES, run_codesign, verify_plan
     from pruning.settings import TrainBudget
+
+    runner = runner_from_args(args)  # a bad --workers/--gpus/--dask-scheduler: refused before any work
 
     budget = TrainBudget(epochs=args.epochs, max_train_samples=args.max_train_samples, batch_size=args.batch_size,
                          seed=args.seed)  # fmt: skip
@@ -102,7 +108,7 @@ def run(args) -> int:
                           gradient_batches=args.gradient_batches, validate=args.validate,
                           validate_examples=args.validate_examples, recovery_steps=args.validate_recovery_steps,
                           recovery_lr=args.validate_recovery_lr, seq_len=args.seq_len, glue_dir=args.glue_dir,
-                          cache_dir=args.cache_dir)  # fmt: skip
+                          cache_dir=args.cache_dir, runner=runner)  # fmt: skip
     predicted = result.summary["predicted"]
     best = predicted["best_uniform"]
     print(f"plan: {result.out_dir / 'plan.yaml'} ({result.plan.config}, {result.plan.block} blocks, "
@@ -119,6 +125,6 @@ def run(args) -> int:
         print(f"sensitivity check: {result.summary['validation']}")
     if args.execute:
         table = verify_plan(result, args.model, args.data, budget, seq_len=args.seq_len, glue_dir=args.glue_dir,
-                            cache_dir=args.cache_dir)  # fmt: skip
+                            cache_dir=args.cache_dir, runner=runner)  # fmt: skip
         print(table.to_string(index=False, float_format="%.4g"))
     return 0

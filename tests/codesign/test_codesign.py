@@ -307,6 +307,27 @@ def test_codesign_execute_prunes_the_plan_and_its_uniform_twin_and_simulates_bot
     assert (table["simulated_latency_s"] > 0).all() and table["dev_accuracy"].between(0, 1).all()
 
 
+def test_codesign_measures_and_executes_on_two_workers_as_it_does_alone(tmp_path, capsys):
+    import pandas as pd
+
+    model_dir, glue_dir = tiny_text_task(tmp_path)
+    argv = ["codesign", "--model", str(model_dir), "--data", "glue:sst-2", "--glue-dir", str(glue_dir), "--epochs",
+            "2", "--max-train-samples", "16", "--batch-size", "8", "--cache-dir", str(tmp_path / "c"), "--config",
+            "asic-16x16-int8", "--blocks", "8x8", "--target-compression", "2", "--seq-len", "16",
+            "--gradient-batches", "2", "--validate", "4", "--execute"]  # fmt: skip
+    tables = {}
+    for name, extra in (("alone", []), ("workers", ["--workers", "2"])):
+        assert main([*argv, *extra, "--out", str(tmp_path / name)]) == 0, capsys.readouterr().err
+        measured = pd.read_csv(tmp_path / name / "candidates.csv").dropna(subset=["measured_loss"])
+        measured = measured[["layer", "sparsity", "measured_loss", "measured_accuracy_drop"]].reset_index(drop=True)
+        tables[name] = (measured, pd.read_csv(tmp_path / name / "verification.csv"))
+    assert len(tables["alone"][0]) == 4
+    # the candidates come back in their order; losses equal up to float summation order in another process
+    pd.testing.assert_frame_equal(tables["alone"][0], tables["workers"][0], rtol=1e-5, atol=1e-6)
+    columns = ["plan", "compression_rate", "dev_accuracy", "test_accuracy", "simulated_latency_s"]
+    pd.testing.assert_frame_equal(tables["alone"][1][columns], tables["workers"][1][columns])
+
+
 def test_several_accelerators_pick_the_accelerator_with_the_plan_and_report_the_joint_front(tmp_path, capsys):
     import pandas as pd
 
