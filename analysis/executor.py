@@ -115,10 +115,14 @@ def runner_from_args(args) -> TaskRunner:
     return TaskRunner(args.workers, dask_client(None, args.dask_scheduler), resolve_gpus(args.gpus))
 
 
-def _init_worker(parent_pid: int, gpu_queue) -> None:
-    """Pool-worker initializer: die with the parent (Linux) and take one GPU from ``gpu_queue``, if any."""
+def _init_worker(parent_pid: int, gpu_queue, threads: int | None = None) -> None:
+    """Pool-worker initializer: die with the parent (Linux), take one GPU from ``gpu_queue`` if any, and use
+    ``threads`` CPU threads for torch/BLAS (workers share the cores; a user's own OMP_NUM_THREADS wins)."""
     if gpu_queue is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu_queue.get())
+    if threads is not None:
+        for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # read by torch when it is first imported
+            os.environ.setdefault(variable, str(threads))
     try:
         import ctypes
 
@@ -206,8 +210,9 @@ class TaskRunner:
             gpu_queue = context.Queue()
             for gpu in self.gpus:
                 gpu_queue.put(gpu)
+        threads = max(1, (os.cpu_count() or 1) // self.workers)
         return ProcessPoolExecutor(self.workers, mp_context=context, initializer=_init_worker,
-                                   initargs=(os.getpid(), gpu_queue))  # fmt: skip
+                                   initargs=(os.getpid(), gpu_queue, threads))  # fmt: skip
 
     def _pool_results(self):
         suspects: deque[_Task] = deque()  # lost when a worker died beside other tasks: rerun one at a time
