@@ -28,6 +28,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from analysis.executor import add_runner_arguments, runner_from_args
 from bsp_common.outputs import prepare_output_dir
 from paper_figs.reproduce import GROUP_LASSO_LAM, RAMP_END_EPOCH, REWEIGHTED_LAM, _tiny_model
 from paper_figs.tune import BUDGET, run_study
@@ -98,11 +99,15 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
     parser.add_argument("--rates", type=int, nargs="+", default=list(RATES))
     parser.add_argument("--only", nargs="+", help="run only the recipes of these exact names")
-    parser.add_argument("--workers", type=int, default=1, help="parallel runs (share the GPU if there is one)")
     parser.add_argument("--quick", action="store_true", help="tiny random BERT, seconds")
+    add_runner_arguments(parser, "runs (local workers share a GPU if there is one)")
     args = parser.parse_args(argv)
-    if args.workers < 1 or any(r < 2 for r in args.rates):
-        parser.error("--workers must be >= 1 and --rates >= 2")
+    if any(r < 2 for r in args.rates):
+        parser.error(f"--rates: must be >= 2, got {args.rates}")
+    try:
+        runner = runner_from_args(args)
+    except ValueError as err:
+        parser.error(str(err))
     out = prepare_output_dir(args.out, "paper-recipes")  # resumable
     budget, model, block = BUDGET, args.model, BLOCK
     if args.quick:
@@ -114,7 +119,7 @@ def main(argv=None) -> int:
         if unknown:
             parser.error(f"--only: unknown recipes {sorted(unknown)}; known: {[r['name'] for r in recipes()]}")
         points = [p for p in points if p["name"] in args.only]
-    run_study(points, model, args.data, budget, out, "recipes", args.workers, baseline=BASELINE)
+    run_study(points, model, args.data, budget, out, "recipes", runner, baseline=BASELINE)
     return 0
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import multiprocessing
 import shutil
 import sys
 import tempfile
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.executor import TaskRunner, add_runner_arguments, runner_from_args
 from analysis.store import ResultStore, write_table_atomic
 from bsp_common.outputs import prepare_output_dir
 from paper_figs.reproduce import FULL_BUDGET, STUDY_TRAIN_SAMPLES, _tiny_model
@@ -135,14 +135,16 @@ def main(argv=None) -> int:
     parser.add_argument("--model", default="minilm")
     parser.add_argument("--data", default="sentiment")
     parser.add_argument("--out", default=str(Path(__file__).parent / "out" / "tune"))
-    parser.add_argument("--workers", type=int, default=1, help="parallel runs (share the GPU if there is one)")
+    add_runner_arguments(parser, "runs (local workers share a GPU if there is one)")
     parser.add_argument("--seeds", type=int, nargs="+", help=f"default {SEEDS} (--quick: 0)")
     parser.add_argument("--rates", type=float, nargs="+", help=f"default {RATES} (--quick: 2)")
     parser.add_argument("--only", nargs="+", help="run only the configurations of these exact names")
     parser.add_argument("--quick", action="store_true", help="tiny random BERT, 2 configurations, seconds")
     args = parser.parse_args(argv)
-    if args.workers < 1:
-        parser.error(f"--workers: must be >= 1, got {args.workers}")
+    try:
+        runner = runner_from_args(args)
+    except ValueError as err:
+        parser.error(str(err))
     rates = args.rates or ((2,) if args.quick else RATES)
     if any(r <= 1 for r in rates):
         parser.error(f"--rates: compression rates must be > 1, got {rates}")
@@ -159,26 +161,29 @@ def main(argv=None) -> int:
         points = [p for p in points if p["name"] in ("magnitude", "reweighted lam=2 every=10")]
     if args.only:
         points = [p for p in points if p["name"] in args.only]
-    run_study(points, model, args.data, budget, out, "tune", args.workers, baseline="magnitude")
+    run_study(points, model, args.data, budget, out, "tune", runner, baseline="magnitude")
     return 0
 
 
-def run_study(points: list[dict], model: str, data: str, budget: TrainBudget, out: Path, stem: str, workers: int = 1,
-              baseline: str = "magnitude") -> pd.DataFrame:  # fmt: skip
-    """Run the points not yet in ``out/<stem>.jsonl`` (resumable), then write ``<stem>.csv`` (mean +- std) and
-    ``<stem>_paired.csv`` (differences to ``baseline`` paired by seed); returns every record."""
+def run_study(points: list[dict], model: str, data: str, budget: TrainBudget, out: Path, stem: str,
+              runner: TaskRunner | None = None, baseline: str = "magnitude") -> pd.DataFrame:  # fmt: skip
+    """Run the points not yet in ``out/<stem>.jsonl`` (resumable) on ``runner``'s workers (default: here), then
+    write ``<stem>.csv`` (mean +- std) and ``<stem>_paired.csv`` (differences to ``baseline`` paired by seed);
+    returns every record."""
     store = ResultStore(out / f"{stem}.jsonl")
     done = store.done_ids()
     todo = [p for p in points if point_key(p) not in done]
     print(f"{len(points)} points, {len(points) - len(todo)} already done, {len(todo)} to run", file=sys.stderr)
     start = time.perf_counter()
-    jobs = [(p, model, data, budget, out / "cache") for p in todo]
-    context = multiprocessing.get_context("spawn")  # CUDA cannot be forked
-    with context.Pool(workers) if workers > 1 else _Serial() as pool:
-        for i, record in enumerate(pool.imap_unordered(_run_point, jobs), 1):
-            store.append(record)
-            print(f"[{time.perf_counter() - start:6.0f}s] {i}/{len(todo)} {record['name']} {record['rate']}x "
-                  f"seed {record['seed']}: dev {record['dev_accuracy']:.4f}", file=sys.stderr)  # fmt: skip
+    runner = runner or TaskRunner()
+    for p in todo:
+        runner.submit(_run_point, (p, model, data, budget, out / "cache"), key=p["name"], gpu=True)
+    for i, (_, record, error) in enumerate(runner.results(), 1):
+        if error is not None:
+            raise error
+        store.append(record)
+        print(f"[{time.perf_counter() - start:6.0f}s] {i}/{len(todo)} {record['name']} {record['rate']}x "
+              f"seed {record['seed']}: dev {record['dev_accuracy']:.4f}", file=sys.stderr)  # fmt: skip
     records = store.load()
     table = summarize(records)
     write_table_atomic(table, out / f"{stem}.csv")
@@ -188,20 +193,6 @@ def run_study(points: list[dict], model: str, data: str, budget: TrainBudget, ou
         print(paired.to_string(index=False, float_format=lambda v: f"{v:+.2f}"))
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     return records
-
-
-class _Serial:
-    """Pool stand-in for ``--workers 1`` (no subprocess, so errors show their own traceback)."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        return None
-
-    @staticmethod
-    def imap_unordered(function, jobs):
-        return map(function, jobs)
 
 
 if __name__ == "__main__":
