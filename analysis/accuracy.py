@@ -20,6 +20,7 @@ dense baseline) and ``point.json``, written last and atomically: an interrupted 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -59,15 +60,26 @@ class PointCache:
         self.model_dir = Path(self.fingerprint["model_dir"])
         self._dataset = None
         self._table = None
+        # a table source is keyed by its content, so editing the file re-reads it instead of reusing old points
+        self._table_sha256 = (hashlib.sha256(accuracy_table_path(space.accuracy).read_bytes()).hexdigest()
+                              if space.accuracy.startswith("table:") else None)  # fmt: skip
 
     # -- keys ------------------------------------------------------------------------------------
+    @property
+    def inputs_sha256(self) -> tuple[str, str | None]:
+        """The content of the files behind every key: the model's weights and the accuracy table (if any)."""
+        return self.fingerprint["sha256"], self._table_sha256
+
     def key(self, point: dict) -> str:
         budget = self.space.budget.__dict__ if self.space.accuracy in ("proxy", "train") else {}
         # budget fields added after points were first cached are left out at their neutral value, so those
         # points keep their keys
         budget = {k: v for k, v in budget.items() if _ADDED_FIELDS.get(k, object()) != v}
-        return content_hash({"model": self.fingerprint["sha256"], "data": self.space.data,
-                             "accuracy": self.space.accuracy, "budget": budget, "point": point})  # fmt: skip
+        identity = {"model": self.fingerprint["sha256"], "data": self.space.data, "accuracy": self.space.accuracy,
+                    "budget": budget, "point": point}  # fmt: skip
+        if self._table_sha256 is not None:
+            identity["table_sha256"] = self._table_sha256
+        return content_hash(identity)
 
     def get(self, point: dict) -> dict:
         """The cached record for ``point``, computing it if missing. Processes sharing ``cache_dir`` compute a

@@ -78,6 +78,8 @@ def _efficient(costs: np.ndarray) -> np.ndarray:
     vectorised; the loop runs once per surviving candidate (at most the front size plus one).
     """
     n = len(costs)
+    if costs.shape[1] == 2:
+        return _efficient_2d(costs)
     index = np.arange(n)
     remaining = costs
     position = 0
@@ -88,6 +90,22 @@ def _efficient(costs: np.ndarray) -> np.ndarray:
         position = int(np.sum(~dominated[:position])) + 1
     mask = np.zeros(n, dtype=bool)
     mask[index] = True
+    return mask
+
+
+def _efficient_2d(costs: np.ndarray) -> np.ndarray:
+    """:func:`_efficient` for two objectives in O(n log n): sorted by the first, a row is on the front iff it
+    has the least second cost among the rows of equal first cost and that cost beats every row of a
+    smaller first cost (ties on both are kept, as neither dominates the other)."""
+    order = np.lexsort((costs[:, 1], costs[:, 0]))
+    first, second = costs[order, 0], costs[order, 1]
+    starts = np.flatnonzero(np.r_[True, first[1:] != first[:-1]])
+    group_best = np.minimum.reduceat(second, starts)  # sorted within a group: its first row's cost
+    before = np.r_[np.inf, np.minimum.accumulate(group_best)[:-1]]  # best of the strictly smaller first costs
+    group_of = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(order)]))
+    keep = (second == group_best[group_of]) & (group_best[group_of] < before[group_of])
+    mask = np.zeros(len(costs), dtype=bool)
+    mask[order[keep]] = True
     return mask
 
 
@@ -123,10 +141,17 @@ def hypervolume_2d(df: pd.DataFrame, objectives: Mapping[str, str] | str, refere
     objectives = parse_objectives(objectives)
     if len(objectives) != 2:
         raise ValueError(f"hypervolume_2d: needs exactly two objectives, got {list(objectives)}")
+    try:
+        ref = np.asarray(reference, dtype=float)
+    except (TypeError, ValueError):
+        ref = np.full(0, np.nan)
+    if ref.shape != (2,) or not np.isfinite(ref).all():
+        raise ValueError(f"hypervolume_2d: reference must be two finite numbers (one per objective), "
+                         f"got {reference!r}")  # fmt: skip
     signs = np.array([-1.0 if s == "max" else 1.0 for s in objectives.values()])
     costs = _costs(df, objectives)
     costs = costs[pareto_mask(df, objectives)]
-    ref = np.asarray(reference, dtype=float) * signs
+    ref = ref * signs
     costs = costs[np.all(costs <= ref, axis=1)]
     if not len(costs):
         return 0.0
@@ -145,6 +170,8 @@ def knee_point(df: pd.DataFrame, objectives: Mapping[str, str] | str):
     if len(objectives) != 2:
         raise ValueError(f"knee_point: needs exactly two objectives, got {list(objectives)}")
     front = pareto_front(df, objectives)
+    if not len(front):
+        raise ValueError(f"knee_point: no row has a number in both {list(objectives)} (an empty table has no knee)")
     if len(front) <= 2:
         return front.index[0]
     costs = _costs(front, objectives)

@@ -181,6 +181,9 @@ class SweepSpace:
                 if len(paths) > 1 and (not isinstance(value, list | tuple) or len(value) != len(paths)):
                     raise ValueError(f"sweep.hardware_axes.{key}: tied axes take one list of {len(paths)} values "
                                      f"per point, got {short_repr(value)}")  # fmt: skip
+                if any(isinstance(v, float) and not math.isfinite(v) for v in (value if len(paths) > 1 else [value])):
+                    raise ValueError(f"sweep.hardware_axes.{key}: values must be finite numbers or sizes, got "
+                                     f"{short_repr(value)}")  # fmt: skip
             try:
                 derive_config(self.configs[0], _axis_settings(key, values)[0])
             except ConfigError as err:  # a wrong path is bad input; an infeasible value is a result
@@ -272,7 +275,9 @@ def load_space(path: str | Path | None = None) -> SweepSpace:
     if path is None:
         return SweepSpace()
     path = Path(path)
-    data = load_yaml_file(path, "sweep file") or {}
+    data = load_yaml_file(path, "sweep file")
+    if data is None:  # an empty file: the default space, as with no file
+        data = {}
     try:
         return _from_dict(SweepSpace, data, f"sweep file {path}")
     except ValueError as err:

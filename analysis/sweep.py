@@ -118,7 +118,8 @@ def prune_point(job: dict) -> dict:
     """The pruning record of ``job["point"]`` in ``job["space"]``'s cache at ``job["cache_dir"]``: computed
     once across every process that shares the directory (picklable; runs on any worker)."""
     space = job["space"]
-    ident = (content_hash(space.to_dict()), str(job["cache_dir"]))
+    # the inputs' content too: a model or accuracy table edited between two sweeps of this process is read again
+    ident = (content_hash(space.to_dict()), str(job["cache_dir"]), job["inputs_sha256"])
     if ident not in _POINT_CACHES:
         from pruning.models import quiet_transformers
 
@@ -196,8 +197,9 @@ def prune_points(spaces: list[SweepSpace], out_dir: str | Path, runner: TaskRunn
             key = cache.key(point)
             if key not in submitted and cache.lookup(point) is None:
                 submitted.add(key)
-                runner.submit(prune_point, {"space": space, "cache_dir": str(cache_dir), "point": point}, key=point,
-                              gpu=True)  # fmt: skip
+                job = {"space": space, "cache_dir": str(cache_dir), "point": point,
+                       "inputs_sha256": cache.inputs_sha256}  # fmt: skip
+                runner.submit(prune_point, job, key=point, gpu=True)
     computed = 0
     with tqdm(total=len(submitted), desc="prune", unit="pt", disable=not progress, file=sys.stderr) as bar:
         for point, _, error in runner.results():
@@ -226,8 +228,8 @@ class _SweepRun:
             if config is None:
                 config_hashes[label] = content_hash({"base": base, "overrides": label[1]})
                 infeasible[label] = reason
-            else:
-                config_hashes[label] = content_hash(config.model_dump(mode="json", exclude={"name"}))
+            else:  # the name too: a renamed copy of a preset is a point of its own, not the preset's
+                config_hashes[label] = content_hash(config.model_dump(mode="json"))
         return config_hashes, infeasible
 
     def _plan(self) -> tuple[list[str], dict[str, dict]]:
@@ -283,7 +285,8 @@ class _SweepRun:
                 if record is not None:  # pruned before (this run's cache or another process's)
                     bars["simulate"].total += self._submit_simulations(group["rows"], record)
                 else:
-                    job = {"space": self.space, "cache_dir": str(self.cache.cache_dir), "point": group["prune"]}
+                    job = {"space": self.space, "cache_dir": str(self.cache.cache_dir), "point": group["prune"],
+                           "inputs_sha256": self.cache.inputs_sha256}  # fmt: skip
                     self.runner.submit(prune_point, job, key=("prune", key), gpu=True)
                     bars["prune"].total += 1
             for bar in bars.values():

@@ -23,11 +23,12 @@ from pathlib import Path
 
 import yaml
 
-__all__ = ["MAX_YAML_BYTES", "MAX_YAML_NODES", "YamlInputError", "load_yaml_file", "load_yaml_text",
+__all__ = ["MAX_YAML_BYTES", "MAX_YAML_DEPTH", "MAX_YAML_NODES", "YamlInputError", "load_yaml_file", "load_yaml_text",
            "read_text_file", "short_repr"]  # fmt: skip
 
 MAX_YAML_BYTES = 1 << 20  # 1 MiB: configs and sweep files are a few KiB
 MAX_YAML_NODES = 100_000  # expanded nodes; a large sweep file has a few hundred
+MAX_YAML_DEPTH = 64  # nesting levels; configs and sweep files have fewer than 6
 MAX_QUOTE_CHARS = 80  # longest quote of a user value inside an error message
 
 _repr = reprlib.Repr()
@@ -50,7 +51,15 @@ class YamlInputError(ValueError):
         super().__init__(f"{source}: {reason}")
 
 
-def _expanded_size(node: yaml.Node, memo: dict[int, int], limit: int) -> int:
+class _RefusedError(Exception):
+    """A document refused while walking its nodes; ``reason`` is the message without the file name."""
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int], limit: int, depth: int = 0) -> int:
+    """Nodes of ``node`` with every alias expanded (up to ``limit``); refuses nesting deeper than
+    :data:`MAX_YAML_DEPTH` and a mapping that repeats a key (PyYAML keeps the last silently)."""
+    if depth > MAX_YAML_DEPTH:
+        raise _RefusedError(f"nested deeper than {MAX_YAML_DEPTH} levels (line {node.start_mark.line + 1}); refused")
     key = id(node)
     if key in memo:
         return memo[key]
@@ -58,12 +67,19 @@ def _expanded_size(node: yaml.Node, memo: dict[int, int], limit: int) -> int:
     size = 1
     if isinstance(node, yaml.SequenceNode):
         for child in node.value:
-            size += _expanded_size(child, memo, limit)
+            size += _expanded_size(child, memo, limit, depth + 1)
             if size > limit:
                 break
     elif isinstance(node, yaml.MappingNode):
+        seen = set()
         for key_node, value_node in node.value:
-            size += _expanded_size(key_node, memo, limit) + _expanded_size(value_node, memo, limit)
+            if isinstance(key_node, yaml.ScalarNode):
+                if key_node.value in seen:
+                    raise _RefusedError(f"key {short_repr(key_node.value)} appears twice in one mapping (line "
+                                   f"{key_node.start_mark.line + 1}); give each setting once")  # fmt: skip
+                seen.add(key_node.value)
+            size += _expanded_size(key_node, memo, limit, depth + 1) + _expanded_size(value_node, memo, limit,
+                                                                                      depth + 1)  # fmt: skip
             if size > limit:
                 break
     memo[key] = size
@@ -87,6 +103,13 @@ def load_yaml_text(text: str | bytes, source: str) -> object:
             return None
         if _expanded_size(node, {}, MAX_YAML_NODES) > MAX_YAML_NODES:
             raise YamlInputError(source, f"YAML expands to more than {MAX_YAML_NODES} nodes (aliases); refused")
+    except _RefusedError as err:
+        raise YamlInputError(source, str(err)) from None
+    except RecursionError:  # the parser itself recurses per nesting level
+        raise YamlInputError(source, f"nested deeper than {MAX_YAML_DEPTH} levels; refused") from None
+    except yaml.YAMLError as err:
+        raise YamlInputError(source, f"not valid YAML ({short_repr(str(err))[1:-1]})") from None
+    try:
         loader = yaml.SafeLoader("")
         try:
             return loader.construct_document(node)
@@ -95,8 +118,6 @@ def load_yaml_text(text: str | bytes, source: str) -> object:
     except yaml.YAMLError as err:
         raise YamlInputError(source, f"not valid YAML ({short_repr(str(err))[1:-1]})") from None
     except (ValueError, TypeError, OverflowError) as err:  # e.g. a timestamp or number PyYAML cannot build
-        if isinstance(err, YamlInputError):
-            raise
         raise YamlInputError(source, f"cannot read a YAML value ({short_repr(str(err))[1:-1]})") from None
 
 

@@ -379,6 +379,9 @@ def load_config(name_or_path: str | Path | AcceleratorConfig) -> AcceleratorConf
     """Load a preset by name (``asic-32x32-int8``) or a YAML file path; validates everything."""
     if isinstance(name_or_path, AcceleratorConfig):
         return name_or_path
+    if not isinstance(name_or_path, str | Path):
+        raise TypeError(f"config: expected a preset name, a YAML path or an AcceleratorConfig, got "
+                        f"{type(name_or_path).__name__} {str(name_or_path)[:40]!r}")  # fmt: skip
     text_name = str(name_or_path)
     presets = list_presets()
     path = Path(name_or_path)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from bsp_common.checks import is_positive_pair
 from pruning.layouts import ROLES, layout_for
 
 if TYPE_CHECKING:  # masks are used through .dense(), .block and .weight_shape only: no torch import here
@@ -36,6 +37,7 @@ class VectorKind(enum.StrEnum):
     ADD = "add"
 
 
+MAX_LAYERS = 10_000  # encoder layers in an HF config: ~100x the largest real encoder, seconds to simulate
 MAX_GEMM_DIM = 1 << 24  # 16.7 M per dimension: far above any encoder; keeps M*K*N inside int64
 
 
@@ -60,6 +62,15 @@ class Gemm:
             value = getattr(self, dim)
             if isinstance(value, bool) or not isinstance(value, int | np.integer) or not 0 < value <= MAX_GEMM_DIM:
                 raise ValueError(f"Gemm {self.name!r}: {dim} must be an integer in [1, {MAX_GEMM_DIM}], got {value!r}")
+        for bits in ("weight_bits", "act_bits"):
+            value = getattr(self, bits)
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or not 1 <= value <= 64:
+                raise ValueError(f"Gemm {self.name!r}: {bits} must be an integer in [1, 64], got {value!r}")
+        block = self.block
+        if not is_positive_pair(block):
+            raise ValueError(f"Gemm {self.name!r}: block must be (rows, cols) of positive integers, e.g. (16, 16), "
+                             f"got {block!r}")  # fmt: skip
+        object.__setattr__(self, "block", (int(block[0]), int(block[1])))
         if self.mask is not None:
             mask = np.array(self.mask, dtype=bool)  # a private, read-only copy: the content key below stays true
             mask.setflags(write=False)
@@ -141,7 +152,7 @@ def read_hf_config(path: str | Path) -> SimpleNamespace:
         raise FileNotFoundError(f"hf config: no file {path}")
     try:
         data = json.loads(path.read_bytes().decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as err:
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:  # RecursionError: nested thousands deep
         raise ValueError(f"hf config {path}: not a JSON object ({str(err)[:120]})") from None
     if not isinstance(data, dict):
         raise ValueError(f"hf config {path}: not a JSON object")
@@ -160,6 +171,13 @@ def _config_dims(hf_config) -> tuple[int, int, int, int]:
         if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_GEMM_DIM:
             raise ValueError(f"hf config: {options[0]} must be a positive integer, got {str(value)[:40]!r}")
         values.append(value)
+    layers, hidden, heads, _ = values
+    if layers > MAX_LAYERS:
+        raise ValueError(f"hf config: num_hidden_layers must be at most {MAX_LAYERS:,} (the largest encoders have "
+                         f"~100), got {layers:,}")  # fmt: skip
+    if hidden % heads:
+        raise ValueError(f"hf config: hidden_size {hidden} is not a multiple of num_attention_heads {heads} "
+                         "(every head must have the same width); the model could not be built")  # fmt: skip
     return tuple(values)
 
 

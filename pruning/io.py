@@ -72,7 +72,7 @@ def _read_config(model_dir: Path):
     try:
         json.loads(path.read_text(encoding="utf-8"))
         return AutoConfig.from_pretrained(model_dir, local_files_only=True)
-    except (ValueError, OSError, UnicodeDecodeError) as err:
+    except (ValueError, OSError, UnicodeDecodeError, RecursionError) as err:  # RecursionError: nested thousands deep
         raise ValueError(f"model: {path} is not a readable model config ({short_repr(str(err))[1:-1]})") from None
 
 
@@ -85,7 +85,7 @@ def read_run_record(model_dir: str | Path) -> dict:
         return {}
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as err:
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:
         raise ValueError(f"model: {path} is not valid JSON ({err})") from None
     if not isinstance(record, dict):
         raise ValueError(f"model: {path} must hold a JSON object, got {type(record).__name__}")

@@ -19,6 +19,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
+from bsp_common.checks import is_positive_pair
 from pruning.blocks import (
     BlockSpec,
     Granularity,
@@ -52,6 +53,9 @@ class BlockMask:
     weight_shape: tuple[int, int]
 
     def __post_init__(self) -> None:
+        if not is_positive_pair(self.weight_shape):
+            raise ValueError(f"weight_shape: must be (out_features, in_features) of positive integers, got "
+                             f"{self.weight_shape!r}")  # fmt: skip
         expected = group_grid_shape(self.weight_shape, self.group_shape)
         if tuple(self.group_mask.shape) != expected:
             raise ValueError(

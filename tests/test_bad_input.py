@@ -9,6 +9,7 @@ function that fails the test, so a guard that lets the target through is caught 
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -500,3 +501,100 @@ def test_outputs_follow_the_umask(tmp_path):
         assert (tmp_path / "t.csv").stat().st_mode & 0o777 == 0o644 == umask_mode("file")
     finally:
         os.umask(old)
+
+
+def _bert(**dims):
+    from transformers import BertConfig
+
+    return BertConfig(**{"hidden_size": 32, "num_attention_heads": 2, "num_hidden_layers": 1,
+                         "intermediate_size": 64, **dims})  # fmt: skip
+
+
+def _gemm(**kwargs):
+    from hwsim.workload import Gemm
+
+    return Gemm("g", 4, 4, 4, **kwargs)
+
+
+def _workload(**dims):
+    from hwsim.workload import build_workload
+
+    return build_workload(_bert(**dims), seq_len=8)
+
+
+def _empty_mask():
+    import torch
+
+    from pruning.masks import BlockMask
+    from pruning.spec import BlockSpec, Granularity
+
+    return BlockMask(torch.ones(0, 0, dtype=torch.bool), BlockSpec(4, 4), Granularity.BLOCK, (0, 0))
+
+
+def _space(**kwargs):
+    from analysis.space import SweepSpace
+
+    return SweepSpace(accuracy="none", **kwargs)
+
+
+def _load_space_text(tmp_path, text: str):
+    from analysis import load_space
+
+    path = tmp_path / "sweep.yaml"
+    path.write_text(text)
+    return load_space(path)
+
+
+def _load_config(value):
+    from hwsim.config import load_config
+
+    return load_config(value)
+
+
+API_ROUND_TWO = {  # hardening round two, API cases: the call (given tmp_path) and what its message must say
+    "gemm negative bits": (lambda _: _gemm(weight_bits=-8), r"weight_bits must be an integer in \[1, 64\], got -8"),
+    "gemm zero act bits": (lambda _: _gemm(act_bits=0), r"act_bits must be an integer in \[1, 64\], got 0"),
+    "gemm zero block": (lambda _: _gemm(block=(0, 0)), r"block must be \(rows, cols\) of positive integers"),
+    "gemm text block": (lambda _: _gemm(block="16x16"), r"block must be .* got '16x16'"),
+    "load_config of a number": (lambda _: _load_config(123), r"expected a preset name, a YAML path .* got int"),
+    "block mask of an empty weight": (lambda _: _empty_mask(), r"weight_shape: must be \(out_features, in_features\)"),
+    "heads that do not divide hidden": (lambda _: _workload(num_attention_heads=3),
+                                        r"hidden_size 32 is not a multiple of num_attention_heads 3"),
+    "five million layers": (lambda _: _workload(num_hidden_layers=5_000_000),
+                            r"num_hidden_layers must be at most 10,000 .* got 5,000,000"),
+    "NaN in a hardware axis": (lambda _: _space(hardware_axes={"clock_mhz": [200, float("nan")]}),
+                               r"sweep.hardware_axes.clock_mhz: values must be finite numbers"),
+    "inf in a tied hardware axis": (lambda _: _space(hardware_axes={"pe_array.rows,pe_array.cols": [[16, math.inf]]}),
+                                    r"sweep.hardware_axes.pe_array.rows,pe_array.cols: values must be finite"),
+    "sweep file that is a list": (lambda tmp: _load_space_text(tmp, "[]\n"), r"sweep.yaml: expected a mapping, got "
+                                  "list"),
+    "sweep file that is false": (lambda tmp: _load_space_text(tmp, "false\n"), r"sweep.yaml: expected a mapping, got "
+                                 "bool"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(API_ROUND_TWO))
+def test_api_bad_input_round_two_is_refused_by_name(name, tmp_path):
+    call, message = API_ROUND_TWO[name]
+    with pytest.raises((ValueError, TypeError), match=message):
+        call(tmp_path)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("a: " + "[" * 5000 + "]" * 5000 + "\n", r"nested deeper than 64 levels"),
+    ("x:\n" + "".join("  " * i + f"k{i}:\n" for i in range(1, 80)) + "  " * 80 + "v: 1\n", r"nested deeper than 64"),
+    ("clock_mhz: 1000\nname: a\nclock_mhz: 5\n", r"key 'clock_mhz' appears twice in one mapping \(line 3\)"),
+])  # fmt: skip
+def test_deep_and_repeated_yaml_is_refused_with_the_reason(text, message):
+    from bsp_common.safe_yaml import YamlInputError, load_yaml_text
+
+    with pytest.raises(YamlInputError, match=message):
+        load_yaml_text(text, "in.yaml")
+
+
+def test_a_deeply_nested_config_json_is_one_clear_error(tmp_path):
+    from hwsim.workload import read_hf_config
+
+    (tmp_path / "config.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ValueError, match=r"hf config .*config.json: not a JSON object"):
+        read_hf_config(tmp_path)

@@ -29,6 +29,24 @@ def test_matches_naive_on_random_data_with_ties(seed):
     np.testing.assert_array_equal(pareto_mask(df, objectives), naive_mask(costs))
 
 
+def test_sixty_thousand_rows_all_on_the_front():
+    x = np.arange(60_000, dtype=float)
+    df = pd.DataFrame({"latency": x, "energy": x[::-1].copy()})
+    assert pareto_mask(df, "latency:min,energy:min").all()
+    df.loc[5, "energy"] = 1e9  # now dominated by row 4 (lower latency and energy)
+    assert pareto_mask(df, "latency:min,energy:min").sum() == 59_999
+
+
+def test_empty_fronts_and_bad_references_are_refused_by_name():
+    for empty in (pd.DataFrame({"x": [np.nan, 1.0], "y": [1.0, np.nan]}), pd.DataFrame({"x": [], "y": []})):
+        with pytest.raises(ValueError, match="knee_point: no row has a number in both"):
+            knee_point(empty, "x:min,y:min")
+    df = pd.DataFrame({"x": [1.0, 2.0], "y": [2.0, 1.0]})
+    for reference in ((np.nan, 3), (3,), "high"):
+        with pytest.raises(ValueError, match="hypervolume_2d: reference must be two finite numbers"):
+            hypervolume_2d(df, "x:min,y:min", reference)
+
+
 def test_distinct_keeps_one_of_duplicates_and_input_unchanged():
     df = pd.DataFrame({"a": [1, 1, 2], "b": [1, 1, 0]})
     copy = df.copy()

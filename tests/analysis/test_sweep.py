@@ -284,3 +284,26 @@ def test_array_sizes_that_buffers_cannot_hold_are_infeasible_rows_not_failures(t
     reason = r"buffers\.(?:weight|output)_bytes: .* smallest size that works is"
     assert bad["infeasible_reason"].str.contains(reason).all()
     assert table["error"].isna().all()
+
+
+def test_an_edited_accuracy_table_is_read_again_not_reused(tiny_model_dir, tmp_path):
+    table_file = tmp_path / "acc.csv"
+    row = "block,granularity,target_sparsity,method,accuracy\n8x8,block,0.5,magnitude,{}\n"
+    table_file.write_text(row.format(0.81))
+    space = space_for(tiny_model_dir, accuracy=f"table:{table_file}", blocks=["8x8"], sparsities=[0.5],
+                      configs=["asic-16x16-int8"])  # fmt: skip
+    assert sweep(space, out_dir=tmp_path / "out", progress=False)["accuracy"].tolist() == [0.81]
+    table_file.write_text(row.format(0.64))
+    assert sweep(space, out_dir=tmp_path / "out", progress=False)["accuracy"].tolist() == [0.64]
+
+
+def test_a_renamed_copy_of_a_preset_is_a_point_of_its_own(tiny_model_dir, tmp_path):
+    copy = tmp_path / "my-array.yaml"
+    data = yaml.safe_load(load_config("asic-16x16-int8").to_yaml())
+    data["name"] = "my-array"
+    copy.write_text(yaml.safe_dump(data))
+    space = space_for(tiny_model_dir, blocks=["8x8"], sparsities=[0.0, 0.5], configs=["asic-16x16-int8", str(copy)])
+    table = sweep(space, out_dir=tmp_path / "out", progress=False)
+    assert len(table) == 4 and table["point_id"].is_unique
+    by_config = table.groupby("config")["cycles"].apply(sorted)
+    assert by_config["asic-16x16-int8"] == by_config[str(copy)]  # the same hardware, counted under both names
