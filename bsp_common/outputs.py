@@ -228,18 +228,33 @@ def atomic_output_dir(
 
 
 def check_output_file(path: str | Path, *, overwrite: bool = False, option: str = "--out",
-                      suffixes: Iterable[str] = ()) -> Path:  # fmt: skip
-    """Refuse a file target that is a directory, lies under a file, or exists (unless ``overwrite``).
+                      suffixes: Iterable[str] = (), inputs: Iterable[str | Path | None] = (),
+                      others: Iterable[tuple[str, str | Path | None]] = ()) -> Path:  # fmt: skip
+    """Refuse a file target that is a directory, lies under a file, exists (unless ``overwrite``), is a
+    symbolic link (even a dangling one: bsp replaces only regular files), is one of ``inputs`` or lies inside
+    an input directory, or is the same file as another output of the command (``others``: ``(option, path)``).
 
     ``suffixes`` (e.g. ``(".png", ".svg")``) checks the files written beside a stem instead of ``path``.
     """
     path = Path(path).expanduser()
     targets = [path.with_suffix(s) for s in suffixes] or [path]
+    sources = [Path(i).expanduser().resolve() for i in inputs if i is not None]
     for target in targets:
+        if target.is_symlink():
+            raise OutputError(f"{option}: {str(target)!r} is a symbolic link; give the path of a regular file "
+                              "(bsp does not write through links)")  # fmt: skip
         resolved = target.resolve()
         if resolved.is_dir():
             raise OutputError(f"{option}: {str(target)!r} is a directory; give a file name")
         _refuse_file_on_path(resolved.parents, target, option)
+        for source in sources:
+            if _is_same_or_ancestor(source, resolved):
+                raise OutputError(f"{option}: {str(target)!r} is (or is inside) the input {source}; write the "
+                                  "output elsewhere")  # fmt: skip
+        for other_option, other in others:
+            if other is not None and Path(other).expanduser().resolve() == resolved:
+                raise OutputError(f"{option}: {str(target)!r} is also the {other_option} output; give each output "
+                                  "its own file")  # fmt: skip
         if resolved.exists() and not overwrite:
             raise OutputError(f"{option}: {str(target)!r} exists; pass --overwrite to replace it")
     return path

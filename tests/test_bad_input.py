@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -598,3 +599,29 @@ def test_a_deeply_nested_config_json_is_one_clear_error(tmp_path):
     (tmp_path / "config.json").write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(ValueError, match=r"hf config .*config.json: not a JSON object"):
         read_hf_config(tmp_path)
+
+
+def test_file_outputs_never_replace_inputs_links_or_each_other(tmp_path, capsys):
+    model_dir = tmp_path / "tiny"
+    tiny_classifier("bert").save_pretrained(model_dir)
+    weights = model_dir / "model.safetensors"
+    before = weights.read_bytes()
+    simulate = ["simulate", "--config", "asic-16x16-int8", "--model", str(model_dir), "--seq-len", "8"]
+    cases = [
+        ([*simulate, "--trace", str(weights), "--overwrite"],
+         r"--trace: .*model.safetensors' is \(or is inside\) the input"),
+        ([*simulate, "--csv", str(tmp_path / "o.csv"), "--trace", str(tmp_path / "o.csv")],
+         r"--csv: .*o.csv' is also the --trace output"),
+    ]  # fmt: skip
+    dangling = tmp_path / "dangling.csv"
+    dangling.symlink_to(tmp_path / "nowhere" / "x.csv")
+    cases.append(([*simulate, "--csv", str(dangling)], r"--csv: .*dangling.csv' is a symbolic link"))
+    table = tmp_path / "results.csv"
+    table.write_text("accuracy,cycles\n0.9,10\n0.8,5\n")
+    cases.append((["pareto", str(table), "--objectives", "accuracy:max,cycles:min", "--out", str(table),
+                   "--overwrite"], r"--out: .*results.csv' is \(or is inside\) the input"))  # fmt: skip
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        assert re.search(message, capsys.readouterr().err), argv
+    assert weights.read_bytes() == before and dangling.is_symlink() and not (tmp_path / "nowhere").exists()
+    assert table.read_text() == "accuracy,cycles\n0.9,10\n0.8,5\n"

@@ -35,9 +35,10 @@ def run(args) -> int:
     if args.plot and len(objectives) < 2:
         raise ValueError("--plot needs at least two objectives")
     if args.out:
-        check_output_file(args.out, overwrite=args.overwrite, option="--out")
+        check_output_file(args.out, overwrite=args.overwrite, option="--out", inputs=[args.results])
     if args.plot:
-        check_output_file(args.plot, overwrite=args.overwrite, option="--plot", suffixes=(".png", ".svg"))
+        check_output_file(args.plot, overwrite=args.overwrite, option="--plot", suffixes=(".png", ".svg"),
+                          inputs=[args.results], others=[("--out", args.out)])  # fmt: skip
     table = read_table(args.results)
     front = pareto_front(table, objectives, distinct=args.distinct)
     if args.out:

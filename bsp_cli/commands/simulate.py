@@ -81,10 +81,15 @@ def _load_masks(args):
 
 
 def _check_outputs(args) -> None:
-    for option, value, suffixes in (("--csv", args.csv, ()), ("--trace", args.trace, ()),
-                                    ("--plot", args.plot, (".png", ".svg"))):  # fmt: skip
+    outputs = (("--csv", args.csv, ()), ("--trace", args.trace, ()), ("--plot", args.plot, (".png", ".svg")))
+    inputs = [getattr(args, name, None) for name in ("model", "masks", "hf_config", "config", "scalesim_cfg",
+                                                     "topology")]  # fmt: skip
+    inputs = [i for i in inputs if i and Path(i).exists()]  # preset names are not paths
+    for option, value, suffixes in outputs:
         if value:
-            check_output_file(value, overwrite=args.overwrite, option=option, suffixes=suffixes)
+            others = [(o, v) for o, v, s in outputs if o != option and v and not s]
+            check_output_file(value, overwrite=args.overwrite, option=option, suffixes=suffixes, inputs=inputs,
+                              others=others)  # fmt: skip
 
 
 def run(args) -> int:
