@@ -86,7 +86,9 @@ def search(
             raise optuna.TrialPruned(f"no value for {list(objectives)}")
         return tuple(float(v) for v in values)
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # ERROR: a trial that raises (bad input in the space) is refused by the caller in one line, without
+    # Optuna's warning and traceback printed first
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     sampler = optuna.samplers.NSGAIISampler(population_size=POPULATION, seed=seed)
     study = optuna.create_study(directions=["minimize" if s == "min" else "maximize" for s in objectives.values()],
                                 sampler=sampler)  # fmt: skip

@@ -59,6 +59,7 @@ URAM_BYTES = 36864  # one UltraRAM block: 288 Kib = 36 KiB (UG573)
 _SIZE_UNITS = {"b": 1, "kb": 1000, "mb": 1000**2, "kib": 1024, "mib": 1024**2, "gib": 1024**3}
 MAX_BUFFER_BYTES = 1 << 40  # 1 TiB: far above any on-chip buffer; bigger numbers are typos or overflow bait
 MAX_BW_BYTES_PER_CYCLE = 1e6  # 1 MB per cycle: far above any DRAM interface
+MIN_BW = 1e-3  # bytes per cycle, or GB/s (1 MB/s): below it a layer's transfers would take years
 MAX_ENERGY_PJ = 1e9  # 1 mJ per action: far above any per-action energy
 MAX_CYCLES_PER_ELEMENT = 1e6
 MAX_STATIC_POWER_MW = 1e6  # 1 kW: far above any single accelerator's static power
@@ -136,8 +137,8 @@ class Buffers(_Strict):
 
 
 class Dram(_Strict):
-    bw_bytes_per_cycle: StrictFloat | None = Field(default=None, gt=0, le=MAX_BW_BYTES_PER_CYCLE)
-    bw_gb_per_s: StrictFloat | None = Field(default=None, gt=0, le=MAX_BW_BYTES_PER_CYCLE * 10)
+    bw_bytes_per_cycle: StrictFloat | None = Field(default=None, ge=MIN_BW, le=MAX_BW_BYTES_PER_CYCLE)
+    bw_gb_per_s: StrictFloat | None = Field(default=None, ge=MIN_BW, le=MAX_BW_BYTES_PER_CYCLE * 10)
 
     @model_validator(mode="after")
     def _one_bandwidth(self):
@@ -307,7 +308,7 @@ class AcceleratorConfig(_Strict):
     def dram_bytes_per_cycle(self) -> float:
         if self.dram.bw_bytes_per_cycle is not None:
             return self.dram.bw_bytes_per_cycle
-        return self.dram.bw_gb_per_s * 1e9 / self.clock_hz
+        return self.dram.bw_gb_per_s * 1e9 / self.clock_hz  # >= 1e-3 GB/s / the clock bound: > 1e-7 bytes/cycle
 
     @property
     def n_pes(self) -> int:

@@ -63,7 +63,7 @@ def load_scalesim_config(path: str | Path) -> AcceleratorConfig:
     """An :class:`AcceleratorConfig` from a SCALE-Sim ``.cfg`` (array, dataflow, SRAM sizes, bandwidth)."""
     path = Path(path)
     text = read_text_file(path, "scalesim cfg")
-    parser = configparser.ConfigParser()
+    parser = configparser.ConfigParser(interpolation=None)  # a "%" in a value is a character, not a reference
     try:
         parser.read_string(text, source=str(path))
     except configparser.Error as err:
@@ -113,6 +113,10 @@ def load_scalesim_topology(path: str | Path) -> Workload:
     rows = [r for r in csv.reader(text.splitlines()) if any(cell.strip() for cell in r)]
     if len(rows) < 2:
         raise ValueError(f"scalesim topology {path}: needs a header row and at least one layer")
+    header = [c.strip() for c in rows[0] if c.strip()]
+    if len(header) > 1 and _is_number(header[1]):  # SCALE-Sim skips the first row: a layer there would be lost
+        raise ValueError(f"scalesim topology {path}:1: the first row {short_repr(', '.join(header))} is a layer, "
+                         "but the first row must be the header (e.g. 'Layer name, M, N, K,'); add one")  # fmt: skip
     ops = []
     for line_no, row in enumerate(rows[1:], start=2):
         cells = [c.strip() for c in row if c.strip()]
@@ -132,6 +136,14 @@ def load_scalesim_topology(path: str | Path) -> Workload:
             raise ValueError(f"scalesim topology {path}:{line_no}: expected 'name, M, N, K,' or a conv row, got {row}")
         ops.append(Gemm(name, M=M, K=K, N=N, layer=line_no - 2))
     return Workload(tuple(ops), batch=1, seq_len=0, meta={"source": str(path)})
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _dimension(text: str, path: Path, line_no: int, column: int) -> int:

@@ -47,3 +47,17 @@ def test_bad_scalesim_inputs(tmp_path):
     topo.write_text("Layer name, M, N, K,\nfc, 1, two, 3,\n")
     with pytest.raises(ValueError, match="field 3 must be a whole number"):
         load_scalesim_topology(topo)
+
+
+def test_headerless_topologies_percent_signs_and_tiny_bandwidths_are_handled(tmp_path):
+    topo = tmp_path / "t.csv"
+    topo.write_text("fc1, 10, 7, 9,\nfc2, 4, 4, 4,\n")  # SCALE-Sim would silently drop fc1 as the header
+    with pytest.raises(ValueError, match=r"t.csv:1: the first row 'fc1, 10, 7, 9' is a layer"):
+        load_scalesim_topology(topo)
+    path = write_scalesim_config(tmp_path / "arch.cfg", 4, 4, "ws")
+    path.write_text(path.read_text().replace("run_name = ", "run_name = 100%_"))  # a plain character, read as such
+    assert load_scalesim_config(path).pe_array.rows == 4
+    from hwsim.config import ConfigError, derive_config
+
+    with pytest.raises(ConfigError, match=r"dram.bw_gb_per_s"):
+        derive_config("asic-16x16-int8", {"dram.bw_gb_per_s": 1e-300})
