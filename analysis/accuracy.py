@@ -28,12 +28,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from analysis.tables import accuracy_table_path
 from bsp_common import strict_json
 from bsp_common.claims import compute_once
 from bsp_common.outputs import write_text_atomic
+from bsp_common.safe_yaml import short_repr
 from bsp_common.strict_json import content_hash
 from pruning.masks import MASKS_FILENAME, save_masks
 from pruning.models import model_fingerprint
@@ -60,9 +62,13 @@ class PointCache:
         self.model_dir = Path(self.fingerprint["model_dir"])
         self._dataset = None
         self._table = None
-        # a table source is keyed by its content, so editing the file re-reads it instead of reusing old points
-        self._table_sha256 = (hashlib.sha256(accuracy_table_path(space.accuracy).read_bytes()).hexdigest()
-                              if space.accuracy.startswith("table:") else None)  # fmt: skip
+        # a table source is keyed by its content, so editing the file re-reads it instead of reusing old points;
+        # it is read (and checked) here, so a bad table is refused before any point is computed
+        self._table_sha256 = None
+        if space.accuracy.startswith("table:"):
+            path = accuracy_table_path(space.accuracy)
+            self._table_sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+            self._table = read_accuracy_table(path)
 
     # -- keys ------------------------------------------------------------------------------------
     @property
@@ -197,18 +203,47 @@ class PointCache:
         source = self.space.accuracy
         if not source.startswith("table:"):
             return math.nan
-        if self._table is None:
-            path = accuracy_table_path(source)
-            table = pd.read_csv(path)
-            missing = {"block", "granularity", "target_sparsity", "method", "accuracy"} - set(table.columns)
-            if missing:
-                raise ValueError(f"accuracy table {path}: missing columns {sorted(missing)}")
-            self._table = table
         t = self._table
         match = t[(t["block"].astype(str) == point["block"]) & (t["granularity"].astype(str) == point["granularity"])
                   & ((t["target_sparsity"] - point["target_sparsity"]).abs() < 1e-9)
                   & (t["method"].astype(str) == point["method"])]  # fmt: skip
         return float(match["accuracy"].iloc[0]) if len(match) else math.nan
+
+
+TABLE_KEYS = ("block", "granularity", "target_sparsity", "method")
+
+
+def read_accuracy_table(path: str | Path) -> pd.DataFrame:
+    """A user accuracy table (``accuracy: table:PATH``), checked: the key columns and ``accuracy`` present,
+    accuracies and sparsities numbers in [0, 1], no key listed twice with different accuracies. Every error
+    names the file, and the line and column of a bad cell."""
+    path = Path(path)
+    try:
+        table = pd.read_csv(path)
+    except (ValueError, OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"accuracy table {path}: not a readable CSV ({str(err)[:120]})") from None
+    missing = {*TABLE_KEYS, "accuracy"} - set(table.columns)
+    if missing:
+        raise ValueError(f"accuracy table {path}: missing columns {sorted(missing)}")
+    for column in ("target_sparsity", "accuracy"):
+        values = pd.to_numeric(table[column], errors="coerce")
+        bad = (values.isna() & table[column].notna()) | ~values.between(0, 1) & values.notna()
+        if bad.any():
+            row = int(bad.to_numpy().nonzero()[0][0])
+            cell = table[column].iloc[row]
+            cell = cell.item() if hasattr(cell, "item") else cell  # numpy scalars read as plain numbers
+            raise ValueError(f"accuracy table {path}:{row + 2}: column {column!r} holds "
+                             f"{short_repr(cell)}; it must be a number in [0, 1] (a fraction, "
+                             "not a percentage)")  # fmt: skip
+        table[column] = values
+    keys = table[list(TABLE_KEYS)].astype(str)
+    conflicting = table.assign(_key=keys.agg("|".join, axis=1)).groupby("_key")["accuracy"].nunique(dropna=False) > 1
+    if conflicting.any():
+        key = conflicting[conflicting].index[0]
+        lines = [int(i) + 2 for i in np.flatnonzero(keys.agg("|".join, axis=1) == key)]
+        raise ValueError(f"accuracy table {path}: lines {lines} list the point {key.replace('|', ' ')} with "
+                         "different accuracies; keep one")  # fmt: skip
+    return table
 
 
 def _one_shot_method(method: str) -> PruneMethod:

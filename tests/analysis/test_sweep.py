@@ -307,3 +307,19 @@ def test_a_renamed_copy_of_a_preset_is_a_point_of_its_own(tiny_model_dir, tmp_pa
     assert len(table) == 4 and table["point_id"].is_unique
     by_config = table.groupby("config")["cycles"].apply(sorted)
     assert by_config["asic-16x16-int8"] == by_config[str(copy)]  # the same hardware, counted under both names
+
+
+@pytest.mark.parametrize(("rows", "message"), [
+    ("8x8,block,0.5,magnitude,7.5\n", r"acc.csv:2: column 'accuracy' holds 7.5; it must be a number in \[0, 1\]"),
+    ("8x8,block,0.5,magnitude,-3\n", r"acc.csv:2: column 'accuracy' holds -3"),
+    ("8x8,block,0.5,magnitude,0.8\n8x8,block,0.5,magnitude,high\n", r"acc.csv:3: column 'accuracy' holds 'high'"),
+    ("8x8,block,0.5,magnitude,0.8\n8x8,block,0.5,magnitude,0.7\n", r"lines \[2, 3\] list the point 8x8 block 0.5"),
+])  # fmt: skip
+def test_bad_accuracy_tables_are_refused_before_any_point(tiny_model_dir, tmp_path, rows, message):
+    table_file = tmp_path / "acc.csv"
+    table_file.write_text("block,granularity,target_sparsity,method,accuracy\n" + rows)
+    space = space_for(tiny_model_dir, accuracy=f"table:{table_file}", blocks=["8x8"], sparsities=[0.5],
+                      configs=["asic-16x16-int8"])  # fmt: skip
+    with pytest.raises(ValueError, match=message):
+        sweep(space, out_dir=tmp_path / "out", progress=False)
+    assert not (tmp_path / "out" / "points.jsonl").exists()
