@@ -110,8 +110,24 @@ def _failed(record: dict) -> bool:
 def write_table_atomic(frame: pd.DataFrame, path: str | Path) -> Path:
     """Write ``frame`` as Parquet (``.parquet``) or CSV (anything else), atomically."""
     path = Path(path)
-    data = frame.to_parquet(index=False) if path.suffix == ".parquet" else frame.to_csv(index=False).encode("utf-8")
+    if path.suffix == ".parquet":
+        data = _parquet_safe(frame).to_parquet(index=False)
+    else:
+        data = frame.to_csv(index=False).encode("utf-8")
     return write_bytes_atomic(path, data)
+
+
+def _parquet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every object column that mixes strings and other values (e.g. a stored metric someone
+    set to text) written as text: Parquet columns have one type, and a table is better than an ArrowTypeError."""
+    mixed = [column for column in frame.select_dtypes(include="object").columns
+             if len({type(v) for v in frame[column].dropna()}) > 1]  # fmt: skip
+    if not mixed:
+        return frame
+    frame = frame.copy()
+    for column in mixed:
+        frame[column] = frame[column].map(lambda v: v if v is None or (isinstance(v, float) and v != v) else str(v))
+    return frame
 
 
 def read_table(path: str | Path) -> pd.DataFrame:

@@ -323,3 +323,16 @@ def test_bad_accuracy_tables_are_refused_before_any_point(tiny_model_dir, tmp_pa
     with pytest.raises(ValueError, match=message):
         sweep(space, out_dir=tmp_path / "out", progress=False)
     assert not (tmp_path / "out" / "points.jsonl").exists()
+
+
+def test_a_text_value_in_a_stored_metric_still_gives_a_table(tiny_model_dir, tmp_path):
+    space = space_for(tiny_model_dir, blocks=["8x8"], sparsities=[0.0, 0.5], configs=["asic-16x16-int8"])
+    out = tmp_path / "out"
+    sweep(space, out_dir=out, progress=False)
+    lines = (out / "points.jsonl").read_text().splitlines()
+    first = json.loads(lines[0])
+    first["tops_per_w"] = "high"  # a hand edit: a number became text
+    (out / "points.jsonl").write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
+    table = sweep(space, out_dir=out, progress=False)
+    assert len(table) == 2
+    assert sorted(pd.read_parquet(out / "sweep.parquet")["tops_per_w"].astype(str))[-1] == "high"
