@@ -211,6 +211,16 @@ def prune_points(spaces: list[SweepSpace], out_dir: str | Path, runner: TaskRunn
     return computed
 
 
+_LAYOUT_FREE_PREFIXES = ("clock_mhz", "dram.", "energy.")  # fields the fold plan does not depend on
+
+
+def _locality_key(task: dict) -> tuple:
+    overrides = json.loads(task["hw_overrides"] or "{}")
+    layout = sorted((k, str(v)) for k, v in overrides.items() if not k.startswith(_LAYOUT_FREE_PREFIXES))
+    rest = sorted((k, str(v)) for k, v in overrides.items() if k.startswith(_LAYOUT_FREE_PREFIXES))
+    return task["seq_len"], task["batch"], task["config"], layout, rest
+
+
 class _SweepRun:
     """One run of a sweep over ``out_dir``: plan the points, run both stages on ``runner``, store as they finish."""
 
@@ -261,8 +271,9 @@ class _SweepRun:
 
     def _submit_simulations(self, rows: list[dict], record: dict) -> int:
         tasks = [{**row, **{k: record.get(k) for k in _CARRIED}} for row in rows]
-        # batches of neighbouring points (same workload, then same config): each worker builds them once
-        tasks.sort(key=lambda t: (t["seq_len"], t["batch"], t["config"], t["hw_overrides"]))
+        # batches of neighbouring points -- same workload, then same array and buffers, clock and DRAM last --
+        # so that a worker plans each GEMM's folds once for all the points that differ only in those
+        tasks.sort(key=_locality_key)
         n_batches = max(1, math.ceil(len(tasks) / SIM_BATCH_POINTS))
         size = math.ceil(len(tasks) / n_batches)
         for i in range(0, len(tasks), size):
