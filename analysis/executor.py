@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import sys
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -120,9 +121,12 @@ def _init_worker(parent_pid: int, gpu_queue, threads: int | None = None) -> None
     ``threads`` CPU threads for torch/BLAS (workers share the cores; a user's own OMP_NUM_THREADS wins)."""
     if gpu_queue is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu_queue.get())
-    if threads is not None:
+    if threads is not None and "OMP_NUM_THREADS" not in os.environ:
         for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # read by torch when it is first imported
-            os.environ.setdefault(variable, str(threads))
+            os.environ[variable] = str(threads)
+        torch = sys.modules.get("torch")
+        if torch is not None:  # imported already, with the parent's main module (spawn re-imports it first)
+            torch.set_num_threads(threads)  # idle OpenMP threads spin: more threads than cores slow every worker
     try:
         import ctypes
 

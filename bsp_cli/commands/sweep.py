@@ -10,7 +10,7 @@ from analysis.executor import gpu_list
 from bsp_cli.commands.options import bounded_int
 
 EXAMPLE = """examples:
-  bsp sweep                                   # default: MiniLM, 3 block sizes x 4 sparsities, 2 presets
+  bsp sweep                                   # default: MiniLM, 2 block sizes x 4 sparsities, 2 presets
   bsp sweep my_space.yaml --out results/big --workers 2          # pruning and simulation on 2 local processes
   bsp sweep my_space.yaml --out results/big --gpus auto          # one worker per visible GPU
   bsp sweep my_space.yaml --out /shared/big --dask-scheduler tcp://scheduler-host:8786
