@@ -22,7 +22,7 @@ from analysis.executor import gpu_list
 from analysis.space import AccuracyBudget, SweepSpace
 from benchmarks.common import write_results
 
-BUDGET = AccuracyBudget(epochs=4.0, max_train_samples=2048, max_eval_samples=256, max_seq_len=32, batch_size=8,
+BUDGET = AccuracyBudget(epochs=6.0, max_train_samples=2048, max_eval_samples=256, max_seq_len=32, batch_size=8,
                         learning_rate=1e-3, teacher="none", seed=0)  # fmt: skip
 
 
@@ -65,13 +65,18 @@ def main(argv=None) -> int:
         for row in rows.values():
             row["speedup"] = baseline / row["wall_s"]
         reference = tables["1 worker"].set_index("point_id")["accuracy"].sort_index()
-        same = all(t.set_index("point_id")["accuracy"].sort_index().equals(reference) for t in tables.values())
+        # workers train with cores/workers threads, the serial run with all cores: float sums in another order
+        # can flip a prediction late in training, so the accuracies are compared, not assumed equal
+        differences = [(t.set_index("point_id")["accuracy"].sort_index() - reference).abs() for t in tables.values()]
+        max_difference = float(max(d.max() for d in differences))
+        differing = int(sum((d > 0).sum() for d in differences))
     print(f"{'run':<14} {'points':>6} {'wall s':>8} {'points/min':>11} {'speed-up':>9}")
     for label, row in rows.items():
         print(f"{label:<14} {row['points']:>6} {row['wall_s']:>8.1f} {row['points_per_min']:>11.1f} "
               f"{row['speedup']:>8.2f}x")  # fmt: skip
-    print(f"accuracies identical across runs: {same}")
-    write_results(args.out, {"runs": rows, "accuracies_identical": same, "budget": BUDGET.__dict__})
+    print(f"dev accuracy against the 1-worker run: {differing} points differ, by at most {max_difference:.4f}")
+    write_results(args.out, {"runs": rows, "points_differing": differing, "max_accuracy_difference": max_difference,
+                             "budget": BUDGET.__dict__})  # fmt: skip
     return 0
 
 

@@ -57,11 +57,13 @@ def run(args) -> int:
     from hwsim.export import DEFAULT_SAMPLE, ExportOptions, QuantErrorWarning, export_model
     from hwsim.export.readme import size_text
 
+    if args.sample is not None and not args.sample.strip():
+        raise ValueError("--sample: must be a non-empty text (leave --sample out for the default sentence)")
     options = ExportOptions(layers=args.layers, value_bits=args.value_bits, word_bits=args.word_bits,
                             lane_order=args.lane_order, scale_mode=args.scale, frac_bits=args.frac_bits,
-                            allow_saturation=args.allow_saturation, sample_text=args.sample or DEFAULT_SAMPLE,
-                            psums=args.psums, max_quant_error=args.max_quant_error,
-                            testbench=args.testbench)  # fmt: skip
+                            allow_saturation=args.allow_saturation,
+                            sample_text=DEFAULT_SAMPLE if args.sample is None else args.sample, psums=args.psums,
+                            max_quant_error=args.max_quant_error, testbench=args.testbench)  # fmt: skip
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", QuantErrorWarning)
         out = export_model(args.model, args.config, args.out, options, overwrite=args.overwrite)

@@ -439,6 +439,10 @@ def test_refusals_before_any_work(pruned_dir, tmp_path):
         export_model(pruned_dir, live, tmp_path / "tb", ExportOptions(testbench=("sv",)))
     with pytest.raises(ValueError, match=r"sample_text: \d+ tokens; the model takes at most \d+"):
         export_model(pruned_dir, "asic-16x16-int8", tmp_path / "long", ExportOptions(sample_text="the film " * 400))
+    from bsp_cli import main
+
+    assert main(["export", "--model", str(pruned_dir), "--config", "asic-16x16-int8", "--out", str(tmp_path / "e"),
+                 "--sample", " "]) == 2  # an empty sample is refused, not replaced by the default sentence
     assert not list(tmp_path.iterdir())
 
 
