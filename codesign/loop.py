@@ -315,7 +315,7 @@ def run_codesign(model: str | Path, data: str, config, out_dir: str | Path, *, b
     from pruning.data import load_dataset
     from pruning.models import load_classifier, load_tokenizer, model_fingerprint
     from pruning.settings import TrainBudget
-    from pruning.train import default_cache_dir, dense_teacher
+    from pruning.train import dense_teacher, teacher_cache_dir
 
     if loss_model is not None:
         loss_model = loss_model if isinstance(loss_model, RetrainedLossModel) else load_loss_model(loss_model)
@@ -332,11 +332,11 @@ def run_codesign(model: str | Path, data: str, config, out_dir: str | Path, *, b
     if len({hw.name for hw in hws}) != len(hws):
         raise ValueError(f"config: names must be distinct, got {[hw.name for hw in hws]}")
     hws, buffer_infeasible = _buffer_feasible(hws, model, batch * seq_len)
+    teachers = teacher_cache_dir(cache_dir)  # a file in the way: refused before the output directory is made
     out = prepare_output_dir(out_dir, OUTPUT_KIND)
     budget = budget or TrainBudget()
     dataset = load_dataset(data, glue_dir=glue_dir)
-    teacher = dense_teacher(model, dataset, budget, Path(cache_dir or default_cache_dir()) / "teachers",
-                            progress=progress)  # fmt: skip
+    teacher = dense_teacher(model, dataset, budget, teachers, progress=progress)
     tokenizer = load_tokenizer(teacher)
     classifier = load_classifier(teacher, dataset.num_labels)
     train = _batches(tokenizer, dataset.train, gradient_batches, budget.batch_size, budget.max_seq_len, budget.seed)

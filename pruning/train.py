@@ -33,7 +33,7 @@ from pruning.report import compression_summary
 from pruning.settings import PruneMethod, TeacherMode, TrainBudget
 
 __all__ = ["TrainBudget", "check_run_output", "default_cache_dir", "dense_teacher", "evaluate_accuracy",
-           "masked_trainer", "run_pruning", "tokenize_split"]  # fmt: skip
+           "masked_trainer", "run_pruning", "teacher_cache_dir", "tokenize_split"]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +119,19 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("BSP_CACHE_DIR") or Path.home() / ".cache" / "bsp-codesign")
 
 
+def teacher_cache_dir(cache_dir: str | Path | None = None) -> Path:
+    """``<cache_dir>/teachers`` (default :func:`default_cache_dir`), refused at once if a file is in the way."""
+    root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+    where = "--cache-dir" if cache_dir else ("$BSP_CACHE_DIR" if os.environ.get("BSP_CACHE_DIR") else "the cache")
+    for path in (root / "teachers", root, *root.parents):
+        if path.exists():
+            if not path.is_dir():
+                raise ValueError(f"{where}: {path} is a file, not a directory; give a directory for cached "
+                                 "teachers")  # fmt: skip
+            break
+    return root / "teachers"
+
+
 def run_pruning(
     model: str | Path,
     data: str | TextDataset,
@@ -148,7 +161,7 @@ def run_pruning(
     out_dir = Path(out_dir)
     mode = TeacherMode.parse(budget.teacher, field="teacher")
     dense = settings.target_sparsity == 0 and settings.method is PruneMethod.MAGNITUDE
-    teacher_cache = Path(cache_dir or default_cache_dir()) / "teachers"
+    teacher_cache = teacher_cache_dir(cache_dir)
     derived = teacher is None and mode is not TeacherMode.NONE and not dense
     inputs = check_run_output(model, out_dir, overwrite, glue_dir, teacher_cache if derived else teacher)
     if teacher is not None and (mode is TeacherMode.NONE or dense):

@@ -625,3 +625,12 @@ def test_file_outputs_never_replace_inputs_links_or_each_other(tmp_path, capsys)
         assert re.search(message, capsys.readouterr().err), argv
     assert weights.read_bytes() == before and dangling.is_symlink() and not (tmp_path / "nowhere").exists()
     assert table.read_text() == "accuracy,cycles\n0.9,10\n0.8,5\n"
+
+
+def test_a_cache_dir_that_is_a_file_is_named_before_anything_is_written(text_task, tmp_path, capsys):
+    blocker = tmp_path / "cache-file"
+    blocker.write_text("not a directory")
+    assert main([*prune_argv(text_task, tmp_path / "out"), "--cache-dir", str(blocker)]) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"--cache-dir: .*cache-file is a file, not a directory", err), err
+    assert not (tmp_path / "out").exists() and blocker.read_text() == "not a directory"
