@@ -164,6 +164,23 @@ def _check_options(blocks, granularity, sparsities, objective, estimate, max_los
     return blocks, sparsities
 
 
+def _check_blocks_fit(blocks: list[str], model) -> None:
+    """Every candidate block fits every prunable weight of ``model`` (what ``bsp prune --plan`` requires of the
+    plan) -- checked on the model's config, before any training."""
+    from hwsim import build_workload, read_hf_config
+    from pruning.models import resolve_model_path
+    from pruning.spec import BlockSpec
+
+    weights = [op for op in build_workload(read_hf_config(resolve_model_path(model)), {}, seq_len=1).gemms
+               if op.b_is_weight]  # fmt: skip
+    for block in blocks:
+        for op in weights:
+            try:
+                BlockSpec.parse(block).check_fits((op.N, op.K), name=op.name)
+            except ValueError as err:
+                raise ValueError(f"blocks: {err}") from None
+
+
 def _buffer_feasible(hws: list, model, tokens: int) -> tuple[list, list[dict]]:
     """The accelerators whose buffers hold the model's tiles (checked on the dense model: pruning only shrinks
     folds), and the others with the reason -- before any training. Raises when none is left."""
@@ -331,6 +348,7 @@ def run_codesign(model: str | Path, data: str, config, out_dir: str | Path, *, b
                                         batch, validate_examples, recovery_steps, recovery_lr)  # fmt: skip
     if len({hw.name for hw in hws}) != len(hws):
         raise ValueError(f"config: names must be distinct, got {[hw.name for hw in hws]}")
+    _check_blocks_fit(blocks, model)
     hws, buffer_infeasible = _buffer_feasible(hws, model, batch * seq_len)
     teachers = teacher_cache_dir(cache_dir)  # a file in the way: refused before the output directory is made
     out = prepare_output_dir(out_dir, OUTPUT_KIND)

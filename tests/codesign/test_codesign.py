@@ -453,3 +453,13 @@ def test_matched_block_has_no_union_penalty_and_is_faster_than_a_square_block_of
         matched_block(fpga, 1000)
     with pytest.raises(ValueError, match="the area after 'matched:' must be a positive integer"):
         resolve_blocks(["matched:big"], ["fpga-zcu102"])
+
+
+def test_codesign_refuses_a_block_larger_than_a_layer_before_training(tmp_path, capsys):
+    model_dir, glue_dir = tiny_text_task(tmp_path)  # hidden 32: a 4096x4096 block fits no weight
+    argv = ["codesign", "--model", str(model_dir), "--data", "glue:sst-2", "--glue-dir", str(glue_dir),
+            "--cache-dir", str(tmp_path / "c"), "--config", "asic-16x16-int8", "--blocks", "4096x4096",
+            "--max-loss-increase", "1e-3", "--out", str(tmp_path / "cd")]  # fmt: skip
+    assert main(argv) == 2
+    assert "blocks: block 4096x4096 does not fit" in capsys.readouterr().err
+    assert not (tmp_path / "cd").exists() and not (tmp_path / "c").exists()
