@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -139,6 +140,19 @@ def _resolve(value, base: Path) -> str | None:
     return str(resolve_model_path(value))
 
 
+def _whole(point: pd.Series, column: str, default=None) -> int:
+    """A shape column of a table row as a positive int; a clear error naming the row otherwise."""
+    value = point.get(column, default)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not (math.isfinite(number) and number.is_integer() and number >= 1):
+        raise ValueError(f"results row {point.name}: column {column!r} must be a positive whole number to simulate "
+                         f"the point again, got {value!r}")  # fmt: skip
+    return int(number)
+
+
 def _point_figures(point: pd.Series, base: Path) -> tuple[str, list]:
     """Per-layer cycles/energy of ``point`` (re-simulated) and its first layer's block masks."""
     from plotly.subplots import make_subplots
@@ -148,8 +162,8 @@ def _point_figures(point: pd.Series, base: Path) -> tuple[str, list]:
     from hwsim.config import derive_config
 
     masks_path = _resolve(point.get("masks_path"), base)
-    workload = pruned_workload(_resolve(point["hf_config_dir"], base), masks_path, int(point.get("batch", 1)),
-                               int(point["seq_len"]))  # fmt: skip
+    workload = pruned_workload(_resolve(point["hf_config_dir"], base), masks_path, _whole(point, "batch", 1),
+                               _whole(point, "seq_len"))  # fmt: skip
     config = derive_config(point["config"], json.loads(point.get("hw_overrides") or "{}"))
     ops = simulate(config, workload).ops
     name = f"{point['config']} / {point.get('block', '')} {point.get('target_sparsity', 0):.0%}"

@@ -78,3 +78,15 @@ def test_report_cli_refuses_to_overwrite_its_input_or_an_existing_file(table_pat
     assert existing.read_text() == "mine" and "exists" in capsys.readouterr().err
     assert main(["report", str(table_path), "--out", str(tmp_path / "r.html"), "--detail", "0"]) == 0
     assert (tmp_path / "r.html").stat().st_size > 1_000_000  # plotly.js embedded
+
+
+def test_a_front_point_without_a_sequence_length_is_named_not_a_traceback(table_path, tmp_path, capsys):
+    import pandas as pd
+
+    table = pd.read_parquet(table_path)
+    table["seq_len"] = float("nan")  # a hand-edited table: the detail sections cannot re-simulate its points
+    edited = table_path.parent / "edited.csv"
+    table.to_csv(edited, index=False)
+    assert main(["report", str(edited), "--out", str(tmp_path / "r.html")]) == 2
+    assert re.search(r"results row \d+: column 'seq_len' must be a positive whole number .* got nan",
+                     capsys.readouterr().err)  # fmt: skip
