@@ -13,7 +13,6 @@ Each loader returns a :class:`TextDataset` of plain Python lists; tokenisation h
 
 from __future__ import annotations
 
-import csv
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,7 +130,24 @@ GLUE_TASKS: dict[str, tuple[tuple[str, ...], str, list[str]]] = {
 def _read_glue_split(path: Path, columns: tuple[str, ...], label_column: str, label_names: list[str]) -> Split:
     if not path.is_file():
         raise FileNotFoundError(f"glue: missing {path}")
-    frame = pd.read_csv(path, sep="\t", quoting=csv.QUOTE_NONE, dtype=str, keep_default_na=False)
+    try:
+        lines = path.read_bytes().decode("utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        raise ValueError(f"glue: {path} is not UTF-8 text (byte {err.start}); GLUE files are UTF-8") from None
+    if not lines:
+        raise ValueError(f"glue: {path} is empty; it needs a header row and examples")
+    # GLUE TSVs are unquoted: a field is what lies between tabs, and every row has the header's field count
+    header = lines[0].split("\t")
+    rows = []
+    for line_no, line in enumerate(lines[1:], start=2):
+        if not line:
+            continue
+        fields = line.split("\t")
+        if len(fields) != len(header):
+            raise ValueError(f"glue: {path}:{line_no}: {len(fields)} tab-separated fields, the header has "
+                             f"{len(header)}; every row needs one field per column")  # fmt: skip
+        rows.append(fields)
+    frame = pd.DataFrame(rows, columns=header, dtype=str)
     missing = [c for c in (*columns, label_column) if c not in frame.columns]
     if missing:
         raise ValueError(f"glue: {path} lacks columns {missing}; has {list(frame.columns)}")
@@ -139,6 +155,8 @@ def _read_glue_split(path: Path, columns: tuple[str, ...], label_column: str, la
     bad = sorted(set(frame[label_column]) - set(to_id))
     if bad:
         raise ValueError(f"glue: {path} column {label_column!r} has labels {bad[:5]}; allowed: {label_names}")
+    if not len(frame):
+        raise ValueError(f"glue: {path} has a header but no examples")
     pairs = frame[columns[1]].tolist() if len(columns) > 1 else None
     return Split(frame[columns[0]].tolist(), frame[label_column].map(to_id).tolist(), pairs)
 
@@ -159,6 +177,9 @@ def _load_glue(task: str, glue_dir: str | Path | None) -> TextDataset:
     train = _read_glue_split(task_dir / "train.tsv", columns, label_column, label_names)
     dev_name = "dev_matched.tsv" if key == "mnli" else "dev.tsv"
     dev_full = _read_glue_split(task_dir / dev_name, columns, label_column, label_names)
+    if len(dev_full) < 2:  # split in half: a dev half to choose on, a test half to report
+        raise ValueError(f"glue: {task_dir / dev_name} has {len(dev_full)} example; it needs at least 2 (half "
+                         "become the dev split, half the test split)")  # fmt: skip
     half = len(dev_full) // 2
     pairs = dev_full.text_pairs
     dev = Split(dev_full.texts[:half], dev_full.labels[:half], pairs[:half] if pairs else None)

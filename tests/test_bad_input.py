@@ -634,3 +634,22 @@ def test_a_cache_dir_that_is_a_file_is_named_before_anything_is_written(text_tas
     err = capsys.readouterr().err
     assert re.search(r"--cache-dir: .*cache-file is a file, not a directory", err), err
     assert not (tmp_path / "out").exists() and blocker.read_text() == "not a directory"
+
+
+@pytest.mark.parametrize(("split", "content", "message"), [
+    ("train.tsv", b"sentence\tlabel\n", r"train.tsv has a header but no examples"),
+    ("train.tsv", b"", r"train.tsv is empty"),
+    ("dev.tsv", b"sentence\tlabel\ngood movie\t1\n", r"dev.tsv has 1 example; it needs at least 2"),
+    ("train.tsv", b"sentence\tlabel\ngood movie\t1\tx\ty\n", r"train.tsv:2: 4 tab-separated fields, the header has 2"),
+    ("train.tsv", b"sentence\tlabel\nbon\xe9 film\t1\n", r"train.tsv is not UTF-8 text \(byte \d+\)"),
+])  # fmt: skip
+def test_broken_glue_splits_are_named(tmp_path, split, content, message):
+    from pruning.data import load_dataset
+
+    task = tmp_path / "SST-2"
+    task.mkdir()
+    good = b"sentence\tlabel\ngood movie\t1\nbad plot\t0\n"
+    for name in ("train.tsv", "dev.tsv"):
+        (task / name).write_bytes(content if name == split else good)
+    with pytest.raises(ValueError, match=message):
+        load_dataset("glue:sst-2", glue_dir=tmp_path)
