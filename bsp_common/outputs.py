@@ -114,6 +114,15 @@ def _refuse_file_on_path(candidates: Iterable[Path], shown: str | Path, option: 
             return
 
 
+def _resolved(path: Path, option: str) -> Path:
+    """``path.resolve()``, with a symbolic-link loop (RuntimeError on Python 3.11) named as bad input."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError) as err:
+        raise OutputError(f"{option}: {str(path)!r} cannot be resolved ({err}); a symbolic link that points "
+                          "at itself? give a real directory or file path") from None
+
+
 def check_output_dir(
     out_dir: str | Path,
     kind: str,
@@ -135,7 +144,7 @@ def check_output_dir(
     """
     inputs = list(inputs)
     path = Path(out_dir).expanduser()
-    resolved = path.resolve()
+    resolved = _resolved(path, option)
     reason = _forbidden_reason(resolved, inputs)
     if reason:
         raise OutputError(f"{option}: {str(out_dir)!r} {reason}; bsp never writes there (choose a new directory)")
@@ -238,12 +247,12 @@ def check_output_file(path: str | Path, *, overwrite: bool = False, option: str 
     """
     path = Path(path).expanduser()
     targets = [path.with_suffix(s) for s in suffixes] or [path]
-    sources = [Path(i).expanduser().resolve() for i in inputs if i is not None]
+    sources = [_resolved(Path(i).expanduser(), "input") for i in inputs if i is not None]
     for target in targets:
         if target.is_symlink():
             raise OutputError(f"{option}: {str(target)!r} is a symbolic link; give the path of a regular file "
                               "(bsp does not write through links)")  # fmt: skip
-        resolved = target.resolve()
+        resolved = _resolved(target, option)
         if resolved.is_dir():
             raise OutputError(f"{option}: {str(target)!r} is a directory; give a file name")
         _refuse_file_on_path(resolved.parents, target, option)

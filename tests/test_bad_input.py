@@ -653,3 +653,16 @@ def test_broken_glue_splits_are_named(tmp_path, split, content, message):
         (task / name).write_bytes(content if name == split else good)
     with pytest.raises(ValueError, match=message):
         load_dataset("glue:sst-2", glue_dir=tmp_path)
+
+
+@pytest.mark.parametrize("command", ["sweep", "simulate-csv"])
+def test_a_symbolic_link_loop_as_the_output_is_named(tmp_path, capsys, command):
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    argv = {"sweep": ["sweep", "--out", str(loop / "sub")],
+            "simulate-csv": ["simulate", "--config", "asic-16x16-int8", "--hf-config", str(tmp_path / "none.json"),
+                             "--csv", str(loop / "ops.csv")]}[command]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"(--out|--csv): .*loop.* cannot be resolved", err), err
+    assert loop.is_symlink()
