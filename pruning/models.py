@@ -55,6 +55,7 @@ def model_fingerprint(model: str | Path) -> dict:
 def load_classifier(model: str | Path, num_labels: int, seed: int = 0) -> PreTrainedModel:
     """Pretrained encoder + freshly initialised (seeded) classification head with ``num_labels``."""
     import torch
+    from safetensors import SafetensorError
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
     path = resolve_model_path(model)
@@ -62,9 +63,13 @@ def load_classifier(model: str | Path, num_labels: int, seed: int = 0) -> PreTra
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         # a checkpoint with another head size (or none) gets a fresh, seeded head for this task
-        return AutoModelForSequenceClassification.from_pretrained(
-            path, config=config, local_files_only=True, ignore_mismatched_sizes=True
-        )
+        try:
+            return AutoModelForSequenceClassification.from_pretrained(
+                path, config=config, local_files_only=True, ignore_mismatched_sizes=True
+            )
+        except (SafetensorError, OSError, EOFError) as err:  # a truncated or corrupt weights file
+            raise ValueError(f"model: cannot read the weights in {path} ({str(err)[:160]}); is a file truncated "
+                             "or still being copied?") from None  # fmt: skip
 
 
 def load_tokenizer(model: str | Path):

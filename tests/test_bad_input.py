@@ -666,3 +666,13 @@ def test_a_symbolic_link_loop_as_the_output_is_named(tmp_path, capsys, command):
     err = capsys.readouterr().err
     assert re.search(r"(--out|--csv): .*loop.* cannot be resolved", err), err
     assert loop.is_symlink()
+
+
+def test_a_truncated_weights_file_is_named_before_training(text_task, tmp_path, capsys):
+    model_dir, _ = text_task
+    weights = model_dir / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    assert main(prune_argv(text_task, tmp_path / "out")) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"model: cannot read the weights in .*tiny .*truncated", err), err
+    assert not (tmp_path / "out").exists()
