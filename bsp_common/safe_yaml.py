@@ -73,11 +73,11 @@ def _expanded_size(node: yaml.Node, memo: dict[int, int], limit: int, depth: int
     elif isinstance(node, yaml.MappingNode):
         seen = set()
         for key_node, value_node in node.value:
-            if isinstance(key_node, yaml.ScalarNode):
-                if key_node.value in seen:
+            if isinstance(key_node, yaml.ScalarNode):  # by tag too: 8192 (an int) and '8192' (a str) differ
+                if (key_node.tag, key_node.value) in seen:
                     raise _RefusedError(f"key {short_repr(key_node.value)} appears twice in one mapping (line "
                                    f"{key_node.start_mark.line + 1}); give each setting once")  # fmt: skip
-                seen.add(key_node.value)
+                seen.add((key_node.tag, key_node.value))
             size += _expanded_size(key_node, memo, limit, depth + 1) + _expanded_size(value_node, memo, limit,
                                                                                       depth + 1)  # fmt: skip
             if size > limit:
