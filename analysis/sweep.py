@@ -41,7 +41,7 @@ from analysis.accuracy import PointCache
 from analysis.executor import TaskRunner, check_workers, dask_client, resolve_gpus
 from analysis.space import SweepSpace, load_space
 from analysis.store import ResultStore, write_table_atomic
-from bsp_common.outputs import prepare_output_dir
+from bsp_common.outputs import check_output_dir, prepare_output_dir
 from bsp_common.strict_json import content_hash
 
 __all__ = ["MAX_POINTS", "OUTPUT_KIND", "RESULTS_FILENAME", "prune_point", "prune_points", "pruned_workload",
@@ -172,8 +172,14 @@ def sweep(
                          "confirm with --yes (max_points=None) or shrink the space")  # fmt: skip
     from pruning.models import resolve_model_path
 
+    # refused before the output directory is made: a bad Dask address, a data set that cannot be read
+    check_output_dir(out_dir, OUTPUT_KIND, update=True, inputs=[resolve_model_path(space.model)])
+    runner = TaskRunner(workers, dask_client(client, dask_scheduler), gpus)
+    if space.accuracy in ("train", "proxy"):
+        from pruning.data import load_dataset
+
+        load_dataset(space.data, glue_dir=space.glue_dir)
     out_dir = prepare_output_dir(out_dir, OUTPUT_KIND, inputs=[resolve_model_path(space.model)])
-    runner = TaskRunner(workers, dask_client(client, dask_scheduler), gpus)  # a bad address: refused before work
     table = _SweepRun(space, out_dir, runner, progress).run()
     if results_file:
         write_table_atomic(table, out_dir / results_file)

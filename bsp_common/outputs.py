@@ -106,11 +106,15 @@ def _forbidden_reason(resolved: Path, inputs: Iterable[str | Path]) -> str | Non
 
 
 def _refuse_file_on_path(candidates: Iterable[Path], shown: str | Path, option: str) -> None:
-    """The nearest existing one of ``candidates`` (a path and its parents, nearest first) must be a directory."""
+    """The nearest existing one of ``candidates`` (a path and its parents, nearest first) must be a directory
+    this process can write in (a read-only file system is found now, not after hours of training)."""
     for candidate in candidates:
         if candidate.exists():
             if not candidate.is_dir():
                 raise OutputError(f"{option}: {str(shown)!r}: {candidate} is a file, not a directory")
+            if not os.access(candidate, os.W_OK | os.X_OK):
+                raise OutputError(f"{option}: {str(shown)!r}: {candidate} is not writable (a read-only file system "
+                                  "or its permissions); choose another location")  # fmt: skip
             return
 
 

@@ -676,3 +676,19 @@ def test_a_truncated_weights_file_is_named_before_training(text_task, tmp_path, 
     err = capsys.readouterr().err
     assert re.search(r"model: cannot read the weights in .*tiny .*truncated", err), err
     assert not (tmp_path / "out").exists()
+
+
+def test_an_unwritable_output_location_is_refused_before_any_work(text_task, tmp_path, capsys, monkeypatch,
+                                                                   no_training):  # fmt: skip
+    import bsp_common.outputs as outputs
+
+    read_only = tmp_path / "ro"
+    read_only.mkdir()
+    real_access = os.access
+    # a read-only mount (EROFS) as root: os.access is what reports it; permissions cannot show it to root
+    monkeypatch.setattr(outputs.os, "access", lambda p, mode: False if Path(p) == read_only else real_access(p, mode))
+    assert main(prune_argv(text_task, read_only / "out")) == 2
+    assert re.search(r"--out: .*ro is not writable \(a read-only file system", capsys.readouterr().err)
+    assert main(["pareto", str(tmp_path / "t.csv"), "--objectives", "a:min,b:min", "--out",
+                 str(read_only / "front.csv")]) == 2  # fmt: skip
+    assert "is not writable" in capsys.readouterr().err

@@ -336,3 +336,15 @@ def test_a_text_value_in_a_stored_metric_still_gives_a_table(tiny_model_dir, tmp
     table = sweep(space, out_dir=out, progress=False)
     assert len(table) == 2
     assert sorted(pd.read_parquet(out / "sweep.parquet")["tops_per_w"].astype(str))[-1] == "high"
+
+
+@pytest.mark.parametrize("problem", ["missing glue dir", "unreachable scheduler"])
+def test_refusals_after_set_up_leave_no_output_behind(tiny_model_dir, tmp_path, problem):
+    overrides = {"accuracy": "train", "data": "glue:sst-2", "glue_dir": str(tmp_path / "no-glue")}
+    scheduler = None
+    if problem == "unreachable scheduler":
+        overrides, scheduler = {}, "tcp://127.0.0.1:9"
+    with pytest.raises((ValueError, FileNotFoundError), match=r"glue|Dask scheduler"):
+        sweep(space_for(tiny_model_dir, **overrides), out_dir=tmp_path / "out", dask_scheduler=scheduler,
+              progress=False)  # fmt: skip
+    assert not (tmp_path / "out").exists()
