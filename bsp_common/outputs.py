@@ -193,14 +193,31 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _remove_stale_siblings(target: Path) -> None:
-    """Remove temporary siblings of ``target`` left by killed runs (marked as bsp's, process gone)."""
-    pattern = re.compile(rf"\.{re.escape(target.name)}\.(?:{_TMP_TAG}|{_OLD_TAG})-(\d+)-")
+    """Clean up after killed runs (siblings marked as bsp's whose process is gone): an earlier output set aside
+    for a swap that never finished is put back under its own name; temporary directories are removed."""
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.({_TMP_TAG}|{_OLD_TAG})-(\d+)-")
+    stale = []
     for sibling in target.parent.iterdir():
         match = pattern.match(sibling.name)
-        if not match or not sibling.is_dir() or _pid_alive(int(match.group(1))):
-            continue
-        if read_marker(sibling) is not None:
+        if match and sibling.is_dir() and not _pid_alive(int(match.group(2))) and read_marker(sibling) is not None:
+            stale.append((match.group(1), sibling))
+    for tag, sibling in sorted(stale, key=lambda item: item[0] != _OLD_TAG):  # set-aside outputs first
+        if tag == _OLD_TAG and not target.exists():
+            os.replace(sibling, target)  # the killed run had moved it aside and not yet put the new one in
+        else:
             shutil.rmtree(sibling, ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two directories in one step (Linux ``renameat2(RENAME_EXCHANGE)``); ``False`` where unsupported."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        at_fdcwd, rename_exchange = -100, 2
+        return libc.renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+    except (OSError, AttributeError):
+        return False
 
 
 @contextmanager
@@ -229,6 +246,10 @@ def atomic_output_dir(
         os.chmod(tmp, umask_mode("dir"))
         check_output_dir(out_dir, kind, overwrite=overwrite, inputs=inputs, option=option)
         if target.is_dir() and any(target.iterdir()):
+            if _exchange(tmp, target):  # one step: a kill leaves either the old output or the new one in place
+                shutil.rmtree(tmp, ignore_errors=True)  # now the old output (a bsp output of this kind)
+                return
+            # two renames; a kill between them leaves the old output aside, and the next run puts it back
             aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.{_OLD_TAG}-{os.getpid()}-", dir=target.parent))
             os.replace(target, aside)  # aside is an empty directory: rename(2) replaces it
             os.replace(tmp, target)

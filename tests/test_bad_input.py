@@ -692,3 +692,47 @@ def test_an_unwritable_output_location_is_refused_before_any_work(text_task, tmp
     assert main(["pareto", str(tmp_path / "t.csv"), "--objectives", "a:min,b:min", "--out",
                  str(read_only / "front.csv")]) == 2  # fmt: skip
     assert "is not writable" in capsys.readouterr().err
+
+
+def test_a_swap_killed_between_its_renames_leaves_the_old_output_recoverable(tmp_path, monkeypatch):
+    """Where the one-step exchange is unavailable, a kill between the two renames leaves the old output set
+    aside; the next run puts it back under its own name instead of deleting it."""
+    import bsp_common.outputs as outputs
+
+    out = tmp_path / "model"
+    with atomic_output_dir(out, "pruned-model") as tmp:
+        (tmp / "v").write_text("old")
+    monkeypatch.setattr(outputs, "_exchange", lambda a, b: False)
+    real_replace = os.replace
+
+    def killed_after_the_first_rename(src, dst):
+        real_replace(src, dst)
+        if Path(src) == out:
+            raise KeyboardInterrupt("SIGKILL stand-in: nothing after the first rename runs")
+
+    monkeypatch.setattr(outputs.os, "replace", killed_after_the_first_rename)
+    with pytest.raises(KeyboardInterrupt), atomic_output_dir(out, "pruned-model", overwrite=True) as tmp:
+        (tmp / "v").write_text("new")
+    monkeypatch.setattr(outputs.os, "replace", real_replace)
+    assert not out.exists()  # the state a kill leaves: the old output aside, under a hidden name
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    for aside in tmp_path.glob(".model.bsp-old-*"):  # as if its process were gone
+        aside.rename(aside.with_name(f".model.bsp-old-{int(dead.stdout)}-x"))
+    outputs._remove_stale_siblings(out)
+    assert (out / "v").read_text() == "old" and read_marker(out)["kind"] == "pruned-model"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_overwrite_swaps_in_one_step_where_the_kernel_can(tmp_path, monkeypatch):
+    import bsp_common.outputs as outputs
+
+    out = tmp_path / "model"
+    with atomic_output_dir(out, "pruned-model") as tmp:
+        (tmp / "v").write_text("old")
+    calls = []
+    real = outputs._exchange
+    monkeypatch.setattr(outputs, "_exchange", lambda a, b: calls.append((a, b)) or real(a, b))
+    with atomic_output_dir(out, "pruned-model", overwrite=True) as tmp:
+        (tmp / "v").write_text("new")
+    assert (out / "v").read_text() == "new" and len(calls) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
