@@ -350,10 +350,11 @@ def run_codesign(model: str | Path, data: str, config, out_dir: str | Path, *, b
         raise ValueError(f"config: names must be distinct, got {[hw.name for hw in hws]}")
     _check_blocks_fit(blocks, model)
     hws, buffer_infeasible = _buffer_feasible(hws, model, batch * seq_len)
-    teachers = teacher_cache_dir(cache_dir)  # a file in the way: refused before the output directory is made
+    # refused before the output directory is made: a file in the way of the cache, a data set that cannot be read
+    teachers = teacher_cache_dir(cache_dir)
+    dataset = load_dataset(data, glue_dir=glue_dir)
     out = prepare_output_dir(out_dir, OUTPUT_KIND)
     budget = budget or TrainBudget()
-    dataset = load_dataset(data, glue_dir=glue_dir)
     teacher = dense_teacher(model, dataset, budget, teachers, progress=progress)
     tokenizer = load_tokenizer(teacher)
     classifier = load_classifier(teacher, dataset.num_labels)

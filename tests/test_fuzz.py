@@ -200,12 +200,13 @@ OPTION_VALUES = {
     "--objectives": st.sampled_from(["cycles:min", "cycles:min,accuracy:max", "a:b", "cycles:min,cycles:max", "",
                                      ":min", "accuracy:max,energy_pj:min,cycles:min", "label:min,cycles:min",
                                      "cycles:min,accuracy:max"]),
-    "--out": st.sampled_from(["out.csv", "outdir", ".", "..", "/", "user.txt", "sub/front.parquet", "user.txt/x"]),
+    "--out": st.sampled_from(["out.csv", "outdir", ".", "..", "/", "user.txt", "sub/front.parquet", "user.txt/x",
+                              "link.csv", "dangling.csv", "loop", "t.csv"]),
     "--plot": st.sampled_from(["front", "user", "sub/p", "."]),
     "--config": st.sampled_from(["asic-16x16-int8", "fpga-zcu102", "nope", "user.txt", ""]),
     "--seq-len": st.sampled_from(["8", "0", "-3", "1e9", "nan", "x", "65536"]),
     "--batch": st.sampled_from(["1", "0", "2.5", "4097"]),
-    "--csv": st.sampled_from(["ops.csv", "user.txt", ".", "sub/ops.csv"]),
+    "--csv": st.sampled_from(["ops.csv", "user.txt", ".", "sub/ops.csv", "link.csv", "dangling.csv", "loop/x.csv"]),
     "--max-folds": st.sampled_from(["1", "0", "100000", "x"]),
 }
 
@@ -221,6 +222,9 @@ def test_cli_argument_lists(command, options, data, overwrite, capsys):
         hf = root / "config.json"
         tiny_classifier("bert").config.to_json_file(hf)
         before = {p: p.read_bytes() for p in (table, hf)}
+        (root / "link.csv").symlink_to(root / "user.txt")  # links bsp must not write through
+        (root / "dangling.csv").symlink_to(root / "missing" / "x.csv")
+        (root / "loop").symlink_to(root / "loop")
         outside = {p.name for p in root.parent.iterdir()}
         base = {
             "pareto": ["pareto", str(table), "--objectives", "cycles:min,accuracy:max"],
@@ -237,6 +241,73 @@ def test_cli_argument_lists(command, options, data, overwrite, capsys):
         for path, content in before.items():
             assert path.read_bytes() == content
         if not (overwrite and "user.txt" in argv):
-            assert (root / "user.txt").read_text() == "precious"
+            assert (root / "user.txt").read_text() == "precious"  # also through link.csv, even with --overwrite
+        assert (root / "dangling.csv").is_symlink() and not (root / "missing").exists()
         created_outside = {p.name for p in root.parent.iterdir()} - outside
         assert not created_outside & OUTPUT_NAMES, f"{argv} wrote {created_outside & OUTPUT_NAMES} outside its dir"
+
+
+def _nested(depth: int, leaf, kind: str):
+    for _ in range(depth):
+        leaf = [leaf] if kind == "list" else {"k": leaf}
+    return leaf
+
+
+@FUZZ
+@given(depth=st.integers(0, 400), kind=st.sampled_from(["list", "map"]), repeat=st.booleans(),
+       target=st.sampled_from(["config yaml", "sweep yaml", "hf json"]))  # fmt: skip
+def test_deep_and_repeated_inputs_exit_0_or_2(depth, kind, repeat, target, capsys):
+    TALLY["deep inputs"] += 1
+    with _case_dir() as root:
+        nested = _nested(depth, 1, kind)
+        if target == "hf json":
+            data = {**tiny_classifier("bert").config.to_dict(), "extra": nested}
+            (root / "config.json").write_text(json.dumps(data))
+            _cli(["simulate", "--hf-config", str(root / "config.json"), "--config", "asic-16x16-int8",
+                  "--seq-len", "8"], capsys)  # fmt: skip
+            return
+        text = yaml.safe_dump({"name": "x", "extra": nested}, width=10_000) if depth < 300 else (
+            "name: x\nextra: " + "[" * depth + "]" * depth + "\n")  # fmt: skip
+        if repeat:
+            text += "name: y\n"
+        (root / "f.yaml").write_text(text)
+        if target == "config yaml":
+            _cli(["configs", "validate", str(root / "f.yaml")], capsys)
+        else:
+            try:
+                load_space(root / "f.yaml")
+            except (ValueError, FileNotFoundError) as err:
+                assert len(str(err)) < MAX_MESSAGE_CHARS
+
+
+api_args = st.one_of(scalars, st.tuples(scalars, scalars), st.lists(st.integers(-2, 40), max_size=3))
+
+
+@FUZZ
+@given(api=st.sampled_from(["Gemm", "BlockMask", "load_config", "knee_point", "hypervolume_2d", "derive_config"]),
+       a=api_args, b=api_args)  # fmt: skip
+def test_public_api_arguments_are_accepted_or_refused_by_name(api, a, b):
+    """Arbitrary arguments to the public APIs: a valid result, or ValueError/TypeError with a short message."""
+    import pandas as pd
+    import torch
+
+    from analysis.pareto import hypervolume_2d, knee_point
+    from hwsim.config import derive_config
+    from hwsim.workload import Gemm
+    from pruning.masks import BlockMask
+    from pruning.spec import BlockSpec, Granularity
+
+    TALLY[f"api {api}"] += 1
+    table = pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": [3.0, 1.0, 2.0]})
+    calls = {
+        "Gemm": lambda: Gemm("g", 8, 8, 8, block=a, weight_bits=b if isinstance(b, int) else 8),
+        "BlockMask": lambda: BlockMask(torch.ones(1, 1, dtype=torch.bool), BlockSpec(4, 4), Granularity.BLOCK, a),
+        "load_config": lambda: load_config(a),
+        "knee_point": lambda: knee_point(table.head(a if isinstance(a, int) and 0 <= a <= 3 else 0), "x:min,y:min"),
+        "hypervolume_2d": lambda: hypervolume_2d(table, "x:min,y:min", a),
+        "derive_config": lambda: derive_config("asic-16x16-int8", {"clock_mhz": a, "pe_array.rows": b}),
+    }
+    try:
+        calls[api]()
+    except (ValueError, TypeError, FileNotFoundError) as err:
+        assert len(str(err)) < MAX_MESSAGE_CHARS
