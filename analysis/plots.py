@@ -69,6 +69,9 @@ def _series(df: pd.DataFrame, column: str) -> list:
     return sorted(df[column].dropna().unique(), key=str)
 
 
+MAX_FRONT_LABELS = 12
+
+
 def pareto_scatter(df: pd.DataFrame, x: str = "cycles", y: str = "accuracy", x_sense: str = "min",
                    y_sense: str = "max", label: str = "block", hue: str = "config", logx: bool = True,
                    title: str | None = None, chance: float | None = None):  # fmt: skip
@@ -95,7 +98,11 @@ def pareto_scatter(df: pd.DataFrame, x: str = "cycles", y: str = "accuracy", x_s
         ax.axhline(chance, color="grey", ls="--", lw=1, label=f"majority class ({chance:.3f})")
     front = data[pareto_mask(data, {x: x_sense, y: y_sense})].sort_values(x)
     ax.step(front[x], front[y], where="post", color="black", lw=1.2, label="Pareto front")
-    for _, row in front.iterrows():
+    # at most MAX_FRONT_LABELS labels, spread evenly along the front: more overlap unreadably (and a front of
+    # thousands of points would take minutes to draw)
+    labelled = front.iloc[np.unique(np.linspace(0, len(front) - 1, min(len(front), MAX_FRONT_LABELS)).round()
+                                    .astype(int))] if len(front) else front  # fmt: skip
+    for _, row in labelled.iterrows():
         sparsity = row.get("target_sparsity", np.nan)
         text = f"{row.get(label, '')}" + (f" {sparsity:.0%}" if pd.notna(sparsity) else "")
         ax.annotate(text, (row[x], row[y]), textcoords="offset points", xytext=(4, 4), fontsize=7)

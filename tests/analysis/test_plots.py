@@ -61,3 +61,18 @@ def test_majority_line_on_accuracy_plots():
     fig = pareto_scatter(table, x="latency_s", y="accuracy", chance=2 / 3)
     labels = [line.get_label() for line in fig.axes[0].get_lines()]
     assert "majority class (0.667)" in labels
+
+
+def test_a_front_of_thousands_gets_a_dozen_labels_spread_along_it():
+    import numpy as np
+    import pandas as pd
+
+    from analysis.plots import MAX_FRONT_LABELS, pareto_scatter
+
+    x = np.arange(1.0, 5001.0)
+    table = pd.DataFrame({"latency_s": x, "energy_pj": x[::-1].copy(), "block": "16x16", "config": "a"})
+    fig = pareto_scatter(table, x="latency_s", y="energy_pj", x_sense="min", y_sense="min")
+    labels = [t for t in fig.axes[0].texts]
+    assert len(labels) == MAX_FRONT_LABELS
+    xs = sorted(t.xy[0] for t in labels)
+    assert xs[0] == 1.0 and xs[-1] == 5000.0  # both ends of the front are labelled
