@@ -271,6 +271,7 @@ class _SweepRun:
                 continue
             groups.setdefault(key, {"prune": prune, "rows": []})["rows"].append(row)
         self.store.extend(infeasible_rows)
+        self.new_points = len(infeasible_rows) + sum(len(g["rows"]) for g in groups.values())
         log.info("%d points, %d done before, %d to evaluate", len(wanted), len(done & set(wanted)),
                  sum(len(g["rows"]) for g in groups.values()))  # fmt: skip
         return wanted, groups
@@ -333,4 +334,8 @@ class _SweepRun:
             for bar in bars.values():
                 bar.close()
         table = self.store.load()
-        return table[table["point_id"].isin(set(wanted))].reset_index(drop=True)
+        table = table[table["point_id"].isin(set(wanted))].reset_index(drop=True)
+        # what this run did, for summaries: points evaluated now, the rest were stored by earlier runs
+        table.attrs["evaluated_now"] = self.new_points
+        table.attrs["pruned_now"] = counts["pruned ok"]
+        return table

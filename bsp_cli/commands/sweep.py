@@ -55,8 +55,10 @@ def run(args) -> int:
     infeasible = int((ok["feasible"] == False).sum()) if "feasible" in ok else 0  # noqa: E712 -- NaN-safe
     ok = ok[ok["feasible"] != False] if "feasible" in ok else ok  # noqa: E712
     objectives = {k: v for k, v in OBJECTIVES.items() if k in ok and ok[k].notna().any()}
-    print(f"{len(table)} points: {len(ok)} evaluated, {infeasible} infeasible by design, {failed} failed "
-          f"-> {out / RESULTS_FILENAME}")  # fmt: skip
+    now = table.attrs.get("evaluated_now", len(table))
+    print(f"{len(table)} points: {len(ok)} evaluated, {infeasible} infeasible by design, {failed} failed; "
+          f"{now} computed in this run ({table.attrs.get('pruned_now', 0)} pruning points), "
+          f"{len(table) - now} reused from earlier runs -> {out / RESULTS_FILENAME}")  # fmt: skip
     if len(ok) and "latency_s" in objectives:
         y = "accuracy" if "accuracy" in objectives else "energy_pj"
         sources = ok["accuracy_source"].dropna().unique() if "accuracy_source" in ok else []

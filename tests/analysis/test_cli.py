@@ -257,3 +257,16 @@ def test_prune_cli_defaults_are_the_train_budget_defaults():
     assert sorted(_BUDGET_OPTIONS.values()) == sorted(TrainBudget.__dataclass_fields__)  # every field has an option
     args = build_parser().parse_args(["prune", "--model", "m", "--data", "sentiment", "--out", "o"])
     assert TrainBudget(**{field: getattr(args, dest) for dest, field in _BUDGET_OPTIONS.items()}) == TrainBudget()
+
+
+def test_a_resumed_sweep_says_what_it_reused(tmp_path, capsys):
+    model = tmp_path / "tiny"
+    tiny_classifier("bert").save_pretrained(model)
+    space = tmp_path / "space.yaml"
+    space.write_text(f"model: {model}\naccuracy: none\nblocks: [8x8]\nsparsities: [0.0, 0.5]\n"
+                     "configs: [asic-16x16-int8]\nseq_lens: [8]\n")  # fmt: skip
+    argv = ["sweep", str(space), "--out", str(tmp_path / "out"), "--no-progress"]
+    assert main(argv) == 0
+    assert "2 computed in this run (2 pruning points), 0 reused from earlier runs" in capsys.readouterr().out
+    assert main(argv) == 0
+    assert "0 computed in this run (0 pruning points), 2 reused from earlier runs" in capsys.readouterr().out
