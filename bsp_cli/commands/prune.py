@@ -156,6 +156,7 @@ def run(args) -> int:
                 "out": str(result.out_dir),
                 "dev_accuracy": result.dev_accuracy,
                 "test_accuracy": result.test_accuracy,
+                **_teacher_accuracy(result.out_dir),
                 **result.summary,
                 "wall_s": round(result.wall_s, 1),
             },
@@ -163,6 +164,18 @@ def run(args) -> int:
         )
     )
     return 0
+
+
+def _teacher_accuracy(out_dir) -> dict:
+    """The dense teacher's dev/test accuracy (what the pruned model is compared with), where it was recorded."""
+    from pruning.io import read_run_record
+
+    teacher_dir = read_run_record(out_dir).get("extra", {}).get("teacher_dir")
+    extra = read_run_record(teacher_dir).get("extra", {}) if teacher_dir else {}
+    if "dev_accuracy" not in extra:
+        return {}
+    return {"teacher_dir": teacher_dir, "teacher_dev_accuracy": extra["dev_accuracy"],
+            "teacher_test_accuracy": extra.get("test_accuracy")}  # fmt: skip
 
 
 def with_pd_options(fn) -> None:

@@ -238,11 +238,15 @@ def test_prune_cli_default_recipe_trains_the_dense_teacher_once_and_starts_from_
     common = ["prune", "--model", str(model_dir), "--data", "glue:sst-2", "--glue-dir", str(glue_dir), "--block", "4x4",
               "--epochs", "2", "--max-train-samples", "16", "--batch-size", "8", "--cache-dir", str(tmp_path / "cache")]
     assert main([*common, "--target-sparsity", "0.5", "--out", str(tmp_path / "a")]) == 0, capsys.readouterr().err
+    printed = capsys.readouterr().out
     (teacher,) = (tmp_path / "cache" / "teachers").iterdir()
     record = json.loads((tmp_path / "a" / "pruning_config.json").read_text())
     assert record["extra"]["teacher_dir"] == str(teacher) and record["extra"]["budget"]["teacher"] == "two-stage"
     teacher_record = json.loads((teacher / "pruning_config.json").read_text())
     assert teacher_record["summary"]["compression_rate"] == pytest.approx(1.0)  # the dense fine-tune
+    summary = json.loads(printed[printed.index("{"):])  # the run's summary: the teacher's accuracy beside its own
+    assert summary["teacher_dev_accuracy"] == teacher_record["extra"]["dev_accuracy"]
+    assert summary["dev_accuracy"] == record["extra"]["dev_accuracy"]
     written = (teacher / "model.safetensors").stat().st_mtime_ns
     assert main([*common, "--target-sparsity", "0.75", "--out", str(tmp_path / "b")]) == 0
     assert [p.name for p in (tmp_path / "cache" / "teachers").iterdir()] == [teacher.name]
