@@ -43,8 +43,8 @@ class TrainingProgress(TrainerCallback):
 
     def _status(self) -> dict:
         status = {}
-        if self.pruning is not None:
-            status["sparsity"] = f"{self.pruning.current_sparsity:.2f}"
+        if self.pruning is not None:  # over the pruned layers: a plan's layers each ramp to their own target
+            status["sparsity"] = f"{self.pruning.pruner.overall_sparsity(self.pruning.current_sparsity):.2f}"
         if self.loss is not None:
             status["loss"] = f"{self.loss:.3f}"
         return status

@@ -133,6 +133,15 @@ class BlockPruner:
         planned = dict(plan)
         return {name: planned.get(name, 0.0) * progress for name in names}
 
+    def overall_sparsity(self, sparsity: float) -> float:
+        """The pruned layers' weight-weighted sparsity when the schedule stands at ``sparsity`` (a plan's layers
+        differ; without a plan it is ``sparsity``)."""
+        if self.settings.layer_sparsity is None:
+            return sparsity
+        sizes = {f"{n}.weight": _original_weight(layer).numel() for n, layer in self.layers.items()}
+        targets = self.layer_targets(sparsity)
+        return sum(sizes[n] * targets[n] for n in sizes) / max(sum(sizes.values()), 1)
+
     def _score(self, name: str) -> torch.Tensor:
         score = self.scorer.score(name).float().clone()
         if name in self.masks:

@@ -264,3 +264,21 @@ def test_resuming_from_a_checkpoint_without_pruning_state_names_the_file(tmp_pat
     (tmp_path / "full" / "checkpoint-12" / "bsp_pruning_state.safetensors").unlink()  # the last checkpoint
     with pytest.raises(ValueError, match=r"checkpoint-12/bsp_pruning_state\.safetensors is missing"):
         _resumable_run(tmp_path / "full", resume=True)
+
+
+def test_a_plans_progress_reports_the_weighted_sparsity_of_its_layers():
+    """prune --plan ramps each layer to its own target: the shown sparsity is theirs, weighted by size, not the
+    largest layer's scheduled value."""
+    model = tiny_classifier("bert")
+    query = "bert.encoder.layer.0.attention.self.query.weight"
+    ffn = "bert.encoder.layer.0.intermediate.dense.weight"
+    settings = PruneSettings(block="8x8", method="magnitude", target_sparsity=0.75,
+                             layer_sparsity={query: 0.25, ffn: 0.75})  # fmt: skip
+    pruner = BlockPruner(settings)
+    pruner.prepare(model)
+    sizes = {n: model.get_parameter(n).numel() for n in pruner.weight_names}
+    planned = {query: 0.25, ffn: 0.75}
+    expected = sum(sizes[n] * planned.get(n, 0.0) for n in sizes) / sum(sizes.values())
+    assert pruner.overall_sparsity(0.75) == pytest.approx(expected)
+    assert pruner.overall_sparsity(0.375) == pytest.approx(expected / 2)  # half way along the schedule
+    assert BlockPruner(PruneSettings(block="8x8", target_sparsity=0.5)).overall_sparsity(0.3) == 0.3
