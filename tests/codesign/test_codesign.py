@@ -323,7 +323,8 @@ def test_codesign_measures_and_executes_on_two_workers_as_it_does_alone(tmp_path
         tables[name] = (measured, pd.read_csv(tmp_path / name / "verification.csv"))
     assert len(tables["alone"][0]) == 4
     # the candidates come back in their order; losses equal up to float summation order in another process
-    pd.testing.assert_frame_equal(tables["alone"][0], tables["workers"][0], rtol=1e-5, atol=1e-6)
+    # (float32 losses near 0.7: another thread count changes the last bits, ~1e-5 absolute)
+    pd.testing.assert_frame_equal(tables["alone"][0], tables["workers"][0], rtol=1e-4, atol=1e-4)
     columns = ["plan", "compression_rate", "dev_accuracy", "test_accuracy", "simulated_latency_s"]
     pd.testing.assert_frame_equal(tables["alone"][1][columns], tables["workers"][1][columns])
 
