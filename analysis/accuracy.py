@@ -54,13 +54,14 @@ POINT_FILENAME = "point.json"
 class PointCache:
     """Masks + accuracy per pruning point for one sweep space, under ``cache_dir``."""
 
-    def __init__(self, space, cache_dir: str | Path) -> None:
+    def __init__(self, space, cache_dir: str | Path, dataset=None) -> None:
+        """``dataset``: the space's data set if the caller has loaded it already (else loaded when needed)."""
         self.space = space
         self.cache_dir = Path(cache_dir)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self.fingerprint = model_fingerprint(space.model)
         self.model_dir = Path(self.fingerprint["model_dir"])
-        self._dataset = None
+        self._dataset = dataset
         self._table = None
         # a table source is keyed by its content, so editing the file re-reads it instead of reusing old points;
         # it is read (and checked) here, so a bad table is refused before any point is computed

@@ -111,15 +111,25 @@ def simulate_points(tasks: list[dict]) -> list[dict]:
     return [simulate_point(task) for task in tasks]
 
 
-_POINT_CACHES: dict[tuple[str, str], PointCache] = {}  # per worker: keeps the data set and tables loaded
+_POINT_CACHES: dict[tuple, PointCache] = {}  # per process: keeps the data set and tables loaded
+
+
+def _cache_ident(space: SweepSpace, cache_dir, inputs_sha256) -> tuple:
+    # the inputs' content too: a model or accuracy table edited between two sweeps of this process is read again
+    return content_hash(space.to_dict()), str(cache_dir), inputs_sha256
+
+
+def _share_in_process(cache: PointCache) -> None:
+    """Let :func:`prune_point` tasks run in this process (``workers=1``) use ``cache`` instead of a twin."""
+    _POINT_CACHES.clear()
+    _POINT_CACHES[_cache_ident(cache.space, cache.cache_dir, cache.inputs_sha256)] = cache
 
 
 def prune_point(job: dict) -> dict:
     """The pruning record of ``job["point"]`` in ``job["space"]``'s cache at ``job["cache_dir"]``: computed
     once across every process that shares the directory (picklable; runs on any worker)."""
     space = job["space"]
-    # the inputs' content too: a model or accuracy table edited between two sweeps of this process is read again
-    ident = (content_hash(space.to_dict()), str(job["cache_dir"]), job["inputs_sha256"])
+    ident = _cache_ident(space, job["cache_dir"], job["inputs_sha256"])
     if ident not in _POINT_CACHES:
         from pruning.models import quiet_transformers
 
@@ -173,14 +183,16 @@ def sweep(
     from pruning.models import resolve_model_path
 
     # refused before the output directory is made: a bad Dask address, a data set that cannot be read
-    check_output_dir(out_dir, OUTPUT_KIND, update=True, inputs=[resolve_model_path(space.model)])
+    inputs = [resolve_model_path(space.model)]
+    check_output_dir(out_dir, OUTPUT_KIND, update=True, inputs=inputs)
     runner = TaskRunner(workers, dask_client(client, dask_scheduler), gpus)
+    dataset = None
     if space.accuracy in ("train", "proxy"):
         from pruning.data import load_dataset
 
-        load_dataset(space.data, glue_dir=space.glue_dir)
-    out_dir = prepare_output_dir(out_dir, OUTPUT_KIND, inputs=[resolve_model_path(space.model)])
-    table = _SweepRun(space, out_dir, runner, progress).run()
+        dataset = load_dataset(space.data, glue_dir=space.glue_dir)
+    out_dir = prepare_output_dir(out_dir, OUTPUT_KIND, inputs=inputs)
+    table = _SweepRun(space, out_dir, runner, progress, dataset).run()
     if results_file:
         write_table_atomic(table, out_dir / results_file)
     return table
@@ -230,10 +242,12 @@ def _locality_key(task: dict) -> tuple:
 class _SweepRun:
     """One run of a sweep over ``out_dir``: plan the points, run both stages on ``runner``, store as they finish."""
 
-    def __init__(self, space: SweepSpace, out_dir: Path, runner: TaskRunner, progress: bool) -> None:
+    def __init__(self, space: SweepSpace, out_dir: Path, runner: TaskRunner, progress: bool, dataset=None) -> None:
         self.space, self.out_dir, self.runner, self.progress = space, out_dir, runner, progress
         self.store = ResultStore(out_dir / POINTS_FILENAME)
-        self.cache = PointCache(space, out_dir / "cache")
+        self.cache = PointCache(space, out_dir / "cache", dataset)
+        if not runner.parallel:  # tasks run here: the planning cache computes them (one fingerprint, one load)
+            _share_in_process(self.cache)
 
     def _config_labels(self) -> tuple[dict, dict]:
         """Per (base config, hw_overrides JSON) as the points carry them: the derived config's content hash,

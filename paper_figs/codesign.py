@@ -109,9 +109,12 @@ def _row(config: str, label: str, plan, seed: int, measured: dict, run_dir: Path
          point_id: str) -> dict:
     """A results row: the trained model's accuracies and compression, simulated on ``config``."""
     trained = {k: measured[k] for k in ("dev_accuracy", "test_accuracy", "compression_rate")}
-    return {"config": config, "plan": label, "block": plan.block, "seed": seed, **trained,
-            **_simulated(config, run_dir, seq_len), "layers": json.dumps(plan.layers), "trained_for": trained_for,
-            "point_id": point_id, "error": None}  # fmt: skip
+    reuse = config == plan.config == trained_for and "latency_s" in measured  # prune_and_simulate simulated it
+    simulated = ({k: measured[k] for k in ("latency_s", "energy_pj")} if reuse
+                 else _simulated(config, run_dir, seq_len))  # fmt: skip
+    return {"config": config, "plan": label, "block": plan.block, "seed": seed, **trained, **simulated,
+            "layers": json.dumps(plan.layers), "trained_for": trained_for, "point_id": point_id,
+            "error": None}  # fmt: skip
 
 
 def _figures(results: pd.DataFrame, plans: dict, out: Path, kind_word: int = 0,
