@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from pathlib import Path
 
 __all__ = ["content_hash", "dumps", "json_safe"]
 
@@ -26,13 +25,9 @@ def json_safe(value):
         return [json_safe(v) for v in value]
     if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 0) == 0:
         value = value.item()  # numpy / torch scalars
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, Path):
-        return str(value)
-    return str(value)
+        if value is None or isinstance(value, bool | int | str | float):
+            return json_safe(value)
+    return str(value)  # paths and anything else
 
 
 def dumps(value, **kwargs) -> str:
