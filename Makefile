@@ -4,6 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 export HF_HUB_OFFLINE := 1
+export NO_MKDOCS_2_WARNING := 1
 
 .PHONY: install demo test lint bench docs peer-venv
 
@@ -33,11 +34,14 @@ demo: install
 	$(VENV)/bin/bsp sweep --out results
 	$(VENV)/bin/bsp report results/sweep.parquet --out results/report.html --overwrite
 
-# API reference from the docstrings (pdoc): docs/api/index.html. Any pdoc warning (a module that fails to
-# import, a broken reference) fails the build; `make test` builds it, so CI does too.
+# The docs site (mkdocs, --strict: a broken link or a page missing from the nav fails) -> build/site/, with the
+# API reference from the docstrings (pdoc) -> docs/api/, published beside the pages. Any pdoc warning (a module
+# that fails to import, a broken reference) fails too; `make test` builds both, so CI does. docs/hooks.py
+# generates the CLI and configuration references and the results pages at build time.
 MODULES = $(shell find bsp_common bsp_cli codesign pruning hwsim analysis rtl -name '*.py' ! -path '*/tb/*' ! -name '__init__.py' ! -name '__main__.py' | sed 's|/|.|g; s|\.py$$||' | sort)
 docs: install
 	$(PY) -W error::UserWarning -m pdoc -o docs/api $(MODULES)
+	$(VENV)/bin/mkdocs build --strict --quiet
 
 # BSP_REQUIRE_RTL=1: the RTL tests fail (not skip) when Icarus is missing -- the install above provides it.
 test: install docs

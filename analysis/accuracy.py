@@ -237,6 +237,10 @@ def read_accuracy_table(path: str | Path) -> pd.DataFrame:
                              f"{short_repr(cell)}; it must be a number in [0, 1] (a fraction, "
                              "not a percentage)")  # fmt: skip
         table[column] = values
+    try:  # the same spelling as the sweep's points (a table may use the old name of the default recipe)
+        table["method"] = [m if m == "dense" else PruneMethod.parse(m).value for m in table["method"].astype(str)]
+    except ValueError as err:
+        raise ValueError(f"accuracy table {path}: column 'method': {err}") from None
     keys = table[list(TABLE_KEYS)].astype(str)
     conflicting = table.assign(_key=keys.agg("|".join, axis=1)).groupby("_key")["accuracy"].nunique(dropna=False) > 1
     if conflicting.any():
@@ -250,7 +254,7 @@ def read_accuracy_table(path: str | Path) -> pd.DataFrame:
 def _one_shot_method(method: str) -> PruneMethod:
     """Regularized methods are selected by group norm when no regularized training runs."""
     parsed = PruneMethod.parse(method)
-    return PruneMethod.MAGNITUDE if parsed.regularized else parsed
+    return PruneMethod.SCORE if parsed.regularized else parsed
 
 
 def _compression(summary: dict, dense: bool) -> dict:

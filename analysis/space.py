@@ -12,7 +12,7 @@ YAML form (every key optional; unknown keys are errors)::
     blocks: [8x8, 16x16, 32x32]
     granularities: [block]
     sparsities: [0.0, 0.5, 0.75, 0.9]
-    methods: [magnitude]
+    methods: [score]
     configs: [asic-32x32-int8, fpga-zcu102]
     hardware_axes:           # optional: derive configs from each of `configs` (any dotted config field)
       clock_mhz: [500, 1000]                             # crossed with every other axis
@@ -59,8 +59,8 @@ class AccuracyBudget(TrainBudget):
     cores) plus the fields of the regularizer and of the ``proxy`` source."""
 
     epochs: float = 1.0  # dense fine-tune (proxy) or total prune run (train)
-    max_train_samples: int | None = 1500
-    max_eval_samples: int | None = 500
+    max_train_samples: int | None = 1500  # training examples used (None: all)
+    max_eval_samples: int | None = 500  # dev/test examples evaluated (None: all)
     recovery_steps: int = 10  # proxy: masked retraining steps after the one-shot prune
     lam: float = 1e-4  # train: regularization strength for regularized methods
     penalty_mode: str = "gradient"  # train: gradient | proximal (see pruning.PruneSettings)
@@ -104,22 +104,22 @@ _BUDGET_FIELDS = tuple(f.name for f in fields(AccuracyBudget))
 
 @dataclass(frozen=True)
 class SweepSpace:
-    model: str = "minilm"
-    data: str = "sentiment"
-    glue_dir: str | None = None
+    model: str = "minilm"  # alias (minilm) or a local HF model directory
+    data: str = "sentiment"  # sentiment | bbc | glue:TASK
+    glue_dir: str | None = None  # GLUE data directory for data: glue:TASK
     # The main job's default: accuracies measured with the full method (shipped table, instant) and live
     # hardware simulation; `proxy` (a short one-shot recovery) and `train` (the full method) run training.
-    accuracy: AccuracySource = "table:minilm-sentiment"
-    blocks: list[str] = field(default_factory=lambda: ["16x16", "32x32"])
-    granularities: list[str] = field(default_factory=lambda: ["block"])
-    sparsities: list[float] = field(default_factory=lambda: [0.0, 0.5, 0.75, 0.875])
+    accuracy: AccuracySource = "table:minilm-sentiment"  # table:NAME|PATH.csv | proxy | train | none
+    blocks: list[str] = field(default_factory=lambda: ["16x16", "32x32"])  # hardware blocks ROWSxCOLS
+    granularities: list[str] = field(default_factory=lambda: ["block"])  # block | column | row
+    sparsities: list[float] = field(default_factory=lambda: [0.0, 0.5, 0.75, 0.875])  # per layer; 0: dense
     # the default recipe (no regularizer; the shipped table measures it at every block): best in the studies
-    methods: list[str] = field(default_factory=lambda: ["magnitude"])
-    configs: list[str] = field(default_factory=lambda: ["asic-32x32-int8", "fpga-zcu102"])
-    hardware_axes: dict = field(default_factory=dict)
-    seq_lens: list[int] = field(default_factory=lambda: [128])
-    batches: list[int] = field(default_factory=lambda: [1])
-    budget: AccuracyBudget = field(default_factory=AccuracyBudget)
+    methods: list[str] = field(default_factory=lambda: ["score"])  # score | reweighted | group-lasso | ...
+    configs: list[str] = field(default_factory=lambda: ["asic-32x32-int8", "fpga-zcu102"])  # presets or YAML files
+    hardware_axes: dict = field(default_factory=dict)  # dotted config field -> values; "a,b" keys tie fields
+    seq_lens: list[int] = field(default_factory=lambda: [128])  # tokens per sequence
+    batches: list[int] = field(default_factory=lambda: [1])  # sequences per inference
+    budget: AccuracyBudget = field(default_factory=AccuracyBudget)  # training behind the accuracies (below)
 
     def __post_init__(self) -> None:
         for name in ("model", "data", "accuracy"):

@@ -34,7 +34,7 @@ def _pruned(root: Path, sparsity: float, granularity: str) -> Path:
 
     path = resolve_model_path("minilm")
     model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2)
-    settings = PruneSettings(block="16x16", granularity=granularity, method="magnitude", target_sparsity=sparsity)
+    settings = PruneSettings(block="16x16", granularity=granularity, method="score", target_sparsity=sparsity)
     pruner = BlockPruner(settings)
     pruner.prepare(model)
     pruner.prune()

@@ -28,7 +28,7 @@ BUDGET = AccuracyBudget(epochs=6.0, max_train_samples=2048, max_eval_samples=256
 
 def space(model_dir: Path) -> SweepSpace:
     return SweepSpace(model=str(model_dir), data="sentiment", accuracy="train", blocks=["4x4", "8x8"],
-                      sparsities=[0.25, 0.5, 0.75, 0.875], methods=["magnitude"], configs=["asic-16x16-int8"],
+                      sparsities=[0.25, 0.5, 0.75, 0.875], methods=["score"], configs=["asic-16x16-int8"],
                       seq_lens=[32], budget=BUDGET)  # fmt: skip
 
 

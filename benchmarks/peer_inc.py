@@ -99,7 +99,7 @@ def run_point(point: dict, model: str, data, budget, cache_dir: Path) -> dict:
     if point["arm"] == "ours":
         out_dir = Path(tempfile.mkdtemp(prefix="peer-ours-"))
         try:
-            settings = PruneSettings(block=point["block"], method="magnitude", target_sparsity=sparsity,
+            settings = PruneSettings(block=point["block"], method="score", target_sparsity=sparsity,
                                      score="taylor")  # fmt: skip
             result = run_pruning(model, data, settings, out_dir, budget, cache_dir=cache_dir, overwrite=True,
                                  progress=False)  # fmt: skip

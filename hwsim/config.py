@@ -116,19 +116,21 @@ class Dataflow(enum.StrEnum):
 class PEArray(_Strict):
     rows: StrictInt = Field(gt=0, le=4096, description="PE rows")
     cols: StrictInt = Field(gt=0, le=4096, description="PE columns")
-    dataflow: Dataflow
-    weight_bits: StrictInt = Field(default=8, gt=0, le=32)
-    act_bits: StrictInt = Field(default=8, gt=0, le=32)
-    acc_bits: StrictInt = Field(default=32, gt=0, le=64)
+    dataflow: Dataflow = Field(description="ws: weights stay (rows <- K, cols <- N, stream M); os: outputs stay "
+                                           "(rows <- M, cols <- N, stream K); is: inputs stay (rows <- K, cols <- M)")
+    weight_bits: StrictInt = Field(default=8, gt=0, le=32, description="weight operand width (bits)")
+    act_bits: StrictInt = Field(default=8, gt=0, le=32, description="activation operand width (bits)")
+    acc_bits: StrictInt = Field(default=32, gt=0, le=64, description="accumulator / partial-sum width (bits)")
 
 
 class Buffers(_Strict):
     """Total on-chip capacity per operand; with double buffering each is split into two equal slots."""
 
-    weight_bytes: SizeBytes
-    input_bytes: SizeBytes
-    output_bytes: SizeBytes
-    double_buffering: bool = True
+    weight_bytes: SizeBytes = Field(description="on-chip weight buffer (bytes, or a size such as '512 KiB')")
+    input_bytes: SizeBytes = Field(description="on-chip input (activation) buffer (bytes)")
+    output_bytes: SizeBytes = Field(description="on-chip output / partial-sum buffer (bytes)")
+    double_buffering: bool = Field(default=True, description="two slots per buffer: the next tile loads while "
+                                                             "the current one computes")
 
     @property
     def slots(self) -> int:
@@ -137,8 +139,11 @@ class Buffers(_Strict):
 
 
 class Dram(_Strict):
-    bw_bytes_per_cycle: StrictFloat | None = Field(default=None, ge=MIN_BW, le=MAX_BW_BYTES_PER_CYCLE)
-    bw_gb_per_s: StrictFloat | None = Field(default=None, ge=MIN_BW, le=MAX_BW_BYTES_PER_CYCLE * 10)
+    bw_bytes_per_cycle: StrictFloat | None = Field(default=None, ge=MIN_BW, le=MAX_BW_BYTES_PER_CYCLE,
+                                                   description="DRAM bandwidth in the accelerator's clock domain "
+                                                               "(bytes/cycle); give this or bw_gb_per_s")
+    bw_gb_per_s: StrictFloat | None = Field(default=None, ge=MIN_BW, le=MAX_BW_BYTES_PER_CYCLE * 10,
+                                            description="off-chip DRAM bandwidth (GB/s = 1e9 bytes/s)")
 
     @model_validator(mode="after")
     def _one_bandwidth(self):
@@ -148,10 +153,14 @@ class Dram(_Strict):
 
 
 class Sparse(_Strict):
-    skip_zero_blocks: bool = True  # compact pruned blocks away (index-driven); False: dense schedule
-    gate_zero_operands: bool = True  # zero weights that still flow through the array cost no MAC energy
-    index_decode_cycles_per_block: StrictInt = Field(default=1, ge=0, le=1_000_000)
-    metadata_bits_per_block: StrictInt = Field(default=16, ge=0, le=4096)
+    skip_zero_blocks: bool = Field(default=True, description="compact pruned blocks away (index-driven); "
+                                                             "false: the dense schedule")
+    gate_zero_operands: bool = Field(default=True, description="zero weights that still flow through the array "
+                                                               "cost no MAC energy")
+    index_decode_cycles_per_block: StrictInt = Field(default=1, ge=0, le=1_000_000,
+                                                     description="cycles to decode one kept block's index entry")
+    metadata_bits_per_block: StrictInt = Field(default=16, ge=0, le=4096,
+                                               description="index bits stored and fetched per kept block")
 
 
 class FoldOverlap(enum.StrEnum):
@@ -197,10 +206,10 @@ class Microarch(_Strict):
 
 
 class VectorUnit(_Strict):
-    lanes: StrictInt = Field(gt=0, le=1 << 20)
+    lanes: StrictInt = Field(gt=0, le=1 << 20, description="elements the vector unit processes in parallel")
     cycles_per_element: dict[
         Literal["softmax", "gelu", "layernorm", "add"], Annotated[StrictFloat, Field(le=MAX_CYCLES_PER_ELEMENT)]
-    ]
+    ] = Field(description="cycles per element and lane of softmax, gelu, layernorm and add (all four, > 0)")
 
     @model_validator(mode="after")
     def _all_kinds(self):
@@ -215,7 +224,7 @@ class VectorUnit(_Strict):
 class EnergyTable(_Strict):
     """Energy per action in pJ. Per-byte SRAM figures come from per-64-bit-access figures / 8."""
 
-    source: str = Field(min_length=1)
+    source: str = Field(min_length=1, description="where the energy figures come from (a paper, a data sheet)")
     mac_pj: StrictFloat = Field(ge=0, le=MAX_ENERGY_PJ, description="one MAC at the operand width")
     gated_mac_pj: StrictFloat = Field(default=0.0, ge=0, le=MAX_ENERGY_PJ, description="a gated zero-weight MAC")
     register_pj_per_mac: StrictFloat = Field(ge=0, le=MAX_ENERGY_PJ, description="PE register traffic per MAC")
@@ -223,8 +232,10 @@ class EnergyTable(_Strict):
         Annotated[StrictInt, BeforeValidator(_json_int_key), Field(gt=0, le=MAX_BUFFER_BYTES)],
         Annotated[StrictFloat, Field(ge=0, le=MAX_ENERGY_PJ)],
     ] = Field(description="SRAM size in bytes -> pJ per 64-bit access")
-    dram_pj_per_64bit: StrictFloat = Field(ge=0, le=MAX_ENERGY_PJ)
-    vector_pj_per_element: StrictFloat = Field(default=1.0, ge=0, le=MAX_ENERGY_PJ)
+    dram_pj_per_64bit: StrictFloat = Field(ge=0, le=MAX_ENERGY_PJ, description="off-chip access energy per "
+                                                                              "64 bits (pJ)")
+    vector_pj_per_element: StrictFloat = Field(default=1.0, ge=0, le=MAX_ENERGY_PJ,
+                                               description="vector-unit energy per element (pJ)")
     static_power_mw: StrictFloat = Field(default=0.0, ge=0, le=MAX_STATIC_POWER_MW,
                                          description="leakage/static power (mW): energy = power x latency")
 
@@ -251,20 +262,20 @@ class EnergyTable(_Strict):
 
 
 class FpgaBudget(_Strict):
-    dsp: StrictInt = Field(gt=0, le=MAX_FPGA_RESOURCE)
-    bram36: StrictInt = Field(gt=0, le=MAX_FPGA_RESOURCE)
-    uram: StrictInt = Field(default=0, ge=0, le=MAX_FPGA_RESOURCE)
-    lut: StrictInt = Field(gt=0, le=MAX_FPGA_RESOURCE)
+    dsp: StrictInt = Field(gt=0, le=MAX_FPGA_RESOURCE, description="DSP slices on the device")
+    bram36: StrictInt = Field(gt=0, le=MAX_FPGA_RESOURCE, description="36 Kb block RAMs on the device")
+    uram: StrictInt = Field(default=0, ge=0, le=MAX_FPGA_RESOURCE, description="288 Kb UltraRAMs on the device")
+    lut: StrictInt = Field(gt=0, le=MAX_FPGA_RESOURCE, description="LUTs on the device")
     dsps_per_mac: StrictFloat = Field(gt=0, le=64, description="DSP slices per PE MAC (int8 packs 2 per DSP)")
     luts_per_pe: StrictInt = Field(default=60, ge=0, le=1_000_000, description="control/muxing LUTs per PE")
 
 
 class AcceleratorConfig(_Strict):
-    version: Literal[1] = 1
-    name: str = Field(min_length=1)
-    kind: Literal["asic", "fpga"]
+    version: Literal[1] = Field(default=1, description="schema version")
+    name: str = Field(min_length=1, description="the name results and plots show")
+    kind: Literal["asic", "fpga"] = Field(description="fpga needs the fpga resource budget")
     source: str = Field(min_length=1, description="where the numbers come from")
-    clock_mhz: StrictFloat = Field(gt=0, le=10000)
+    clock_mhz: StrictFloat = Field(gt=0, le=10000, description="array clock (MHz)")
     pe_array: PEArray
     buffers: Buffers
     dram: Dram

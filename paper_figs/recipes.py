@@ -46,7 +46,7 @@ def recipes() -> list[dict]:
     """The named recipes of the study (see the module docstring)."""
     reweighted = {"method": "reweighted", "penalty_mode": "proximal", "relative_norms": True,
                   "reweight_interval_steps": 1, **_GRADUAL}  # fmt: skip
-    taylor = {"name": "cubic taylor", "method": "magnitude", "score": "taylor", **_GRADUAL}
+    taylor = {"name": "cubic taylor", "method": "score", "score": "taylor", **_GRADUAL}
     default = {
         **taylor,
         "name": "two-stage cubic taylor +kd",
@@ -55,8 +55,8 @@ def recipes() -> list[dict]:
         "distill_alpha": 0.5,
     }
     return [  # most informative first: a cut-short run still compares the main candidates
-        {"name": BASELINE, "method": "magnitude", "prune_at_epoch": 1.0},
-        {"name": "cubic magnitude", "method": "magnitude", **_GRADUAL},
+        {"name": BASELINE, "method": "score", "prune_at_epoch": 1.0},
+        {"name": "cubic magnitude", "method": "score", **_GRADUAL},
         taylor,
         default,
         {"name": "cubic reweighted", "lam": REWEIGHTED_LAM, **reweighted},

@@ -62,7 +62,7 @@ CONFIGS = ("asic-32x32-int8", "fpga-zcu102")
 # focused on the groups the next mask update removes; reweighted alphas use layer-relative norms, so one
 # lambda serves every block size. (The earlier one-shot recipe and its 228-point lambda/epsilon/interval study
 # are in paper_figs/tune.py and paper_figs/out/tune/.)
-BLOCK_METHOD = "magnitude"  # no regularizer: the ramp and the taylor score alone (best in paper_figs/recipes.py)
+BLOCK_METHOD = "score"  # no regularizer: the ramp and the taylor score alone (best in paper_figs/recipes.py)
 RAMP_END_EPOCH = 2.0
 REWEIGHTED_LAM = 2000.0  # proximal, relative norms: a doomed group shrinks by 1/(1 + 2 lr lam / r) per step
 GROUP_LASSO_LAM = 20.0  # proximal group soft threshold of lr * lam per step, on the doomed groups only
@@ -118,7 +118,7 @@ def _spaces(args, model: str, budget: AccuracyBudget) -> list[tuple[str, int, Sw
                           sparsities=[round(1 - 1 / r, 6) for r in rates],
                           budget=replace(budget, seed=seed, lam=lam))  # fmt: skip
 
-    spaces = [("dense", seed, SweepSpace(**common, blocks=["1x1"], sparsities=[0.0], methods=["magnitude"],
+    spaces = [("dense", seed, SweepSpace(**common, blocks=["1x1"], sparsities=[0.0], methods=["score"],
                                          budget=replace(budget, seed=seed))) for seed in args.seeds]  # fmt: skip
     block, granularity = args.method_block
     headline = [r for r in args.headline_rates if r in args.rates] or list(args.rates)

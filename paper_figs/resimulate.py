@@ -53,7 +53,7 @@ def _one_shot_masks(model_dir: Path, block: str, granularity: str, sparsity: flo
     from pruning import BlockPruner, PruneSettings
 
     model = AutoModel.from_pretrained(model_dir, local_files_only=True)
-    pruner = BlockPruner(PruneSettings(block=block, granularity=granularity, method="magnitude",
+    pruner = BlockPruner(PruneSettings(block=block, granularity=granularity, method="score",
                                        target_sparsity=sparsity))  # fmt: skip
     pruner.prepare(model)
     pruner.prune()

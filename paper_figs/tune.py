@@ -44,13 +44,13 @@ SEEDS = (0, 1, 2)
 BLOCK = "16x16"
 
 
-_DENSE = {"name": "dense", "method": "magnitude"}
+_DENSE = {"name": "dense", "method": "score"}
 _SETTINGS_KEYS = set(PruneSettings.__dataclass_fields__) - {"block", "method", "target_sparsity"}
 
 
 def _configs() -> list[dict]:
     """Named method settings of the grid (lambda for a 16x16 group; proximal penalty unless named)."""
-    configs = [{"name": "magnitude", "method": "magnitude"}]
+    configs = [{"name": "magnitude", "method": "score"}]
     configs += [{"name": f"group-lasso lam={lam:g}", "method": "group-lasso", "lam": lam, "penalty_mode": "proximal"}
                 for lam in (2.0, 5.0, 20.0)]  # fmt: skip
     for lam, interval in itertools.product((0.5, 1.0, 2.0, 5.0, 20.0), (1, 10, 50)):

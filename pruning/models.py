@@ -7,6 +7,7 @@ Nothing is ever fetched from a hub.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from pathlib import Path
@@ -60,7 +61,7 @@ def load_classifier(model: str | Path, num_labels: int, seed: int = 0) -> PreTra
 
     path = resolve_model_path(model)
     config = AutoConfig.from_pretrained(path, num_labels=num_labels, local_files_only=True)
-    with torch.random.fork_rng():
+    with torch.random.fork_rng(), _quiet_loading():
         torch.manual_seed(seed)
         # a checkpoint with another head size (or none) gets a fresh, seeded head for this task
         try:
@@ -70,6 +71,23 @@ def load_classifier(model: str | Path, num_labels: int, seed: int = 0) -> PreTra
         except (SafetensorError, OSError, EOFError) as err:  # a truncated or corrupt weights file
             raise ValueError(f"model: cannot read the weights in {path} ({str(err)[:160]}); is a file truncated "
                              "or still being copied?") from None  # fmt: skip
+
+
+@contextlib.contextmanager
+def _quiet_loading():
+    """No load report and no progress bar for one load: a fresh head is what ``load_classifier`` asks for,
+    so HF's "newly initialized" report says nothing new (the caller's own verbosity comes back after)."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def load_tokenizer(model: str | Path):

@@ -3,7 +3,7 @@
 >>> from transformers import BertConfig, BertModel
 >>> model = BertModel(BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
 ...                              intermediate_size=64, vocab_size=50))
->>> pruner = BlockPruner(PruneSettings(block="8x8", method="magnitude", target_sparsity=0.5))
+>>> pruner = BlockPruner(PruneSettings(block="8x8", method="score", target_sparsity=0.5))
 >>> pruner.prepare(model)
 >>> masks = pruner.prune()          # hard prune: masks attached as parametrizations
 >>> masks = pruner.finalize()       # zeros made permanent, plain weights again

@@ -151,7 +151,7 @@ def run_pruning(
     start from it, ramp the sparsity while distilling from it, retrain with the masks. ``teacher`` names an
     existing fine-tuned classifier directory to use instead of training one. ``budget.teacher="none"`` prunes
     ``model`` itself without a teacher (the paper's setting). ``settings.target_sparsity == 0`` with
-    ``method="magnitude"`` is a dense fine-tune (no teacher).
+    ``method="score"`` is a dense fine-tune (no teacher).
     ``out_dir`` is checked before anything is loaded (see :func:`pruning.io.save_pruned` for what it may be);
     the Trainer's scratch files go to a temporary directory, never into ``out_dir``.
     ``progress`` shows steps, ETA, sparsity and loss on stderr (:class:`pruning.progress.TrainingProgress`).
@@ -160,7 +160,7 @@ def run_pruning(
     start = time.perf_counter()
     out_dir = Path(out_dir)
     mode = TeacherMode.parse(budget.teacher, field="teacher")
-    dense = settings.target_sparsity == 0 and settings.method is PruneMethod.MAGNITUDE
+    dense = settings.target_sparsity == 0 and settings.method is PruneMethod.SCORE
     teacher_cache = teacher_cache_dir(cache_dir)
     derived = teacher is None and mode is not TeacherMode.NONE and not dense
     inputs = check_run_output(model, out_dir, overwrite, glue_dir, teacher_cache if derived else teacher)
@@ -217,7 +217,7 @@ def run_pruning(
     return PruneRunResult(out_dir, masks, dev_accuracy, test_accuracy, compression_summary(masks, classifier), wall_s)
 
 
-DENSE_SETTINGS = PruneSettings(method="magnitude", target_sparsity=0.0, block="1x1")  # fine-tune only
+DENSE_SETTINGS = PruneSettings(method="score", target_sparsity=0.0, block="1x1")  # fine-tune only
 
 
 def dense_teacher(model: str | Path, data: str | TextDataset, budget: TrainBudget, cache_dir: str | Path,

@@ -25,9 +25,9 @@ def test_quick_reproduction_writes_consistent_outputs(tmp_path):
     assert abs(summary["headline"]["dense_accuracy_mean"] - dense.mean()) < 1e-12
     assert summary["git_commit"] and summary["wall_s"] > 0
     table = (tmp_path / "results.md").read_text()
-    assert "| reweighted - group-lasso | 4x |" in table and "| magnitude | 2x | 2 |" in table
+    assert "| reweighted - group-lasso | 4x |" in table and "| score | 2x | 2 |" in table
     asic = pruned[pruned["config"] == "asic-32x32-int8"]
-    assert set(asic["method"]) == {"magnitude", "reweighted", "group-lasso"}  # default recipe + the comparison
+    assert set(asic["method"]) == {"score", "reweighted", "group-lasso"}  # default recipe + the comparison
     for value in asic["accuracy"]:
         assert f"{value:.4f}" in table
     for stem in ("fig_accuracy_vs_compression", "fig_methods", "fig_pareto_cycles", "fig_pareto_energy"):
@@ -83,7 +83,7 @@ def test_tune_quick_runs_resumes_and_summarises(tmp_path, capsys):
 
 def test_tune_grid_is_seed_major_with_a_dense_reference():
     points = tune.grid(rates=(2, 3), seeds=(0, 1))
-    assert points[0] == {"name": "dense", "method": "magnitude", "block": "16x16", "rate": 1, "seed": 0}
+    assert points[0] == {"name": "dense", "method": "score", "block": "16x16", "rate": 1, "seed": 0}
     first_seed1 = next(i for i, p in enumerate(points) if p["seed"] == 1)
     assert all(p["seed"] == 0 for p in points[:first_seed1]) and len(points) == 2 * first_seed1
     assert len({tune.point_key(p) for p in points}) == len(points)

@@ -46,7 +46,7 @@ def test_proxy_prunes_the_dense_fine_tune_and_reports_its_accuracy(tmp_path):
     assert table.loc["dense", "accuracy"] == read_run_record(teacher_dir)["extra"]["dev_accuracy"]
     assert table.loc["dense", "accuracy"] == pytest.approx(_dev_accuracy(fine_tuned, tokenizer, glue_dir))
 
-    masks = load_masks(tmp_path / "out" / table.loc["magnitude", "masks_path"])  # relative to the sweep
+    masks = load_masks(tmp_path / "out" / table.loc["score", "masks_path"])  # relative to the sweep
     expected = _lowest_half_blocks(fine_tuned, masks)
     assert all(torch.equal(masks[name].group_mask, keep) for name, keep in expected.items())
     from_pretrained = _lowest_half_blocks(pretrained, masks)
@@ -55,4 +55,4 @@ def test_proxy_prunes_the_dense_fine_tune_and_reports_its_accuracy(tmp_path):
     state = fine_tuned.state_dict()
     for name, mask in masks.items():  # recovery_steps 0: the fine-tune with its blocks zeroed, nothing else
         state[name].mul_(mask.dense())
-    assert table.loc["magnitude", "accuracy"] == pytest.approx(_dev_accuracy(fine_tuned, tokenizer, glue_dir))
+    assert table.loc["score", "accuracy"] == pytest.approx(_dev_accuracy(fine_tuned, tokenizer, glue_dir))
