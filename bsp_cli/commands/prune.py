@@ -38,8 +38,8 @@ def register(subparsers) -> None:
     p.add_argument("--plan", help="a bsp codesign plan (YAML): per-layer sparsities at its block size, instead of "
                    "--target-sparsity")
     p.add_argument("--method", default=s.method.value,
-                   help="score (no regularizer: the lowest groups by --score pruned on the schedule; 'magnitude' is its old "
-                        "name) | reweighted | group-lasso | unstructured | nm (default "
+                   help="score (no regularizer: the lowest groups by --score pruned on the schedule; "
+                        "'magnitude' is its old name) | reweighted | group-lasso | unstructured | nm (default "
                         f"{s.method.value}: the most accurate in the recipe study)")
     p.add_argument("--target-sparsity", type=float, help=fields["target_sparsity"].metadata["help"] + " (required "
                    "unless --plan)")
