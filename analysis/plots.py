@@ -18,9 +18,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.ticker import LogFormatterSciNotation, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogFormatterSciNotation, NullFormatter
 
+from analysis.display import accelerator_labels
 from analysis.pareto import pareto_mask
+from bsp_common.units import format_energy_pj, format_seconds
 
 __all__ = [
     "OKABE_ITO",
@@ -38,8 +40,8 @@ OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 LABELS = {
     "cycles": "latency (cycles)",
-    "latency_s": "latency (s)",
-    "energy_pj": "energy per inference (pJ)",
+    "latency_s": "latency per inference",
+    "energy_pj": "energy per inference",
     "accuracy": "dev accuracy",
     "compression_rate": "compression rate (x)",
     "utilization": "PE utilization",
@@ -65,6 +67,15 @@ def _label(column: str) -> str:
     return LABELS.get(column, column)
 
 
+def _unit_formatter(column: str) -> FuncFormatter | None:
+    """Tick labels in engineering units (2 ms, 12 mJ) for columns in seconds or pJ; None for other columns."""
+    if column.endswith("_s"):
+        return FuncFormatter(lambda value, _: format_seconds(value))
+    if column.endswith("_pj"):
+        return FuncFormatter(lambda value, _: format_energy_pj(value))
+    return None
+
+
 def _series(df: pd.DataFrame, column: str) -> list:
     return sorted(df[column].dropna().unique(), key=str)
 
@@ -81,6 +92,9 @@ def pareto_scatter(df: pd.DataFrame, x: str = "cycles", y: str = "accuracy", x_s
     labels its intermediate ticks too, so it never shows a single tick label.
     """
     data = df.dropna(subset=[x, y])
+    data = data.assign(accelerator=accelerator_labels(data)) if "config" in data else data
+    if hue == "config" and "config" in data and data["accelerator"].nunique() <= len(OKABE_ITO):
+        hue = "accelerator"  # derived accelerators share the base name: their legend entries show the axis values
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     hues = _series(data, hue) if hue in data else [None]
     labels = _series(data, label) if label in data else [None]
@@ -102,18 +116,30 @@ def pareto_scatter(df: pd.DataFrame, x: str = "cycles", y: str = "accuracy", x_s
     # thousands of points would take minutes to draw)
     labelled = front.iloc[np.unique(np.linspace(0, len(front) - 1, min(len(front), MAX_FRONT_LABELS)).round()
                                     .astype(int))] if len(front) else front  # fmt: skip
-    for _, row in labelled.iterrows():
+    # name the accelerator (with its axis values) where the front mixes several
+    several = "accelerator" in front and front["accelerator"].nunique() > 1
+    for k, (_, row) in enumerate(labelled.iterrows()):
         sparsity = row.get("target_sparsity", np.nan)
         text = f"{row.get(label, '')}" + (f" {sparsity:.0%}" if pd.notna(sparsity) else "")
-        ax.annotate(text, (row[x], row[y]), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        text = f"{text}\n{row['accelerator']}" if several else text
+        # alternate above/below the step line: neighbours on a dense front would otherwise print over each other
+        ax.annotate(text, (row[x], row[y]), textcoords="offset points", xytext=(4, 5 if k % 2 == 0 else -11),
+                    fontsize=6.5)  # fmt: skip
+    x_units, y_units = _unit_formatter(x), _unit_formatter(y)
     if logx:
         ax.set_xscale("log")
         low, high = ax.get_xlim()
         if np.log10(high / low) < 2:  # few decades: label 2, 3, 5 x 10^k too, or there may be one label
-            ax.xaxis.set_minor_formatter(LogFormatterSciNotation(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+            ax.xaxis.set_minor_formatter(
+                LogFormatterSciNotation(labelOnlyBase=False, minor_thresholds=(2, 0.5)) if x_units is None
+                else FuncFormatter(lambda v, pos: x_units(v, pos) if f"{v:.1e}"[0] in "235" else ""))  # fmt: skip
             ax.tick_params(axis="x", which="minor", labelsize=7)
         else:
             ax.xaxis.set_minor_formatter(NullFormatter())  # labelled minor ticks collide over many decades
+    if x_units is not None:
+        ax.xaxis.set_major_formatter(x_units)
+    if y_units is not None:
+        ax.yaxis.set_major_formatter(y_units)
     ax.set_xlabel(_label(x))
     ax.set_ylabel(_label(y))
     if title:
@@ -152,6 +178,8 @@ def metric_vs_block(df: pd.DataFrame, metric: str = "cycles", hue: str = "config
     data = df[(df["block"] != "dense") & df[metric].notna()]
     sparsity = float(data["target_sparsity"].max()) if sparsity is None else sparsity
     data = data[np.isclose(data["target_sparsity"], sparsity)]
+    if hue == "config" and "config" in data:  # one line per derived accelerator, not their mean
+        data, hue = data.assign(accelerator=accelerator_labels(data)), "accelerator"
     blocks = sorted(data["block"].unique(), key=lambda b: [int(v) for v in str(b).split("x")])
     fig, ax = plt.subplots(figsize=(6.0, 4.0))
     for i, h in enumerate(_series(data, hue)):
@@ -162,8 +190,11 @@ def metric_vs_block(df: pd.DataFrame, metric: str = "cycles", hue: str = "config
     ax.set_ylabel(_label(metric))
     if metric in ("cycles", "energy_pj", "latency_s"):
         ax.set_yscale("log")
+    if _unit_formatter(metric) is not None:
+        ax.yaxis.set_major_formatter(_unit_formatter(metric))
+        ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_title(f"target sparsity {sparsity:.0%}", fontsize=9)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes: many accelerators
     return fig
 
 
@@ -204,6 +235,8 @@ def layer_breakdown(ops: pd.DataFrame, metric: str = "cycles"):
         bottom += table[group].to_numpy()
     ax.set_xlabel("encoder layer")
     ax.set_ylabel(_label(metric))
+    if _unit_formatter(metric) is not None:
+        ax.yaxis.set_major_formatter(_unit_formatter(metric))
     handles, labels = ax.get_legend_handles_labels()
     ax.legend(handles[::-1], labels[::-1], fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
               frameon=False)  # top of the stack first, beside the bars so it never covers them  # fmt: skip

@@ -27,13 +27,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.display import accelerator_label, accelerator_labels
 from analysis.pareto import FRONT_OBJECTIVES, knee_point, pareto_mask
 from analysis.plots import LABELS, OKABE_ITO, layer_group_table, majority_accuracy
 from analysis.space import ACCURACY_NOTES
 from analysis.store import read_table
 from bsp_common.outputs import check_output_file, write_text_atomic
 
-__all__ = ["accuracy_figure", "build_report", "detail_points", "pareto_figure"]
+__all__ = ["accuracy_figure", "build_report", "detail_points", "pareto_figure", "point_heading"]
 
 MARKERS = ["circle", "square", "triangle-up", "diamond", "triangle-down", "cross", "x", "star"]
 _STATUS_SCRIPT = """<script>
@@ -74,28 +75,43 @@ def pareto_figure(table: pd.DataFrame, x: str, y: str, x_sense: str = "min", y_s
     import plotly.graph_objects as go
 
     data = table.dropna(subset=[x, y])
+    if "config" in data:  # derived accelerators share the base name: traces carry their axis values (up to 8)
+        labels = accelerator_labels(data)
+        data = data.assign(config=labels) if labels.nunique() <= len(OKABE_ITO) else data
     fig = go.Figure()
     configs = list(dict.fromkeys(data["config"])) if "config" in data else [None]
     blocks = list(dict.fromkeys(data["block"])) if "block" in data else [None]
+    scale_x, scale_y = _axis_scale(x), _axis_scale(y)
     for i, config in enumerate(configs):
         for j, block in enumerate(blocks):
             sel = data[((data["config"] == config) if config is not None else True)
                        & ((data["block"] == block) if block is not None else True)]  # fmt: skip
             if not len(sel):
                 continue
-            fig.add_scatter(x=sel[x], y=sel[y], mode="markers", name=f"{config} / {block}", legendgroup=str(config),
-                            marker={"color": OKABE_ITO[i % 8], "symbol": MARKERS[j % 8], "size": 8, "opacity": 0.8},
-                            hovertext=_hover(sel), hoverinfo="text")  # fmt: skip
+            fig.add_scatter(x=sel[x] * scale_x[0], y=sel[y] * scale_y[0], mode="markers", name=f"{config} / {block}",
+                            legendgroup=str(config), hovertext=_hover(sel), hoverinfo="text",
+                            marker={"color": OKABE_ITO[i % 8], "symbol": MARKERS[j % 8], "size": 8, "opacity": 0.8})
     front = data[pareto_mask(data, {x: x_sense, y: y_sense})].sort_values(x)
-    fig.add_scatter(x=front[x], y=front[y], mode="lines", name="Pareto front", line={"color": "black",
-                    "shape": "hv", "width": 1.5}, hoverinfo="skip")  # fmt: skip
+    fig.add_scatter(x=front[x] * scale_x[0], y=front[y] * scale_y[0], mode="lines", name="Pareto front",
+                    line={"color": "black", "shape": "hv", "width": 1.5}, hoverinfo="skip")  # fmt: skip
     if chance is not None and np.isfinite(chance):
         fig.add_hline(y=chance, line_dash="dash", line_color="grey", annotation_text=f"majority class ({chance:.3f})")
     spans_decades = len(data) and data[x].min() > 0 and data[x].max() / data[x].min() > 10
     fig.update_layout(title=title, xaxis_title=LABELS.get(x, x), yaxis_title=LABELS.get(y, y),
                       xaxis_type="log" if spans_decades else "linear", legend_title_text="accelerator / block",
                       template="plotly_white", height=520)  # fmt: skip
+    fig.update_xaxes(**scale_x[1])
+    fig.update_yaxes(**scale_y[1])
     return fig
+
+
+def _axis_scale(column: str) -> tuple[float, dict]:
+    """(factor, axis settings) that show a seconds or pJ column with SI prefixes (2 ms, 12 mJ) on a plotly axis."""
+    if column.endswith("_s"):
+        return 1.0, {"tickformat": "~s", "ticksuffix": "s"}
+    if column.endswith("_pj"):
+        return 1e-12, {"tickformat": "~s", "ticksuffix": "J"}
+    return 1.0, {}
 
 
 def accuracy_figure(table: pd.DataFrame):
@@ -166,13 +182,15 @@ def _point_figures(point: pd.Series, base: Path) -> tuple[str, list]:
                                _whole(point, "seq_len"))  # fmt: skip
     config = derive_config(point["config"], json.loads(point.get("hw_overrides") or "{}"))
     ops = simulate(config, workload).ops
-    name = f"{point['config']} / {point.get('block', '')} {point.get('target_sparsity', 0):.0%}"
-    bars = make_subplots(rows=1, cols=2, subplot_titles=("cycles per layer", "energy per layer (pJ)"))
+    name = point_heading(point)
+    bars = make_subplots(rows=1, cols=2, subplot_titles=("cycles per layer", "energy per layer"))
     for column, metric in ((1, "cycles"), (2, "energy_pj")):
         groups = layer_group_table(ops, metric)
+        scale, axis = _axis_scale(metric)
         for i, group in enumerate(groups.columns):
-            bars.add_bar(x=groups.index, y=groups[group], name=group, legendgroup=group, showlegend=column == 1,
-                         marker_color=OKABE_ITO[i % 8], row=1, col=column)  # fmt: skip
+            bars.add_bar(x=groups.index, y=groups[group] * scale, name=group, legendgroup=group,
+                         showlegend=column == 1, marker_color=OKABE_ITO[i % 8], row=1, col=column)  # fmt: skip
+        bars.update_yaxes(row=1, col=column, **axis)
     bars.update_layout(barmode="stack", title=f"{name}: per-layer breakdown", template="plotly_white", height=380)
     bars.update_xaxes(title_text="encoder layer")
     figures = [bars]
@@ -192,6 +210,25 @@ def _point_figures(point: pd.Series, base: Path) -> tuple[str, list]:
                                height=360)  # fmt: skip
             figures.append(heat)
     return name, figures
+
+
+def point_heading(point) -> str:
+    """What a front point's sections are headed with: its accelerator with the hardware-axis values, block,
+    granularity and method where they are not the defaults, sparsity, and the shape when not batch 1.
+
+    >>> point_heading(pd.Series({"config": "asic-32x32-int8", "hw_overrides": '{"pe_array.rows": 64, '
+    ...                          '"pe_array.cols": 128}', "block": "16x16", "granularity": "block",
+    ...                          "method": "score", "target_sparsity": 0.75, "seq_len": 128, "batch": 1}))
+    'asic-32x32-int8 64x128 / 16x16 75% (seq 128)'
+    """
+    parts = [str(point.get("block", ""))]
+    parts += [str(point[k]) for k, default in (("granularity", "block"), ("method", "score"))
+              if k in point and pd.notna(point[k]) and point[k] not in (default, "none", "dense")]  # fmt: skip
+    sparsity = point.get("target_sparsity", 0)
+    shape = f"seq {point['seq_len']}" if "seq_len" in point and pd.notna(point["seq_len"]) else ""
+    if "batch" in point and pd.notna(point["batch"]) and point["batch"] != 1:
+        shape += f", batch {point['batch']}"
+    return (f"{accelerator_label(point)} / {' '.join(parts)} {sparsity:.0%}" + (f" ({shape})" if shape else ""))
 
 
 def build_report(results: str | Path, out: str | Path, detail: int = 3, overwrite: bool = False) -> Path:
@@ -225,9 +262,13 @@ def build_report(results: str | Path, out: str | Path, detail: int = 3, overwrit
     if y == "accuracy" and "compression_rate" in table:
         figures.append(("Accuracy vs compression", accuracy_figure(table)))
     if detail > 0 and "hf_config_dir" in table:
+        seen: dict[str, int] = {}
         for _, point in detail_points(table, x, y, "min", y_sense, detail).iterrows():
             name, point_figures = _point_figures(point, results.parent)
-            figures += [(f"Front point: {name}", fig) for fig in point_figures]
+            seen[name] = seen.get(name, 0) + 1  # points that differ only in a column the heading omits
+            name = name if seen[name] == 1 else f"{name} (#{seen[name]})"
+            kinds = ("per-layer cycles and energy", "kept groups of layer 0")
+            figures += [(f"Front point: {name}: {kind}", fig) for kind, fig in zip(kinds, point_figures, strict=False)]
     parts = []
     for i, (heading, fig) in enumerate(figures):
         div = pio.to_html(fig, full_html=False, include_plotlyjs="inline" if i == 0 else False,

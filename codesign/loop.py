@@ -23,11 +23,13 @@ import json
 import logging
 import math
 import random
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from analysis.executor import TaskRunner
 from bsp_common import strict_json
@@ -217,11 +219,21 @@ def _estimate_candidates(classifier, train: list, held_out: list, hws: list, blo
     weights = {f"{name}.weight": layer.weight for name, layer in find_targets(classifier).items()}
     shapes = {name: tuple(w.shape) for name, w in weights.items()}
     frames, calibrations = [], []
+    phases = ("gradients", "simulate", *(("measure", "calibrate") if validate else ()))
+    bar = tqdm(total=len(blocks) * len(phases), desc="codesign", unit="phase", disable=not progress,
+               file=sys.stderr, bar_format="{desc}: {n_fmt}/{total_fmt} phases [{elapsed}<{remaining}] {postfix}")
+
+    def phase(block_text: str, name: str) -> None:
+        bar.set_postfix_str(f"block {block_text}: {name}", refresh=True)
+
     for block_text in blocks:
         block = BlockSpec.parse(block_text)
         gshape = group_shape(block, granularity)
+        phase(block_text, f"gradients of {len(weights)} layers on {len(train)} batches")
         gradients = collect_gradients(classifier, weights, train, lambda m, b: m(**b).loss, gshape)
         estimates = estimate_sensitivity(gradients, sparsities)
+        bar.update()
+        phase(block_text, f"{len(weights) * len(sparsities) * len(hws)} candidates on the accelerator(s)")
         keep = {}  # (layer, sparsity) -> dense keep-mask, as the pruning run would leave it
         for name in weights:
             for s in sparsities:
@@ -230,21 +242,28 @@ def _estimate_candidates(classifier, train: list, held_out: list, hws: list, blo
         costs = pd.concat([layer_costs(keep, (block.rows, block.cols), hw, tokens).assign(config=hw.name)
                            for hw in hws], ignore_index=True)  # fmt: skip
         frame = estimates.merge(costs, on=["layer", "sparsity"]).assign(block=block_text)
+        bar.update()
         if validate:
             pruned = [(n, s) for n in weights for s in sparsities if s > 0]
             sample = random.Random(seed).sample(pruned, min(validate, len(pruned)))
+            phase(block_text, f"measuring {len(sample)} candidates on {len(held_out)} held-out batches")
             measured = _measured_in_parallel(classifier, weights, gradients, sample, held_out, recovery, runner)
             frame = frame.merge(measured, on=["layer", "sparsity"], how="left")
             first = frame["config"] == hws[0].name  # one row per candidate
+            bar.update()
             # whole-model one-shot prunes (no retraining): effects large enough to calibrate accuracy
-            uniform = _measured_in_parallel(classifier, weights, gradients,
-                                            [dict.fromkeys(weights, s) for s in sparsities if s > 0], held_out,
-                                            recovery, runner)  # fmt: skip
+            levels = [s for s in sparsities if s > 0]
+            phase(block_text, f"calibrating on {len(levels)} whole-model prunes")
+            uniform = _measured_in_parallel(classifier, weights, gradients, [dict.fromkeys(weights, s) for s in levels],
+                                            held_out, recovery, runner)  # fmt: skip
             sums = frame[first].groupby("sparsity")[["taylor", "fisher"]].sum()
             calibrations.append(uniform.drop(columns="layer").join(sums, on="sparsity").assign(block=block_text))
+            bar.update()
         frames.append(frame)
-        if progress:
-            print(f"codesign: block {block}: {len(frame)} candidates estimated and simulated", flush=True)
+    bar.close()
+    if progress:
+        print(f"codesign: {sum(len(f) for f in frames)} candidates estimated and simulated ({len(blocks)} block "
+              f"size(s) x {len(hws)} accelerator(s)) in {bar.format_dict['elapsed']:.0f} s", file=sys.stderr)
     return pd.concat(frames, ignore_index=True), (pd.concat(calibrations, ignore_index=True) if calibrations
                                                   else None)  # fmt: skip
 
@@ -444,6 +463,11 @@ def run_codesign(model: str | Path, data: str, config, out_dir: str | Path, *, b
 
     hw_name, block_text, chosen, solved = min(plans, key=plan_score)
     totals = {k: float(chosen[k].sum()) + fixed[hw_name][k] for k in OBJECTIVES}
+    if constraint == "loss":  # a budget that leaves every layer at its cheapest sparsity constrains nothing
+        table = candidates[(candidates["config"] == hw_name) & (candidates["block"] == block_text)]
+        cheapest = float(table.groupby("layer")[objective].min().sum())
+        summary["budget_binds"] = float(chosen[objective].sum()) > cheapest * (1 + 1e-9)
+        summary["budget_used"] = float(chosen[estimate].sum()) / capacity if capacity > 0 else math.nan
     summary["plans"] = [{"config": name, "block": block, objective: float(c[objective].sum()) + fixed[name][objective],
                          estimate: float(c[estimate].sum())} for name, block, c, _ in plans]  # fmt: skip
     feasible = uniform[uniform["kept_weights"] <= capacity] if constraint == "compression" else uniform[

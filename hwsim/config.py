@@ -51,6 +51,7 @@ __all__ = [
     "derive_config",
     "list_presets",
     "load_config",
+    "parse_size_bytes",
 ]
 
 BRAM36_BYTES = 4608  # one Xilinx BRAM36 block: 36 Kib = 4.5 KiB (UG573)
@@ -80,7 +81,7 @@ class ConfigError(ValueError):
         super().__init__(f"invalid accelerator config {source}:\n{lines}")
 
 
-def _parse_size_bytes(value):
+def parse_size_bytes(value):
     """``256 KiB`` -> 262144. Integers are bytes."""
     if isinstance(value, bool):
         raise ValueError("expected a size in bytes or a string such as '256 KiB'")
@@ -100,7 +101,7 @@ def _json_int_key(value):
     return int(value) if isinstance(value, str) and value.isdigit() and len(value) <= 20 else value
 
 
-SizeBytes = Annotated[int, BeforeValidator(_parse_size_bytes), Field(gt=0, le=MAX_BUFFER_BYTES)]
+SizeBytes = Annotated[int, BeforeValidator(parse_size_bytes), Field(gt=0, le=MAX_BUFFER_BYTES)]
 
 
 class _Strict(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from analysis.executor import add_runner_arguments
 
@@ -83,7 +84,9 @@ def _read_axes(text: str) -> dict:
 
 
 def run(args) -> int:
+    from analysis.display import readable_table
     from analysis.executor import runner_from_args
+    from bsp_common.units import readable_value
     from codesign.loop import DEFAULT_SPARSITIES, run_codesign, verify_plan
     from pruning.settings import TrainBudget
 
@@ -114,10 +117,21 @@ def run(args) -> int:
     print(f"plan: {result.out_dir / 'plan.yaml'} ({result.plan.config}, {result.plan.block} blocks, "
           f"{result.summary['constraint']})")
     estimate = result.summary["estimate"]
-    print(result.allocation[["layer", "sparsity", estimate, args.objective]].to_string(index=False))
-    uniform = "none fits" if best is None else f"{best[args.objective]:.4g} at {best['block']} {best['sparsity']:.0%}"
-    print(f"predicted {args.objective}: {predicted['model'][args.objective]:.4g} (dense "
-          f"{predicted['dense_model'][args.objective]:.4g}; best uniform plan under the same constraint: {uniform})")
+    allocation = result.allocation[["layer", "sparsity", estimate, args.objective]]
+    print(readable_table(allocation.assign(**{estimate: allocation[estimate].map("{:.3g}".format)}))
+          .to_string(index=False))  # fmt: skip
+
+    def shown(value: float) -> str:
+        return readable_value(args.objective, value)
+
+    uniform = ("none fits" if best is None
+               else f"{shown(best[args.objective])} at {best['block']} {best['sparsity']:.0%}")  # fmt: skip
+    print(f"predicted {args.objective}: {shown(predicted['model'][args.objective])} (dense "
+          f"{shown(predicted['dense_model'][args.objective])}; best uniform plan under the same constraint: {uniform})")
+    if result.summary.get("budget_binds") is False:
+        print(f"warning: the budget does not bind: every layer is at its cheapest sparsity and the plan uses "
+              f"{result.summary['budget_used']:.1%} of the budget ({result.summary['constraint']}); a smaller budget "
+              "trades accuracy for speed, a larger one changes nothing", file=sys.stderr)  # fmt: skip
     if "joint_front" in result.summary:
         print(f"joint front (accelerator and plan together): {len(result.summary['joint_front'])} plans -> "
               f"{result.out_dir / 'joint.csv'}")

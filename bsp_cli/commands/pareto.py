@@ -8,8 +8,9 @@ from pathlib import Path
 from bsp_common.outputs import check_output_file
 
 EXAMPLE = """example:
-  bsp pareto results/sweep.parquet --objectives accuracy:max,cycles:min,energy_pj:min \\
+  bsp pareto results/sweep.parquet --objectives accuracy:max,latency_s:min,energy_pj:min \\
              --out results/front.csv --plot results/front.png
+(compare accelerators of different clocks on latency_s, not cycles)
 """
 
 
@@ -20,6 +21,9 @@ def register(subparsers) -> None:
     p.add_argument("--objectives", required=True, help="comma list of COLUMN:min|max")
     p.add_argument("--out", help="write the front (all columns) to this CSV/Parquet file")
     p.add_argument("--plot", help="scatter of the first two objectives with the front (PNG + SVG)")
+    p.add_argument("--all-columns", action="store_true",
+                   help="print every stored column as stored (default: the columns that tell the front's points "
+                        "apart, in engineering units)")
     p.add_argument("--distinct", action="store_true", help="keep one of rows with identical objectives")
     p.add_argument("--overwrite", action="store_true", help="replace existing --out/--plot files")
     p.set_defaults(run=run)
@@ -28,6 +32,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     import pandas as pd
 
+    from analysis.display import point_columns, readable_table
     from analysis.pareto import pareto_front, parse_objectives
     from analysis.store import read_table, write_table_atomic
 
@@ -52,7 +57,10 @@ def run(args) -> int:
             x, y = y, x
         save_figure(pareto_scatter(table, x=x, y=y, x_sense=objectives[x], y_sense=objectives[y]),
                     Path(args.plot).with_suffix(""))  # fmt: skip
-    shown = front[list(objectives) + [c for c in front.columns if c not in objectives]]  # objectives first
+    if args.all_columns:  # every stored column, objectives first, as stored
+        shown = front[list(objectives) + [c for c in front.columns if c not in objectives]]
+    else:
+        shown = readable_table(front[point_columns(front, objectives)])
     with pd.option_context("display.width", 10_000, "display.max_columns", None, "display.max_colwidth", 60):
         print(shown.to_string(index=False))
     print(f"{len(front)} of {len(table)} rows on the front")

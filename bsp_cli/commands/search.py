@@ -29,6 +29,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     import pandas as pd
 
+    from analysis.display import point_columns, readable_table
     from analysis.pareto import pareto_front, parse_objectives
     from analysis.search import SEARCH_FILENAME, search
 
@@ -38,9 +39,7 @@ def run(args) -> int:
     print(f"{args.trials} trials: {len(table)} distinct feasible points -> {args.out}/{SEARCH_FILENAME}")
     if len(table):
         front = pareto_front(table, objectives)
-        columns = [c for c in ("config", "hw_overrides", "block", "granularity", "target_sparsity", "seq_len",
-                               *objectives) if c in front]  # fmt: skip
         with pd.option_context("display.width", 200, "display.max_rows", 200):
             print(f"Pareto front of the evaluated points ({len(front)}):")
-            print(front[list(dict.fromkeys(columns))].to_string(index=False, float_format="%.4g"))
+            print(readable_table(front[point_columns(front, objectives)]).to_string(index=False))
     return 0

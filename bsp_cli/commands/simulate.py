@@ -9,6 +9,7 @@ from pathlib import Path
 from bsp_cli.commands.options import bounded_int
 from bsp_common import strict_json
 from bsp_common.outputs import check_output_file, write_text_atomic
+from bsp_common.units import format_energy_pj, format_seconds
 from hwsim.simulate import MAX_FOLDS
 
 MAX_SEQ_LEN = 1 << 16  # tokens; longer sequences are no encoder workload
@@ -127,15 +128,17 @@ def run(args) -> int:
               f"{config.clock_mhz:g} MHz, fold overlap {micro.fold_overlap.value}, pipeline "
               f"{micro.mult_stages}+{micro.acc_stages}, edges {micro.edge_skew.value}; "
               f"batch {args.batch} x seq {args.seq_len}")  # fmt: skip
-        print(per_layer.to_string(float_format="%.4g"))
+        from analysis.display import readable_table
+
+        print(readable_table(per_layer).to_string())
     totals = result.totals
     print(
-        f"total: {totals['cycles']} cycles ({totals['latency_s'] * 1e3:.3f} ms) = compute {totals['compute_cycles']}"
-        f" + stalls {totals['stall_cycles']} + first load {totals['first_load_cycles']} + last stores "
-        f"{totals['last_store_cycles']}, "
-        f"ideal {totals['ideal_cycles']}, utilization {totals['utilization']:.3f} of GEMM cycles "
+        f"total: {totals['cycles']:,} cycles ({format_seconds(totals['latency_s'])}) = compute "
+        f"{totals['compute_cycles']:,} + stalls {totals['stall_cycles']:,} + first load "
+        f"{totals['first_load_cycles']:,} + last stores {totals['last_store_cycles']:,}, "
+        f"ideal {totals['ideal_cycles']:,}, utilization {totals['utilization']:.3f} of GEMM cycles "
         f"({totals['utilization_all_cycles']:.3f} of all cycles, as per layer above), "
-        f"energy {totals['energy_pj'] / 1e6:.3f} uJ, {totals['tops_per_w']:.3f} TOPS/W"
+        f"energy {format_energy_pj(totals['energy_pj'])}, {totals['tops_per_w']:.3f} TOPS/W"
     )
     return 0
 

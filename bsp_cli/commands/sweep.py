@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from analysis.executor import gpu_list
@@ -40,6 +39,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     import pandas as pd
 
+    from analysis.display import point_columns, readable_table
     from analysis.pareto import FRONT_OBJECTIVES as OBJECTIVES
     from analysis.pareto import pareto_front
     from analysis.plots import majority_accuracy, pareto_scatter, save_figure
@@ -68,14 +68,10 @@ def run(args) -> int:
         save_figure(pareto_scatter(ok, x="latency_s", y=y, y_sense=OBJECTIVES[y], title=title, chance=chance),
                     out / "pareto")  # fmt: skip
         front = pareto_front(ok, objectives)
-        axes = list(dict.fromkeys(k for text in front.get("hw_overrides", pd.Series(dtype=str)).dropna().unique()
-                                  for k in json.loads(text)))  # the hardware-axis columns, in axis order
-        columns = [c for c in ("config", *axes, "block", "granularity", "target_sparsity", "compression_rate",
-                               "accuracy", "latency_s", "cycles", "energy_pj", "utilization")
-                   if c in front]  # fmt: skip
+        columns = point_columns(front, [*objectives, *(c for c in ("cycles", "utilization") if c in front)])
         with pd.option_context("display.width", 200, "display.max_rows", 100):
             print(f"Pareto front ({', '.join(f'{k}:{v}' for k, v in objectives.items())}), {len(front)} points; "
                   f"accuracy source: {ACCURACY_NOTES.get(source, source)}")  # fmt: skip
-            print(front[columns].to_string(index=False, float_format="%.4g"))
+            print(readable_table(front[columns]).to_string(index=False))
         print(f"plot: {out / 'pareto.png'}")
     return 0 if not failed else 1

@@ -245,6 +245,14 @@ def test_bsp_codesign_then_prune_plan_gives_exactly_the_planned_sparsities(tmp_p
     plan = load_plan(tmp_path / "cd" / "plan.yaml")
     summary = json.loads((tmp_path / "cd" / "summary.json").read_text())
     assert summary["predicted"]["estimated_loss_increase"] <= 1e-3
+    # the tiny model's estimates sum far below 1e-3: that budget binds nothing, and the run says so
+    candidates = pd.read_csv(tmp_path / "cd" / "candidates.csv")
+    chosen = candidates[(candidates["config"] == summary["chosen_config"]) & (candidates["block"] == summary["block"])]
+    allocation = pd.read_csv(tmp_path / "cd" / "allocation.csv")
+    assert allocation["latency_s"].sum() == pytest.approx(chosen.groupby("layer")["latency_s"].min().sum())
+    assert summary["budget_binds"] is False
+    assert summary["budget_used"] == pytest.approx(summary["predicted"]["estimated_loss_increase"] / 1e-3)
+    assert "warning: the budget does not bind" in capsys.readouterr().err
     # another budget on the same candidates re-allocates without estimating again
     written = (tmp_path / "cd" / "candidates.csv").stat().st_mtime_ns
     rc = main(["codesign", *common, "--config", "asic-16x16-int8", "--blocks", "8x8", "16x16",
@@ -254,6 +262,8 @@ def test_bsp_codesign_then_prune_plan_gives_exactly_the_planned_sparsities(tmp_p
     tighter = json.loads((tmp_path / "cd" / "summary.json").read_text())["predicted"]
     assert tighter["estimated_loss_increase"] <= 1e-9
     assert tighter["model"]["latency_s"] >= summary["predicted"]["model"]["latency_s"]  # less budget, no faster
+    assert json.loads((tmp_path / "cd" / "summary.json").read_text())["budget_binds"] is True
+    assert "does not bind" not in capsys.readouterr().err
     # a hand-made plan with distinct per-layer targets, run through bsp prune --plan
     names = list(plan.layers)
     mixed = CodesignPlan(block="8x8", layers={name: [0.0, 0.25, 0.5, 0.75][i % 4] for i, name in enumerate(names)})
