@@ -41,7 +41,7 @@ demo: install
 MODULES = $(shell find bsp_common bsp_cli codesign pruning hwsim analysis rtl -name '*.py' ! -path '*/tb/*' ! -name '__init__.py' ! -name '__main__.py' | sed 's|/|.|g; s|\.py$$||' | sort)
 docs: install
 	$(PY) -W error::UserWarning -m pdoc -o docs/api $(MODULES)
-	$(VENV)/bin/mkdocs build --strict --quiet
+	$(VENV)/bin/mkdocs build --strict  # not --quiet: it hides the warnings strict mode counts
 
 # BSP_REQUIRE_RTL=1: the RTL tests fail (not skip) when Icarus is missing -- the install above provides it.
 test: install docs

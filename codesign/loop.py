@@ -221,10 +221,10 @@ def _estimate_candidates(classifier, train: list, held_out: list, hws: list, blo
     frames, calibrations = [], []
     phases = ("gradients", "simulate", *(("measure", "calibrate") if validate else ()))
     bar = tqdm(total=len(blocks) * len(phases), desc="codesign", unit="phase", disable=not progress,
-               file=sys.stderr, bar_format="{desc}: {n_fmt}/{total_fmt} phases [{elapsed}<{remaining}] {postfix}")
+               file=sys.stderr, bar_format="codesign {n_fmt}/{total_fmt} phases [{elapsed}<{remaining}]: {desc}")
 
     def phase(block_text: str, name: str) -> None:
-        bar.set_postfix_str(f"block {block_text}: {name}", refresh=True)
+        bar.set_description_str(f"block {block_text}: {name}", refresh=True)
 
     for block_text in blocks:
         block = BlockSpec.parse(block_text)

@@ -4,7 +4,7 @@
     python -m paper_figs.codesign_loss --measure   # + prune every plan that is not uniform, 3 seeds (~4 min each)
 
 The one-shot estimates rank single-layer damage well but misprice concentrated sparsity after retraining
-(README, co-design). :mod:`codesign.loss_model` is fitted here to what was measured: the study's
+(docs/guides/codesign.md). :mod:`codesign.loss_model` is fitted here to what was measured: the study's
 ``results.csv`` (``--study``) and JSONL tables of further runs (``--extra``; rows with plan, seed, dev, test,
 layers, taken to be at ``--block``). One intercept per table, seed and block, so runs of different machines
 or blocks are only compared among themselves. Then for every accelerator of the study and every ``--rates``

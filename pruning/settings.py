@@ -55,7 +55,7 @@ class PruneSettings:
     block: BlockSpec = field(default=BlockSpec(16, 16), metadata={"help": "hardware block ROWSxCOLS"})
     granularity: Granularity = field(default=Granularity.BLOCK, metadata={"help": "group inside a block"})
     # default: no regularizer -- with the cubic ramp and the taylor score it was the most accurate recipe in
-    # paper_figs/recipes.py (the reweighted group Lasso, focused, lost 2-4 points to it); README, "Recipes"
+    # paper_figs/recipes.py (the reweighted group Lasso, focused, lost 2-4 points to it); docs/results/recipes.md
     method: PruneMethod = field(default=PruneMethod.SCORE, metadata={"help": "pruning method"})
     target_sparsity: float = field(default=0.5, metadata={"help": "fraction of weights pruned, in [0, 1)"})
     scope: PruneScope = field(default=PruneScope.LAYER, metadata={
@@ -211,7 +211,7 @@ class TrainBudget:
     learning_rate: float = 1e-4  # short CPU budgets: 1e-4 reached 0.70 dev accuracy on sentiment where 5e-5 gave 0.63
     weight_decay: float = 0.01  # AdamW weight decay
     seed: int = 0  # seeds the head, the data order and the sampling
-    # The default recipe (paper_figs.recipes, README): the two-stage recipe -- fine-tune densely (the teacher,
+    # The default recipe (paper_figs.recipes, docs/results/recipes.md): the two-stage recipe -- fine-tune densely (the teacher,
     # cached), then from that checkpoint ramp the sparsity on the cubic schedule from step 0 to the target at
     # ``prune_epoch`` (half of ``epochs``; masks every 10 steps) while distilling from the teacher, then retrain
     # with the masks. In the recipe study it kept 1.4 (2x) and 2.6 (4x) dev points more than the same ramp

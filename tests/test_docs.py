@@ -34,7 +34,8 @@ def test_block_inventory(capsys):
 def test_page_blocks_run(page: Path, tmp_path: Path):
     blocks = [{"where": b.where, "language": b.language, "code": b.code, "directive": b.directive,
                "argument": b.argument} for b in page_blocks(page) if b.runs or b.directive == "file"]  # fmt: skip
-    (tmp_path / "examples").symlink_to(ROOT / "examples")
+    for name in ("examples", "paper_figs"):  # what the pages' commands read
+        (tmp_path / name).symlink_to(ROOT / name)
     (tmp_path / "blocks.json").write_text(json.dumps(blocks))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "MPLBACKEND": "Agg", "BSP_CACHE_DIR": str(tmp_path / "cache"),
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
