@@ -170,11 +170,14 @@ class PointCache:
             return {"accuracy": accuracy, "masks_path": None, **_compression({}, True)}
         from transformers import AutoModel
 
-        from pruning.models import load_classifier
+        from pruning.models import load_classifier, quiet_loading
 
         settings = self._settings(point).replace(method=_one_shot_method(point["method"]))
-        model = (load_classifier(model_dir, self._data().num_labels) if recover
-                 else AutoModel.from_pretrained(model_dir, local_files_only=True))  # fmt: skip
+        if recover:
+            model = load_classifier(model_dir, self._data().num_labels)
+        else:
+            with quiet_loading():  # the encoder alone: a classifier's head weights are unused on purpose
+                model = AutoModel.from_pretrained(model_dir, local_files_only=True)
         pruner = BlockPruner(settings)
         pruner.prepare(model)
         pruner.prune()

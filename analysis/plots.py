@@ -10,11 +10,14 @@ Colours are the Okabe-Ito colour-blind-safe palette; axes carry units.
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg")
+if "ipykernel" not in sys.modules and "MPLBACKEND" not in os.environ:
+    matplotlib.use("Agg")  # files only, no window; a notebook keeps its inline backend and shows the figures
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd

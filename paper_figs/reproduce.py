@@ -55,13 +55,13 @@ SEEDS = (0, 1, 2)
 BLOCKS = (("32x32", "block"), ("16x16", "block"), ("1x1", "block"), ("16x16", "column"))
 METHOD_BLOCK = ("16x16", "block")  # experiment 3 compares methods here
 CONFIGS = ("asic-32x32-int8", "fpga-zcu102")
-# The default recipe, chosen by paper_figs/recipes.py (results in paper_figs/out/recipes/, docs/results/recipes.md): from the dense
-# fine-tune of the same budget and seed (two-stage), sparsity ramps on a cubic schedule from step 0 to the target
-# at epoch 2 of 4 (masks every 10 steps, groups ranked by the taylor score) while distilling from that dense
+# The default recipe, chosen by paper_figs/recipes.py (results in paper_figs/out/recipes/, docs/results/recipes.md):
+# from the dense fine-tune of the same budget and seed (two-stage), sparsity ramps on a cubic schedule from step 0 to
+# the target at epoch 2 of 4 (masks every 10 steps, groups ranked by the taylor score) while distilling from that dense
 # model (alpha 0.5, T 2), then 2 masked-retrain epochs; lr 1e-4. The regularizers act through their proximal step,
-# focused on the groups the next mask update removes; reweighted alphas use layer-relative norms, so one
-# lambda serves every block size. (The earlier one-shot recipe and its 228-point lambda/epsilon/interval study
-# are in paper_figs/tune.py and paper_figs/out/tune/.)
+# focused on the groups the next mask update removes; reweighted alphas use layer-relative norms, so one lambda serves
+# every block size. (The earlier one-shot recipe and its 228-point lambda/epsilon/interval study are in
+# paper_figs/tune.py and paper_figs/out/tune/.)
 BLOCK_METHOD = "score"  # no regularizer: the ramp and the taylor score alone (best in paper_figs/recipes.py)
 RAMP_END_EPOCH = 2.0
 REWEIGHTED_LAM = 2000.0  # proximal, relative norms: a doomed group shrinks by 1/(1 + 2 lr lam / r) per step

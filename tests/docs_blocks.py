@@ -4,8 +4,8 @@ Rules a page follows, checked by the tests:
 
 - every fenced block names its language;
 - ``python`` and ``bash`` blocks run, in page order, in one fresh working directory per page (``examples/``
-  and ``paper_figs/`` are linked into it, so the paths the text uses work); Python blocks of a page share one namespace, as in a
-  notebook;
+  and ``paper_figs/`` are linked into it, so the paths the text uses work); Python blocks of a page share
+  one namespace, as in a notebook;
 - a block preceded by ``<!-- docs: illustrative REASON -->`` is not run (a GPU, a cluster, hours of
   training); it is counted, and the reason is required;
 - a block preceded by ``<!-- docs: file PATH -->`` is written to ``PATH`` in the working directory, so the

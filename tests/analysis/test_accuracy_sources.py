@@ -56,3 +56,15 @@ def test_proxy_prunes_the_dense_fine_tune_and_reports_its_accuracy(tmp_path):
     for name, mask in masks.items():  # recovery_steps 0: the fine-tune with its blocks zeroed, nothing else
         state[name].mul_(mask.dense())
     assert table.loc["score", "accuracy"] == pytest.approx(_dev_accuracy(fine_tuned, tokenizer, glue_dir))
+
+
+def test_a_table_written_with_the_old_method_name_matches_the_score_points(tmp_path):
+    from analysis.accuracy import read_accuracy_table
+
+    path = tmp_path / "acc.csv"
+    path.write_text("block,granularity,target_sparsity,method,accuracy\n16x16,block,0.5,magnitude,0.7\n"
+                    "dense,none,0.0,dense,0.8\n")  # fmt: skip
+    assert list(read_accuracy_table(path)["method"]) == ["score", "dense"]
+    path.write_text("block,granularity,target_sparsity,method,accuracy\n16x16,block,0.5,magic,0.7\n")
+    with pytest.raises(ValueError, match=r"acc.csv: column 'method': method: unknown value 'magic'"):
+        read_accuracy_table(path)

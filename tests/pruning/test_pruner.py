@@ -249,3 +249,12 @@ def test_state_dict_round_trip_reproduces_masks(bert_tiny):
     for name, mask in masks.items():
         assert torch.equal(restored.masks[name].group_mask, mask.group_mask)
     assert group_sizes((3, 3), (2, 2)).sum() == 9
+
+
+def test_the_default_method_is_named_score_and_its_old_name_is_accepted():
+    from pruning.settings import PruneMethod
+
+    assert PruneSettings().method is PruneMethod.SCORE and PruneMethod.parse("magnitude") is PruneMethod.SCORE
+    assert PruneSettings(method="magnitude") == PruneSettings(method="score")  # same run, same cache key
+    with pytest.raises(ValueError, match="method: unknown value 'magnitud'; allowed: reweighted, group-lasso, score"):
+        PruneSettings(method="magnitud")
