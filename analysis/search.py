@@ -67,6 +67,9 @@ def search(
     objectives = parse_objectives(objectives)
     if isinstance(trials, bool) or not isinstance(trials, int) or not 1 <= trials <= 100_000:
         raise ValueError(f"trials: must be an integer in [1, 100000], got {trials!r}")
+    if "accuracy" in objectives and space.accuracy == "none":
+        raise ValueError("objectives: 'accuracy' needs a space with an accuracy source (accuracy: table:NAME, "
+                         "proxy or train), not 'none'")
     axes = {"pruning": space.pruning_points(), "config": list(space.configs), "hardware": space.hardware_variants(),
             "seq_len": list(space.seq_lens), "batch": list(space.batches)}  # fmt: skip
     rows: dict[str, dict] = {}
@@ -80,6 +83,10 @@ def search(
             raise optuna.TrialPruned(row["error"])
         if row.get("feasible") is False:
             raise optuna.TrialPruned(row.get("infeasible_reason", "infeasible"))
+        unknown = [name for name in objectives if name not in row]
+        if unknown:  # bad input, found on the first evaluated point rather than after every trial
+            numeric = [k for k, v in row.items() if isinstance(v, int | float) and not isinstance(v, bool)]
+            raise ValueError(f"objectives: {unknown} not columns of a sweep point; numeric columns: {numeric}")
         rows[row["point_id"]] = row
         values = [row.get(name) for name in objectives]
         if any(v is None or pd.isna(v) for v in values):

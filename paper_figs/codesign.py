@@ -36,7 +36,7 @@ from analysis.executor import add_runner_arguments, runner_from_args
 from analysis.plots import OKABE_ITO, save_figure
 from analysis.store import ResultStore, write_table_atomic
 from bsp_common.outputs import prepare_output_dir, write_text_atomic
-from paper_figs.reproduce import FULL_BUDGET, STUDY_TRAIN_SAMPLES, _mean_se, _tiny_model
+from paper_figs.reproduce import FULL_BUDGET, STUDY_TRAIN_SAMPLES, _mean_se, _tiny_model, check_study_inputs
 
 CONFIGS = ("asic-32x32-int8", "fpga-zcu102")
 RATES = (2.0, 4.0)  # loss budgets: the summed estimate of the uniform plans at these compression rates
@@ -264,6 +264,7 @@ def main(argv=None) -> int:
         parser.error(str(err))
     if any(r <= 1 for r in [*args.rates, *args.front_rates]):
         parser.error(f"--rates / --front-rates: compression rates must be > 1, got {args.rates} / {args.front_rates}")
+    check_study_inputs(parser, None if args.quick else args.model, args.data)
     out = prepare_output_dir(args.out, "paper-codesign")  # resumable
     # the study's budget is pinned: results.jsonl keys its points by plan and seed, not by budget
     budget = FULL_BUDGET.train_budget(max_train_samples=STUDY_TRAIN_SAMPLES)

@@ -27,7 +27,7 @@ from analysis.executor import add_runner_arguments, runner_from_args
 from analysis.store import ResultStore
 from bsp_common.outputs import prepare_output_dir, write_text_atomic
 from paper_figs.codesign import _figures, _paired, _simulated, train_in_parallel
-from paper_figs.reproduce import FULL_BUDGET, STUDY_TRAIN_SAMPLES, _mean_se, _tiny_model
+from paper_figs.reproduce import FULL_BUDGET, STUDY_TRAIN_SAMPLES, _mean_se, _tiny_model, check_study_inputs
 
 OUT = Path(__file__).parent / "out"
 
@@ -69,6 +69,7 @@ def main(argv=None) -> int:
         parser.error(str(err))
     if any(r <= 1 for r in args.rates):
         parser.error(f"--rates: compression rates must be > 1, got {args.rates}")
+    check_study_inputs(parser, None if args.quick else args.model, args.data)
     out = prepare_output_dir(args.out, "paper-codesign-blocks")
     budget = FULL_BUDGET.train_budget(max_train_samples=STUDY_TRAIN_SAMPLES)
     model, cache = args.model, OUT / "recipes" / "cache"

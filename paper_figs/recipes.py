@@ -30,7 +30,7 @@ from pathlib import Path
 
 from analysis.executor import add_runner_arguments, runner_from_args
 from bsp_common.outputs import prepare_output_dir
-from paper_figs.reproduce import GROUP_LASSO_LAM, RAMP_END_EPOCH, REWEIGHTED_LAM, _tiny_model
+from paper_figs.reproduce import GROUP_LASSO_LAM, RAMP_END_EPOCH, REWEIGHTED_LAM, _tiny_model, check_study_inputs
 from paper_figs.tune import BUDGET, run_study
 
 RATES = (2, 4)
@@ -108,6 +108,10 @@ def main(argv=None) -> int:
         runner = runner_from_args(args)
     except ValueError as err:
         parser.error(str(err))
+    unknown = set(args.only or ()) - {r["name"] for r in recipes()}
+    if unknown:
+        parser.error(f"--only: unknown recipes {sorted(unknown)}; known: {[r['name'] for r in recipes()]}")
+    check_study_inputs(parser, None if args.quick else args.model, args.data)
     out = prepare_output_dir(args.out, "paper-recipes")  # resumable
     budget, model, block = BUDGET, args.model, BLOCK
     if args.quick:
@@ -115,9 +119,6 @@ def main(argv=None) -> int:
         budget = replace(budget, epochs=4.0, max_train_samples=64, max_eval_samples=64)
     points = grid(tuple(args.rates), tuple(args.seeds), block)
     if args.only:
-        unknown = set(args.only) - {r["name"] for r in recipes()}
-        if unknown:
-            parser.error(f"--only: unknown recipes {sorted(unknown)}; known: {[r['name'] for r in recipes()]}")
         points = [p for p in points if p["name"] in args.only]
     run_study(points, model, args.data, budget, out, "recipes", runner, baseline=BASELINE)
     return 0

@@ -90,6 +90,20 @@ def _git_commit() -> str:
         return "unknown"
 
 
+def check_study_inputs(parser, model: str | None, data: str, glue_dir: str | None = None) -> None:
+    """Refuse an unreadable model (``None``: the quick run's tiny one, made later) or data set through
+    ``parser.error`` (exit 2) -- before the study makes its output directory, so nothing is left behind."""
+    from pruning.data import load_dataset
+    from pruning.models import resolve_model_path
+
+    try:
+        if model is not None:
+            resolve_model_path(model)
+        load_dataset(data, glue_dir=glue_dir)
+    except (ValueError, OSError, UnicodeError) as err:
+        parser.error(str(err))
+
+
 def _tiny_model(cache: Path) -> Path:
     """A tiny randomly initialised BERT with the MiniLM tokenizer, saved once (for --quick)."""
     path = cache / "tiny-random-bert"
@@ -258,10 +272,7 @@ def main(argv=None) -> int:
     args.headline_rates = [r for r in HEADLINE_RATES if r in rates] or list(rates)
     args.lam_plain = GROUP_LASSO_LAM
     tag = args.data.replace(":", "-") + ("-quick" if args.quick else "")
-    out = prepare_output_dir(args.out or Path(__file__).parent / "out" / tag, "paper-figs")  # resumable
-    model = args.model
     if args.quick:
-        model = str(_tiny_model(out / "cache"))
         budget = replace(budget, epochs=3.0, max_train_samples=64, max_eval_samples=64, reweight_interval_steps=1)
         args.rates, args.blocks, args.seeds = (2, 4), (("4x4", "block"), ("8x16", "column")), [0, 1]
         args.method_block, args.headline_rates = ("4x4", "block"), [2, 4]
@@ -275,6 +286,9 @@ def main(argv=None) -> int:
         budget = replace(budget, **overrides)
     except ValueError as err:  # AccuracyBudget names the field
         parser.error(str(err))
+    check_study_inputs(parser, None if args.quick else args.model, args.data, args.glue_dir)
+    out = prepare_output_dir(args.out or Path(__file__).parent / "out" / tag, "paper-figs")  # resumable
+    model = str(_tiny_model(out / "cache")) if args.quick else args.model
 
     start = time.perf_counter()
     frames = []

@@ -29,7 +29,7 @@ import pandas as pd
 from analysis.executor import TaskRunner, add_runner_arguments, runner_from_args
 from analysis.store import ResultStore, write_table_atomic
 from bsp_common.outputs import prepare_output_dir
-from paper_figs.reproduce import FULL_BUDGET, STUDY_TRAIN_SAMPLES, _tiny_model
+from paper_figs.reproduce import FULL_BUDGET, STUDY_TRAIN_SAMPLES, _tiny_model, check_study_inputs
 from pruning.pruner import PruneSettings
 from pruning.train import TrainBudget
 
@@ -151,6 +151,7 @@ def main(argv=None) -> int:
     # 2.0 -> 2: the rate is part of a point's key, and the default grid's rates are integers
     rates = tuple(int(r) if float(r).is_integer() else r for r in rates)
     seeds = tuple(args.seeds or ((0,) if args.quick else SEEDS))
+    check_study_inputs(parser, None if args.quick else args.model, args.data)
     out = prepare_output_dir(args.out, "paper-tune")  # resumable
     budget, model, block = BUDGET, args.model, BLOCK
     if args.quick:

@@ -223,3 +223,16 @@ def test_studies_on_two_local_workers_equal_their_serial_runs(tmp_path):
         table = pd.read_csv(tmp_path / name / "results.csv")[["config", "plan", "dev_accuracy", "latency_s"]]
         tables.append(table.sort_values(["config", "plan"]).reset_index(drop=True))
     pd.testing.assert_frame_equal(*tables)
+
+
+@pytest.mark.parametrize("module", ["reproduce", "recipes", "tune", "codesign", "codesign_blocks"])
+@pytest.mark.parametrize(("option", "value", "message"), [("--data", "tweets", "data"),
+                                                          ("--model", "no/such/model", "model")])  # fmt: skip
+def test_studies_refuse_bad_inputs_before_making_their_output(module, option, value, message, tmp_path, capsys):
+    import importlib
+
+    study = importlib.import_module(f"paper_figs.{module}")
+    with pytest.raises(SystemExit) as stop:
+        study.main([option, value, "--out", str(tmp_path / "out")])
+    assert stop.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -348,3 +348,22 @@ def test_refusals_after_set_up_leave_no_output_behind(tiny_model_dir, tmp_path, 
         sweep(space_for(tiny_model_dir, **overrides), out_dir=tmp_path / "out", dask_scheduler=scheduler,
               progress=False)  # fmt: skip
     assert not (tmp_path / "out").exists()
+
+
+def test_search_refuses_objectives_it_cannot_optimise_in_one_line(tiny_model_dir, tmp_path, capsys):
+    """Optuna's own warning and traceback stay silent; the refusal names the objective and what exists."""
+    from bsp_cli.main import main
+
+    space_file = tmp_path / "space.yaml"
+    space_file.write_text(yaml.safe_dump({"model": str(tiny_model_dir), "accuracy": "none", "blocks": ["8x8"],
+                                          "sparsities": [0.0, 0.5], "configs": ["asic-16x16-int8"],
+                                          "seq_lens": [8]}))  # fmt: skip
+    assert main(["search", str(space_file), "--trials", "3", "--objectives", "accuracy:max", "--out",
+                 str(tmp_path / "a"), "--no-progress"]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "objectives: 'accuracy' needs a space with an accuracy source" in err and not (tmp_path / "a").exists()
+    assert main(["search", str(space_file), "--trials", "3", "--objectives", "latency_ms:min", "--out",
+                 str(tmp_path / "b"), "--no-progress"]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "objectives: ['latency_ms'] not columns of a sweep point" in err and "'latency_s'" in err
+    assert "Traceback" not in err and "Trial" not in err and err.count("\n") == 1
