@@ -398,6 +398,9 @@ def run_codesign(model: str | Path, data: str, config, out_dir: str | Path, *, b
     if meta_path.is_file() and json.loads(meta_path.read_text()).get("key") == key:  # same estimates: reuse
         candidates = pd.read_csv(out / "candidates.csv")
         calibration = pd.read_csv(out / "calibration.csv") if (out / "calibration.csv").is_file() else None
+        if progress:
+            print(f"codesign: {len(candidates)} candidates reused from {out / 'candidates.csv'} (same model, data "
+                  "and settings); only the allocation runs again", file=sys.stderr)  # fmt: skip
     else:
         candidates, calibration = _estimate_candidates(classifier, train, held_out, hws, blocks, granularity,
                                                        sparsities, validate, budget.seed, tokens, progress,
