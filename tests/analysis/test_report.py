@@ -90,3 +90,25 @@ def test_a_front_point_without_a_sequence_length_is_named_not_a_traceback(table_
     assert main(["report", str(edited), "--out", str(tmp_path / "r.html")]) == 2
     assert re.search(r"results row \d+: column 'seq_len' must be a positive whole number .* got nan",
                      capsys.readouterr().err)  # fmt: skip
+
+
+def test_a_table_cell_naming_a_model_of_millions_of_layers_is_refused_not_simulated(table_path, tmp_path, capsys):
+    """Issue 26's hang: the report re-simulates front points from their ``hf_config_dir``; a cell pointing at
+    a config of 5,000,000 layers must be refused by the model-size bound (simulating it took about an hour)."""
+    import json
+
+    import pandas as pd
+
+    huge = tmp_path / "huge"
+    huge.mkdir()
+    config = json.loads((table_path.parents[1] / "tiny-bert" / "config.json").read_text())
+    (huge / "config.json").write_text(json.dumps({**config, "num_hidden_layers": 5_000_000}))
+    table = pd.read_parquet(table_path)
+    table["hf_config_dir"] = str(huge)
+    table["masks_path"] = None  # dense: the bound, not a mask mismatch, must stop it
+    edited = tmp_path / "edited.csv"
+    table.to_csv(edited, index=False)
+    assert main(["report", str(edited), "--out", str(tmp_path / "r.html")]) == 2
+    assert "num_hidden_layers must be at most 10,000 (the largest encoders have ~100), got 5,000,000" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "r.html").exists()
