@@ -109,6 +109,8 @@ def test_a_table_cell_naming_a_model_of_millions_of_layers_is_refused_not_simula
     edited = tmp_path / "edited.csv"
     table.to_csv(edited, index=False)
     assert main(["report", str(edited), "--out", str(tmp_path / "r.html")]) == 2
-    assert "num_hidden_layers must be at most 10,000 (the largest encoders have ~100), got 5,000,000" in \
-        capsys.readouterr().err
+    assert (
+        "num_hidden_layers must be at most 10,000 (the largest encoders have ~100), got 5,000,000"
+        in capsys.readouterr().err
+    )
     assert not (tmp_path / "r.html").exists()
