@@ -112,10 +112,22 @@ def _refuse_file_on_path(candidates: Iterable[Path], shown: str | Path, option: 
         if candidate.exists():
             if not candidate.is_dir():
                 raise OutputError(f"{option}: {str(shown)!r}: {candidate} is a file, not a directory")
-            if not os.access(candidate, os.W_OK | os.X_OK):
+            if not os.access(candidate, os.W_OK | os.X_OK) or not _can_create_in(candidate):
                 raise OutputError(f"{option}: {str(shown)!r}: {candidate} is not writable (a read-only file system "
                                   "or its permissions); choose another location")  # fmt: skip
             return
+
+
+def _can_create_in(directory: Path) -> bool:
+    """Whether a file can be made in ``directory`` (a probe file, removed at once): ``os.access`` says yes to
+    root on pseudo file systems such as /proc, where the write then fails after the work is done."""
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".bsp-probe-", dir=directory)
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(probe)
+    return True
 
 
 def _resolved(path: Path, option: str) -> Path:

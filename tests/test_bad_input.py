@@ -361,6 +361,14 @@ def test_out_of_the_wrong_type_is_refused_before_loading(command, text_task, tmp
     assert (tmp_path / "a_file").read_text() == "x" and not any((tmp_path / "a_dir").iterdir())
 
 
+def test_plot_of_a_table_with_nothing_to_draw_is_refused_without_an_output(tmp_path, capsys):
+    table = tmp_path / "t.csv"
+    table.write_text("a,b\n1,2\n")
+    assert main(["plot", str(table), "--out", str(tmp_path / "figs")]) == 2
+    assert "has none of the columns any figure needs" in capsys.readouterr().err
+    assert not (tmp_path / "figs").exists()
+
+
 def test_simulate_csv_does_not_overwrite_without_asking(tmp_path, capsys):
     config = tmp_path / "config.json"
     tiny_classifier("bert").config.to_json_file(config)
@@ -692,6 +700,18 @@ def test_an_unwritable_output_location_is_refused_before_any_work(text_task, tmp
     assert main(["pareto", str(tmp_path / "t.csv"), "--objectives", "a:min,b:min", "--out",
                  str(read_only / "front.csv")]) == 2  # fmt: skip
     assert "is not writable" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_a_pseudo_file_system_that_access_calls_writable_is_refused_before_any_work(tmp_path, capsys):
+    """Root's os.access says /proc is writable; creating a file there fails. Found before simulating."""
+    config = tmp_path / "config.json"
+    tiny_classifier("bert").config.to_json_file(config)
+    for option, target in (("--csv", "/proc/ops.csv"), ("--plot", "/proc/sub/layers")):
+        argv = ["simulate", "--config", "asic-16x16-int8", "--hf-config", str(config), "--seq-len", "8", option, target]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert f"{option}: " in err and "/proc is not writable" in err and "note:" not in err  # before the model
 
 
 def test_a_swap_killed_between_its_renames_leaves_the_old_output_recoverable(tmp_path, monkeypatch):

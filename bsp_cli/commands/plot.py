@@ -39,14 +39,20 @@ def run(args) -> int:
         *[(f"{metric}_vs_block", [metric, *sweep_keys], lambda metric=metric: metric_vs_block(table, metric))
           for metric in ("cycles", "energy_pj", "utilization")],
     ]  # fmt: skip
-    out = prepare_output_dir(args.out, "figures", inputs=[args.results])
-    written = []
+    drawable, skipped = [], []
     for stem, needs, draw in figures:
         missing = [c for c in needs if c not in table or not table[c].notna().any()]
         if missing:
-            print(f"skipped {stem}: the table has no values in {', '.join(missing)}", file=sys.stderr)
-            continue
-        written += save_figure(draw(), out / stem)
+            skipped.append(f"skipped {stem}: the table has no values in {', '.join(missing)}")
+        else:
+            drawable.append((stem, draw))
+    if not drawable:  # refuse before making --out: an empty figures folder and exit 0 would read as success
+        raise ValueError(f"results: {args.results} has none of the columns any figure needs (a bsp sweep table "
+                         "has cycles, energy_pj, accuracy, block, config, target_sparsity)")
+    if skipped:
+        print(*skipped, sep="\n", file=sys.stderr)
+    out = prepare_output_dir(args.out, "figures", inputs=[args.results])
+    written = [path for stem, draw in drawable for path in save_figure(draw(), out / stem)]
     for path in written:
         print(path)
     return 0
