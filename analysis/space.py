@@ -184,13 +184,19 @@ class SweepSpace:
                 if any(isinstance(v, float) and not math.isfinite(v) for v in (value if len(paths) > 1 else [value])):
                     raise ValueError(f"sweep.hardware_axes.{key}: values must be finite numbers or sizes, got "
                                      f"{short_repr(value)}")  # fmt: skip
-            try:
-                derive_config(self.configs[0], _axis_settings(key, values)[0])
-            except ConfigError as err:  # a wrong path is bad input; an infeasible value is a result
-                wrong = [p for p, message in err.errors if message == "names no field of the config"]
-                if wrong:
-                    raise ValueError(f"sweep.hardware_axes: {', '.join(wrong)} names no field of an accelerator "
-                                     "config (see `bsp configs show NAME`)") from None  # fmt: skip
+            for settings in _axis_settings(key, values):
+                try:
+                    derive_config(self.configs[0], settings)
+                except ConfigError as err:  # a wrong path or value is bad input; values that do not fit together
+                    wrong = [p for p, message in err.errors if message == "names no field of the config"]
+                    if wrong:  # (an array over an FPGA's DSP budget) are a result: an infeasible row
+                        raise ValueError(f"sweep.hardware_axes: {', '.join(wrong)} names no field of an accelerator "
+                                         "config (see `bsp configs show NAME`)") from None  # fmt: skip
+                    refused = [(p, message) for p, message in err.errors if p in err.value_paths and p in settings]
+                    if refused:
+                        path, message = refused[0]
+                        where = f"{key}: {path}" if len(settings) > 1 else key
+                        raise ValueError(f"sweep.hardware_axes.{where}: {message}") from None
 
     def hardware_variants(self) -> list[dict]:
         """Config-field overrides of every hardware-axis combination (``[{}]`` without axes)."""

@@ -73,10 +73,13 @@ StrictFloat = Annotated[float, Strict()]  # ints are accepted as floats; bools a
 
 
 class ConfigError(ValueError):
-    """Invalid accelerator config; ``errors`` lists ``(field path, message)`` pairs."""
+    """Invalid accelerator config; ``errors`` lists ``(field path, message)`` pairs; ``value_paths`` the fields
+    whose value is refused on its own (a type or a bound), as opposed to combinations of fields that do not fit
+    together (an array over its DSP budget)."""
 
-    def __init__(self, source: str, errors: list[tuple[str, str]]) -> None:
+    def __init__(self, source: str, errors: list[tuple[str, str]], value_paths: frozenset[str] = frozenset()) -> None:
         self.errors = errors
+        self.value_paths = value_paths
         lines = "\n".join(f"  {path}: {message}" for path, message in errors)
         super().__init__(f"invalid accelerator config {source}:\n{lines}")
 
@@ -377,7 +380,8 @@ def _validate(data, source: str) -> AcceleratorConfig:
     try:
         return AcceleratorConfig.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(source, _errors_of(err)) from None
+        value_paths = frozenset(".".join(str(p) for p in item["loc"]) for item in err.errors() if item["loc"])
+        raise ConfigError(source, _errors_of(err), value_paths) from None
 
 
 def _presets_dir():

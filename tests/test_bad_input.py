@@ -575,6 +575,10 @@ API_ROUND_TWO = {  # hardening round two, API cases: the call (given tmp_path) a
                                r"sweep.hardware_axes.clock_mhz: values must be finite numbers"),
     "inf in a tied hardware axis": (lambda _: _space(hardware_axes={"pe_array.rows,pe_array.cols": [[16, math.inf]]}),
                                     r"sweep.hardware_axes.pe_array.rows,pe_array.cols: values must be finite"),
+    "zero rows in a hardware axis": (lambda _: _space(hardware_axes={"pe_array.rows": [16, 0]}),
+                                     r"sweep.hardware_axes.pe_array.rows: Input should be greater than 0 \(got 0\)"),
+    "bad size in a tied axis": (lambda _: _space(hardware_axes={"pe_array.rows,buffers.weight_bytes": [[16, "1 XB"]]}),
+                                r"pe_array.rows,buffers.weight_bytes: buffers.weight_bytes: expected a size"),
     "sweep file that is a list": (lambda tmp: _load_space_text(tmp, "[]\n"), r"sweep.yaml: expected a mapping, got "
                                   "list"),
     "sweep file that is false": (lambda tmp: _load_space_text(tmp, "false\n"), r"sweep.yaml: expected a mapping, got "
