@@ -62,13 +62,16 @@ def accelerator_labels(table: pd.DataFrame) -> pd.Series:
     return pd.Series([accelerator_label(row) for _, row in table.iterrows()], index=table.index)
 
 
-def point_columns(table: pd.DataFrame, objectives=()) -> list[str]:
-    """The columns that tell ``table``'s rows apart (accelerator, hardware axes, pruning point) that vary or
-    identify, then ``objectives``: what a printed front needs, not every stored column."""
-    axes = list(dict.fromkeys(k for text in table.get("hw_overrides", pd.Series(dtype=str)).dropna().unique()
+def point_columns(table: pd.DataFrame, objectives=(), among: pd.DataFrame | None = None) -> list[str]:
+    """The identity columns (accelerator, hardware axes, pruning point) that vary across ``among`` (default
+    ``table``; pass the whole results table when ``table`` is its front, so a one-row front still says which
+    block and sparsity won), then ``objectives``: what a printed front needs, not every stored column."""
+    among = table if among is None else among
+    axes = list(dict.fromkeys(k for text in among.get("hw_overrides", pd.Series(dtype=str)).dropna().unique()
                               for k in json.loads(text or "{}")))  # fmt: skip
     identity = ["config", *axes, *IDENTITY_COLUMNS[1:]]
-    shown = [c for c in identity if c in table and (c == "config" or table[c].nunique(dropna=False) > 1)]
+    varies = {c for c in identity if c in among and among[c].nunique(dropna=False) > 1}
+    shown = [c for c in identity if c in table and (c == "config" or c in varies)]
     if "accuracy" in table and "accuracy" not in objectives and table["accuracy"].notna().any():
         shown.append("accuracy")
     return [*shown, *(c for c in objectives if c in table and c not in shown)]

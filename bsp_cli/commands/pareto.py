@@ -60,7 +60,7 @@ def run(args) -> int:
     if args.all_columns:  # every stored column, objectives first, as stored
         shown = front[list(objectives) + [c for c in front.columns if c not in objectives]]
     else:
-        shown = readable_table(front[point_columns(front, objectives)])
+        shown = readable_table(front[point_columns(front, objectives, among=table)])
     with pd.option_context("display.width", 10_000, "display.max_columns", None, "display.max_colwidth", 60):
         print(shown.to_string(index=False))
     print(f"{len(front)} of {len(table)} rows on the front")

@@ -41,5 +41,5 @@ def run(args) -> int:
         front = pareto_front(table, objectives)
         with pd.option_context("display.width", 200, "display.max_rows", 200):
             print(f"Pareto front of the evaluated points ({len(front)}):")
-            print(readable_table(front[point_columns(front, objectives)]).to_string(index=False))
+            print(readable_table(front[point_columns(front, objectives, among=table)]).to_string(index=False))
     return 0

@@ -68,7 +68,7 @@ def run(args) -> int:
         save_figure(pareto_scatter(ok, x="latency_s", y=y, y_sense=OBJECTIVES[y], title=title, chance=chance),
                     out / "pareto")  # fmt: skip
         front = pareto_front(ok, objectives)
-        columns = point_columns(front, [*objectives, *(c for c in ("cycles", "utilization") if c in front)])
+        columns = point_columns(front, [*objectives, *(c for c in ("cycles", "utilization") if c in front)], among=ok)
         with pd.option_context("display.width", 200, "display.max_rows", 100):
             print(f"Pareto front ({', '.join(f'{k}:{v}' for k, v in objectives.items())}), {len(front)} points; "
                   f"accuracy source: {ACCURACY_NOTES.get(source, source)}")  # fmt: skip

@@ -59,6 +59,9 @@ def test_printed_fronts_show_the_columns_that_vary_in_engineering_units():
     assert list(shown.columns) == [*columns[:-2], "latency", "energy"]
     assert shown["latency"].iloc[0] == "2.4 ms"  # 1.2e6 cycles at 500 MHz
     assert shown["energy"].iloc[2] == "20 mJ"  # 2e10 pJ
+    one_row_front = table.iloc[[1]]  # alone, nothing varies; across the whole table the axes and block do
+    assert point_columns(one_row_front, ["latency_s"]) == ["config", "latency_s"]
+    assert point_columns(one_row_front, ["latency_s"], among=table) == [*columns[:-1]]
 
 
 def test_plots_colour_each_derived_accelerator_and_label_ticks_with_units():
