@@ -31,7 +31,7 @@ from analysis.display import accelerator_label, accelerator_labels
 from analysis.pareto import FRONT_OBJECTIVES, knee_point, pareto_mask
 from analysis.plots import LABELS, OKABE_ITO, layer_group_table, majority_accuracy
 from analysis.space import ACCURACY_NOTES
-from analysis.store import read_table
+from analysis.store import read_table, table_file
 from bsp_common.outputs import check_output_file, write_text_atomic
 
 __all__ = ["accuracy_figure", "build_report", "detail_points", "pareto_figure", "point_heading"]
@@ -232,7 +232,8 @@ def point_heading(point) -> str:
 
 
 def build_report(results: str | Path, out: str | Path, detail: int = 3, overwrite: bool = False) -> Path:
-    """Write the interactive report of a results table (``.parquet``/``.csv``) to ``out`` (an ``.html`` file).
+    """Write the interactive report of a results table (``.parquet``/``.csv``, or the sweep directory holding it)
+    to ``out`` (an ``.html`` file).
 
     ``detail`` front points get the per-layer and mask sections (0: none; they re-simulate and need the
     masks the sweep cached). An existing ``out`` is replaced only with ``overwrite`` (atomically), and never
@@ -240,7 +241,7 @@ def build_report(results: str | Path, out: str | Path, detail: int = 3, overwrit
     """
     import plotly.io as pio
 
-    results, out = Path(results), Path(out)
+    results, out = table_file(results), Path(out)
     if out.expanduser().resolve() == results.expanduser().resolve():
         raise ValueError(f"--out: {str(out)!r} is the results table itself; give another file name")
     check_output_file(out, overwrite=overwrite)

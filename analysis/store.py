@@ -130,9 +130,26 @@ def _parquet_safe(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
-    """A results table from ``.parquet`` or CSV; unreadable files get one error naming the file."""
+_TABLES_IN_OUTPUT_DIRS = ("sweep.parquet", "search.parquet")  # the tables bsp sweep and bsp search write
+
+
+def table_file(path: str | Path) -> Path:
+    """``path``, or for a ``bsp sweep``/``bsp search`` output directory the table in it (``sweep.parquet`` or
+    ``search.parquet``): the file whose directory relative paths in the table (``masks_path``) start from."""
     path = Path(path)
+    if not path.is_dir():
+        return path
+    tables = [path / name for name in _TABLES_IN_OUTPUT_DIRS if (path / name).is_file()]
+    if len(tables) != 1:
+        raise FileNotFoundError(f"results: {path} is a directory without a results table; give the table file "
+                                f"(a bsp sweep or search directory holds {' or '.join(_TABLES_IN_OUTPUT_DIRS)})")
+    return tables[0]
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """A results table from ``.parquet`` or CSV, or from a ``bsp sweep``/``bsp search`` output directory (see
+    :func:`table_file`); unreadable files get one error naming the file."""
+    path = table_file(path)
     if not path.is_file():
         raise FileNotFoundError(f"results: no file {path}")
     try:

@@ -17,7 +17,7 @@ EXAMPLE = """example:
 def register(subparsers) -> None:
     p = subparsers.add_parser("pareto", help="Pareto front of a results table", epilog=EXAMPLE,
                               formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("results", help="results table (.parquet or .csv)")
+    p.add_argument("results", help="results table (.parquet or .csv), or a bsp sweep/search output directory")
     p.add_argument("--objectives", required=True, help="comma list of COLUMN:min|max")
     p.add_argument("--out", help="write the front (all columns) to this CSV/Parquet file")
     p.add_argument("--plot", help="scatter of the first two objectives with the front (PNG + SVG)")

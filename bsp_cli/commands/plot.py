@@ -14,7 +14,7 @@ EXAMPLE = """example:
 def register(subparsers) -> None:
     p = subparsers.add_parser("plot", help="figures from a sweep table", epilog=EXAMPLE,
                               formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("results", help="sweep table (.parquet or .csv)")
+    p.add_argument("results", help="sweep table (.parquet or .csv), or a bsp sweep output directory")
     p.add_argument("--out", default="results/figs", help="figures directory: new, empty, or an earlier bsp plot "
                    "output, whose figures are replaced (PNG + SVG per figure)")
     p.set_defaults(run=run)

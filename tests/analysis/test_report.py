@@ -114,3 +114,15 @@ def test_a_table_cell_naming_a_model_of_millions_of_layers_is_refused_not_simula
         in capsys.readouterr().err
     )
     assert not (tmp_path / "r.html").exists()
+
+
+def test_a_sweep_directory_stands_for_its_table(table_path, tmp_path, capsys):
+    """``bsp report results/sweep`` reads ``sweep.parquet`` and finds the cached masks relative to it (masks_path
+    is stored relative to the sweep directory); a directory without a results table is named."""
+    assert main(["report", str(table_path.parent), "--out", str(tmp_path / "r.html"), "--detail", "2"]) == 0
+    page = (tmp_path / "r.html").read_text()
+    assert page.count(": kept groups of layer 0") >= 1  # a mask section: the masks were found
+    assert main(["pareto", str(table_path.parent), "--objectives", "latency_s:min,energy_pj:min"]) == 0
+    capsys.readouterr()
+    assert main(["report", str(tmp_path), "--out", str(tmp_path / "r2.html")]) == 2
+    assert "is a directory without a results table" in capsys.readouterr().err
