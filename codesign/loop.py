@@ -163,6 +163,14 @@ def _check_options(blocks, granularity, sparsities, objective, estimate, max_los
         sparsities = sorted({0.0, *(check_sparsity(s) for s in sparsities)})
     except ValueError as err:
         raise ValueError(f"sparsities: {str(err).split(': ', 1)[1]}") from None
+    reach = 1.0 / (1.0 - sparsities[-1])  # every layer at the highest candidate sparsity
+    if target_compression is not None and target_compression > reach:
+        raise ValueError(f"target_compression: {target_compression:g} is beyond what the candidate sparsities reach "
+                         f"(at most {reach:g}x, every layer at {sparsities[-1]:g}); add higher sparsities or lower "
+                         "the target")  # fmt: skip
+    if max_accuracy_drop is not None and not max_accuracy_drop < 1:
+        raise ValueError(f"max_accuracy_drop: a fraction of accuracy in (0, 1), e.g. 0.01 for one point, "
+                         f"got {max_accuracy_drop!r}")  # fmt: skip
     return blocks, sparsities
 
 
@@ -446,7 +454,15 @@ def run_codesign(model: str | Path, data: str, config, out_dir: str | Path, *, b
 
     plans, uniform_rows = [], []
     for (hw_name, block_text), table in candidates.groupby(["config", "block"], sort=False):
-        chosen, solution = allocate_block(table, objective, estimate, capacity, constraint, greedy=False)
+        try:
+            chosen, solution = allocate_block(table, objective, estimate, capacity, constraint, greedy=False)
+        except ValueError:
+            if constraint != "compression":
+                raise
+            fewest = int(table.groupby("layer")["kept_weights"].min().sum())  # blocks round the kept count up
+            raise ValueError(f"target_compression: {target_compression:g} is beyond what {block_text} blocks reach "
+                             f"on this model (at most {total_weights / fewest:.4g}x); lower the target (the candidates "
+                             f"in {out} are kept: the next run reuses them)") from None
         _, greedy_solution = allocate_block(table, objective, estimate, capacity, constraint, greedy=True)
         plans.append((hw_name, block_text, chosen, {"exact": solution.value, "greedy": greedy_solution.value}))
         for sparsity, level in table.groupby("sparsity"):

@@ -2,6 +2,7 @@
 
 import itertools
 import json
+import re
 
 import numpy as np
 import pytest
@@ -475,3 +476,34 @@ def test_codesign_refuses_a_block_larger_than_a_layer_before_training(tmp_path, 
     assert main(argv) == 2
     assert "blocks: block 4096x4096 does not fit" in capsys.readouterr().err
     assert not (tmp_path / "cd").exists() and not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize(("budget", "message"), [
+    (["--target-compression", "1e9"], r"target_compression: 1e\+09 is beyond what the candidate sparsities reach "
+                                      r"\(at most 8x, every layer at 0.875\)"),
+    (["--target-compression", "5", "--sparsities", "0.5", "0.75"], r"target_compression: 5 is beyond .*\(at most 4x"),
+    (["--budget-accuracy-drop", "2", "--validate", "5"], r"max_accuracy_drop: a fraction of accuracy in \(0, 1\)"),
+])  # fmt: skip
+def test_codesign_refuses_a_budget_no_plan_can_meet_before_any_work(tmp_path, capsys, budget, message):
+    """1/(1 - highest sparsity) bounds the compression any plan reaches; an accuracy drop is a fraction."""
+    model_dir, glue_dir = tiny_text_task(tmp_path)
+    argv = ["codesign", "--model", str(model_dir), "--data", "glue:sst-2", "--glue-dir", str(glue_dir),
+            "--cache-dir", str(tmp_path / "c"), "--config", "asic-16x16-int8", "--blocks", "8x8", *budget,
+            "--out", str(tmp_path / "cd")]  # fmt: skip
+    assert main(argv) == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not (tmp_path / "cd").exists() and not (tmp_path / "c").exists()
+
+
+def test_a_compression_that_block_rounding_misses_is_named_and_the_candidates_are_reused(tmp_path, capsys):
+    """At sparsity 0.7, 8x8 blocks keep 5 of 16 (attention) and 10 of 32 (FFN) blocks per weight: 3.2x, below
+    the 1/(1 - 0.7) = 3.33x bound checked up front; 3.3 is refused after the candidates, which a rerun reuses."""
+    model_dir, glue_dir = tiny_text_task(tmp_path)
+    argv = ["codesign", "--model", str(model_dir), "--data", "glue:sst-2", "--glue-dir", str(glue_dir),
+            "--cache-dir", str(tmp_path / "c"), "--config", "asic-16x16-int8", "--blocks", "8x8", "--sparsities",
+            "0.7", "--out", str(tmp_path / "cd")]  # fmt: skip
+    assert main([*argv, "--target-compression", "3.3"]) == 2
+    assert "target_compression: 3.3 is beyond what 8x8 blocks reach on this model (at most 3.2x)" in \
+        capsys.readouterr().err
+    assert main([*argv, "--target-compression", "3.2"]) == 0
+    assert "only the allocation runs again" in capsys.readouterr().err
