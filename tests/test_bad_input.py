@@ -118,6 +118,28 @@ def test_export_to_cwd_keeps_the_users_files(pruned_with_tokenizer, tmp_path, mo
     assert sorted(p.name for p in work.iterdir()) == ["main.c", "results.csv"]
 
 
+@pytest.mark.parametrize(("options", "notes"), [
+    (["--method", "score", "--lam", "5", "--nm", "1:4"],
+     ["--nm 1:4 has no effect with --method score (it applies to nm)",
+      "--lam 5.0 has no effect with --method score (it applies to reweighted and group-lasso)"]),
+    (["--method", "unstructured", "--block", "8x8", "--eps", "0.5"],
+     ["--eps 0.5 has no effect with --method unstructured (it applies to reweighted)",
+      "--block 8x8 has no effect with --method unstructured (it applies to reweighted, group-lasso and score)"]),
+    (["--method", "reweighted", "--block", "8x8", "--lam", "5", "--eps", "0.5"], []),
+])  # fmt: skip
+def test_options_the_method_does_not_read_are_named(text_task, tmp_path, capsys, monkeypatch, options, notes):
+    def stop(*args, **kwargs):
+        raise ValueError("stopped before training")
+
+    monkeypatch.setattr("pruning.train.run_pruning", stop)
+    model_dir, glue_dir = text_task
+    argv = ["prune", "--model", str(model_dir), "--data", "glue:sst-2", "--glue-dir", str(glue_dir),
+            "--target-sparsity", "0.5", "--out", str(tmp_path / "out"), *options]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert [line.removeprefix("note: ") for line in err.splitlines() if line.startswith("note: ")] == notes
+
+
 def test_prune_into_a_users_directory_is_refused_before_loading(text_task, tmp_path, capsys, no_training):
     user_dir = tmp_path / "mine"
     user_dir.mkdir()

@@ -113,6 +113,8 @@ def _parse_nm(text: str) -> tuple[int, int]:
 
 
 def run(args) -> int:
+    import sys
+
     from pruning.report import layer_report
     from pruning.settings import PruneSettings
     from pruning.train import TrainBudget, check_run_output, run_pruning
@@ -140,6 +142,8 @@ def run(args) -> int:
         default = PruneSettings()
         settings = PruneSettings(block=args.block or default.block, granularity=args.granularity or default.granularity,
                                  target_sparsity=args.target_sparsity, **common)  # fmt: skip
+    for note in _ignored_options(args, settings):
+        print(f"note: {note}", file=sys.stderr)
     budget = TrainBudget(**{field: getattr(args, dest) for dest, field in _BUDGET_OPTIONS.items()})
     result = run_pruning(args.model, args.data, settings, args.out, budget, glue_dir=args.glue_dir,
                          overwrite=args.overwrite, teacher=args.teacher_model, cache_dir=args.cache_dir)
@@ -165,6 +169,29 @@ def run(args) -> int:
         )
     )
     return 0
+
+
+# options that only some methods read (option dest -> those methods); given to another method they change nothing
+_METHOD_OPTIONS = {"nm": ("nm",), "lam": ("reweighted", "group-lasso"), "penalty_mode": ("reweighted", "group-lasso"),
+                   "reweight_interval_steps": ("reweighted",), "eps": ("reweighted",),
+                   "relative_norms": ("reweighted",), "block": ("reweighted", "group-lasso", "score"),
+                   "granularity": ("reweighted", "group-lasso", "score")}  # fmt: skip
+
+
+def _ignored_options(args, settings) -> list[str]:
+    """One line per option set away from its default that ``settings.method`` does not read (``--lam`` with the
+    score method, ``--block`` with nm): said, so a typo'd method is not a silent surprise."""
+    from pruning.settings import PruneSettings
+
+    default = PruneSettings()
+    unset = {"nm": "{}:{}".format(*default.nm), "lam": default.lam, "penalty_mode": default.penalty_mode,
+             "reweight_interval_steps": None, "eps": default.eps, "relative_norms": False, "block": None,
+             "granularity": None}  # fmt: skip
+    method = settings.method.value
+    return [f"--{dest.replace('_', '-')} {getattr(args, dest)} has no effect with --method {method} (it applies to "
+            f"{', '.join(methods[:-1]) + ' and ' if len(methods) > 1 else ''}{methods[-1]})"
+            for dest, methods in _METHOD_OPTIONS.items()
+            if method not in methods and getattr(args, dest) != unset[dest]]  # fmt: skip
 
 
 def _teacher_accuracy(out_dir) -> dict:
