@@ -48,7 +48,8 @@ def save_pruned(
     """
     out_dir = Path(out_dir)
     with atomic_output_dir(out_dir, OUTPUT_KIND, overwrite=overwrite, inputs=inputs) as tmp_dir:
-        model.save_pretrained(tmp_dir, safe_serialization=True)
+        with quiet_loading():  # no "Writing model shards" bar amid the command's own output
+            model.save_pretrained(tmp_dir, safe_serialization=True)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp_dir)
         save_masks(dict(masks), tmp_dir / MASKS_FILENAME)

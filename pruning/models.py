@@ -75,8 +75,8 @@ def load_classifier(model: str | Path, num_labels: int, seed: int = 0) -> PreTra
 
 @contextlib.contextmanager
 def quiet_loading():
-    """No load report and no progress bar for the loads inside: for loads whose missing or unexpected keys are
-    intended (a fresh head, an encoder without its head); the caller's own verbosity comes back after."""
+    """No load report and no progress bar for the loads (and saves) inside: for loads whose missing or unexpected
+    keys are intended (a fresh head, an encoder without its head); the caller's own verbosity comes back after."""
     from transformers.utils import logging as hf_logging
 
     verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
