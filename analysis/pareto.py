@@ -52,6 +52,9 @@ def parse_objectives(text: str | Mapping[str, str]) -> dict[str, str]:
 
 
 def _costs(df: pd.DataFrame, objectives: Mapping[str, str]) -> np.ndarray:
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"table: expected a pandas DataFrame (e.g. pd.read_parquet('results/sweep.parquet')), "
+                        f"got {type(df).__name__}")  # fmt: skip
     objectives = parse_objectives(objectives)
     missing = [name for name in objectives if name not in df.columns]
     if missing:

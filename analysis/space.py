@@ -276,10 +276,15 @@ def _from_dict(cls, data: dict, where: str):
     return cls(**data)
 
 
-def load_space(path: str | Path | None = None) -> SweepSpace:
-    """A :class:`SweepSpace` from YAML (``None``: the default main-job space)."""
+def load_space(path: str | Path | dict | None = None) -> SweepSpace:
+    """A :class:`SweepSpace` from YAML, or from a dict of its fields (``None``: the default main-job space)."""
     if path is None:
         return SweepSpace()
+    if isinstance(path, dict):
+        return _from_dict(SweepSpace, path, "sweep")
+    if not isinstance(path, str | Path):
+        raise TypeError(f"sweep space: expected a SweepSpace, a dict of its fields or a YAML path, got "
+                        f"{type(path).__name__}")  # fmt: skip
     path = Path(path)
     data = load_yaml_file(path, "sweep file")
     if data is None:  # an empty file: the default space, as with no file

@@ -156,7 +156,7 @@ def _portable(record: dict, out_dir: str, model_dir: str, model: str) -> dict:
 
 
 def sweep(
-    space: SweepSpace | str | Path | None = None,
+    space: SweepSpace | dict | str | Path | None = None,
     out_dir: str | Path = "results",
     workers: int = 1,
     client=None,

@@ -38,6 +38,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from bsp_common.safe_yaml import short_repr
+
 __all__ = [
     "MARKER_FILENAME",
     "OutputError",
@@ -158,6 +160,8 @@ def check_output_dir(
     inputs : paths the command reads; the target may not be one of them or hold one.
     option : the CLI option or argument name used in messages.
     """
+    if not isinstance(out_dir, str | os.PathLike) or not str(out_dir):
+        raise TypeError(f"{option}: expected a directory path, got {type(out_dir).__name__} {short_repr(out_dir)}")
     inputs = list(inputs)
     path = Path(out_dir).expanduser()
     resolved = _resolved(path, option)

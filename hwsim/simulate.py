@@ -185,6 +185,9 @@ def estimate_folds(config: AcceleratorConfig, workload: Workload) -> int:
 
 def _check_workload(config: AcceleratorConfig, workload: Workload, max_folds: int | None) -> None:
     """Refuse an empty workload and (before any work) one above ``max_folds`` folds."""
+    if not isinstance(workload, Workload):
+        raise TypeError(f"workload: expected a hwsim Workload (build_workload, or Workload(ops=(Gemm(...), ...))), "
+                        f"got {type(workload).__name__}")  # fmt: skip
     if not workload.ops:
         raise ValueError("workload: no ops to simulate")
     if max_folds is not None:

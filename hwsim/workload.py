@@ -207,6 +207,9 @@ def build_workload(
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise ValueError(f"{label}: must be a positive integer, got {value!r}")
     layers, hidden, heads, intermediate = _config_dims(hf_config)
+    if masks is not None and not isinstance(masks, Mapping):
+        raise TypeError(f"masks: expected a mapping of weight name -> BlockMask (pruning.load_masks reads a mask "
+                        f"file), got {type(masks).__name__}")  # fmt: skip
     masks = dict(masks or {})
     layout = layout_for(getattr(hf_config, "model_type", "bert")) if masks else None
     if masks:

@@ -582,6 +582,30 @@ def _load_config(value):
     return load_config(value)
 
 
+def _simulate(workload):
+    from hwsim import simulate
+
+    return simulate("asic-16x16-int8", workload)
+
+
+def _workload_with_masks(masks):
+    from hwsim.workload import build_workload
+
+    return build_workload(_bert(), masks, seq_len=8)
+
+
+def _pareto_front(table):
+    from analysis.pareto import pareto_front
+
+    return pareto_front(table, "a:min")
+
+
+def _sweep(space, out_dir):
+    from analysis import sweep
+
+    return sweep(space, out_dir=out_dir, progress=False)
+
+
 API_ROUND_TWO = {  # hardening round two, API cases: the call (given tmp_path) and what its message must say
     "gemm negative bits": (lambda _: _gemm(weight_bits=-8), r"weight_bits must be an integer in \[1, 64\], got -8"),
     "gemm zero act bits": (lambda _: _gemm(act_bits=0), r"act_bits must be an integer in \[1, 64\], got 0"),
@@ -601,6 +625,12 @@ API_ROUND_TWO = {  # hardening round two, API cases: the call (given tmp_path) a
                                      r"sweep.hardware_axes.pe_array.rows: Input should be greater than 0 \(got 0\)"),
     "bad size in a tied axis": (lambda _: _space(hardware_axes={"pe_array.rows,buffers.weight_bytes": [[16, "1 XB"]]}),
                                 r"pe_array.rows,buffers.weight_bytes: buffers.weight_bytes: expected a size"),
+    "simulate a list of GEMMs": (lambda _: _simulate([_gemm()]), r"workload: expected a hwsim Workload .* got list"),
+    "masks given as a path": (lambda _: _workload_with_masks("masks.safetensors"),
+                              r"masks: expected a mapping of weight name -> BlockMask .* got str"),
+    "pareto of a list": (lambda _: _pareto_front([1, 2]), r"table: expected a pandas DataFrame .* got list"),
+    "sweep into no directory": (lambda _: _sweep(_space(), None), r"--out: expected a directory path, got NoneType"),
+    "sweep space of a number": (lambda _: _sweep(3, "out"), r"sweep space: expected a SweepSpace, a dict .* got int"),
     "sweep file that is a list": (lambda tmp: _load_space_text(tmp, "[]\n"), r"sweep.yaml: expected a mapping, got "
                                   "list"),
     "sweep file that is false": (lambda tmp: _load_space_text(tmp, "false\n"), r"sweep.yaml: expected a mapping, got "
