@@ -140,6 +140,20 @@ def test_options_the_method_does_not_read_are_named(text_task, tmp_path, capsys,
     assert [line.removeprefix("note: ") for line in err.splitlines() if line.startswith("note: ")] == notes
 
 
+@pytest.mark.parametrize(("data", "message"), [
+    (["--data", "glue:foo"], r"glue: unknown task 'foo'; allowed: cola"),
+    (["--data", "bogus"], r"data: unknown dataset 'bogus'; allowed: sentiment, bbc, glue:TASK"),
+    (["--data", "glue:sst-2", "--glue-dir", "nowhere"], r"glue: no train.tsv for task 'sst-2' under nowhere"),
+])  # fmt: skip
+def test_prune_refuses_data_it_cannot_read_without_leaving_an_output(text_task, tmp_path, capsys, data, message):
+    model_dir, glue_dir = text_task
+    argv = ["prune", "--model", str(model_dir), "--glue-dir", str(glue_dir), "--target-sparsity", "0.5",
+            "--out", str(tmp_path / "out"), *data]  # fmt: skip
+    assert main(argv) == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not (tmp_path / "out").exists()
+
+
 def test_prune_into_a_users_directory_is_refused_before_loading(text_task, tmp_path, capsys, no_training):
     user_dir = tmp_path / "mine"
     user_dir.mkdir()
