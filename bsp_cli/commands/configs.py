@@ -26,6 +26,8 @@ def run(args) -> int:
     from hwsim.config import ConfigError, list_presets, load_config
 
     if args.action == "list":
+        if args.target:
+            raise ValueError(f"configs list: takes no name (got {args.target!r}); `bsp configs show NAME` shows one")
         for name in list_presets():
             config = load_config(name)
             array = config.pe_array

@@ -121,6 +121,9 @@ def test_configs_validate_prints_every_problem(tmp_path):
     assert "pe_array.rows" in proc.stderr and "foo: unknown key" in proc.stderr
     proc = subprocess.run([sys.executable, "-m", "bsp_cli", "configs", "list"], capture_output=True, text=True)
     assert "fpga-zcu102" in proc.stdout
+    proc = subprocess.run([sys.executable, "-m", "bsp_cli", "configs", "list", "fpga-zcu102"], capture_output=True,
+                          text=True)  # fmt: skip
+    assert proc.returncode == 2 and "configs list: takes no name (got 'fpga-zcu102')" in proc.stderr
 
 
 def test_simulate_scalesim_compat(tmp_path, capsys):
