@@ -61,6 +61,31 @@ def dask_client(client=None, dask_scheduler: str | None = None):
         return Client(dask_scheduler, timeout="10s")
     except (OSError, TimeoutError) as err:
         raise ValueError(f"--dask-scheduler: no Dask scheduler answered at {dask_scheduler!r} ({err})") from None
+    except (ValueError, TypeError) as err:  # distributed's address parser: "missing port number in address ..."
+        raise ValueError(f"--dask-scheduler: {dask_scheduler!r} is not a scheduler address ({err}); give one like "
+                         "tcp://host:8786") from None  # fmt: skip
+
+
+def check_runner(workers, gpus, distributed: bool) -> list[int] | None:
+    """Check where tasks are to run, before any work; returns the GPU ids (see :func:`resolve_gpus`).
+
+    ``distributed``: a Dask cluster runs them, so ``workers`` must stay 1 and GPU ids name the workers' devices
+    (not checked here); locally, every id must be a device this process sees and ``workers``, if given, must
+    match the one worker per GPU."""
+    check_workers(workers)
+    if distributed and workers > 1:
+        raise ValueError(f"--workers {workers}: with a Dask scheduler its workers run the tasks; leave --workers out")
+    gpus = resolve_gpus(gpus)
+    if gpus is not None and not distributed:
+        visible = visible_gpus()
+        unseen = [g for g in gpus if g not in visible]
+        if unseen:
+            seen = ", ".join(map(str, visible)) or "none: torch.cuda.is_available() is False"
+            raise ValueError(f"--gpus: device {unseen[0]} is not visible to this process (visible: {seen})")
+        if workers not in (1, len(gpus)):
+            raise ValueError(f"--workers {workers} with --gpus {','.join(map(str, gpus))}: one worker runs per GPU; "
+                             "leave --workers out")  # fmt: skip
+    return gpus
 
 
 def resolve_gpus(gpus) -> list[int] | None:
@@ -112,8 +137,8 @@ def add_runner_arguments(parser: argparse.ArgumentParser, what: str = "pruning r
 
 def runner_from_args(args) -> TaskRunner:
     """The :class:`TaskRunner` that :func:`add_runner_arguments`' options ask for (checked before any work)."""
-    check_workers(args.workers)
-    return TaskRunner(args.workers, dask_client(None, args.dask_scheduler), resolve_gpus(args.gpus))
+    gpus = check_runner(args.workers, args.gpus, distributed=args.dask_scheduler is not None)
+    return TaskRunner(args.workers, dask_client(None, args.dask_scheduler), gpus)
 
 
 def _init_worker(parent_pid: int, gpu_queue, threads: int | None = None) -> None:

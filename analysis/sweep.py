@@ -38,7 +38,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from analysis.accuracy import PointCache
-from analysis.executor import TaskRunner, check_workers, dask_client, resolve_gpus
+from analysis.executor import TaskRunner, check_runner, dask_client
 from analysis.space import SweepSpace, load_space
 from analysis.store import ResultStore, write_table_atomic
 from bsp_common.outputs import check_output_dir, prepare_output_dir
@@ -174,8 +174,7 @@ def sweep(
     also written to ``out_dir/results_file`` (``None``: not written; :func:`analysis.search.search` uses that).
     """
     space = space if isinstance(space, SweepSpace) else load_space(space)
-    check_workers(workers)
-    gpus = resolve_gpus(gpus)
+    gpus = check_runner(workers, gpus, distributed=client is not None or dask_scheduler is not None)
     n_points = space.n_points
     if max_points is not None and n_points > max_points:
         raise ValueError(f"sweep: the space has {n_points:,} points, more than the limit of {max_points:,}; "

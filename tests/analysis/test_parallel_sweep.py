@@ -155,3 +155,20 @@ def test_gpus_auto_without_cuda_is_refused_before_work(task, tmp_path):
     assert not (tmp_path / "out").exists()
     with pytest.raises(ValueError, match=r"--gpus: expected 'auto' or a list"):
         sweep(training_space(*task), out_dir=tmp_path / "out", gpus=[-1], progress=False)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"gpus": [7]}, r"--gpus: device 7 is not visible to this process \(visible: "),
+    ({"workers": 2, "dask_scheduler": "tcp://127.0.0.1:9"}, r"--workers 2: with a Dask scheduler its workers run"),
+    ({"dask_scheduler": "notanaddress"}, r"--dask-scheduler: 'notanaddress' is not a scheduler address"),
+])  # fmt: skip
+def test_runner_options_that_cannot_work_are_refused_before_work(task, tmp_path, monkeypatch, kwargs, message):
+    import analysis.executor as executor
+
+    monkeypatch.setattr(executor, "visible_gpus", lambda: [0, 1])  # two devices, whatever this machine has
+    with pytest.raises(ValueError, match=message):
+        sweep(training_space(*task), out_dir=tmp_path / "out", progress=False, **kwargs)
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ValueError, match=r"--workers 4 with --gpus 0,1: one worker runs per GPU"):
+        executor.check_runner(4, [0, 1], distributed=False)
+    assert executor.check_runner(1, [1], distributed=False) == [1]
