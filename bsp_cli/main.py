@@ -20,9 +20,19 @@ __all__ = ["build_parser", "main"]
 _COMMANDS = (prune, codesign, simulate, sweep, search, pareto, plot, report, export, configs)
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("bsp-codesign")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bsp", description="Block-structured pruning / accelerator co-design")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
+    parser.add_argument("--version", action="version", version=f"bsp-codesign {_version()}")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for command in _COMMANDS:
         command.register(subparsers)

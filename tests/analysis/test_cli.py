@@ -277,3 +277,11 @@ def test_a_resumed_sweep_says_what_it_reused(tmp_path, capsys):
     assert "2 computed in this run (2 pruning points), 0 reused from earlier runs" in capsys.readouterr().out
     assert main(argv) == 0
     assert "0 computed in this run (0 pruning points), 2 reused from earlier runs" in capsys.readouterr().out
+
+
+def test_version_is_the_installed_distributions(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out.strip() == f"bsp-codesign {version('bsp-codesign')}"
