@@ -44,6 +44,9 @@ class BlockPruner:
     """
 
     def __init__(self, settings: PruneSettings) -> None:
+        if not isinstance(settings, PruneSettings):
+            raise TypeError(f"settings: expected a PruneSettings, e.g. PruneSettings(block='16x16', "
+                            f"target_sparsity=0.5), got {type(settings).__name__}")  # fmt: skip
         self.settings = settings
         self.model: nn.Module | None = None
         self.layers: dict[str, nn.Linear] = {}
@@ -56,6 +59,9 @@ class BlockPruner:
         return [f"{name}.weight" for name in self.layers]
 
     def prepare(self, model: nn.Module) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model: expected a torch nn.Module (e.g. pruning.models.load_classifier(path, "
+                            f"num_labels)), got {type(model).__name__}")  # fmt: skip
         settings = self.settings
         layers = find_targets(model, settings.targets)
         planned = dict(settings.layer_sparsity) if settings.layer_sparsity is not None else None

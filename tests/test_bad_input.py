@@ -620,6 +620,18 @@ def _sweep(space, out_dir):
     return sweep(space, out_dir=out_dir, progress=False)
 
 
+def _pruner(settings):
+    from pruning import BlockPruner
+
+    return BlockPruner(settings)
+
+
+def _prepare(model):
+    from pruning import BlockPruner, PruneSettings
+
+    return BlockPruner(PruneSettings(block="8x8", target_sparsity=0.5)).prepare(model)
+
+
 API_ROUND_TWO = {  # hardening round two, API cases: the call (given tmp_path) and what its message must say
     "gemm negative bits": (lambda _: _gemm(weight_bits=-8), r"weight_bits must be an integer in \[1, 64\], got -8"),
     "gemm zero act bits": (lambda _: _gemm(act_bits=0), r"act_bits must be an integer in \[1, 64\], got 0"),
@@ -645,6 +657,8 @@ API_ROUND_TWO = {  # hardening round two, API cases: the call (given tmp_path) a
     "pareto of a list": (lambda _: _pareto_front([1, 2]), r"table: expected a pandas DataFrame .* got list"),
     "sweep into no directory": (lambda _: _sweep(_space(), None), r"--out: expected a directory path, got NoneType"),
     "sweep space of a number": (lambda _: _sweep(3, "out"), r"sweep space: expected a SweepSpace, a dict .* got int"),
+    "pruner of a dict": (lambda _: _pruner({"block": "8x8"}), r"settings: expected a PruneSettings.* got dict"),
+    "pruner on a path": (lambda _: _prepare("model_dir"), r"model: expected a torch nn.Module .* got str"),
     "sweep file that is a list": (lambda tmp: _load_space_text(tmp, "[]\n"), r"sweep.yaml: expected a mapping, got "
                                   "list"),
     "sweep file that is false": (lambda tmp: _load_space_text(tmp, "false\n"), r"sweep.yaml: expected a mapping, got "
