@@ -131,10 +131,18 @@ SWEEP_KEYS = ["model", "data", "accuracy", "blocks", "granularities", "sparsitie
               "batches", "budget", "glue_dir", "unknown_key"]  # fmt: skip
 
 
+AXIS_KEYS = [".".join(p) for p in PATHS] + ["pe_array.rows,pe_array.cols", "clock_mhz,dram.bw_gb_per_s", "nope.x"]
+axis_values = st.one_of(st.integers(min_value=1, max_value=512), st.lists(st.integers(0, 512), min_size=2, max_size=2),
+                        values)  # plausible sizes (pairs for tied keys) among arbitrary values
+hardware_axes = st.dictionaries(st.sampled_from(AXIS_KEYS), st.lists(axis_values, max_size=3), max_size=2)
+
+
 @FUZZ
-@given(data=st.dictionaries(st.sampled_from(SWEEP_KEYS), values, max_size=5))
-def test_sweep_files_load_or_fail_cleanly(data):
+@given(data=st.dictionaries(st.sampled_from(SWEEP_KEYS), values, max_size=5), axes=st.none() | hardware_axes)
+def test_sweep_files_load_or_fail_cleanly(data, axes):
     TALLY["sweep files"] += 1
+    if axes is not None:  # a valid rest of the file, so the axes are what is checked
+        data = {"configs": ["asic-16x16-int8", "fpga-zcu102"], "hardware_axes": axes}
     with _case_dir() as root:
         (root / "s.yaml").write_text(yaml.safe_dump(data, allow_unicode=True))
         try:
@@ -143,6 +151,9 @@ def test_sweep_files_load_or_fail_cleanly(data):
             assert len(str(err)) < MAX_MESSAGE_CHARS
             return
         assert space.n_points >= 1
+        for _, _, config, reason in space.derived_configs():  # each combination builds or says why it cannot
+            assert (config is None) != (reason is None)
+            TALLY["hardware-axis configs " + ("built" if reason is None else "infeasible")] += axes is not None
 
 
 cells = st.one_of(st.integers(min_value=-5, max_value=300).map(str), st.sampled_from(["1.7", "inf", "nan", "", "x",
