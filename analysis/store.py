@@ -140,9 +140,12 @@ def table_file(path: str | Path) -> Path:
     if not path.is_dir():
         return path
     tables = [path / name for name in _TABLES_IN_OUTPUT_DIRS if (path / name).is_file()]
-    if len(tables) != 1:
+    if not tables:
         raise FileNotFoundError(f"results: {path} is a directory without a results table; give the table file "
                                 f"(a bsp sweep or search directory holds {' or '.join(_TABLES_IN_OUTPUT_DIRS)})")
+    if len(tables) > 1:  # a search run into a sweep's directory (it reuses the sweep's points) writes its own table
+        raise ValueError(f"results: {path} holds {' and '.join(t.name for t in tables)}; give the one you mean, "
+                         f"e.g. {tables[0]}")  # fmt: skip
     return tables[0]
 
 

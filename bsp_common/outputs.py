@@ -132,8 +132,21 @@ def _can_create_in(directory: Path) -> bool:
     return True
 
 
+_NAME_MAX_BYTES = 255  # NAME_MAX of ext4, xfs, btrfs, tmpfs, NTFS (in UTF-16 units there) and APFS
+
+
+def _check_name_lengths(path: Path, option: str) -> None:
+    """Refuse a path component over 255 bytes (stat and open would fail with ENAMETOOLONG, naming no option)."""
+    longest = max(path.parts, key=lambda part: len(os.fsencode(part)), default="")
+    if len(os.fsencode(longest)) > _NAME_MAX_BYTES:
+        raise OutputError(f"{option}: a name in the path is {len(os.fsencode(longest))} bytes long "
+                          f"({short_repr(longest)}); file systems allow at most {_NAME_MAX_BYTES}")  # fmt: skip
+
+
 def _resolved(path: Path, option: str) -> Path:
-    """``path.resolve()``, with a symbolic-link loop (RuntimeError on Python 3.11) named as bad input."""
+    """``path.resolve()``, with a symbolic-link loop (RuntimeError on Python 3.11) and a name longer than file
+    systems allow named as bad input."""
+    _check_name_lengths(path, option)
     try:
         return path.resolve()
     except (RuntimeError, OSError) as err:
@@ -290,6 +303,7 @@ def check_output_file(path: str | Path, *, overwrite: bool = False, option: str 
     targets = [path.with_suffix(s) for s in suffixes] or [path]
     sources = [_resolved(Path(i).expanduser(), "input") for i in inputs if i is not None]
     for target in targets:
+        _check_name_lengths(target, option)
         if target.is_symlink():
             raise OutputError(f"{option}: {str(target)!r} is a symbolic link; give the path of a regular file "
                               "(bsp does not write through links)")  # fmt: skip

@@ -798,6 +798,19 @@ def test_a_pseudo_file_system_that_access_calls_writable_is_refused_before_any_w
         assert f"{option}: " in err and "/proc is not writable" in err and "note:" not in err  # before the model
 
 
+def test_a_name_longer_than_file_systems_allow_is_named_with_its_option(tmp_path, capsys):
+    config = tmp_path / "config.json"
+    tiny_classifier("bert").config.to_json_file(config)
+    long = "a" * 300
+    simulate = ["simulate", "--config", "asic-16x16-int8", "--hf-config", str(config), "--seq-len", "8"]
+    for argv, option in (([*simulate, "--csv", str(tmp_path / f"{long}.csv")], "--csv"),
+                         ([*simulate, "--plot", str(tmp_path / long / "layers")], "--plot"),
+                         (["sweep", "--out", str(tmp_path / long), "--no-progress"], "--out")):  # fmt: skip
+        assert main(argv) == 2
+        assert re.search(rf"{option}: a name in the path is 30\d bytes long .* at most 255", capsys.readouterr().err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]
+
+
 def test_a_swap_killed_between_its_renames_leaves_the_old_output_recoverable(tmp_path, monkeypatch):
     """Where the one-step exchange is unavailable, a kill between the two renames leaves the old output set
     aside; the next run puts it back under its own name instead of deleting it."""

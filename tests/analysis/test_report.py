@@ -126,3 +126,9 @@ def test_a_sweep_directory_stands_for_its_table(table_path, tmp_path, capsys):
     capsys.readouterr()
     assert main(["report", str(tmp_path), "--out", str(tmp_path / "r2.html")]) == 2
     assert "is a directory without a results table" in capsys.readouterr().err
+    both = tmp_path / "both"
+    both.mkdir()
+    for name in ("sweep.parquet", "search.parquet"):  # bsp search run into a sweep's directory writes its own
+        (both / name).write_bytes(table_path.read_bytes())
+    assert main(["pareto", str(both), "--objectives", "latency_s:min"]) == 2
+    assert "holds sweep.parquet and search.parquet; give the one you mean" in capsys.readouterr().err
