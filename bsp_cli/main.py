@@ -14,6 +14,7 @@ import traceback
 from collections.abc import Sequence
 
 from bsp_cli.commands import codesign, configs, export, pareto, plot, prune, report, search, simulate, sweep
+from bsp_common.safe_yaml import short_repr
 
 __all__ = ["build_parser", "main"]
 
@@ -39,6 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _option_of(args, filename) -> str:
+    """``"--hf-config: "`` when an OS error's file is the value of one of the command's options, else ``""``:
+    the error line then says which input the system refused (a name too long, a directory given for a file)."""
+    for dest, value in vars(args).items():
+        if value is not None and str(value) == str(filename) and dest not in ("command", "run"):
+            return f"{dest}: " if dest in ("results", "space", "target") else f"--{dest.replace('_', '-')}: "
+    return ""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -51,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError, ModuleNotFoundError, KeyError, UnicodeError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         if isinstance(err, OSError) and not isinstance(err, FileNotFoundError) and err.filename:
-            message = f"{err.strerror or err}: {err.filename}"
+            message = f"{_option_of(args, err.filename)}{err.strerror or err}: {short_repr(str(err.filename))}"
         print(f"bsp {args.command}: error: {message}", file=sys.stderr)
         if args.verbose:
             traceback.print_exc()

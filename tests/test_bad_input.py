@@ -809,6 +809,10 @@ def test_a_name_longer_than_file_systems_allow_is_named_with_its_option(tmp_path
         assert main(argv) == 2
         assert re.search(rf"{option}: a name in the path is 30\d bytes long .* at most 255", capsys.readouterr().err)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json"]
+    for argv, option in (([*simulate[:3], "--hf-config", str(tmp_path / f"{long}.json")], "--hf-config"),
+                         (["pareto", str(tmp_path / f"{long}.csv"), "--objectives", "a:min"], "results")):  # fmt: skip
+        assert main(argv) == 2  # an input: the system's refusal, named by the option that gave the path
+        assert re.search(rf"error: {option}: File name too long: '.*\.\.\.a+\.(json|csv)'$", capsys.readouterr().err)
 
 
 def test_a_swap_killed_between_its_renames_leaves_the_old_output_recoverable(tmp_path, monkeypatch):
