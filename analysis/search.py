@@ -26,14 +26,13 @@ from tqdm.auto import tqdm
 
 from analysis.pareto import parse_objectives
 from analysis.space import SweepSpace, load_space
-from analysis.store import write_table_atomic
+from analysis.store import SEARCH_FILENAME, write_table_atomic
 
 __all__ = ["DEFAULT_OBJECTIVES", "search"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_OBJECTIVES = {"latency_s": "min", "energy_pj": "min"}
-SEARCH_FILENAME = "search.parquet"
 POPULATION = 8  # NSGA-II generation size: small, so that a few dozen trials already evolve
 
 

@@ -130,7 +130,9 @@ def _parquet_safe(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-_TABLES_IN_OUTPUT_DIRS = ("sweep.parquet", "search.parquet")  # the tables bsp sweep and bsp search write
+RESULTS_FILENAME = "sweep.parquet"  # the table bsp sweep writes in its output directory
+SEARCH_FILENAME = "search.parquet"  # the table bsp search writes there
+_TABLES_IN_OUTPUT_DIRS = (RESULTS_FILENAME, SEARCH_FILENAME)
 
 
 def table_file(path: str | Path) -> Path:

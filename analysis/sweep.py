@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 from analysis.accuracy import PointCache
 from analysis.executor import TaskRunner, check_runner, dask_client
 from analysis.space import SweepSpace, load_space
-from analysis.store import ResultStore, write_table_atomic
+from analysis.store import RESULTS_FILENAME, ResultStore, write_table_atomic
 from bsp_common.outputs import check_output_dir, prepare_output_dir
 from bsp_common.strict_json import content_hash
 
@@ -49,7 +49,6 @@ __all__ = ["MAX_POINTS", "OUTPUT_KIND", "RESULTS_FILENAME", "prune_point", "prun
 
 log = logging.getLogger(__name__)
 
-RESULTS_FILENAME = "sweep.parquet"
 POINTS_FILENAME = "points.jsonl"
 OUTPUT_KIND = "sweep"
 MAX_POINTS = 20_000  # default guard: ~a minute of hardware-only simulation; training points cost far more

@@ -144,9 +144,7 @@ def _check_name_lengths(path: Path, option: str) -> None:
 
 
 def _resolved(path: Path, option: str) -> Path:
-    """``path.resolve()``, with a symbolic-link loop (RuntimeError on Python 3.11) and a name longer than file
-    systems allow named as bad input."""
-    _check_name_lengths(path, option)
+    """``path.resolve()``, with a symbolic-link loop (RuntimeError on Python 3.11) named as bad input."""
     try:
         return path.resolve()
     except (RuntimeError, OSError) as err:
@@ -177,6 +175,7 @@ def check_output_dir(
         raise TypeError(f"{option}: expected a directory path, got {type(out_dir).__name__} {short_repr(out_dir)}")
     inputs = list(inputs)
     path = Path(out_dir).expanduser()
+    _check_name_lengths(path, option)
     resolved = _resolved(path, option)
     reason = _forbidden_reason(resolved, inputs)
     if reason:

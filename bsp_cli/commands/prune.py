@@ -184,14 +184,16 @@ def _ignored_options(args, settings) -> list[str]:
     from pruning.settings import PruneSettings
 
     default = PruneSettings()
-    unset = {"nm": "{}:{}".format(*default.nm), "lam": default.lam, "penalty_mode": default.penalty_mode,
-             "reweight_interval_steps": None, "eps": default.eps, "relative_norms": False, "block": None,
-             "granularity": None}  # fmt: skip
+
+    def given(dest: str) -> bool:  # --block/--granularity stay None unless given (the plan's otherwise)
+        if dest in ("block", "granularity"):
+            return getattr(args, dest) is not None
+        return getattr(settings, dest) != getattr(default, dest)
+
     method = settings.method.value
     return [f"--{dest.replace('_', '-')} {getattr(args, dest)} has no effect with --method {method} (it applies to "
             f"{', '.join(methods[:-1]) + ' and ' if len(methods) > 1 else ''}{methods[-1]})"
-            for dest, methods in _METHOD_OPTIONS.items()
-            if method not in methods and getattr(args, dest) != unset[dest]]  # fmt: skip
+            for dest, methods in _METHOD_OPTIONS.items() if method not in methods and given(dest)]  # fmt: skip
 
 
 def _teacher_accuracy(out_dir) -> dict:
