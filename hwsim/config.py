@@ -14,9 +14,14 @@ YAML layout (Accelergy-like hierarchy, a unit in every field name)::
              metadata_bits_per_block: 16}
     microarch: {fold_overlap: full, mult_stages: 1, acc_stages: 1, drain: rows, drain_lines_per_cycle: 1,
                 edge_skew: full, preload_rows_per_cycle: 1}   # optional; see hwsim.timing
-    vector_unit: {lanes: 32, cycles_per_element: {softmax: 4, gelu: 2, layernorm: 3, add: 1}}
+    vector_unit: {cycles_per_element: {softmax: 4, gelu: 2, layernorm: 3, add: 1}}   # lanes: default pe_array.cols
+    technology: {node_nm: 45}                       # optional: node (and supply) the design is built in
     energy: {...}                                   # pJ per action, see EnergyTable
     fpga: {dsp: 2520, bram36: 912, lut: 274080, dsps_per_mac: 0.5}   # optional
+
+Derived figures -- area, static power, SRAM energy per access, vector lanes, energies scaled to the node --
+are :attr:`AcceleratorConfig.cost` (:mod:`hwsim.design_cost`); a file that gives ``energy.static_power_mw``,
+``energy.sram_pj_per_64bit`` or ``vector_unit.lanes`` fixes that figure instead.
 
 Sizes accept integers (bytes) or strings with a unit (``"256 KiB"``, ``"2 MiB"``, ``"64 KB"``).
 Unknown keys are errors. :func:`load_config` collects *all* problems with their field paths.
@@ -27,8 +32,6 @@ from __future__ import annotations
 import copy
 import enum
 import functools
-import itertools
-import math
 import re
 from importlib import resources
 from pathlib import Path
@@ -38,6 +41,8 @@ import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError, model_validator
 
 from bsp_common.safe_yaml import YamlInputError, load_yaml_text, read_text_file, short_repr
+from hwsim.design_cost import BRAM36_BYTES, URAM_BYTES, DesignCost, design_cost, fpga_resources
+from hwsim.tech import MAX_NODE_NM, MIN_NODE_NM
 
 __all__ = [
     "AcceleratorConfig",
@@ -48,14 +53,12 @@ __all__ = [
     "EnergyTable",
     "FoldOverlap",
     "Microarch",
+    "Technology",
     "derive_config",
     "list_presets",
     "load_config",
     "parse_size_bytes",
 ]
-
-BRAM36_BYTES = 4608  # one Xilinx BRAM36 block: 36 Kib = 4.5 KiB (UG573)
-URAM_BYTES = 36864  # one UltraRAM block: 288 Kib = 36 KiB (UG573)
 
 _SIZE_UNITS = {"b": 1, "kb": 1000, "mb": 1000**2, "kib": 1024, "mib": 1024**2, "gib": 1024**3}
 MAX_BUFFER_BYTES = 1 << 40  # 1 TiB: far above any on-chip buffer; bigger numbers are typos or overflow bait
@@ -66,6 +69,8 @@ MAX_CYCLES_PER_ELEMENT = 1e6
 MAX_STATIC_POWER_MW = 1e6  # 1 kW: far above any single accelerator's static power
 MAX_PIPELINE_STAGES = 64  # MAC pipelines are a handful of registers deep
 MAX_FPGA_RESOURCE = 100_000_000  # DSPs / BRAMs / LUTs of the largest devices are < 1e7
+MIN_VDD_V, MAX_VDD_V = 0.3, 2.0  # supply voltages of CMOS logic from near-threshold to 180 nm nominal
+MAX_PHY_AREA_MM2 = 1000.0  # a DRAM PHY and controller is a few mm²; 1000 is a typo
 
 # Strict scalars: YAML ``true`` is not 1, ``1.7`` is not an integer, and NaN/inf are refused model-wide.
 StrictInt = Annotated[int, Strict()]
@@ -143,6 +148,9 @@ class Buffers(_Strict):
 
 
 class Dram(_Strict):
+    phy_area_mm2: StrictFloat = Field(default=0.0, ge=0, le=MAX_PHY_AREA_MM2,
+                                      description="DRAM PHY and controller area (mm²), a fixed term of the area "
+                                                  "that the node does not scale (I/O); 0: not counted")
     bw_bytes_per_cycle: StrictFloat | None = Field(default=None, ge=MIN_BW, le=MAX_BW_BYTES_PER_CYCLE,
                                                    description="DRAM bandwidth in the accelerator's clock domain "
                                                                "(bytes/cycle); give this or bw_gb_per_s")
@@ -210,7 +218,10 @@ class Microarch(_Strict):
 
 
 class VectorUnit(_Strict):
-    lanes: StrictInt = Field(gt=0, le=1 << 20, description="elements the vector unit processes in parallel")
+    lanes: StrictInt | None = Field(default=None, gt=0, le=1 << 20,
+                                    description="elements the vector unit processes in parallel; default: one "
+                                                "lane per array column (the unit sits under the array's output "
+                                                "edge, as TPUv1's activation pipeline does)")
     cycles_per_element: dict[
         Literal["softmax", "gelu", "layernorm", "add"], Annotated[StrictFloat, Field(le=MAX_CYCLES_PER_ELEMENT)]
     ] = Field(description="cycles per element and lane of softmax, gelu, layernorm and add (all four, > 0)")
@@ -226,43 +237,59 @@ class VectorUnit(_Strict):
 
 
 class EnergyTable(_Strict):
-    """Energy per action in pJ. Per-byte SRAM figures come from per-64-bit-access figures / 8."""
+    """Energy per action in pJ at the table's own node and supply (``node_nm``, ``vdd_v``); the design's
+    ``technology`` scales them (:mod:`hwsim.design_cost`). Per-byte SRAM figures are per-64-bit figures / 8."""
 
     source: str = Field(min_length=1, description="where the energy figures come from (a paper, a data sheet)")
+    node_nm: StrictFloat = Field(default=45.0, ge=MIN_NODE_NM, le=MAX_NODE_NM,
+                                 description="process node the figures were measured at (nm)")
+    vdd_v: StrictFloat = Field(default=0.9, ge=MIN_VDD_V, le=MAX_VDD_V,
+                               description="supply voltage the figures were measured at (V)")
     mac_pj: StrictFloat = Field(ge=0, le=MAX_ENERGY_PJ, description="one MAC at the operand width")
     gated_mac_pj: StrictFloat = Field(default=0.0, ge=0, le=MAX_ENERGY_PJ, description="a gated zero-weight MAC")
     register_pj_per_mac: StrictFloat = Field(ge=0, le=MAX_ENERGY_PJ, description="PE register traffic per MAC")
     sram_pj_per_64bit: dict[
         Annotated[StrictInt, BeforeValidator(_json_int_key), Field(gt=0, le=MAX_BUFFER_BYTES)],
         Annotated[StrictFloat, Field(ge=0, le=MAX_ENERGY_PJ)],
-    ] = Field(description="SRAM size in bytes -> pJ per 64-bit access")
+    ] | None = Field(default=None, description="SRAM size in bytes -> pJ per 64-bit access (log-linear between "
+                                               "points, clamped at the ends); default: the Horowitz fit at "
+                                               "the design's node, monotone in size")
     dram_pj_per_64bit: StrictFloat = Field(ge=0, le=MAX_ENERGY_PJ, description="off-chip access energy per "
                                                                               "64 bits (pJ)")
     vector_pj_per_element: StrictFloat = Field(default=1.0, ge=0, le=MAX_ENERGY_PJ,
                                                description="vector-unit energy per element (pJ)")
-    static_power_mw: StrictFloat = Field(default=0.0, ge=0, le=MAX_STATIC_POWER_MW,
-                                         description="leakage/static power (mW): energy = power x latency")
+    static_power_mw: StrictFloat | None = Field(default=None, ge=0, le=MAX_STATIC_POWER_MW,
+                                                description="leakage/static power (mW): energy = power x latency; "
+                                                            "default: leakage density x the design's area")
 
     @model_validator(mode="after")
     def _sram_points(self):
-        if not self.sram_pj_per_64bit or any(k <= 0 or v < 0 for k, v in self.sram_pj_per_64bit.items()):
-            raise ValueError("sram_pj_per_64bit needs at least one positive size -> non-negative energy entry")
+        if self.sram_pj_per_64bit is not None and not self.sram_pj_per_64bit:
+            raise ValueError("sram_pj_per_64bit needs at least one size -> energy entry (or leave it out for the "
+                             "size fit)")
         return self
 
-    def sram_pj_per_byte(self, size_bytes: int) -> float:
-        """Log-linear interpolation in size between table points (clamped at the ends), per byte."""
-        points = sorted(self.sram_pj_per_64bit.items())
-        if size_bytes <= points[0][0]:
-            return points[0][1] / 8
-        for (s0, e0), (s1, e1) in itertools.pairwise(points):
-            if size_bytes <= s1:
-                t = (math.log(size_bytes) - math.log(s0)) / (math.log(s1) - math.log(s0))
-                return (e0 + t * (e1 - e0)) / 8
-        return points[-1][1] / 8
 
-    @property
-    def dram_pj_per_byte(self) -> float:
-        return self.dram_pj_per_64bit / 8
+class Technology(_Strict):
+    """Process node and supply of the design; energies and areas are scaled to them (:mod:`hwsim.tech`)."""
+
+    node_nm: StrictFloat | None = Field(default=None, ge=MIN_NODE_NM, le=MAX_NODE_NM,
+                                        description="process node (nm), 7-130; default: the energy table's node")
+    vdd_v: StrictFloat | None = Field(default=None, ge=MIN_VDD_V, le=MAX_VDD_V,
+                                      description="supply voltage (V); default: the energy table's supply")
+    vf_curve_mhz_v: dict[
+        Annotated[StrictFloat, BeforeValidator(_json_int_key), Field(gt=0, le=10000)],
+        Annotated[StrictFloat, Field(ge=MIN_VDD_V, le=MAX_VDD_V)],
+    ] | None = Field(default=None, description="voltage-frequency pairs {MHz: V}: the supply at clock_mhz is "
+                                               "interpolated, so a clock sweep scales dynamic energy with V²")
+
+    @model_validator(mode="after")
+    def _one_supply(self):
+        if self.vdd_v is not None and self.vf_curve_mhz_v:
+            raise ValueError("give technology.vdd_v or technology.vf_curve_mhz_v, not both")
+        if self.vf_curve_mhz_v is not None and not self.vf_curve_mhz_v:
+            raise ValueError("technology.vf_curve_mhz_v needs at least one MHz -> V pair")
+        return self
 
 
 class FpgaBudget(_Strict):
@@ -270,6 +297,8 @@ class FpgaBudget(_Strict):
     bram36: StrictInt = Field(gt=0, le=MAX_FPGA_RESOURCE, description="36 Kb block RAMs on the device")
     uram: StrictInt = Field(default=0, ge=0, le=MAX_FPGA_RESOURCE, description="288 Kb UltraRAMs on the device")
     lut: StrictInt = Field(gt=0, le=MAX_FPGA_RESOURCE, description="LUTs on the device")
+    ff: StrictInt | None = Field(default=None, gt=0, le=MAX_FPGA_RESOURCE,
+                                 description="flip-flops on the device (checked when given)")
     dsps_per_mac: StrictFloat = Field(gt=0, le=64, description="DSP slices per PE MAC (int8 packs 2 per DSP)")
     luts_per_pe: StrictInt = Field(default=60, ge=0, le=1_000_000, description="control/muxing LUTs per PE")
 
@@ -286,6 +315,7 @@ class AcceleratorConfig(_Strict):
     sparse: Sparse = Sparse()
     microarch: Microarch = Microarch()
     vector_unit: VectorUnit
+    technology: Technology = Technology()
     energy: EnergyTable
     fpga: FpgaBudget | None = None
 
@@ -310,6 +340,10 @@ class AcceleratorConfig(_Strict):
     def _cross_checks(self):
         if self.kind == "fpga" and self.fpga is None:
             raise ValueError("fpga: kind is 'fpga' but the fpga resource budget is missing")
+        curve = self.technology.vf_curve_mhz_v
+        if curve and not min(curve) <= self.clock_mhz <= max(curve):
+            raise ValueError(f"technology.vf_curve_mhz_v: clock_mhz {self.clock_mhz:g} is outside the curve "
+                             f"({min(curve):g}-{max(curve):g} MHz); add a point for it")  # fmt: skip
         problems = fpga_problems(self) if self.fpga is not None else []
         if problems:
             raise ValueError("\n".join(problems))
@@ -329,6 +363,16 @@ class AcceleratorConfig(_Strict):
     def n_pes(self) -> int:
         return self.pe_array.rows * self.pe_array.cols
 
+    @property
+    def vector_lanes(self) -> int:
+        """``vector_unit.lanes``, or one lane per array column when the file leaves it out."""
+        return self.vector_unit.lanes if self.vector_unit.lanes is not None else self.pe_array.cols
+
+    @functools.cached_property
+    def cost(self) -> DesignCost:
+        """Area, static power and per-action energies at the design's node (computed once per config)."""
+        return design_cost(self)
+
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json", exclude_none=True), sort_keys=False)
 
@@ -337,7 +381,8 @@ def fpga_problems(config: AcceleratorConfig) -> list[str]:
     """Resource over-use on the FPGA budget as ``"field.path: message"`` lines (empty when it fits)."""
     fpga = config.fpga
     problems = []
-    dsps = math.ceil(config.n_pes * fpga.dsps_per_mac)
+    used = fpga_resources(config)
+    dsps = used["dsp"]
     if dsps > fpga.dsp:
         problems.append(
             f"fpga.dsp: pe_array {config.pe_array.rows}x{config.pe_array.cols} needs {dsps} DSPs "
@@ -348,11 +393,13 @@ def fpga_problems(config: AcceleratorConfig) -> list[str]:
     capacity = fpga.bram36 * BRAM36_BYTES + fpga.uram * URAM_BYTES
     if on_chip > capacity:
         problems.append(f"fpga.bram36: buffers need {on_chip} bytes but BRAM36/URAM hold {capacity}")
-    luts = config.n_pes * fpga.luts_per_pe
+    luts = used["lut"]
     if luts > fpga.lut:
         problems.append(
             f"fpga.lut: pe_array needs about {luts} LUTs ({fpga.luts_per_pe} per PE) but fpga.lut is {fpga.lut}"
         )
+    if fpga.ff is not None and used["ff"] > fpga.ff:
+        problems.append(f"fpga.ff: the PE registers need about {used['ff']} flip-flops but fpga.ff is {fpga.ff}")
     return problems
 
 
@@ -438,7 +485,7 @@ def derive_config(base: str | Path | AcceleratorConfig, overrides: dict, name: s
     'asic-32x32-int8[pe_array.rows=64,clock_mhz=500]'
     """
     config = load_config(base)
-    data = config.model_dump(mode="json", exclude_none=True)
+    data = config.model_dump(mode="json")  # unset optional fields (None) are still fields an override may set
     source = f"{config.name} + overrides"
     problems = []
     for path, value in overrides.items():
@@ -452,7 +499,7 @@ def derive_config(base: str | Path | AcceleratorConfig, overrides: dict, name: s
         node[keys[-1]] = value
         other = _EXCLUSIVE_FIELDS.get(str(path))
         if other:
-            data["dram"].pop(other.split(".")[1], None)
+            data["dram"][other.split(".")[1]] = None
     if problems:
         raise ConfigError(source, problems)
     label = ",".join(f"{k}={v}" for k, v in overrides.items())

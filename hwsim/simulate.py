@@ -165,7 +165,7 @@ def simulate_gemm(op: Gemm, config: AcceleratorConfig, trace: bool = False) -> t
 def _vector_cycles(op: VectorOp, config: AcceleratorConfig) -> int:
     """``ceil(elements * cycles_per_element / lanes)``: lanes work in lockstep on contiguous elements."""
     vector = config.vector_unit
-    return math.ceil(op.elements * vector.cycles_per_element[op.kind.value] / vector.lanes)
+    return math.ceil(op.elements * vector.cycles_per_element[op.kind.value] / config.vector_lanes)
 
 
 def estimate_folds(config: AcceleratorConfig, workload: Workload) -> int:
@@ -268,10 +268,16 @@ def _totals(rows: list[dict], config: AcceleratorConfig) -> dict:
     energy_pj = float(sum(energy.values()))
     latency_s = cycles / config.clock_hz
     ops_per_s = 2 * useful / latency_s if latency_s else 0.0
+    cost = config.cost
+    resources = cost.fpga_resources or {}
     return {
         "cycles": cycles,
         "latency_s": latency_s,
         "energy_pj": energy_pj,
+        "area_mm2": cost.area_mm2,  # None on an FPGA: see the fpga_* resource counts
+        "static_power_mw": cost.static_power_mw,
+        "tech_node_nm": cost.node_nm,
+        **{f"fpga_{k}": resources.get(k) for k in ("dsp", "lut", "ff", "bram36")},
         "compute_cycles": int(total("compute_cycles")),
         "stall_cycles": int(total("stall_cycles")),
         "first_load_cycles": int(total("first_load_cycles")),

@@ -7,7 +7,7 @@ from helpers import preset_dict
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hwsim.config import AcceleratorConfig, ConfigError, config_from_dict, list_presets, load_config
+from hwsim.config import AcceleratorConfig, ConfigError, config_from_dict, derive_config, list_presets, load_config
 
 PRESETS = ["asic-16x16-int8", "asic-32x32-int8", "asic-128x128-int8", "fpga-zcu102", "fpga-u200"]
 
@@ -35,12 +35,17 @@ def test_sizes_with_units_and_bandwidth_forms():
     assert zcu.dram_bytes_per_cycle == pytest.approx(12.8e9 / 200e6)
 
 
-def test_sram_energy_interpolates_between_horowitz_points():
-    table = load_config("asic-32x32-int8").energy
-    assert table.sram_pj_per_byte(8192) == pytest.approx(10 / 8)
-    assert table.sram_pj_per_byte(32768) == pytest.approx(20 / 8)
-    assert table.sram_pj_per_byte(16384) == pytest.approx(15 / 8)  # half-way in log2(size)
-    assert table.sram_pj_per_byte(4 << 20) == pytest.approx(100 / 8)  # clamped above 1 MB
+def test_a_files_own_sram_table_interpolates_between_its_points():
+    table = {8192: 10.0, 32768: 20.0, 1048576: 100.0}
+
+    def per_byte(size):
+        config = derive_config("asic-32x32-int8", {"energy.sram_pj_per_64bit": table, "buffers.weight_bytes": size})
+        return config.cost.sram_pj_per_byte["weight"]
+
+    assert per_byte(8192) == pytest.approx(10 / 8)
+    assert per_byte(32768) == pytest.approx(20 / 8)
+    assert per_byte(16384) == pytest.approx(15 / 8)  # half-way in log2(size)
+    assert per_byte(4 << 20) == pytest.approx(100 / 8)  # the file's table is clamped above its last point
 
 
 def errors_for(mutate):

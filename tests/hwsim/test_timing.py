@@ -127,7 +127,7 @@ def test_static_energy_is_power_times_latency_and_clock_moves_gb_per_s_stalls():
     slow_result, fast_result = simulate(slow, workload), simulate(fast, workload)
     for result, config in ((slow_result, slow), (fast_result, fast)):
         latency_s = result.totals["latency_s"]
-        assert result.totals["energy_leakage_pj"] == pytest.approx(config.energy.static_power_mw * 1e-3 * latency_s
+        assert result.totals["energy_leakage_pj"] == pytest.approx(config.cost.static_power_mw * 1e-3 * latency_s
                                                                    * 1e12)  # fmt: skip
     # off-chip DRAM in GB/s: a faster clock gets fewer bytes per cycle, so more stall cycles
     assert fast.dram_bytes_per_cycle == slow.dram_bytes_per_cycle / 4
@@ -137,8 +137,7 @@ def test_static_energy_is_power_times_latency_and_clock_moves_gb_per_s_stalls():
 
 
 def test_per_cycle_leakage_is_refused_with_the_conversion():
-    data = load_config("asic-32x32-int8").model_dump(mode="json")
-    del data["energy"]["static_power_mw"]
+    data = load_config("asic-32x32-int8").model_dump(mode="json", exclude_none=True)
     data["energy"]["leakage_pj_per_cycle"] = 30.72
     with pytest.raises(ConfigError) as info:
         config_from_dict(data)
@@ -167,7 +166,7 @@ def test_every_preset_states_its_microarchitecture():
 
     for name in list_presets():
         text = (load_config.__globals__["_presets_dir"]() / f"{name}.yaml").read_text()
-        assert "microarch:" in text and "fold_overlap:" in text and "static_power_mw:" in text, name
+        assert "microarch:" in text and "fold_overlap:" in text and "node_nm:" in text, name
         block = text.split("microarch:")[1].split("vector_unit:")[0]
         assert block.count("#") >= 3, f"{name}: the microarch section should say what it models and why"
 
