@@ -101,7 +101,8 @@ def _pe_register_bits(config: AcceleratorConfig) -> int:
 
 def _area_breakdown_um2(config: AcceleratorConfig, node: float) -> dict[str, float]:
     array, buffers = config.pe_array, config.buffers
-    mac_um2 = area.multiplier_area_um2(array.weight_bits, array.act_bits, node) + area.adder_area_um2(array.acc_bits, node)
+    mac_um2 = (area.multiplier_area_um2(array.weight_bits, array.act_bits, node)
+               + area.adder_area_um2(array.acc_bits, node))  # fmt: skip
     registers_um2 = area.register_area_um2(_pe_register_bits(config), node)
     edge_registers = config.microarch.acc_stages * array.cols * array.acc_bits
     decoder = 0.0

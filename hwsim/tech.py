@@ -20,6 +20,8 @@ from __future__ import annotations
 import bisect
 import math
 
+import numpy as np
+
 __all__ = ["AREA_VS_45NM", "ENERGY_POLY", "MAX_NODE_NM", "MIN_NODE_NM", "TECH_NODES_NM", "area_scale",
            "energy_scale", "supply_at"]  # fmt: skip
 
@@ -73,14 +75,11 @@ def energy_scale(from_nm: float, to_nm: float, from_vdd_v: float, to_vdd_v: floa
 def supply_at(clock_mhz: float, vf_curve: dict[float, float]) -> float:
     """Supply voltage (V) at ``clock_mhz`` on a voltage-frequency curve ``{MHz: V}``: linear between points.
 
-    >>> supply_at(750, {500: 0.7, 1000: 0.9})
+    >>> round(supply_at(750, {500: 0.7, 1000: 0.9}), 6)
     0.8
     """
     points = sorted(vf_curve.items())
     if not points[0][0] <= clock_mhz <= points[-1][0]:
         raise ValueError(f"clock_mhz {clock_mhz:g} outside the voltage-frequency curve "
                          f"({points[0][0]:g}-{points[-1][0]:g} MHz)")  # fmt: skip
-    for (f0, v0), (f1, v1) in zip(points, points[1:], strict=False):
-        if f0 <= clock_mhz <= f1:
-            return v0 + (v1 - v0) * (clock_mhz - f0) / (f1 - f0) if f1 > f0 else v1
-    return points[0][1]  # a one-point curve
+    return float(np.interp(clock_mhz, [f for f, _ in points], [v for _, v in points]))
