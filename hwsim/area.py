@@ -23,7 +23,7 @@ SRAM (CACTI through Accelergy's Eyeriss-like exercise, 40 nm, 64-bit words, 4 Ki
 almost linearly (exponent 1.006); it predicts TPUv1's 24 MiB Unified Buffer within a few % (docs).
 
 SRAM access energy (Horowitz, ISSCC 2014, 45 nm, 0.9 V): 10 / 20 / 100 pJ per 64-bit access at 8 KiB /
-32 KiB / 1 MiB. Least-squares power law in log-log: ``10.16 pJ x (bytes / 8 KiB) ** 0.4726`` (within 2 % of
+32 KiB / 1 MiB. Least-squares power law in log-log: ``10.16 pJ x (bytes / 8 KiB) ** 0.4726`` (within 2.2 % of
 each point, monotone in size, no clamp at the ends).
 
 >>> round(sram_area_um2(8192, 40)), round(sram_area_um2(102400, 40))
