@@ -29,7 +29,7 @@ each point, monotone in size, no clamp at the ends).
 >>> round(sram_area_um2(8192, 40)), round(sram_area_um2(102400, 40))
 (60966, 774388)
 >>> round(sram_pj_per_64bit(1 << 20, 45, 0.9), 1)
-100.3
+100.6
 """
 
 from __future__ import annotations
