@@ -20,10 +20,35 @@ import pandas as pd
 
 from bsp_common.safe_yaml import short_repr
 
-__all__ = ["FRONT_OBJECTIVES", "hypervolume_2d", "knee_point", "pareto_front", "pareto_mask", "parse_objectives"]
+__all__ = ["FRONT_OBJECTIVES", "default_objectives", "hypervolume_2d", "knee_point", "pareto_front", "pareto_mask",
+           "parse_objectives"]
 
-# latency in seconds, not cycles: accelerators with different clocks meet on one front
-FRONT_OBJECTIVES = {"accuracy": "max", "latency_s": "min", "energy_pj": "min"}
+# latency in seconds, not cycles: accelerators with different clocks meet on one front; area, so that a bigger
+# array has to earn its silicon
+FRONT_OBJECTIVES = {"accuracy": "max", "latency_s": "min", "energy_pj": "min", "area_mm2": "min"}
+_EVERY_ROW = ("area_mm2",)  # objectives some designs lack by kind (FPGAs report resources): all rows or none
+
+
+def default_objectives(table: pd.DataFrame) -> tuple[dict[str, str], list[str]]:
+    """The :data:`FRONT_OBJECTIVES` ``table`` can rank, and a note per one left out.
+
+    An objective is used when some row has it; ``area_mm2`` only when every row has it, since a row without a
+    value is never on a front and FPGA rows report resources instead of area.
+
+    >>> default_objectives(pd.DataFrame({"latency_s": [1.0, 2.0], "area_mm2": [3.0, None]}))
+    ({'latency_s': 'min'}, ['area_mm2 left out of the front: 1 of 2 rows have no area (FPGA designs report resources)'])
+    """
+    objectives, notes = {}, []
+    for name, sense in FRONT_OBJECTIVES.items():
+        if name not in table or not table[name].notna().any():
+            continue
+        missing = int(table[name].isna().sum())
+        if name in _EVERY_ROW and missing:
+            notes.append(f"{name} left out of the front: {missing} of {len(table)} rows have no area (FPGA designs "
+                         "report resources)")  # fmt: skip
+            continue
+        objectives[name] = sense
+    return objectives, notes
 
 SENSES = ("min", "max")
 

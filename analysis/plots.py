@@ -48,6 +48,7 @@ LABELS = {
     "accuracy": "dev accuracy",
     "compression_rate": "compression rate (x)",
     "utilization": "PE utilization",
+    "area_mm2": "area (mm²)",
 }
 
 plt.rcParams.update({"figure.dpi": 100, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False,

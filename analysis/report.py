@@ -260,6 +260,10 @@ def build_report(results: str | Path, out: str | Path, detail: int = 3, overwrit
         f"{len(table)} points; accuracy: {ACCURACY_NOTES.get(source, source)}")  # fmt: skip
     chance = majority_accuracy(table) if y == "accuracy" else None
     figures = [("Pareto front", pareto_figure(table, x, y, y_sense=y_sense, title=subtitle, chance=chance))]
+    if "area_mm2" in table and table["area_mm2"].notna().any() and x != "area_mm2":
+        asic = table[table["area_mm2"].notna()]  # FPGA rows report resources, not area
+        figures.append(("Latency vs area (ASIC designs)",
+                        pareto_figure(asic, x, "area_mm2", y_sense="min", title=f"{len(asic)} ASIC points")))
     if y == "accuracy" and "compression_rate" in table:
         figures.append(("Accuracy vs compression", accuracy_figure(table)))
     if detail > 0 and "hf_config_dir" in table:

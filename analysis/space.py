@@ -34,7 +34,8 @@ from pathlib import Path
 
 from analysis.tables import accuracy_table_path
 from bsp_common.safe_yaml import load_yaml_file, short_repr
-from hwsim.config import ConfigError, derive_config, list_presets
+from hwsim.config import ConfigError, derive_config, list_presets, load_config
+from hwsim.design_cost import pinned_dependents
 from pruning.settings import PENALTY_MODES, PruneMethod, ScoreKind, TrainBudget, check_sparsity
 from pruning.spec import BlockSpec, Granularity
 
@@ -197,6 +198,14 @@ class SweepSpace:
                         path, message = refused[0]
                         where = f"{key}: {path}" if len(settings) > 1 else key
                         raise ValueError(f"sweep.hardware_axes.{where}: {message}") from None
+
+    def pinned_dependents(self) -> list[str]:
+        """A note per base config that fixes a figure the hardware axes would change (static power, vector
+        lanes): :func:`hwsim.design_cost.pinned_dependents`."""
+        varied = [path for key in self.hardware_axes for path in str(key).split(",")]
+        if not varied:
+            return []
+        return [note for base in self.configs for note in pinned_dependents(load_config(base), varied)]
 
     def hardware_variants(self) -> list[dict]:
         """Config-field overrides of every hardware-axis combination (``[{}]`` without axes)."""

@@ -55,7 +55,9 @@ MAX_POINTS = 20_000  # default guard: ~a minute of hardware-only simulation; tra
 SIM_BATCH_POINTS = 64  # hardware points per simulation task: ~0.1-0.5 s of work, little scheduling overhead
 _TOTAL_COLUMNS = ("cycles", "latency_s", "energy_pj", "utilization", "compute_cycles", "stall_cycles",
                   "first_load_cycles", "last_store_cycles", "ideal_cycles",
-                  "dram_bytes", "tops_per_w", "macs_useful", "energy_dram_pj", "energy_mac_pj")  # fmt: skip
+                  "dram_bytes", "tops_per_w", "macs_useful", "energy_dram_pj", "energy_mac_pj", "energy_leakage_pj",
+                  "area_mm2", "static_power_mw", "tech_node_nm", "fpga_dsp", "fpga_lut", "fpga_ff",
+                  "fpga_bram36")  # fmt: skip
 _CARRIED = ("accuracy", "test_accuracy", "sparsity", "compression_rate", "model_compression_rate",
             "accuracy_source", "masks_path", "hf_config_dir", "cache_key", "prune_wall_s")  # fmt: skip
 _BAD_INPUT = (ValueError, FileNotFoundError, ModuleNotFoundError)
@@ -174,6 +176,8 @@ def sweep(
     """
     space = space if isinstance(space, SweepSpace) else load_space(space)
     gpus = check_runner(workers, gpus, distributed=client is not None or dask_scheduler is not None)
+    for note in space.pinned_dependents():
+        print(f"note: {note}", file=sys.stderr)
     n_points = space.n_points
     if max_points is not None and n_points > max_points:
         raise ValueError(f"sweep: the space has {n_points:,} points, more than the limit of {max_points:,}; "

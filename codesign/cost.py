@@ -23,9 +23,11 @@ __all__ = ["layer_costs", "matched_block", "resolve_blocks"]
 def layer_costs(keep_masks: Mapping[tuple[str, float], np.ndarray], block: tuple[int, int],
                 config: AcceleratorConfig | str, tokens: int, weight_bits: int = 8,
                 act_bits: int = 8) -> pd.DataFrame:  # fmt: skip
-    """Rows (layer, sparsity, cycles, latency_s, energy_pj, kept_weights) for every ``(layer, sparsity)`` key
-    of ``keep_masks`` (dense bool keep-masks ``[out, in]``; an all-True mask is the dense layer)."""
+    """Rows (layer, sparsity, cycles, latency_s, energy_pj, area_delay_mm2_s, kept_weights) for every
+    ``(layer, sparsity)`` key of ``keep_masks`` (dense bool keep-masks ``[out, in]``; an all-True mask is the
+    dense layer). ``area_delay_mm2_s`` is the layer's latency x the design's area (NaN on an FPGA)."""
     config = load_config(config)
+    area_mm2 = config.cost.area_mm2 if config.cost.area_mm2 is not None else float("nan")
     rows = []
     for (name, sparsity), mask in keep_masks.items():
         op = Gemm(name, M=tokens, K=mask.shape[1], N=mask.shape[0], mask=None if mask.all() else mask,
@@ -34,6 +36,7 @@ def layer_costs(keep_masks: Mapping[tuple[str, float], np.ndarray], block: tuple
         energy = sum(v for k, v in row.items() if k.startswith("energy_") and k.endswith("_pj"))
         rows.append({"layer": name, "sparsity": float(sparsity), "cycles": int(row["cycles"]),
                      "latency_s": row["cycles"] / config.clock_hz, "energy_pj": float(energy),
+                     "area_delay_mm2_s": row["cycles"] / config.clock_hz * area_mm2,
                      "kept_weights": int(mask.sum())})  # fmt: skip
     return pd.DataFrame(rows)
 

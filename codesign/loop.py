@@ -47,7 +47,7 @@ __all__ = ["CodesignResult", "allocate_block", "hardware_optimal", "hardware_spa
 
 OUTPUT_KIND = "codesign"
 DEFAULT_SPARSITIES = (0.0, 0.25, 0.5, 0.625, 0.75, 0.875)
-OBJECTIVES = ("latency_s", "energy_pj", "cycles")
+OBJECTIVES = ("latency_s", "energy_pj", "cycles", "area_delay_mm2_s")  # area x latency: a bigger array pays
 ESTIMATES = ("fisher", "taylor", "retrained")
 
 
@@ -375,6 +375,11 @@ def run_codesign(model: str | Path, data: str, config, out_dir: str | Path, *, b
                                         batch, validate_examples, recovery_steps, recovery_lr)  # fmt: skip
     if len({hw.name for hw in hws}) != len(hws):
         raise ValueError(f"config: names must be distinct, got {[hw.name for hw in hws]}")
+    no_area = [hw.name for hw in hws if hw.cost.area_mm2 is None]
+    reported = tuple(k for k in OBJECTIVES if k != "area_delay_mm2_s" or not no_area)  # FPGAs have no area
+    if objective == "area_delay_mm2_s" and no_area:
+        raise ValueError(f"objective: area_delay_mm2_s needs an ASIC area; {', '.join(no_area)} is an FPGA (it "
+                         "reports resources, not area); use latency_s or energy_pj")  # fmt: skip
     _check_blocks_fit(blocks, model)
     hws, buffer_infeasible = _buffer_feasible(hws, model, batch * seq_len)
     # refused before the output directory is made: a file in the way of the cache, a data set that cannot be read
@@ -448,9 +453,11 @@ def run_codesign(model: str | Path, data: str, config, out_dir: str | Path, *, b
     dense, fixed = {}, {}
     for hw in hws:
         dense[hw.name] = simulate(hw, workload).totals
+        if hw.cost.area_mm2 is not None:
+            dense[hw.name]["area_delay_mm2_s"] = dense[hw.name]["latency_s"] * hw.cost.area_mm2
         layers_dense = candidates[(candidates["sparsity"] == 0) & (candidates["config"] == hw.name)
                                   & (candidates["block"] == blocks[0])]  # fmt: skip
-        fixed[hw.name] = {k: float(dense[hw.name][k]) - float(layers_dense[k].sum()) for k in OBJECTIVES}
+        fixed[hw.name] = {k: float(dense[hw.name][k]) - float(layers_dense[k].sum()) for k in reported}
 
     plans, uniform_rows = [], []
     for (hw_name, block_text), table in candidates.groupby(["config", "block"], sort=False):
@@ -468,7 +475,7 @@ def run_codesign(model: str | Path, data: str, config, out_dir: str | Path, *, b
         for sparsity, level in table.groupby("sparsity"):
             row = {"config": hw_name, "block": block_text, "sparsity": sparsity,
                    estimate: float(level[estimate].sum()), "kept_weights": int(level["kept_weights"].sum()),
-                   **{k: float(level[k].sum()) + fixed[hw_name][k] for k in OBJECTIVES}}  # fmt: skip
+                   **{k: float(level[k].sum()) + fixed[hw_name][k] for k in reported}}  # fmt: skip
             # the hardware's headroom: the best any plan of this compression could do, accuracy aside
             best = hardware_optimal(table, objective, row["kept_weights"])
             row[f"hardware_optimal_{objective}"] = best.value + fixed[hw_name][objective]
@@ -481,7 +488,7 @@ def run_codesign(model: str | Path, data: str, config, out_dir: str | Path, *, b
         return float(chosen_rows[objective].sum()) + fixed[name][objective]
 
     hw_name, block_text, chosen, solved = min(plans, key=plan_score)
-    totals = {k: float(chosen[k].sum()) + fixed[hw_name][k] for k in OBJECTIVES}
+    totals = {k: float(chosen[k].sum()) + fixed[hw_name][k] for k in reported}
     if constraint == "loss":  # a budget that leaves every layer at its cheapest sparsity constrains nothing
         table = candidates[(candidates["config"] == hw_name) & (candidates["block"] == block_text)]
         cheapest = float(table.groupby("layer")[objective].min().sum())
@@ -493,9 +500,9 @@ def run_codesign(model: str | Path, data: str, config, out_dir: str | Path, *, b
         uniform[estimate] <= capacity]  # fmt: skip
     best_uniform = (feasible.sort_values(estimate if constraint == "compression" else objective).iloc[0].to_dict()
                     if len(feasible) else None)  # fmt: skip
-    predicted = {"model": {k: totals[k] for k in OBJECTIVES}, "estimated_loss_increase": float(chosen[estimate].sum()),
+    predicted = {"model": {k: totals[k] for k in reported}, "estimated_loss_increase": float(chosen[estimate].sum()),
                  "kept_fraction": float(chosen["kept_weights"].sum() / total_weights),
-                 "dense_model": {k: float(dense[hw_name][k]) for k in OBJECTIVES},
+                 "dense_model": {k: float(dense[hw_name][k]) for k in reported},
                  "best_uniform": best_uniform, "greedy_vs_exact": solved}  # fmt: skip
     if len(hws) > 1:
         joint = _joint_front(candidates, uniform, fixed, objective, estimate)

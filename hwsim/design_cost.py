@@ -40,8 +40,8 @@ from hwsim.tech import energy_scale, supply_at
 if TYPE_CHECKING:
     from hwsim.config import AcceleratorConfig
 
-__all__ = ["AREA_COMPONENTS", "BRAM36_BYTES", "URAM_BYTES", "DesignCost", "design_cost", "fpga_resources",
-           "supply_v"]
+__all__ = ["AREA_COMPONENTS", "BRAM36_BYTES", "URAM_BYTES", "DesignCost", "describe_cost", "design_cost",
+           "fpga_resources", "pinned_dependents", "supply_v"]
 
 AREA_COMPONENTS = ("mac", "pe_registers", "weight_buffer", "input_buffer", "output_buffer", "index_decoder",
                    "vector_unit", "dram_phy")  # fmt: skip
@@ -149,6 +149,53 @@ def fpga_resources(config: AcceleratorConfig) -> dict[str, int]:
         "ff": (config.n_pes * _pe_register_bits(config) + edge_bits) * FF_PER_BIT,
         "bram36": math.ceil(on_chip / BRAM36_BYTES),  # URAM, where the device has it, takes the rest
     }
+
+
+# figures a file may fix -> the fields whose change would move the derived value
+_DEPENDS_ON = {
+    "energy.static_power_mw": ("pe_array.", "buffers.", "microarch.", "sparse.", "technology.node_nm",
+                               "vector_unit.lanes", "energy.node_nm"),
+    "vector_unit.lanes": ("pe_array.cols",),
+}
+
+
+def pinned_dependents(config: AcceleratorConfig, varied: list[str]) -> list[str]:
+    """Warnings for a sweep that varies the fields ``varied`` (dotted paths) of ``config`` while the file fixes a
+    figure derived from them (static power from the area, vector lanes from the columns): that figure stays
+    what the file says at every point. An FPGA's static power is the device's, so it is not reported.
+
+    >>> from hwsim.config import derive_config
+    >>> pinned = derive_config("asic-32x32-int8", {"energy.static_power_mw": 30.0})
+    >>> pinned_dependents(pinned, ["pe_array.rows"])[0][:60]
+    'energy.static_power_mw is fixed at 30 by asic-32x32-int8[ene'
+    """
+    fixed = {"energy.static_power_mw": config.energy.static_power_mw if config.kind == "asic" else None,
+             "vector_unit.lanes": config.vector_unit.lanes}  # fmt: skip
+    notes = []
+    for figure, prefixes in _DEPENDS_ON.items():
+        moving = [path for path in varied if path.startswith(prefixes)]
+        if fixed[figure] is not None and moving:
+            notes.append(f"{figure} is fixed at {fixed[figure]:g} by {config.name} while the sweep varies "
+                         f"{', '.join(moving)}: it stays {fixed[figure]:g} at every point (leave it out of the file "
+                         "to derive it from the design)")  # fmt: skip
+    return notes
+
+
+def describe_cost(config: AcceleratorConfig) -> str:
+    """One line of what ``config`` costs, for the CLI: node and supply, area by component (or FPGA resources
+    against the device), static power and whether the file fixes it."""
+    cost = config.cost
+    if cost.area_breakdown_mm2 is not None:
+        parts = ", ".join(f"{k} {v:.3g}" for k, v in cost.area_breakdown_mm2.items() if v > 0)
+        size = f"area {cost.area_mm2:.4g} mm² ({parts})"
+    else:
+        budget = config.fpga.model_dump()
+        used = cost.fpga_resources.items()
+        size = "resources " + ", ".join(f"{k.upper()} {v:,}" + (f" of {budget[k]:,}" if budget.get(k) else "")
+                                        for k, v in used)  # fmt: skip
+    origin = "derived from the area" if cost.static_power_derived else "fixed by the config"
+    return (f"{cost.node_nm:g} nm, {cost.vdd_v:.2f} V; {size}; static power {cost.static_power_mw:.4g} mW "
+            f"({origin}); {config.vector_lanes} vector lanes")
 
 
 def design_cost(config: AcceleratorConfig) -> DesignCost:

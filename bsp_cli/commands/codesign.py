@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from analysis.executor import add_runner_arguments
+from codesign.loop import OBJECTIVES
 
 EXAMPLE = """example:
   bsp codesign --model minilm --data sentiment --config asic-32x32-int8 --objective latency_s \\
@@ -25,8 +26,9 @@ def register(subparsers) -> None:
     p.add_argument("--hardware-axes", help="a hardware space crossed with --config, as JSON or a YAML file in the "
                    "sweep's hardware_axes format, e.g. '{\"pe_array.rows,pe_array.cols\": [[16, 16], [32, 32]], "
                    "\"clock_mhz\": [500, 1000]}'; the accelerator is chosen with the plan")
-    p.add_argument("--objective", default="latency_s", choices=["latency_s", "energy_pj", "cycles"],
-                   help="what the allocation minimises (default latency_s)")
+    p.add_argument("--objective", default="latency_s", choices=OBJECTIVES,
+                   help="what the allocation minimises (default latency_s); area_delay_mm2_s is latency x the "
+                        "design's area, so a bigger array must earn its silicon (ASIC configs)")
     budget = p.add_mutually_exclusive_group(required=True)
     budget.add_argument("--max-loss-increase", type=float, help="budget: summed estimated loss increase")
     budget.add_argument("--budget-accuracy-drop", type=float, help="budget: accuracy drop (fraction, e.g. 0.01): "

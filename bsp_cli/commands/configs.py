@@ -37,7 +37,11 @@ def run(args) -> int:
     if not args.target:
         raise ValueError(f"configs {args.action}: give a preset name or YAML path")
     if args.action == "show":
-        print(load_config(args.target).to_yaml(), end="")
+        from hwsim.design_cost import describe_cost
+
+        config = load_config(args.target)
+        print(config.to_yaml(), end="")
+        print(f"# derived (hwsim.design_cost): {describe_cost(config)}")
         return 0
     try:
         config = load_config(args.target)

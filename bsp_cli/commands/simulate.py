@@ -97,6 +97,7 @@ def run(args) -> int:
     import pandas as pd
 
     from hwsim import build_workload, load_config, simulate
+    from hwsim.design_cost import describe_cost
     from hwsim.scalesim import load_scalesim_config, load_scalesim_topology
 
     _check_outputs(args)  # before any model or workload is read
@@ -128,6 +129,7 @@ def run(args) -> int:
               f"{config.clock_mhz:g} MHz, fold overlap {micro.fold_overlap.value}, pipeline "
               f"{micro.mult_stages}+{micro.acc_stages}, edges {micro.edge_skew.value}; "
               f"batch {args.batch} x seq {args.seq_len}")  # fmt: skip
+        print(f"design: {describe_cost(config)}")
         from analysis.display import readable_table
 
         print(readable_table(per_layer).to_string())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from analysis.executor import gpu_list
@@ -40,8 +41,7 @@ def run(args) -> int:
     import pandas as pd
 
     from analysis.display import point_columns, readable_table
-    from analysis.pareto import FRONT_OBJECTIVES as OBJECTIVES
-    from analysis.pareto import pareto_front
+    from analysis.pareto import default_objectives, pareto_front
     from analysis.plots import majority_accuracy, pareto_scatter, save_figure
     from analysis.space import ACCURACY_NOTES
     from analysis.sweep import MAX_POINTS, RESULTS_FILENAME, sweep
@@ -54,7 +54,7 @@ def run(args) -> int:
     failed = len(table) - len(ok)
     infeasible = int((ok["feasible"] == False).sum()) if "feasible" in ok else 0  # noqa: E712 -- NaN-safe
     ok = ok[ok["feasible"] != False] if "feasible" in ok else ok  # noqa: E712
-    objectives = {k: v for k, v in OBJECTIVES.items() if k in ok and ok[k].notna().any()}
+    objectives, notes = default_objectives(ok)
     now = table.attrs.get("evaluated_now", len(table))
     print(f"{len(table)} points: {len(ok)} evaluated, {infeasible} infeasible by design, {failed} failed; "
           f"{now} computed in this run ({table.attrs.get('pruned_now', 0)} pruning points), "
@@ -65,9 +65,11 @@ def run(args) -> int:
         source = ", ".join(sources) or "none"
         title = f"{ok['model'].iloc[0]} on {ok['data'].iloc[0]}; accuracy: {source}" if "model" in ok else None
         chance = majority_accuracy(ok) if y == "accuracy" else None
-        save_figure(pareto_scatter(ok, x="latency_s", y=y, y_sense=OBJECTIVES[y], title=title, chance=chance),
+        save_figure(pareto_scatter(ok, x="latency_s", y=y, y_sense=objectives[y], title=title, chance=chance),
                     out / "pareto")  # fmt: skip
         front = pareto_front(ok, objectives)
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
         columns = point_columns(front, [*objectives, *(c for c in ("cycles", "utilization") if c in front)], among=ok)
         with pd.option_context("display.width", 200, "display.max_rows", 100):
             print(f"Pareto front ({', '.join(f'{k}:{v}' for k, v in objectives.items())}), {len(front)} points; "
