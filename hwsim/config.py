@@ -277,6 +277,10 @@ class Technology(_Strict):
                                         description="process node (nm), 7-130; default: the energy table's node")
     vdd_v: StrictFloat | None = Field(default=None, ge=MIN_VDD_V, le=MAX_VDD_V,
                                       description="supply voltage (V); default: the energy table's supply")
+    logic_area_factor: StrictFloat = Field(default=1.0, ge=1.0, le=10.0,
+                                           description="placed-block area / cell area of the logic (placement "
+                                                       "density, clock tree, wiring); 1: cell area as cited. "
+                                                       "TPUv1's matrix unit measures 2.3x the modelled cells")
     vf_curve_mhz_v: dict[
         Annotated[StrictFloat, BeforeValidator(_json_int_key), Field(gt=0, le=10000)],
         Annotated[StrictFloat, Field(ge=MIN_VDD_V, le=MAX_VDD_V)],

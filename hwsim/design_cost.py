@@ -10,7 +10,8 @@ next tile -- plus the two operands passing through and one product register per 
 ``acc_stages`` accumulator registers per array column), ``weight_buffer`` / ``input_buffer`` /
 ``output_buffer`` (SRAM fit), ``index_decoder`` (a 32-bit row pointer counter, a comparator and two
 metadata registers, with ``skip_zero_blocks``), ``vector_unit`` (per lane a 32-bit multiplier, adder and four
-32-bit registers) and ``dram_phy`` (``dram.phy_area_mm2``, a fixed term not scaled by node).
+32-bit registers) and ``dram_phy`` (``dram.phy_area_mm2``, a fixed term not scaled by node). Logic components
+are cell areas times ``technology.logic_area_factor`` (default 1: placement, clock tree and wiring not counted).
 
 Static power, unless ``energy.static_power_mw`` fixes it: leakage density x every component's area but the
 PHY (:func:`hwsim.area.leakage_mw`). Dynamic energies: the table's figures x
@@ -45,6 +46,7 @@ __all__ = ["AREA_COMPONENTS", "BRAM36_BYTES", "URAM_BYTES", "DesignCost", "descr
 
 AREA_COMPONENTS = ("mac", "pe_registers", "weight_buffer", "input_buffer", "output_buffer", "index_decoder",
                    "vector_unit", "dram_phy")  # fmt: skip
+_LOGIC = ("mac", "pe_registers", "index_decoder", "vector_unit")  # what technology.logic_area_factor scales
 VECTOR_LANE_BITS = 32  # vector-unit datapath width (bits): softmax/GELU/LayerNorm run on 32-bit values
 VECTOR_LANE_REGISTERS = 4  # operand, result and two pipeline registers per lane
 INDEX_COUNTER_BITS = 32  # the decoder's row-pointer counter and comparator width (bits)
@@ -204,11 +206,13 @@ def design_cost(config: AcceleratorConfig) -> DesignCost:
     vdd = supply_v(config)
     table = config.energy
     scale = energy_scale(table.node_nm, node, table.vdd_v, vdd)
-    breakdown_um2 = _area_breakdown_um2(config, node)
+    cells_um2 = _area_breakdown_um2(config, node)
     if table.static_power_mw is not None:
         static_mw = table.static_power_mw
-    else:
-        static_mw = area.leakage_mw(sum(v for k, v in breakdown_um2.items() if k != "dram_phy"), node)
+    else:  # leakage is the cells', not the wiring's
+        static_mw = area.leakage_mw(sum(v for k, v in cells_um2.items() if k != "dram_phy"), node)
+    factor = config.technology.logic_area_factor
+    breakdown_um2 = {k: v * factor if k in _LOGIC else v for k, v in cells_um2.items()}
     buffers = config.buffers
     sram = {name: _sram_pj_per_byte(config, size, node, vdd, scale)
             for name, size in (("weight", buffers.weight_bytes), ("input", buffers.input_bytes),

@@ -187,3 +187,12 @@ def test_a_sweep_varying_sizes_of_a_file_that_fixes_static_power_says_so(tmp_pat
     assert pinned_dependents(load_config("fpga-zcu102"), ["pe_array.rows"]) == []  # the device's static power
     clock_only = SweepSpace(configs=[str(path)], accuracy="none", hardware_axes={"clock_mhz": [500]})
     assert clock_only.pinned_dependents() == []  # leakage does not depend on the clock
+
+
+def test_logic_area_factor_scales_logic_not_sram_nor_leakage():
+    base = load_config("asic-32x32-int8")
+    placed = derive_config(base, {"technology.logic_area_factor": 2.3})
+    for component, value in base.cost.area_breakdown_mm2.items():
+        factor = 2.3 if component in ("mac", "pe_registers", "index_decoder", "vector_unit") else 1.0
+        assert placed.cost.area_breakdown_mm2[component] == pytest.approx(value * factor)
+    assert placed.cost.static_power_mw == pytest.approx(base.cost.static_power_mw)
