@@ -196,3 +196,20 @@ def test_logic_area_factor_scales_logic_not_sram_nor_leakage():
         factor = 2.3 if component in ("mac", "pe_registers", "index_decoder", "vector_unit") else 1.0
         assert placed.cost.area_breakdown_mm2[component] == pytest.approx(value * factor)
     assert placed.cost.static_power_mw == pytest.approx(base.cost.static_power_mw)
+
+
+def test_the_docs_validation_table_is_what_the_model_computes():
+    from pathlib import Path
+
+    from hwsim.cost_validation import validation_table
+
+    page = (Path(__file__).parents[2] / "docs/guides/costs.md").read_text()
+    block = page.split("<!-- cost-validation-table -->")[1].split("<!-- /cost-validation-table -->")[0]
+    documented = [[cell.strip() for cell in line.strip("|").split("|")] for line in block.strip().splitlines()[2:]]
+    table = validation_table()
+    assert len(documented) == len(table)
+    for (design, quantity, published, model, error), row in zip(documented, table.itertuples(), strict=True):
+        assert (design, quantity) == (row.design, row.quantity)
+        assert float(published) == pytest.approx(row.published, rel=5e-3)
+        assert float(model) == pytest.approx(row.model, rel=5e-3)
+        assert float(error.rstrip(" %")) == pytest.approx(100 * row.error, abs=0.5)
