@@ -262,7 +262,7 @@ def preset_with(tmp_path, path: str, value) -> Path:
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("energy.sram_pj_per_64bit.8192", float("nan"), "finite"),
+        ("energy.static_power_mw", float("nan"), "finite"),
         ("energy.mac_pj", float("inf"), "finite"),
         ("vector_unit.cycles_per_element.softmax", float("nan"), "finite"),
         ("buffers.weight_bytes", 10**25, "less than or equal to 1099511627776"),

@@ -46,7 +46,9 @@ def test_the_pareto_page_draws_one_trace_per_accelerator_and_block_without_error
     drawn, log = _render(out, tmp_path)
     table = pd.read_parquet(table_path)
     pairs = table[["config", "block"]].drop_duplicates()
-    assert drawn == {"plots": "1", "traces": str(len(pairs) + 1), "errors": "[]"}, drawn  # + the front line
+    asic_pairs = pairs[pairs["config"].str.startswith("asic")]  # the latency-vs-area plot: ASIC points only
+    traces = len(pairs) + 1 + len(asic_pairs) + 1  # each plot's front line too
+    assert drawn == {"plots": "2", "traces": str(traces), "errors": "[]"}, drawn
     assert "Uncaught" not in log and "CONSOLE" not in log
     screenshot = tmp_path / "page.png"
     subprocess.run([CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
@@ -66,7 +68,7 @@ def test_front_points_get_a_per_layer_and_a_mask_section(table_path, tmp_path):
     picked = detail_points(table, "latency_s", "energy_pj", "min", "min", 3)
     with_masks = int(picked["masks_path"].notna().sum())
     drawn, _ = _render(out, tmp_path)
-    assert drawn["plots"] == str(1 + len(picked) + with_masks) and drawn["errors"] == "[]", drawn
+    assert drawn["plots"] == str(2 + len(picked) + with_masks) and drawn["errors"] == "[]", drawn  # + area plot
 
 
 def test_report_cli_refuses_to_overwrite_its_input_or_an_existing_file(table_path, tmp_path, capsys):
