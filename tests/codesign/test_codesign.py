@@ -507,3 +507,29 @@ def test_a_compression_that_block_rounding_misses_is_named_and_the_candidates_ar
         capsys.readouterr().err
     assert main([*argv, "--target-compression", "3.2"]) == 0
     assert "only the allocation runs again" in capsys.readouterr().err
+
+
+def test_area_delay_objective_is_latency_times_the_designs_area_and_refused_on_an_fpga(tmp_path, capsys):
+    from codesign.cost import layer_costs
+    from hwsim import load_config
+
+    keep = np.ones((64, 32), dtype=bool)
+    keep[:32] = False
+    rows = layer_costs({("l0", 0.0): np.ones((64, 32), dtype=bool), ("l0", 0.5): keep}, (16, 16),
+                       "asic-32x32-int8", tokens=16)  # fmt: skip
+    area = load_config("asic-32x32-int8").cost.area_mm2
+    assert np.allclose(rows["area_delay_mm2_s"], rows["latency_s"] * area)
+    model_dir, glue_dir = tiny_text_task(tmp_path)
+    argv = ["codesign", "--model", str(model_dir), "--data", "glue:sst-2", "--glue-dir", str(glue_dir),
+            "--cache-dir", str(tmp_path / "c"), "--config", "fpga-zcu102", "--blocks", "8x8",
+            "--max-loss-increase", "0.1", "--objective", "area_delay_mm2_s", "--out", str(tmp_path / "cd")]  # fmt: skip
+    assert main(argv) == 2
+    assert "area_delay_mm2_s needs an ASIC area; fpga-zcu102 is an FPGA" in capsys.readouterr().err
+    assert not (tmp_path / "cd").exists()
+    # two ASICs: the plan's predicted area-delay is its latency x the chosen design's area
+    argv[argv.index("fpga-zcu102")] = "asic-16x16-int8"
+    argv[argv.index("--config") + 2:argv.index("--config") + 2] = ["asic-32x32-int8"]
+    assert main(argv) == 0, capsys.readouterr().err
+    plan = load_plan(tmp_path / "cd" / "plan.yaml")
+    model = plan.predicted["model"]
+    assert model["area_delay_mm2_s"] == pytest.approx(model["latency_s"] * load_config(plan.config).cost.area_mm2)
