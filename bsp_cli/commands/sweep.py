@@ -67,6 +67,10 @@ def run(args) -> int:
         chance = majority_accuracy(ok) if y == "accuracy" else None
         save_figure(pareto_scatter(ok, x="latency_s", y=y, y_sense=objectives[y], title=title, chance=chance),
                     out / "pareto")  # fmt: skip
+        asic = ok[ok["area_mm2"].notna()] if "area_mm2" in ok else ok.iloc[:0]
+        if len(asic):  # what each design costs in silicon (FPGA rows report resources instead)
+            save_figure(pareto_scatter(asic, x="latency_s", y="area_mm2", y_sense="min",
+                                       title="ASIC designs: latency vs area"), out / "pareto_area")  # fmt: skip
         front = pareto_front(ok, objectives)
         for note in notes:
             print(f"note: {note}", file=sys.stderr)
@@ -75,5 +79,5 @@ def run(args) -> int:
             print(f"Pareto front ({', '.join(f'{k}:{v}' for k, v in objectives.items())}), {len(front)} points; "
                   f"accuracy source: {ACCURACY_NOTES.get(source, source)}")  # fmt: skip
             print(readable_table(front[columns]).to_string(index=False))
-        print(f"plot: {out / 'pareto.png'}")
+        print(f"plot: {out / 'pareto.png'}" + (f", {out / 'pareto_area.png'}" if len(asic) else ""))
     return 0 if not failed else 1

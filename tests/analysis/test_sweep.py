@@ -284,6 +284,11 @@ def test_array_sizes_that_buffers_cannot_hold_are_infeasible_rows_not_failures(t
     reason = r"buffers\.(?:weight|output)_bytes: .* smallest size that works is"
     assert bad["infeasible_reason"].str.contains(reason).all()
     assert table["error"].isna().all()
+    # each design's area is in its row, grows with the array, and has its own plot
+    good = table[table["feasible"] != False].assign(pes=lambda t: t["pe_array.rows"] * t["pe_array.cols"])  # noqa: E712
+    by_pes = good.sort_values("pes")
+    assert by_pes["area_mm2"].is_monotonic_increasing and by_pes["static_power_mw"].is_monotonic_increasing
+    assert (tmp_path / "out" / "pareto_area.png").is_file() and "area_mm2:min" in printed
 
 
 def test_an_edited_accuracy_table_is_read_again_not_reused(tiny_model_dir, tmp_path):
