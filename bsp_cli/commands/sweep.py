@@ -74,7 +74,8 @@ def run(args) -> int:
         front = pareto_front(ok, objectives)
         for note in notes:
             print(f"note: {note}", file=sys.stderr)
-        columns = point_columns(front, [*objectives, *(c for c in ("cycles", "utilization") if c in front)], among=ok)
+        shown = [*objectives, *(c for c in ("cycles", "utilization", "area_mm2") if c in front and c not in objectives)]
+        columns = point_columns(front, shown, among=ok)
         with pd.option_context("display.width", 200, "display.max_rows", 100):
             print(f"Pareto front ({', '.join(f'{k}:{v}' for k, v in objectives.items())}), {len(front)} points; "
                   f"accuracy source: {ACCURACY_NOTES.get(source, source)}")  # fmt: skip
