@@ -372,3 +372,16 @@ def test_search_refuses_objectives_it_cannot_optimise_in_one_line(tiny_model_dir
     err = capsys.readouterr().err
     assert "objectives: ['latency_ms'] not columns of a sweep point" in err and "'latency_s'" in err
     assert "Traceback" not in err and "Trial" not in err and err.count("\n") == 1
+
+
+def test_search_takes_area_as_an_objective(tiny_model_dir, tmp_path):
+    from analysis.pareto import pareto_front
+    from analysis.search import search
+
+    space = space_for(tiny_model_dir, configs=["asic-16x16-int8"], sparsities=[0.0, 0.5],
+                      hardware_axes={"pe_array.rows,pe_array.cols": [[8, 8], [16, 16], [32, 32]]})  # fmt: skip
+    objectives = {"latency_s": "min", "area_mm2": "min"}
+    found = search(space, trials=20, objectives=objectives, out_dir=tmp_path / "s", progress=False)
+    full = sweep(space, out_dir=tmp_path / "s", progress=False)
+    assert set(pareto_front(found, objectives)["point_id"]) == set(pareto_front(full, objectives)["point_id"])
+    assert full.groupby("pe_array.rows")["area_mm2"].first().is_monotonic_increasing
