@@ -7,11 +7,12 @@ move when the simulator or a preset changes. This command recomputes them for ev
 ``<out>/results.csv``: with the point's trained masks where the study's (git-ignored) cache still holds them,
 otherwise from one-shot block-norm masks of the pretrained model at the point's block, granularity and
 sparsity -- the masks the demo simulates; the ``masks`` column says which. Each point is also simulated on
-the *previous* presets (serial fold controller, live edges, no pipeline registers, DRAM in bytes per cycle)
+the *previous* presets (the fixed static power and clamped SRAM table of before the cost model, issue 36)
 with the same masks, so the change of the model alone is visible.
 
-Writes ``<out>/hardware.csv`` (per point), ``<out>/hardware.md`` (the moves per config) and redraws
-``fig_pareto_cycles`` / ``fig_pareto_energy`` (accuracy from ``results.csv``, hardware from now).
+Writes ``<out>/hardware.csv`` (per point, with each design's area), ``<out>/hardware.md`` (the moves and the
+area or resources per config) and redraws ``fig_pareto_cycles`` / ``fig_pareto_energy`` (accuracy from
+``results.csv``, hardware from now).
 """
 
 from __future__ import annotations
@@ -28,23 +29,24 @@ from analysis.store import write_table_atomic
 from bsp_common.outputs import write_text_atomic
 from hwsim import build_workload, read_hf_config, simulate
 from hwsim.config import derive_config
+from hwsim.design_cost import describe_cost
 from paper_figs.reproduce import _label
 
-# the presets' terms before the microarchitecture model (issue 23): a serial controller and DRAM per cycle
-SERIAL_CONTROLLER = {"microarch.fold_overlap": "none", "microarch.mult_stages": 0, "microarch.acc_stages": 0,
-                     "microarch.drain": "rows", "microarch.drain_lines_per_cycle": 1, "microarch.edge_skew": "live",
-                     "microarch.preload_rows_per_cycle": 1}  # fmt: skip
-PREVIOUS_DRAM_BYTES_PER_CYCLE = {"asic-16x16-int8": 16, "asic-32x32-int8": 32, "asic-128x128-int8": 43}
-COLUMNS = ("cycles", "latency_s", "energy_pj", "utilization", "compute_cycles", "stall_cycles")
+# the ASIC presets' energy terms before the cost model (issue 36): an assumed static power (10 % of the array's
+# full-load dynamic power) and Horowitz's SRAM table, clamped above 1 MiB; cycles did not change
+PREVIOUS_STATIC_POWER_MW = {"asic-16x16-int8": 7.68, "asic-32x32-int8": 30.72, "asic-128x128-int8": 344.064}
+PREVIOUS_SRAM_PJ_PER_64BIT = {8192: 10.0, 32768: 20.0, 1048576: 100.0}
+COLUMNS = ("cycles", "latency_s", "energy_pj", "utilization", "compute_cycles", "stall_cycles", "area_mm2",
+           "static_power_mw")
 
 
 def previous_config(name: str):
-    """The preset as the serial model saw it (static power kept: it equals the old per-cycle figure at the
-    preset's own clock)."""
-    overrides = dict(SERIAL_CONTROLLER)
-    if name in PREVIOUS_DRAM_BYTES_PER_CYCLE:
-        overrides["dram.bw_bytes_per_cycle"] = PREVIOUS_DRAM_BYTES_PER_CYCLE[name]
-    return derive_config(name, overrides, name=f"{name} (serial model)")
+    """The preset as the model before the cost model saw it (FPGA presets: unchanged)."""
+    if name not in PREVIOUS_STATIC_POWER_MW:
+        return name
+    overrides = {"energy.static_power_mw": PREVIOUS_STATIC_POWER_MW[name],
+                 "energy.sram_pj_per_64bit": PREVIOUS_SRAM_PJ_PER_64BIT}  # fmt: skip
+    return derive_config(name, overrides, name=f"{name} (before the cost model)")
 
 
 def _one_shot_masks(model_dir: Path, block: str, granularity: str, sparsity: float) -> dict:
@@ -99,18 +101,21 @@ def resimulate(out: Path) -> pd.DataFrame:
 
 
 def _report(table: pd.DataFrame) -> str:
-    lines = ["Hardware re-simulated with the current presets (microarchitecture terms, static power x latency, "
-             "off-chip DRAM in GB/s) by `python -m paper_figs.resimulate`. Masks: "
+    lines = ["Hardware re-simulated with the current presets (microarchitecture terms, off-chip DRAM in GB/s, "
+             "static power and SRAM energy derived from each design's size) by `python -m paper_figs.resimulate`. "
+             "Masks: "
              + ", ".join(f"{n} {k}" for k, n in table["masks"].value_counts().items())
              + " (one-shot: block-norm masks of the pretrained model at the point's block, granularity and "
              "sparsity; the trained masks are in the git-ignored cache). Accuracy is unchanged.", "",
-             "Change of the model alone (same masks; median over points, min..max):", "",
+             "Change of the cost model alone (same masks; median over points, min..max; cycles unchanged):", "",
              "| config | points | latency | energy |", "|---|---|---|---|"]  # fmt: skip
     for config, group in table.groupby("config"):
         latency = group["latency_s"] / group["previous_latency_s"] - 1
         energy = group["energy_pj"] / group["previous_energy_pj"] - 1
         lines.append(f"| {config} | {len(group)} | {latency.median():+.1%} ({latency.min():+.1%}..{latency.max():+.1%})"
                      f" | {energy.median():+.1%} ({energy.min():+.1%}..{energy.max():+.1%}) |")  # fmt: skip
+    lines += ["", "What each design costs (`hwsim.design_cost`):", ""]
+    lines += [f"- {config}: {describe_cost(derive_config(config, {}))}" for config in table["config"].unique()]
     return "\n".join(lines) + "\n"
 
 
