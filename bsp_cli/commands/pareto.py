@@ -8,6 +8,7 @@ from pathlib import Path
 from bsp_common.outputs import check_output_file
 
 EXAMPLE = """example:
+  bsp pareto results/sweep.parquet --objectives latency_s:min,area_mm2:min   # ASIC rows: silicon vs speed
   bsp pareto results/sweep.parquet --objectives accuracy:max,latency_s:min,energy_pj:min \\
              --out results/front.csv --plot results/front.png
 (compare accelerators of different clocks on latency_s, not cycles)

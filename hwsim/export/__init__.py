@@ -10,7 +10,7 @@ from hwsim.export.export import (
     load_schema,
 )
 from hwsim.export.formats import pack_words, read_c_array, read_coe, read_hex, unpack_words
-from hwsim.export.load import Export, ExportedLayer, load_export
+from hwsim.export.load import Export, ExportedLayer, ExportError, load_export
 from hwsim.export.quant import quantize
 from hwsim.export.requant import quantize_multiplier, requantize
 
@@ -18,6 +18,7 @@ __all__ = [
     "DEFAULT_SAMPLE",
     "QUANT_ERROR_WARNING",
     "Export",
+    "ExportError",
     "ExportOptions",
     "ExportedLayer",
     "QuantErrorWarning",

@@ -29,6 +29,7 @@ bsp did not write is never replaced (:mod:`bsp_common.outputs`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import sys
@@ -45,6 +46,7 @@ from hwsim.config import AcceleratorConfig, load_config
 from hwsim.export.formats import LANE_ORDERS
 from hwsim.export.golden import LayerGolden, layer_golden
 from hwsim.export.layer_files import FileList, LayerInput, write_layer
+from hwsim.export.load import MANIFEST_DIGEST
 from hwsim.export.quant import SCALE_MODES, SUPPORTED_BITS, quantize
 from hwsim.export.readme import export_readme
 from hwsim.export.testbench import TESTBENCHES, reference_rtl, write_testbenches
@@ -241,5 +243,9 @@ def export_model(model_dir: str | Path, config: str | Path | AcceleratorConfig, 
         import jsonschema
 
         jsonschema.validate(manifest, schema)
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
+        text = json.dumps(manifest, indent=1)
+        (tmp / "manifest.json").write_text(text)
+        # the manifest's own digest (`sha256sum -c manifest.sha256`): an edited field is named on load
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        (tmp / MANIFEST_DIGEST).write_text(f"{digest}  manifest.json\n")
     return out_dir

@@ -38,7 +38,8 @@ def export_readme(manifest: dict, schema: dict) -> str:
         "",
         f"Written by `bsp export` (bsp-codesign), manifest format version {manifest['version']}. Every file is listed "
         "in `manifest.json` with its kind, word layout, size and SHA-256; `manifest.schema.json` describes every "
-        "field. Each layer has its own directory.",
+        "field; `manifest.sha256` holds the manifest's own digest (`sha256sum -c manifest.sha256`). Each layer has its "
+        "own directory.",
         "",
         "## Conventions",
         "",

@@ -72,7 +72,7 @@ def test_manifest_validates_and_checksums_match(exported):
     jsonschema.validate(manifest, load_schema())
     listed = {f["path"] for f in manifest["files"]}
     on_disk = {p.relative_to(exported).as_posix() for p in exported.rglob("*") if p.is_file()}
-    assert listed == on_disk - {"manifest.json", MARKER_FILENAME}
+    assert listed == on_disk - {"manifest.json", "manifest.sha256", MARKER_FILENAME}
     for entry in manifest["files"]:
         data = (exported / entry["path"]).read_bytes()
         assert hashlib.sha256(data).hexdigest() == entry["sha256"] and len(data) == entry["bytes"]
