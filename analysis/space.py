@@ -34,7 +34,7 @@ from pathlib import Path
 
 from analysis.tables import accuracy_table_path
 from bsp_common.safe_yaml import load_yaml_file, short_repr
-from hwsim.config import ConfigError, derive_config, list_presets, load_config
+from hwsim.config import EXCLUSIVE_FIELD_PAIRS, ConfigError, derive_config, list_presets, load_config, parse_size_bytes
 from hwsim.design_cost import pinned_dependents
 from pruning.settings import PENALTY_MODES, PruneMethod, ScoreKind, TrainBudget, check_sparsity
 from pruning.spec import BlockSpec, Granularity
@@ -174,6 +174,14 @@ class SweepSpace:
         if not isinstance(axes, dict):
             raise ValueError(f"sweep.hardware_axes: expected a mapping of config field paths to value lists, "
                              f"got {short_repr(axes)}")  # fmt: skip
+        paths = [path for key in axes for path in str(key).split(",")]
+        for pair in EXCLUSIVE_FIELD_PAIRS:
+            if set(pair) <= set(paths):
+                raise ValueError(f"sweep.hardware_axes: {pair[0]} and {pair[1]} exclude each other (a config gives "
+                                 "one of them); make one of them the axis")  # fmt: skip
+        repeated = sorted({path for path in paths if paths.count(path) > 1})
+        if repeated:
+            raise ValueError(f"sweep.hardware_axes: {', '.join(repeated)} is an axis more than once")
         for key, values in axes.items():
             paths = str(key).split(",")
             if not isinstance(values, list | tuple) or not values:
@@ -185,6 +193,14 @@ class SweepSpace:
                 if any(isinstance(v, float) and not math.isfinite(v) for v in (value if len(paths) > 1 else [value])):
                     raise ValueError(f"sweep.hardware_axes.{key}: values must be finite numbers or sizes, got "
                                      f"{short_repr(value)}")  # fmt: skip
+            seen: dict = {}
+            for value in values:
+                normal = _normal_axis_value(value)
+                if normal in seen:
+                    raise ValueError(f"sweep.hardware_axes.{key}: {short_repr(value)} repeats "
+                                     f"{short_repr(seen[normal])} (the same value twice would give the same point "
+                                     "twice); list each value once")  # fmt: skip
+                seen[normal] = value
             for settings in _axis_settings(key, values):
                 try:
                     derive_config(self.configs[0], settings)
@@ -267,6 +283,20 @@ class SweepSpace:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def _normal_axis_value(value):
+    """What an axis value means, for finding repeats: 500 and 500.0 are one clock, "256 KiB" and 262144 one size."""
+    if isinstance(value, list | tuple):
+        return tuple(_normal_axis_value(v) for v in value)
+    if isinstance(value, str):
+        try:
+            return float(parse_size_bytes(value))
+        except ValueError:
+            return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return json.dumps(value, sort_keys=True, default=str)
 
 
 def _axis_settings(key: str, values: list) -> list[dict]:

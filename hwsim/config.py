@@ -69,6 +69,7 @@ MAX_CYCLES_PER_ELEMENT = 1e6
 MAX_STATIC_POWER_MW = 1e6  # 1 kW: far above any single accelerator's static power
 MAX_PIPELINE_STAGES = 64  # MAC pipelines are a handful of registers deep
 MAX_FPGA_RESOURCE = 100_000_000  # DSPs / BRAMs / LUTs of the largest devices are < 1e7
+MIN_CLOCK_MHZ = 1.0  # latency and static energy divide by the clock: below 1 MHz no accelerator runs
 MIN_VDD_V, MAX_VDD_V = 0.3, 2.0  # supply voltages of CMOS logic from near-threshold to 180 nm nominal
 MAX_PHY_AREA_MM2 = 1000.0  # a DRAM PHY and controller is a few mm²; 1000 is a typo
 
@@ -282,7 +283,7 @@ class Technology(_Strict):
                                                        "density, clock tree, wiring); 1: cell area as cited. "
                                                        "TPUv1's matrix unit measures 2.3x the modelled cells")
     vf_curve_mhz_v: dict[
-        Annotated[StrictFloat, BeforeValidator(_json_int_key), Field(gt=0, le=10000)],
+        Annotated[StrictFloat, BeforeValidator(_json_int_key), Field(ge=MIN_CLOCK_MHZ, le=10000)],
         Annotated[StrictFloat, Field(ge=MIN_VDD_V, le=MAX_VDD_V)],
     ] | None = Field(default=None, description="voltage-frequency pairs {MHz: V}: the supply at clock_mhz is "
                                                "interpolated, so a clock sweep scales dynamic energy with V²")
@@ -312,7 +313,7 @@ class AcceleratorConfig(_Strict):
     name: str = Field(min_length=1, description="the name results and plots show")
     kind: Literal["asic", "fpga"] = Field(description="fpga needs the fpga resource budget")
     source: str = Field(min_length=1, description="where the numbers come from")
-    clock_mhz: StrictFloat = Field(gt=0, le=10000, description="array clock (MHz)")
+    clock_mhz: StrictFloat = Field(ge=MIN_CLOCK_MHZ, le=10000, description="array clock (MHz), 1-10000")
     pe_array: PEArray
     buffers: Buffers
     dram: Dram
@@ -476,6 +477,8 @@ def config_from_dict(data: dict, source: str = "<dict>") -> AcceleratorConfig:
 
 
 _EXCLUSIVE_FIELDS = {"dram.bw_bytes_per_cycle": "dram.bw_gb_per_s", "dram.bw_gb_per_s": "dram.bw_bytes_per_cycle"}
+EXCLUSIVE_FIELD_PAIRS = (("dram.bw_bytes_per_cycle", "dram.bw_gb_per_s"),
+                         ("technology.vdd_v", "technology.vf_curve_mhz_v"))  # setting one drops (or refuses) the other
 
 
 def derive_config(base: str | Path | AcceleratorConfig, overrides: dict, name: str | None = None) -> AcceleratorConfig:

@@ -857,3 +857,20 @@ def test_overwrite_swaps_in_one_step_where_the_kernel_can(tmp_path, monkeypatch)
         (tmp / "v").write_text("new")
     assert (out / "v").read_text() == "new" and len(calls) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+@pytest.mark.parametrize(("axes", "words"), [
+    ({"dram.bw_gb_per_s": [10.0], "dram.bw_bytes_per_cycle": [8.0]},
+     "dram.bw_bytes_per_cycle and dram.bw_gb_per_s exclude each other"),
+    ({"clock_mhz": [500, 500, 500.0]}, "sweep.hardware_axes.clock_mhz: 500 repeats 500"),
+    ({"buffers.weight_bytes": ["256 KiB", 262144]}, "262144 repeats '256 KiB'"),
+    ({"pe_array.rows,pe_array.cols": [[16, 16], [16.0, 16]]}, "repeats [16, 16]"),
+    ({"pe_array.rows": [16], "pe_array.rows,pe_array.cols": [[32, 32]]}, "pe_array.rows is an axis more than once"),
+    ({"clock_mhz": [1e-300]}, "greater than or equal to 1"),
+])  # fmt: skip
+def test_sweep_axes_that_cannot_mean_distinct_points_are_refused_by_name(axes, words):
+    from analysis.space import SweepSpace
+
+    with pytest.raises(ValueError) as info:
+        SweepSpace(configs=["asic-32x32-int8"], accuracy="none", hardware_axes=axes)
+    assert words in str(info.value), str(info.value)
