@@ -4,9 +4,10 @@ Each point is written with a single ``write`` of one line in append mode and fsy
 sweep leaves at most one truncated last line, which :meth:`ResultStore.load` ignores. Points are
 keyed by ``point_id``; loading keeps one record per id -- the first successful one, else the latest
 failure -- so a point is never duplicated and a failed point is retried on the next run
-(:meth:`ResultStore.done_ids` lists only successes). Any other line that is not a JSON object with a
-``point_id`` means the file was edited or is not a results store: an error naming the file and line
-(lines that are not JSON at all are cut-short writes of a killed run and are skipped).
+(:meth:`ResultStore.done_ids` lists only successes). A stored line is untrusted input: one that is not a JSON
+object with a ``point_id`` (a write cut short by a killed run, or an edit), nested too deeply, or whose
+``numeric_fields`` are not finite non-negative numbers is reported with its line number and skipped, so its
+point is evaluated again. A symbolic link in place of the store is refused.
 :meth:`ResultStore.export` writes the table to Parquet or CSV via a temporary file and a rename.
 """
 
@@ -15,6 +16,8 @@ from __future__ import annotations
 import errno
 import fcntl
 import json
+import logging
+import math
 import os
 from pathlib import Path
 
@@ -26,13 +29,32 @@ from bsp_common.safe_yaml import short_repr
 
 __all__ = ["ResultStore", "read_table", "write_table_atomic"]
 
+log = logging.getLogger(__name__)
+
 
 class ResultStore:
-    def __init__(self, path: str | Path) -> None:
+    """``numeric_fields``: record fields that must be finite numbers >= 0 (or null) for a line to be used."""
+
+    def __init__(self, path: str | Path, numeric_fields: tuple[str, ...] = ()) -> None:
         self.path = Path(path)
+        self.numeric_fields = numeric_fields
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
+    def _problem(self, record) -> str | None:
+        """Why a parsed line cannot be used, or None."""
+        if not isinstance(record, dict) or not isinstance(record.get("point_id"), str):
+            return f"expected a JSON object with a 'point_id', got {short_repr(record)}"
+        for field in self.numeric_fields:
+            value = record.get(field)
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if value is not None and not (number and math.isfinite(value) and value >= 0):
+                return f"{field} is {short_repr(value)}, not a finite number >= 0"
+        return None
+
     def records(self) -> list[dict]:
+        if self.path.is_symlink():
+            raise ValueError(f"results store {self.path}: is a symbolic link; bsp reads and writes only its own "
+                             "files in a sweep directory (remove the link)")  # fmt: skip
         if not self.path.is_file():
             return []
         try:
@@ -43,11 +65,14 @@ class ResultStore:
         for line_no, line in enumerate(lines, start=1):
             try:
                 record = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut short by a kill mid-write (append() terminates it before writing on)
-            if not isinstance(record, dict) or not isinstance(record.get("point_id"), str):
-                raise ValueError(f"results store {self.path}:{line_no}: expected a JSON object with a 'point_id', "
-                                 f"got {short_repr(record)}")  # fmt: skip
+            except (json.JSONDecodeError, RecursionError):
+                record = line  # a line cut short by a kill mid-write, or not a record at all
+            problem = self._problem(record) if line.strip() else None
+            if problem:
+                log.warning("results store %s:%d: skipped (%s); its point is evaluated again", self.path, line_no,
+                            problem)  # fmt: skip
+            if problem or not line.strip():
+                continue
             earlier = by_id.get(record["point_id"])
             if earlier is None or _failed(earlier):  # a success is final; a failure gives way to any later record
                 by_id[record["point_id"]] = record

@@ -246,7 +246,7 @@ class _SweepRun:
 
     def __init__(self, space: SweepSpace, out_dir: Path, runner: TaskRunner, progress: bool, dataset=None) -> None:
         self.space, self.out_dir, self.runner, self.progress = space, out_dir, runner, progress
-        self.store = ResultStore(out_dir / POINTS_FILENAME)
+        self.store = ResultStore(out_dir / POINTS_FILENAME, numeric_fields=_TOTAL_COLUMNS)
         self.cache = PointCache(space, out_dir / "cache", dataset)
         if not runner.parallel:  # tasks run here: the planning cache computes them (one fingerprint, one load)
             _share_in_process(self.cache)

@@ -385,3 +385,31 @@ def test_search_takes_area_as_an_objective(tiny_model_dir, tmp_path):
     full = sweep(space, out_dir=tmp_path / "s", progress=False)
     assert set(pareto_front(found, objectives)["point_id"]) == set(pareto_front(full, objectives)["point_id"])
     assert full.groupby("pe_array.rows")["area_mm2"].first().is_monotonic_increasing
+
+
+def test_tampered_store_lines_are_reported_by_line_and_their_points_evaluated_again(tiny_model_dir, tmp_path,
+                                                                                    caplog):
+    space = space_for(tiny_model_dir, blocks=["8x8"], sparsities=[0.0, 0.5], configs=["asic-16x16-int8"])
+    first = sweep(space, out_dir=tmp_path / "out", progress=False).set_index("point_id")
+    store = tmp_path / "out" / "points.jsonl"
+    lines = store.read_text().splitlines()
+    record = json.loads(lines[0])
+    tampered = {**record, "cycles": -5, "energy_pj": "abc"}
+    store.write_text("\n".join([json.dumps(tampered), "[" * 100_000, "[1, 2, 3]", *lines[1:]]) + "\n")
+    with caplog.at_level("WARNING"):
+        again = sweep(space, out_dir=tmp_path / "out", progress=False).set_index("point_id")
+    warned = " ".join(r.getMessage() for r in caplog.records)
+    for line_no, why in ((1, "cycles is -5"), (2, "expected a JSON object"), (3, "expected a JSON object")):
+        assert f"points.jsonl:{line_no}: skipped ({why}" in warned
+    assert again.attrs["evaluated_now"] == 1  # the tampered point, evaluated again; the others reused
+    assert again.loc[record["point_id"], "cycles"] == first.loc[record["point_id"], "cycles"]
+
+
+def test_a_store_that_is_a_symbolic_link_is_refused(tiny_model_dir, tmp_path):
+    space = space_for(tiny_model_dir, blocks=["8x8"], sparsities=[0.0], configs=["asic-16x16-int8"])
+    sweep(space, out_dir=tmp_path / "out", progress=False)
+    store = tmp_path / "out" / "points.jsonl"
+    store.rename(tmp_path / "real.jsonl")
+    store.symlink_to(tmp_path / "real.jsonl")
+    with pytest.raises(ValueError, match="is a symbolic link"):
+        sweep(space, out_dir=tmp_path / "out", progress=False)
