@@ -33,7 +33,7 @@ import pandas as pd
 
 from analysis.tables import accuracy_table_path
 from bsp_common import strict_json
-from bsp_common.claims import compute_once
+from bsp_common.claims import compute_once, describe_owner
 from bsp_common.outputs import write_text_atomic
 from bsp_common.safe_yaml import short_repr
 from bsp_common.strict_json import content_hash
@@ -94,12 +94,24 @@ class PointCache:
         entry = self.cache_dir / self.key(point)
         return compute_once(entry.with_name(f"{entry.name}.claim"), lambda: self.lookup(point),
                             lambda: self._compute_entry(point, entry),
-                            on_wait=lambda owner: log.info("point %s: waiting for %s", entry.name, owner))  # fmt: skip
+                            on_wait=lambda owner: log.warning("pruning point %s: computed by %s; waiting for it",
+                                                              entry.name, describe_owner(owner)))  # fmt: skip
 
     def lookup(self, point: dict) -> dict | None:
-        """The cached record for ``point``, or ``None`` if it has not been computed."""
+        """The cached record for ``point``, or ``None`` if it has not been computed -- or if the record is not a
+        JSON object (damaged or edited: reported by file, and the point computed again)."""
         record_path = self.cache_dir / self.key(point) / POINT_FILENAME
-        return json.loads(record_path.read_text()) if record_path.is_file() else None
+        if not record_path.is_file():
+            return None
+        try:
+            record = json.loads(record_path.read_bytes())
+        except (ValueError, RecursionError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            record = err
+        if not isinstance(record, dict):
+            log.warning("cache record %s is not a JSON object (%s); the point is computed again", record_path,
+                        short_repr(str(record))[1:-1])  # fmt: skip
+            return None
+        return record
 
     def _compute_entry(self, point: dict, entry: Path) -> None:
         entry.mkdir(parents=True, exist_ok=True)

@@ -4,8 +4,11 @@ A result that many workers may want (a pruning point, the dense teacher) is comp
 that creates its claim file (``open(O_CREAT | O_EXCL)``, atomic on local file systems and NFSv3+); the
 others wait until the result appears. The owner touches the claim every ``heartbeat_s`` while it works,
 so a claim whose owner died (``kill -9``, a lost host) expires: on the same host at once (its pid is gone),
-elsewhere once the heartbeat is older than ``stale_s``. An expired claim is broken by renaming it away
-(only one waiter wins the rename) and the winner computes the result itself.
+elsewhere once the waiter has seen no heartbeat for ``stale_s`` of its own clock (so a claim stamped in the
+future -- another host's clock, or a forgery -- expires too). A claim is untrusted input: one that is not a
+JSON object with a string ``host``, an integer ``pid`` and a numeric ``started`` has no owner to wait for
+and expires on the heartbeat rule alone; a directory in its place is refused. An expired claim is broken by
+renaming it away (only one waiter wins the rename) and the winner computes the result itself.
 
 >>> import tempfile, pathlib
 >>> entry = pathlib.Path(tempfile.mkdtemp()) / "result.txt"
@@ -27,7 +30,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TypeVar
 
-__all__ = ["claim_owner", "compute_once"]
+__all__ = ["claim_owner", "compute_once", "describe_owner"]
 
 T = TypeVar("T")
 
@@ -39,12 +42,34 @@ def _owner() -> dict:
     return {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}
 
 
+_OWNER_FIELDS = {"host": str, "pid": int, "started": (int, float)}
+MAX_CLAIM_BYTES = 4096  # an owner record is ~80 bytes
+
+
 def claim_owner(claim_path: str | Path) -> dict | None:
-    """The owner recorded in a claim file (``host``, ``pid``, ``started``), or ``None`` if there is no claim."""
+    """The owner recorded in a claim file (``host``, ``pid``, ``started``), ``{}`` for a claim without a valid
+    owner record (being written, damaged or forged), or ``None`` if there is no claim."""
+    path = Path(claim_path)
+    if path.is_dir():
+        raise ValueError(f"claim {path}: is a directory, not a bsp claim file; remove it to let the work go on")
     try:
-        return json.loads(Path(claim_path).read_text() or "{}")
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None if not Path(claim_path).exists() else {}
+        with path.open("rb") as handle:
+            owner = json.loads(handle.read(MAX_CLAIM_BYTES) or b"{}")
+    except FileNotFoundError:
+        return None
+    except (ValueError, RecursionError):
+        return {}
+    valid = isinstance(owner, dict) and all(isinstance(owner.get(k), t) and not isinstance(owner.get(k), bool)
+                                            for k, t in _OWNER_FIELDS.items())  # fmt: skip
+    return {k: owner[k] for k in _OWNER_FIELDS} if valid else {}
+
+
+def describe_owner(owner: dict | None) -> str:
+    """``host H, pid P, since HH:MM:SS`` of a claim's owner (what a waiter says it waits for)."""
+    if not owner:
+        return "an owner that has not written its record (or a damaged claim)"
+    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(owner["started"])) if owner["started"] > 0 else "?"
+    return f"host {owner['host']}, pid {owner['pid']}, since {since}"
 
 
 def _try_claim(path: Path) -> bool:
@@ -57,12 +82,19 @@ def _try_claim(path: Path) -> bool:
     return True
 
 
-def _expired(path: Path, stale_s: float) -> bool:
-    """A claim whose owner is gone: a dead pid on this host, or no heartbeat for ``stale_s``."""
+def _expired(path: Path, stale_s: float, seen: dict | None = None) -> bool:
+    """A claim whose owner is gone: a dead pid on this host, or no heartbeat for ``stale_s``. ``seen`` (the
+    waiter's memory: the claim's last mtime and when this process first saw it) measures the heartbeat on this
+    process's clock, so a claim stamped in the future cannot hold a waiter forever."""
     try:
-        age = time.time() - path.stat().st_mtime
+        mtime = path.stat().st_mtime
     except FileNotFoundError:
         return False  # released meanwhile: not ours to break
+    age = time.time() - mtime
+    if seen is not None:
+        if seen.get("mtime") != mtime:
+            seen.update(mtime=mtime, since=time.monotonic())
+        age = max(age, time.monotonic() - seen["since"]) if age < 0 else age
     owner = claim_owner(path) or {}
     if owner.get("host") == socket.gethostname() and isinstance(owner.get("pid"), int):
         try:
@@ -76,14 +108,14 @@ def _expired(path: Path, stale_s: float) -> bool:
     return age > stale_s
 
 
-def _break(path: Path, stale_s: float) -> None:
+def _break(path: Path, judged_mtime: float | None) -> None:
     """Rename an expired claim away; only one of several waiters' renames succeeds."""
     aside = path.with_name(f"{path.name}.expired-{uuid.uuid4().hex[:8]}")
     try:
         os.rename(path, aside)
     except FileNotFoundError:
         return
-    if not _expired(aside, stale_s):  # it was re-claimed between our check and the rename: give it back
+    if aside.stat().st_mtime != judged_mtime:  # re-claimed (or touched) after we judged it: give it back
         with suppress(FileExistsError):  # a third waiter claimed meanwhile; the displaced owner finds out at release
             os.link(aside, path)
     aside.unlink(missing_ok=True)
@@ -120,7 +152,7 @@ def compute_once(claim_path: str | Path, done: Callable[[], T | None], compute: 
     """
     claim_path = Path(claim_path)
     claim_path.parent.mkdir(parents=True, exist_ok=True)
-    waiting = False
+    waiting, seen = False, {}
     while True:
         result = done()
         if result:
@@ -137,8 +169,9 @@ def compute_once(claim_path: str | Path, done: Callable[[], T | None], compute: 
             if not result:
                 raise RuntimeError(f"compute_once: the computation did not produce its result ({claim_path})")
             return result
-        if _expired(claim_path, stale_s):
-            _break(claim_path, stale_s)
+        if _expired(claim_path, stale_s, seen):
+            _break(claim_path, seen.get("mtime"))
+            seen.clear()
             continue
         if not waiting and on_wait is not None:
             on_wait(claim_owner(claim_path) or {})

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from transformers import DataCollatorWithPadding, PrinterCallback, ProgressCallback, Trainer, TrainingArguments
 
-from bsp_common.claims import compute_once
+from bsp_common.claims import compute_once, describe_owner
 from bsp_common.outputs import check_output_dir
 from bsp_common.strict_json import content_hash
 from pruning.callback import BlockPruningCallback
@@ -243,7 +243,8 @@ def dense_teacher(model: str | Path, data: str | TextDataset, budget: TrainBudge
     # processes sharing the cache (sweep workers, seeds run side by side) train it once; the others wait
     return compute_once(out_dir.with_name(f"{out_dir.name}.claim"),
                         lambda: out_dir if (out_dir / "config.json").is_file() else None, train,
-                        on_wait=lambda owner: log.info("waiting for the dense teacher (%s) from %s", out_dir, owner))
+                        on_wait=lambda owner: log.warning("waiting for the dense teacher (%s) from %s", out_dir,
+                                                          describe_owner(owner)))
 
 
 _STUDENT_ONLY_FIELDS = ("prune_at_epoch", "schedule", "prune_start_epoch", "prune_frequency_steps", "teacher",

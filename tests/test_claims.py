@@ -7,6 +7,8 @@ import sys
 import threading
 import time
 
+import pytest
+
 from bsp_common.claims import claim_owner, compute_once
 
 
@@ -87,3 +89,31 @@ def test_the_owner_heartbeat_keeps_a_long_computation_claimed(tmp_path):
 
     compute_once(claim, done, compute, heartbeat_s=0.05)
     assert max(ages) < 0.3  # touched every 50 ms while the computation ran 500 ms
+
+
+def test_a_claim_stamped_in_the_future_expires_on_the_waiters_own_clock(tmp_path):
+    claim = tmp_path / "r.claim"
+    claim.write_text(json.dumps({"host": "elsewhere", "pid": 1, "started": time.time() + 3600}))
+    os.utime(claim, (time.time() + 3600, time.time() + 3600))  # clock skew, or forged
+    result, done = _result_file(tmp_path)
+    start = time.monotonic()
+    assert compute_once(claim, done, lambda: result.write_text("mine"), poll_s=0.05, stale_s=0.5) == "mine"
+    assert time.monotonic() - start < 10 and not list(tmp_path.glob("*.expired-*"))
+
+
+@pytest.mark.parametrize("content", ["[1, 2, 3]", '{"host": 5, "pid": "x", "started": null}', "[" * 100_000])
+def test_a_claim_without_a_valid_owner_record_has_no_owner_and_expires_by_heartbeat(tmp_path, content):
+    claim = tmp_path / "r.claim"
+    claim.write_text(content)
+    assert claim_owner(claim) == {}
+    os.utime(claim, (time.time() - 120, time.time() - 120))
+    result, done = _result_file(tmp_path)
+    assert compute_once(claim, done, lambda: result.write_text("mine"), poll_s=0.05, stale_s=60) == "mine"
+
+
+def test_a_directory_in_place_of_a_claim_is_refused_by_name(tmp_path):
+    (tmp_path / "r.claim").mkdir()
+    result, done = _result_file(tmp_path)
+    with pytest.raises(ValueError, match=r"r\.claim: is a directory, not a bsp claim file"):
+        compute_once(tmp_path / "r.claim", done, lambda: result.write_text("mine"), poll_s=0.05)
+    assert (tmp_path / "r.claim").is_dir()  # not bsp's to remove
