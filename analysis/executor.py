@@ -25,6 +25,8 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
+import struct
 import sys
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -57,6 +59,7 @@ def dask_client(client=None, dask_scheduler: str | None = None):
         return client
     from dask.distributed import Client
 
+    _check_dask_handshake(dask_scheduler)
     try:
         return Client(dask_scheduler, timeout="10s")
     except (OSError, TimeoutError) as err:
@@ -64,6 +67,41 @@ def dask_client(client=None, dask_scheduler: str | None = None):
     except (ValueError, TypeError) as err:  # distributed's address parser: "missing port number in address ..."
         raise ValueError(f"--dask-scheduler: {dask_scheduler!r} is not a scheduler address ({err}); give one like "
                          "tcp://host:8786") from None  # fmt: skip
+
+
+HANDSHAKE_TIMEOUT_S = 5.0  # a Dask scheduler sends its handshake as soon as a connection is accepted
+MAX_HANDSHAKE_BYTES = 1 << 20  # a handshake message is a few hundred bytes
+
+
+def _check_dask_handshake(address: str, timeout_s: float | None = None) -> None:
+    """Connect to a ``tcp://`` scheduler address and read the first frame header the scheduler sends on accept
+    (8 bytes, little-endian size); refuse, in bounded time, an address where nothing Dask-like answers (an HTTP
+    server waits for a request; a banner reads as an absurd size). Other protocols are left to distributed."""
+    timeout_s = HANDSHAKE_TIMEOUT_S if timeout_s is None else timeout_s
+    text = str(address)
+    if "://" in text and not text.startswith("tcp://"):
+        return
+    host, _, port = text.removeprefix("tcp://").rpartition(":")
+    host = host.strip("[]")
+    if not host or not port.isdigit():
+        return  # distributed's own parser names the malformed address
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s) as connection:
+            connection.settimeout(timeout_s)
+            header = b""
+            while len(header) < 8:
+                chunk = connection.recv(8 - len(header))
+                if not chunk:
+                    break
+                header += chunk
+    except TimeoutError:
+        header = b""
+    except OSError as err:
+        raise ValueError(f"--dask-scheduler: no Dask scheduler answered at {address!r} ({err})") from None
+    size = struct.unpack("<Q", header)[0] if len(header) == 8 else 0
+    if not 0 < size <= MAX_HANDSHAKE_BYTES:
+        raise ValueError(f"--dask-scheduler: something answers at {address!r} but not a Dask scheduler (no Dask "
+                         f"handshake within {timeout_s:g} s); check the address and port")  # fmt: skip
 
 
 def check_runner(workers, gpus, distributed: bool) -> list[int] | None:

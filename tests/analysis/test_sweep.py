@@ -330,7 +330,7 @@ def test_bad_accuracy_tables_are_refused_before_any_point(tiny_model_dir, tmp_pa
     assert not (tmp_path / "out" / "points.jsonl").exists()
 
 
-def test_a_text_value_in_a_stored_metric_still_gives_a_table(tiny_model_dir, tmp_path):
+def test_a_text_value_in_a_stored_metric_is_recomputed_not_tabled(tiny_model_dir, tmp_path):
     space = space_for(tiny_model_dir, blocks=["8x8"], sparsities=[0.0, 0.5], configs=["asic-16x16-int8"])
     out = tmp_path / "out"
     sweep(space, out_dir=out, progress=False)
@@ -339,8 +339,8 @@ def test_a_text_value_in_a_stored_metric_still_gives_a_table(tiny_model_dir, tmp
     first["tops_per_w"] = "high"  # a hand edit: a number became text
     (out / "points.jsonl").write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
     table = sweep(space, out_dir=out, progress=False)
-    assert len(table) == 2
-    assert sorted(pd.read_parquet(out / "sweep.parquet")["tops_per_w"].astype(str))[-1] == "high"
+    assert len(table) == 2 and table.attrs["evaluated_now"] == 1
+    assert pd.api.types.is_float_dtype(pd.read_parquet(out / "sweep.parquet")["tops_per_w"])
 
 
 @pytest.mark.parametrize("problem", ["missing glue dir", "unreachable scheduler"])
@@ -413,3 +413,39 @@ def test_a_store_that_is_a_symbolic_link_is_refused(tiny_model_dir, tmp_path):
     store.symlink_to(tmp_path / "real.jsonl")
     with pytest.raises(ValueError, match="is a symbolic link"):
         sweep(space, out_dir=tmp_path / "out", progress=False)
+
+
+@pytest.mark.parametrize("answer", [b"", b"SSH-2.0-OpenSSH_9.2\r\n"])
+def test_an_address_where_no_dask_scheduler_answers_is_refused_in_bounded_time(tiny_model_dir, tmp_path, answer):
+    """An HTTP server says nothing until asked; a banner reads as an absurd frame size. Neither hangs."""
+    import socket
+    import threading
+    import time
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def serve():
+        connection, _ = server.accept()
+        connection.sendall(answer)
+        time.sleep(3)
+        connection.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    start = time.monotonic()
+    with pytest.raises(ValueError, match="but not a Dask scheduler"):
+        from analysis.executor import _check_dask_handshake
+
+        _check_dask_handshake(f"tcp://127.0.0.1:{port}", timeout_s=1.0)
+    assert time.monotonic() - start < 5
+    server.close()
+
+
+def test_a_real_scheduler_passes_the_handshake_check():
+    from dask.distributed import LocalCluster
+
+    from analysis.executor import _check_dask_handshake
+
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster:
+        _check_dask_handshake(cluster.scheduler_address, timeout_s=5.0)
