@@ -10,7 +10,10 @@ target directory is refused, before any work starts, when it is
   pruned model) or to ``update`` it (add to it, e.g. a resumable sweep).
 
 Replacement is atomic: the new result is built in a temporary sibling (which holds a marker from its first
-moment), renamed in, and only then is the old output -- renamed aside first -- removed. Temporary
+moment), renamed in, and only then is the old output -- renamed aside first -- removed. The marker of a
+replaceable output lists the files bsp wrote into it; a file found there that the list does not name (a
+user's notes added since) makes ``overwrite`` refuse, naming it, so a replacement never deletes a file bsp did
+not write. Temporary
 siblings left behind by a killed run are removed by the next run for the same target, but only when they
 carry a marker and their process is gone.
 
@@ -80,10 +83,31 @@ def read_marker(directory: str | Path) -> dict | None:
     return marker if isinstance(marker, dict) and isinstance(marker.get("kind"), str) else None
 
 
-def _write_marker(directory: Path, kind: str) -> None:
+def _write_marker(directory: Path, kind: str, files: list[str] | None = None) -> None:
     record = {"kind": kind, "version": MARKER_VERSION, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
               "writer": "bsp-codesign"}  # fmt: skip
+    if files is not None:
+        record["files"] = files
     (directory / MARKER_FILENAME).write_text(json.dumps(record) + "\n", encoding="utf-8")
+
+
+def _files_in(directory: Path) -> list[str]:
+    """Every file (and link) under ``directory`` but the marker, as sorted relative POSIX paths; links are not
+    followed."""
+    found = []
+    for root, dirs, files in os.walk(directory):
+        base = Path(root).relative_to(directory)
+        found += [(base / name).as_posix() for name in files]
+        found += [(base / name).as_posix() for name in dirs if (Path(root) / name).is_symlink()]
+    return sorted(name for name in found if name != MARKER_FILENAME)
+
+
+def _foreign_files(directory: Path, marker: dict) -> list[str]:
+    """Files in a bsp output that its marker does not list (none when the marker predates file lists)."""
+    listed = marker.get("files")
+    if not isinstance(listed, list):
+        return []
+    return [name for name in _files_in(directory) if name not in set(listed)]
 
 
 def _is_same_or_ancestor(candidate: Path, of: Path) -> bool:
@@ -176,6 +200,9 @@ def check_output_dir(
     inputs = list(inputs)
     path = Path(out_dir).expanduser()
     _check_name_lengths(path, option)
+    if path.is_symlink() and not path.exists():
+        raise OutputError(f"{option}: {str(out_dir)!r} is a symbolic link to a missing {os.readlink(path)!r}; bsp "
+                          "does not create directories through links (give a real path)")  # fmt: skip
     resolved = _resolved(path, option)
     reason = _forbidden_reason(resolved, inputs)
     if reason:
@@ -197,6 +224,11 @@ def check_output_dir(
     if not (overwrite or update):
         raise OutputError(f"{option}: {str(out_dir)!r} already holds a bsp {kind} output; "
                           "pass --overwrite to replace it")  # fmt: skip
+    foreign = _foreign_files(resolved, marker) if overwrite else []
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise OutputError(f"{option}: {str(out_dir)!r} holds {shown}, which bsp did not write; replacing the "
+                          "output would delete it -- move it out first, or choose a new directory")  # fmt: skip
     return resolved
 
 
@@ -271,6 +303,7 @@ def atomic_output_dir(
     try:
         _write_marker(tmp, kind)
         yield tmp
+        _write_marker(tmp, kind, _files_in(tmp))  # what a later --overwrite may delete
         os.chmod(tmp, umask_mode("dir"))
         check_output_dir(out_dir, kind, overwrite=overwrite, inputs=inputs, option=option)
         if target.is_dir() and any(target.iterdir()):

@@ -874,3 +874,32 @@ def test_sweep_axes_that_cannot_mean_distinct_points_are_refused_by_name(axes, w
     with pytest.raises(ValueError) as info:
         SweepSpace(configs=["asic-32x32-int8"], accuracy="none", hardware_axes=axes)
     assert words in str(info.value), str(info.value)
+
+
+def test_overwrite_refuses_to_delete_a_file_bsp_did_not_write(tmp_path):
+    from bsp_common.outputs import OutputError, atomic_output_dir
+
+    target = tmp_path / "out"
+    with atomic_output_dir(target, "rtl-export") as tmp:
+        (tmp / "layer").mkdir()
+        (tmp / "layer" / "weights.hex").write_text("00\n")
+    (target / "mynotes.txt").write_text("mine")
+    (target / "layer" / "review.md").write_text("mine too")
+    with (pytest.raises(OutputError, match=r"holds layer/review\.md, mynotes\.txt, which bsp did not write"),
+          atomic_output_dir(target, "rtl-export", overwrite=True) as tmp):
+        (tmp / "new.hex").write_text("01\n")
+    assert (target / "mynotes.txt").read_text() == "mine" and (target / "layer" / "weights.hex").is_file()
+    (target / "mynotes.txt").unlink()
+    (target / "layer" / "review.md").unlink()
+    with atomic_output_dir(target, "rtl-export", overwrite=True) as tmp:  # only bsp's own files: replaced
+        (tmp / "new.hex").write_text("01\n")
+    assert sorted(p.name for p in target.iterdir()) == [".bsp-output.json", "new.hex"]
+
+
+def test_an_out_that_is_a_dangling_link_is_refused_and_nothing_created(tmp_path):
+    from bsp_common.outputs import OutputError, prepare_output_dir
+
+    (tmp_path / "out").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(OutputError, match="is a symbolic link to a missing"):
+        prepare_output_dir(tmp_path / "out", "sweep")
+    assert not (tmp_path / "elsewhere").exists()
