@@ -144,13 +144,18 @@ def detail_points(table: pd.DataFrame, x: str, y: str, x_sense: str, y_sense: st
     return front.loc[list(dict.fromkeys(picks))[:limit]]
 
 
-def _resolve(value, base: Path) -> str | None:
-    """A stored path (relative to the table's directory) or a model name, as something loadable."""
+def _resolve(value, base: Path, column: str = "hf_config_dir") -> str | None:
+    """A stored path (relative to the table's directory) or, for the model column, a model name, as something
+    loadable; a mask file that is not where the table says is named as such."""
     if not isinstance(value, str) or not value:
         return None
     path = base / value
     if path.exists():
         return str(path)
+    if column == "masks_path":
+        raise FileNotFoundError(f"results: masks_path {value!r} is not under {base} (the table's directory): the "
+                                "masks live in the sweep directory's cache -- report the table where the sweep "
+                                "wrote it (or the sweep directory), or use --detail 0")  # fmt: skip
     from pruning.models import resolve_model_path
 
     return str(resolve_model_path(value))
@@ -177,7 +182,7 @@ def _point_figures(point: pd.Series, base: Path) -> tuple[str, list]:
     from hwsim import simulate
     from hwsim.config import derive_config
 
-    masks_path = _resolve(point.get("masks_path"), base)
+    masks_path = _resolve(point.get("masks_path"), base, "masks_path")
     workload = pruned_workload(_resolve(point["hf_config_dir"], base), masks_path, _whole(point, "batch", 1),
                                _whole(point, "seq_len"))  # fmt: skip
     config = derive_config(point["config"], json.loads(point.get("hw_overrides") or "{}"))

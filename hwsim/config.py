@@ -454,7 +454,12 @@ def load_config(name_or_path: str | Path | AcceleratorConfig) -> AcceleratorConf
     text_name = str(name_or_path)
     presets = list_presets()
     path = Path(name_or_path)
-    if text_name not in presets and not path.is_file():
+    try:
+        is_file = path.is_file()
+    except OSError as err:  # a name over the file system's limit (ENAMETOOLONG), ...
+        raise FileNotFoundError(f"config: {short_repr(text_name)} is neither a preset nor a readable YAML path "
+                                f"({err.strerror})") from None  # fmt: skip
+    if text_name not in presets and not is_file:
         raise FileNotFoundError(f"config: {text_name!r} is neither a preset ({', '.join(presets)}) nor a YAML file")
     source = f"preset {text_name!r}" if text_name in presets else str(path)
     try:

@@ -211,6 +211,13 @@ def build_workload(
         raise TypeError(f"masks: expected a mapping of weight name -> BlockMask (pruning.load_masks reads a mask "
                         f"file), got {type(masks).__name__}")  # fmt: skip
     masks = dict(masks or {})
+    # duck-typed: importing pruning.masks here would pull torch into every simulation
+    wrong = [(name, mask) for name, mask in masks.items()
+             if not all(hasattr(mask, attribute) for attribute in ("group_mask", "block", "dense"))]  # fmt: skip
+    if wrong:
+        name, mask = wrong[0]
+        raise TypeError(f"masks[{name!r}]: expected a BlockMask (pruning.load_masks reads a mask file), got "
+                        f"{type(mask).__name__} {str(mask)[:40]!r}")  # fmt: skip
     layout = layout_for(getattr(hf_config, "model_type", "bert")) if masks else None
     if masks:
         matched = {n for n in masks for r in ROLES if layout.pattern(r).match(n.removesuffix(".weight"))}

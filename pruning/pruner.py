@@ -89,7 +89,8 @@ class BlockPruner:
 
     def _require_prepared(self) -> None:
         if self.model is None:
-            raise RuntimeError("BlockPruner: call prepare(model) first")
+            raise RuntimeError("BlockPruner: call prepare(model) first (the order is prepare -> prune/step -> "
+                               "finalize)")
 
     @torch.no_grad()
     def compute_masks(self, sparsity: float | None = None) -> dict[str, BlockMask]:

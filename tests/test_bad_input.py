@@ -903,3 +903,16 @@ def test_an_out_that_is_a_dangling_link_is_refused_and_nothing_created(tmp_path)
     with pytest.raises(OutputError, match="is a symbolic link to a missing"):
         prepare_output_dir(tmp_path / "out", "sweep")
     assert not (tmp_path / "elsewhere").exists()
+
+
+def test_api_round_three_names_what_is_wrong():
+    from transformers import BertConfig
+
+    from hwsim import build_workload, load_config
+
+    hf = BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+    with pytest.raises(TypeError, match=r"masks\['encoder.layer.0.attention.self.query.weight'\]: expected a "
+                                        r"BlockMask .* got int"):  # fmt: skip
+        build_workload(hf, masks={"encoder.layer.0.attention.self.query.weight": 5})
+    with pytest.raises(FileNotFoundError, match="is neither a preset nor a readable YAML path"):
+        load_config("x" * 5000)

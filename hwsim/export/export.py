@@ -129,6 +129,10 @@ def _capture(model, tokenizer, names: list[str], text: str) -> dict[str, tuple[n
     if limit is not None and inputs["input_ids"].shape[1] > limit:
         raise ValueError(f"sample_text: {inputs['input_ids'].shape[1]} tokens; the model takes at most {limit} "
                          "(max_position_embeddings)")  # fmt: skip
+    vocab, top = getattr(model.config, "vocab_size", None), int(inputs["input_ids"].max())
+    if vocab is not None and top >= vocab:
+        raise ValueError(f"tokenizer: the sample text gives token id {top}, beyond the model's vocabulary of {vocab} "
+                         "ids (config.vocab_size): the model directory's tokenizer is not this model's")  # fmt: skip
     seen, handles = {}, []
     for name in names:
         module = model.get_submodule(name.removesuffix(".weight"))

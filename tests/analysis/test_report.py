@@ -134,3 +134,14 @@ def test_a_sweep_directory_stands_for_its_table(table_path, tmp_path, capsys):
         (both / name).write_bytes(table_path.read_bytes())
     assert main(["pareto", str(both), "--objectives", "latency_s:min"]) == 2
     assert "holds sweep.parquet and search.parquet; give the one you mean" in capsys.readouterr().err
+
+
+def test_a_copied_table_whose_masks_are_elsewhere_names_the_mask_path(table_path, tmp_path):
+    import pandas as pd
+
+    copy = tmp_path / "elsewhere" / "copy.csv"
+    copy.parent.mkdir()
+    pd.read_parquet(table_path).to_csv(copy, index=False)
+    with pytest.raises(FileNotFoundError, match=r"masks_path '.*' is not under .*elsewhere \(the table's directory\)"):
+        build_report(copy, tmp_path / "r.html", detail=2)
+    assert build_report(copy, tmp_path / "r.html", detail=0).is_file()  # the page without the mask sections

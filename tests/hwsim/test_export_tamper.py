@@ -205,3 +205,23 @@ def test_random_damage_to_a_file_loads_or_is_refused_never_crashes(copy, seed):
     path.write_bytes(bytes(raw))
     with contextlib.suppress(ExportError):
         load_export(copy, verify=False)
+
+
+def test_a_tokenizer_that_does_not_belong_to_the_model_is_named_before_anything_is_written(tmp_path):
+    from conftest import tiny_classifier
+    from transformers import BertTokenizer
+
+    from pruning import BlockPruner, PruneSettings, save_pruned
+
+    vocab = tmp_path / "vocab.txt"  # 120 ids; the tiny model embeds 99
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *(f"w{i}" for i in range(110)),
+                                "good", "film"]) + "\n")  # fmt: skip
+    model = tiny_classifier("bert")
+    settings = PruneSettings(block="8x8", method="magnitude", target_sparsity=0.5)
+    pruner = BlockPruner(settings)
+    pruner.prepare(model)
+    pruner.prune()
+    pruned = save_pruned(tmp_path / "model", model, pruner.finalize(), settings, tokenizer=BertTokenizer(str(vocab)))
+    with pytest.raises(ValueError, match=r"token id 11\d, beyond the model's vocabulary of 99 ids"):
+        export_model(pruned, "asic-16x16-int8", tmp_path / "rtl", ExportOptions(sample_text="good film"))
+    assert not (tmp_path / "rtl").exists()
