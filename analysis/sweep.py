@@ -20,8 +20,10 @@ written atomically to ``<out_dir>/sweep.parquet``.
 
 ``out_dir`` is a bsp sweep directory (:mod:`bsp_common.outputs`): new, empty, or an earlier sweep's (which
 is resumed). Several sweep processes, on one host or many, may share it: a pruning point is claimed before
-it is trained (:mod:`bsp_common.claims`), so none is trained twice and one whose worker died is taken over;
-``sweep.parquet`` then holds the table of the run that finished last. A space larger than ``max_points`` is
+it is trained and every hardware point before it is simulated (:mod:`bsp_common.claims`, ``claims/`` in the
+sweep directory), so none is computed twice -- a process skips the points another one holds, then waits for
+them (saying on stderr for whom) or takes over those whose owner died; ``sweep.parquet`` then holds the table
+of the run that finished last. A space larger than ``max_points`` is
 refused unless raised, and local worker processes die with the sweep's process.
 """
 
@@ -32,6 +34,7 @@ import json
 import logging
 import math
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -41,6 +44,7 @@ from analysis.accuracy import PointCache
 from analysis.executor import TaskRunner, check_runner, dask_client
 from analysis.space import SweepSpace, load_space
 from analysis.store import RESULTS_FILENAME, ResultStore, write_table_atomic
+from bsp_common.claims import ClaimSet, describe_owner
 from bsp_common.outputs import check_output_dir, prepare_output_dir
 from bsp_common.strict_json import content_hash
 
@@ -53,6 +57,7 @@ POINTS_FILENAME = "points.jsonl"
 OUTPUT_KIND = "sweep"
 MAX_POINTS = 20_000  # default guard: ~a minute of hardware-only simulation; training points cost far more
 SIM_BATCH_POINTS = 64  # hardware points per simulation task: ~0.1-0.5 s of work, little scheduling overhead
+CLAIM_POLL_S = 1.0  # how often a sweep looks again at points another process is simulating
 _TOTAL_COLUMNS = ("cycles", "latency_s", "energy_pj", "utilization", "compute_cycles", "stall_cycles",
                   "first_load_cycles", "last_store_cycles", "ideal_cycles",
                   "dram_bytes", "tops_per_w", "macs_useful", "energy_dram_pj", "energy_mac_pj", "energy_leakage_pj",
@@ -248,6 +253,9 @@ class _SweepRun:
         self.space, self.out_dir, self.runner, self.progress = space, out_dir, runner, progress
         self.store = ResultStore(out_dir / POINTS_FILENAME, numeric_fields=_TOTAL_COLUMNS)
         self.cache = PointCache(space, out_dir / "cache", dataset)
+        self.claims = ClaimSet(out_dir / "claims")  # hardware points this process is simulating
+        self.deferred: list[dict] = []  # tasks another live process holds
+        self.computed = 0  # points this process evaluated (stored) in this run
         if not runner.parallel:  # tasks run here: the planning cache computes them (one fingerprint, one load)
             _share_in_process(self.cache)
 
@@ -286,33 +294,75 @@ class _SweepRun:
                                         "error": None})  # fmt: skip
                 continue
             groups.setdefault(key, {"prune": prune, "rows": []})["rows"].append(row)
-        self.store.extend(infeasible_rows)
-        self.new_points = len(infeasible_rows) + sum(len(g["rows"]) for g in groups.values())
+        self._store(self._claimed(infeasible_rows)[0])
         log.info("%d points, %d done before, %d to evaluate", len(wanted), len(done & set(wanted)),
                  sum(len(g["rows"]) for g in groups.values()))  # fmt: skip
         return wanted, groups
 
+    def _claimed(self, rows: list[dict]) -> tuple[list[dict], list[dict]]:
+        """``(mine, theirs)``: the rows this process now holds claims on and that no process has stored yet, and
+        those another live process holds; rows stored meanwhile are dropped (their claims given back)."""
+        mine, theirs = [], []
+        for row in rows:
+            (mine if self.claims.take(row["point_id"]) else theirs).append(row)
+        if mine:  # stored by another process between our plan and our claim
+            done = self.store.done_ids()
+            self.claims.release([row["point_id"] for row in mine if row["point_id"] in done])
+            mine = [row for row in mine if row["point_id"] not in done]
+        return mine, theirs
+
     def _submit_simulations(self, rows: list[dict], record: dict) -> int:
         tasks = [{**row, **{k: record.get(k) for k in _CARRIED}} for row in rows]
+        tasks, theirs = self._claimed(tasks)
+        self.deferred += theirs
+        self._submit_batches(tasks)
+        return len(tasks)
+
+    def _submit_batches(self, tasks: list[dict]) -> None:
         # batches of neighbouring points -- same workload, then same array and buffers, clock and DRAM last --
         # so that a worker plans each GEMM's folds once for all the points that differ only in those
+        if not tasks:
+            return
         tasks.sort(key=_locality_key)
         n_batches = max(1, math.ceil(len(tasks) / SIM_BATCH_POINTS))
         size = math.ceil(len(tasks) / n_batches)
         for i in range(0, len(tasks), size):
             batch = tasks[i : i + size]
             self.runner.submit(simulate_points, batch, key=("simulate", batch))
-        return len(tasks)
 
     def _store(self, results: list[dict]) -> None:
+        """Append ``results`` and only then give their claims back (a process that claims one next finds it)."""
         out_dir, model_dir = str(self.out_dir), str(self.cache.model_dir).rstrip("/")
         self.store.extend([_portable(r, out_dir, model_dir, self.space.model) for r in results])
+        self.claims.release([r["point_id"] for r in results])
+        self.computed += len(results)
+
+    def _wait_for_deferred(self, bars: dict) -> None:
+        """Points another process held when this one came to them: done by it meanwhile, taken over when its
+        claim expires (its process died), or waited for -- saying once on stderr for whom."""
+        said = False
+        while self.deferred:
+            done = self.store.done_ids()
+            pending = [task for task in self.deferred if task["point_id"] not in done]
+            mine, self.deferred = self._claimed(pending)
+            if mine:
+                bars["simulate"].total += len(mine)
+                self._submit_batches(mine)
+                self._collect(bars, {})
+                continue
+            if self.deferred and not said:
+                owner = self.claims.owner(self.deferred[0]["point_id"])
+                log.warning("%d points are being simulated by another sweep process (%s); waiting for them",
+                            len(self.deferred), describe_owner(owner))  # fmt: skip
+                said = True
+            if self.deferred:
+                time.sleep(CLAIM_POLL_S)
 
     def run(self) -> pd.DataFrame:
         wanted, groups = self._plan()
         bars = {stage: tqdm(total=0, desc=stage, unit="pt", disable=not self.progress, file=sys.stderr,
                             dynamic_ncols=True) for stage in ("prune", "simulate")}  # fmt: skip
-        counts = {"done": 0, "failed": 0, "pruned ok": 0}
+        self.counts = {"failed": 0, "pruned ok": 0}
         try:
             for key, group in groups.items():
                 record = self.cache.lookup(group["prune"])
@@ -325,33 +375,41 @@ class _SweepRun:
                     bars["prune"].total += 1
             for bar in bars.values():
                 bar.refresh()
-            for (stage, payload), result, error in self.runner.results():
-                if stage == "simulate":
-                    if error is not None:  # the batch's worker kept dying: every point of it failed
-                        result = [{**task, "error": f"{type(error).__name__}: {error}"} for task in payload]
-                    self._store(result)
-                    bars["simulate"].update(len(result))
-                    continue
-                group = groups[payload]
-                if error is None:
-                    counts["pruned ok"] += 1
-                    bars["simulate"].total += self._submit_simulations(group["rows"], result)
-                    bars["simulate"].refresh()
-                elif isinstance(error, _BAD_INPUT) and not counts["pruned ok"]:
-                    raise error  # bad input shows on the first point: stop with the clear error
-                else:
-                    log.error("pruning point %s failed: %s: %s", group["prune"], type(error).__name__, error)
-                    counts["failed"] += 1
-                    self._store([{**row, "error": f"{type(error).__name__}: {error}"} for row in group["rows"]])
-                bars["prune"].update()
-                bars["prune"].set_postfix(running=self.runner.running,
-                                          failed=counts["failed"], refresh=False)  # fmt: skip
+            self._collect(bars, groups)
+            self._wait_for_deferred(bars)
         finally:
             for bar in bars.values():
                 bar.close()
+            self.claims.close()
         table = self.store.load()
         table = table[table["point_id"].isin(set(wanted))].reset_index(drop=True)
-        # what this run did, for summaries: points evaluated now, the rest were stored by earlier runs
-        table.attrs["evaluated_now"] = self.new_points
-        table.attrs["pruned_now"] = counts["pruned ok"]
+        # what this run did, for summaries: points evaluated now (by this process), the rest stored before or
+        # by another process sharing the directory
+        table.attrs["evaluated_now"] = self.computed
+        table.attrs["pruned_now"] = self.counts["pruned ok"]
         return table
+
+    def _collect(self, bars: dict, groups: dict) -> None:
+        """Store every finished task's results; a finished pruning point submits its simulations."""
+        counts = self.counts
+        for (stage, payload), result, error in self.runner.results():
+            if stage == "simulate":
+                if error is not None:  # the batch's worker kept dying: every point of it failed
+                    result = [{**task, "error": f"{type(error).__name__}: {error}"} for task in payload]
+                self._store(result)
+                bars["simulate"].update(len(result))
+                continue
+            group = groups[payload]
+            if error is None:
+                counts["pruned ok"] += 1
+                bars["simulate"].total += self._submit_simulations(group["rows"], result)
+                bars["simulate"].refresh()
+            elif isinstance(error, _BAD_INPUT) and not counts["pruned ok"]:
+                raise error  # bad input shows on the first point: stop with the clear error
+            else:
+                log.error("pruning point %s failed: %s: %s", group["prune"], type(error).__name__, error)
+                counts["failed"] += 1
+                self._store([{**row, "error": f"{type(error).__name__}: {error}"} for row in group["rows"]])
+            bars["prune"].update()
+            bars["prune"].set_postfix(running=self.runner.running,
+                                      failed=counts["failed"], refresh=False)  # fmt: skip

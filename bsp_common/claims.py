@@ -30,7 +30,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TypeVar
 
-__all__ = ["claim_owner", "compute_once", "describe_owner"]
+__all__ = ["ClaimSet", "claim_owner", "compute_once", "describe_owner"]
 
 T = TypeVar("T")
 
@@ -177,3 +177,80 @@ def compute_once(claim_path: str | Path, done: Callable[[], T | None], compute: 
             on_wait(claim_owner(claim_path) or {})
         waiting = True
         time.sleep(poll_s)
+
+
+class ClaimSet:
+    """Many small claims held at once without blocking (a sweep's simulated points): :meth:`take` claims a name
+    if nobody live holds it (breaking an expired claim), :meth:`release` gives claims back, and one heartbeat
+    thread touches every claim held. Names are file names under ``directory``.
+
+    >>> import tempfile, pathlib
+    >>> a, b = ClaimSet(pathlib.Path(tempfile.mkdtemp())), None
+    >>> b = ClaimSet(a.directory)
+    >>> a.take("p1"), b.take("p1"), b.take("p2")
+    (True, False, True)
+    >>> a.close(); b.take("p1")
+    True
+    >>> b.close()
+    """
+
+    def __init__(self, directory: str | Path, *, heartbeat_s: float = HEARTBEAT_S, stale_s: float = STALE_S) -> None:
+        self.directory = Path(directory)
+        self.heartbeat_s, self.stale_s = heartbeat_s, stale_s
+        self._held: set[str] = set()
+        self._seen: dict[str, dict] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _path(self, name: str) -> Path:
+        return self.directory / f"{name}.claim"
+
+    def take(self, name: str) -> bool:
+        """Claim ``name`` unless a live claim holds it (an expired one is broken first)."""
+        path = self._path(name)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        claim_owner(path)  # a directory in the claim's place is refused by name
+        if not _try_claim(path):
+            seen = self._seen.setdefault(name, {})
+            if not _expired(path, self.stale_s, seen):
+                return False
+            _break(path, seen.get("mtime"))
+            self._seen.pop(name, None)
+            if not _try_claim(path):
+                return False
+        with self._lock:
+            self._held.add(name)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._beat, name="claim heartbeat", daemon=True)
+            self._thread.start()
+        return True
+
+    def owner(self, name: str) -> dict | None:
+        return claim_owner(self._path(name))
+
+    def release(self, names) -> None:
+        with self._lock:
+            for name in names:
+                if name in self._held:
+                    self._held.discard(name)
+                    self._path(name).unlink(missing_ok=True)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.heartbeat_s):
+            with self._lock:
+                held = list(self._held)
+            for name in held:
+                with suppress(FileNotFoundError):
+                    os.utime(self._path(name))
+
+    def close(self) -> None:
+        """Release every claim held and stop the heartbeat."""
+        with self._lock:
+            held = list(self._held)
+        self.release(held)
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        self._stop.clear()

@@ -172,3 +172,37 @@ def test_runner_options_that_cannot_work_are_refused_before_work(task, tmp_path,
     with pytest.raises(ValueError, match=r"--workers 4 with --gpus 0,1: one worker runs per GPU"):
         executor.check_runner(4, [0, 1], distributed=False)
     assert executor.check_runner(1, [1], distributed=False) == [1]
+
+
+_HARDWARE_SWEEP = """
+import json, sys
+from analysis import sweep
+from analysis.space import load_space
+table = sweep(load_space({space!r}), out_dir={out!r}, progress=False)
+print(json.dumps({{"evaluated_now": table.attrs["evaluated_now"], "points": len(table)}}))
+"""
+
+
+def test_two_hardware_sweeps_on_one_out_simulate_each_point_once(task, tmp_path):
+    """Started together, the two processes split the simulated points: no id is stored twice, and the points
+    each says it evaluated add up to the space."""
+    import yaml
+
+    model_dir, _ = task
+    space = {"model": str(model_dir), "accuracy": "none", "blocks": ["4x4", "8x8"], "sparsities": [0.0, 0.5, 0.75],
+             "configs": ["asic-16x16-int8", "asic-32x32-int8"], "seq_lens": [8, 16],
+             "hardware_axes": {"clock_mhz": [250, 500, 750, 1000], "buffers.weight_bytes": ["64 KiB", "256 KiB"],
+                               "pe_array.rows,pe_array.cols": [[8, 8], [16, 16], [32, 32]]}}  # fmt: skip
+    space_file = tmp_path / "space.yaml"
+    space_file.write_text(yaml.safe_dump(space))
+    out = tmp_path / "out"
+    script = textwrap.dedent(_HARDWARE_SWEEP.format(space=str(space_file), out=str(out)))
+    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    reports = [json.loads(proc.communicate(timeout=600)[0].strip().splitlines()[-1]) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0]
+    total = 5 * 2 * 2 * 4 * 2 * 3  # pruning points x configs x seq_lens x clocks x buffers x arrays
+    assert [r["points"] for r in reports] == [total, total]
+    ids = [json.loads(line)["point_id"] for line in (out / "points.jsonl").read_text().splitlines()]
+    assert len(ids) == len(set(ids)) == total  # every point stored once
+    assert sum(r["evaluated_now"] for r in reports) == total, reports
+    assert not list((out / "claims").glob("*.claim"))  # every claim given back
