@@ -322,3 +322,36 @@ def test_public_api_arguments_are_accepted_or_refused_by_name(api, a, b):
         calls[api]()
     except (ValueError, TypeError, FileNotFoundError) as err:
         assert len(str(err)) < MAX_MESSAGE_CHARS
+
+
+@FUZZ
+@given(lines=st.lists(st.one_of(st.text(max_size=60),
+                                values.map(lambda v: json.dumps(v, allow_nan=True)),
+                                st.fixed_dictionaries({"point_id": st.text(max_size=8), "cycles": scalars,
+                                                       "energy_pj": scalars}).map(json.dumps)),
+                      max_size=12))  # fmt: skip
+def test_tampered_result_stores_load_only_sound_records(lines):
+    """Any lines in ``points.jsonl``: loading never raises; it keeps exactly the JSON objects with a string
+    point_id whose metrics are finite numbers >= 0 or null (the rest are reported and evaluated again)."""
+    from analysis.store import ResultStore
+
+    def sound(line: str) -> bool:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            return False
+        if not isinstance(record, dict) or not isinstance(record.get("point_id"), str):
+            return False
+        metrics = [record.get(k) for k in ("cycles", "energy_pj")]
+        return all(v is None or (type(v) in (int, float) and math.isfinite(v) and v >= 0) for v in metrics)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = ResultStore(Path(tmp) / "points.jsonl", numeric_fields=("cycles", "energy_pj"))
+        store.path.write_text("\n".join(lines) + "\n", encoding="utf-8", errors="surrogatepass")
+        try:
+            records = store.records()
+        except ValueError as err:  # only a file that is not UTF-8 text is refused whole
+            assert "not UTF-8" in str(err)
+            return
+        expected = {json.loads(line)["point_id"] for line in lines if len(line.splitlines()) == 1 and sound(line)}
+        assert {r["point_id"] for r in records} == expected

@@ -449,3 +449,15 @@ def test_a_real_scheduler_passes_the_handshake_check():
 
     with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster:
         _check_dask_handshake(cluster.scheduler_address, timeout_s=5.0)
+
+
+def test_a_garbage_cache_record_is_named_and_its_point_computed_again(tiny_model_dir, tmp_path, caplog):
+    space = space_for(tiny_model_dir, blocks=["8x8"], sparsities=[0.5], configs=["asic-16x16-int8"])
+    first = sweep(space, out_dir=tmp_path / "out", progress=False)
+    record = next((tmp_path / "out" / "cache").glob("*/point.json"))
+    record.write_bytes(b"\x00garbage{")
+    (tmp_path / "out" / "points.jsonl").unlink()  # so that the point is simulated, and its record read, again
+    with caplog.at_level("WARNING"):
+        again = sweep(space, out_dir=tmp_path / "out", progress=False)
+    assert f"cache record {record} is not a JSON object" in caplog.text
+    assert again["cycles"].tolist() == first["cycles"].tolist() and json.loads(record.read_text())["block"] == "8x8"
