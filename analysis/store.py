@@ -38,6 +38,7 @@ class ResultStore:
     def __init__(self, path: str | Path, numeric_fields: tuple[str, ...] = ()) -> None:
         self.path = Path(path)
         self.numeric_fields = numeric_fields
+        self._reported: set[tuple[int, str]] = set()  # (line, problem) already warned about: once per line
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
     def _problem(self, record) -> str | None:
@@ -68,7 +69,8 @@ class ResultStore:
             except (json.JSONDecodeError, RecursionError):
                 record = line  # a line cut short by a kill mid-write, or not a record at all
             problem = self._problem(record) if line.strip() else None
-            if problem:
+            if problem and (line_no, problem) not in self._reported:
+                self._reported.add((line_no, problem))
                 log.warning("results store %s:%d: skipped (%s); its point is evaluated again", self.path, line_no,
                             problem)  # fmt: skip
             if problem or not line.strip():
