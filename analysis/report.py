@@ -261,8 +261,10 @@ def build_report(results: str | Path, out: str | Path, detail: int = 3, overwrit
     y = next(c for c in ("accuracy", "energy_pj", "cycles") if c in table and table[c].notna().any() and c != x)
     y_sense = FRONT_OBJECTIVES.get(y, "min")
     source = ", ".join(table["accuracy_source"].dropna().unique()) if "accuracy_source" in table else "none"
+    plotted = int(table[[x, y]].notna().all(axis=1).sum())  # the page counts what it draws
+    unplotted = f" ({len(table) - plotted} without {y}, not plotted)" if plotted < len(table) else ""
     subtitle = (f"{table['model'].iloc[0]} on {table['data'].iloc[0]}; " if "model" in table else "") + (
-        f"{len(table)} points; accuracy: {ACCURACY_NOTES.get(source, source)}")  # fmt: skip
+        f"{plotted} points{unplotted}; accuracy: {ACCURACY_NOTES.get(source, source)}")  # fmt: skip
     chance = majority_accuracy(table) if y == "accuracy" else None
     figures = [("Pareto front", pareto_figure(table, x, y, y_sense=y_sense, title=subtitle, chance=chance))]
     if "area_mm2" in table and table["area_mm2"].notna().any() and x != "area_mm2":

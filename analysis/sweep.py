@@ -48,8 +48,8 @@ from bsp_common.claims import ClaimSet, describe_owner
 from bsp_common.outputs import check_output_dir, prepare_output_dir
 from bsp_common.strict_json import content_hash
 
-__all__ = ["MAX_POINTS", "OUTPUT_KIND", "RESULTS_FILENAME", "prune_point", "prune_points", "pruned_workload",
-           "simulate_point", "simulate_points", "sweep"]  # fmt: skip
+__all__ = ["MAX_POINTS", "OUTPUT_KIND", "RESULTS_FILENAME", "missing_accuracy", "prune_point", "prune_points",
+           "pruned_workload", "simulate_point", "simulate_points", "sweep"]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -200,9 +200,31 @@ def sweep(
         dataset = load_dataset(space.data, glue_dir=space.glue_dir)
     out_dir = prepare_output_dir(out_dir, OUTPUT_KIND, inputs=inputs)
     table = _SweepRun(space, out_dir, runner, progress, dataset).run()
+    missing = missing_accuracy(table) if space.accuracy != "none" else []
+    table.attrs["without_accuracy"] = int(sum(count for _, count in missing))
+    if missing:
+        shown = ", ".join(f"{' '.join(map(str, key))} ({count} rows)" for key, count in missing[:6])
+        print(f"note: {table.attrs['without_accuracy']} of {len(table)} rows have no accuracy from "
+              f"{space.accuracy} -- no entry for {shown}{' ...' if len(missing) > 6 else ''} (block, "
+              "granularity, sparsity, method); fronts that rank accuracy leave them out", file=sys.stderr)
     if results_file:
         write_table_atomic(table, out_dir / results_file)
     return table
+
+
+def missing_accuracy(table: pd.DataFrame) -> list[tuple[tuple, int]]:
+    """``((block, granularity, target_sparsity, method), rows)`` of evaluated rows whose accuracy is missing (a
+    combination the accuracy table does not hold), most rows first."""
+    if "accuracy" not in table or not len(table):
+        return []
+    rows = table[table["accuracy"].isna()]
+    if "error" in rows:
+        rows = rows[rows["error"].isna()]
+    if "feasible" in rows:
+        rows = rows[rows["feasible"] != False]  # noqa: E712 -- NaN-safe
+    keys = [k for k in ("block", "granularity", "target_sparsity", "method") if k in rows]
+    counts = rows.groupby(keys, sort=False).size().sort_values(ascending=False, kind="stable")
+    return [(key if isinstance(key, tuple) else (key,), int(n)) for key, n in counts.items()]
 
 
 def prune_points(spaces: list[SweepSpace], out_dir: str | Path, runner: TaskRunner | None = None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from bsp_common.outputs import check_output_file
@@ -65,4 +66,8 @@ def run(args) -> int:
     with pd.option_context("display.width", 10_000, "display.max_columns", None, "display.max_colwidth", 60):
         print(shown.to_string(index=False))
     print(f"{len(front)} of {len(table)} rows on the front")
+    for name in objectives:  # a row without a value is on no front: say how many, never drop them silently
+        missing = int(table[name].isna().sum())
+        if missing:
+            print(f"note: {missing} of {len(table)} rows have no {name} and are on no front", file=sys.stderr)
     return 0

@@ -56,9 +56,12 @@ def run(args) -> int:
     ok = ok[ok["feasible"] != False] if "feasible" in ok else ok  # noqa: E712
     objectives, notes = default_objectives(ok)
     now = table.attrs.get("evaluated_now", len(table))
-    print(f"{len(table)} points: {len(ok)} evaluated, {infeasible} infeasible by design, {failed} failed; "
+    without = table.attrs.get("without_accuracy", 0)
+    print(f"{len(table)} points: {len(ok)} evaluated" + (f" ({without} without accuracy)" if without else "")
+          + f", {infeasible} infeasible by design, {failed} failed; "
           f"{now} computed in this run ({table.attrs.get('pruned_now', 0)} pruning points), "
-          f"{len(table) - now} reused from earlier runs -> {out / RESULTS_FILENAME}")  # fmt: skip
+          f"{len(table) - now} stored before (by earlier runs or another process) -> "
+          f"{out / RESULTS_FILENAME}")  # fmt: skip
     if len(ok) and "latency_s" in objectives:
         y = "accuracy" if "accuracy" in objectives else "energy_pj"
         sources = ok["accuracy_source"].dropna().unique() if "accuracy_source" in ok else []

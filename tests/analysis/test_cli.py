@@ -274,9 +274,9 @@ def test_a_resumed_sweep_says_what_it_reused(tmp_path, capsys):
                      "configs: [asic-16x16-int8]\nseq_lens: [8]\n")  # fmt: skip
     argv = ["sweep", str(space), "--out", str(tmp_path / "out"), "--no-progress"]
     assert main(argv) == 0
-    assert "2 computed in this run (2 pruning points), 0 reused from earlier runs" in capsys.readouterr().out
+    assert "2 computed in this run (2 pruning points), 0 stored before" in capsys.readouterr().out
     assert main(argv) == 0
-    assert "0 computed in this run (0 pruning points), 2 reused from earlier runs" in capsys.readouterr().out
+    assert "0 computed in this run (0 pruning points), 2 stored before" in capsys.readouterr().out
 
 
 def test_version_is_the_installed_distributions(capsys):

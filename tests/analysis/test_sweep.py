@@ -461,3 +461,26 @@ def test_a_garbage_cache_record_is_named_and_its_point_computed_again(tiny_model
         again = sweep(space, out_dir=tmp_path / "out", progress=False)
     assert f"cache record {record} is not a JSON object" in caplog.text
     assert again["cycles"].tolist() == first["cycles"].tolist() and json.loads(record.read_text())["block"] == "8x8"
+
+
+def test_rows_without_an_accuracy_are_named_counted_and_noted_in_the_report(tiny_model_dir, tmp_path, capsys):
+    """An accuracy table that lacks a combination: a note naming it, a count in the summary, and the report
+    counts the points it draws."""
+    from analysis.report import build_report
+    from bsp_cli.main import main
+
+    table_file = tmp_path / "acc.csv"
+    table_file.write_text("block,granularity,target_sparsity,method,accuracy\ndense,none,0.0,dense,0.8\n"
+                          "8x8,block,0.5,score,0.7\n")  # fmt: skip
+    space_file = tmp_path / "space.yaml"
+    space_file.write_text(yaml.safe_dump({"model": str(tiny_model_dir), "accuracy": f"table:{table_file}",
+                                          "blocks": ["8x8", "16x16"], "sparsities": [0.0, 0.5],
+                                          "configs": ["asic-16x16-int8"], "seq_lens": [16]}))  # fmt: skip
+    assert main(["sweep", str(space_file), "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    out, err = capsys.readouterr()
+    assert "3 points: 3 evaluated (1 without accuracy)" in out
+    assert "note: 1 of 3 rows have no accuracy from table:" in err and "16x16 block 0.5 score (1 rows)" in err
+    page = build_report(tmp_path / "out", tmp_path / "r.html", detail=0).read_text()
+    assert "2 points (1 without accuracy, not plotted)" in page
+    assert main(["pareto", str(tmp_path / "out"), "--objectives", "accuracy:max,latency_s:min"]) == 0
+    assert "note: 1 of 3 rows have no accuracy and are on no front" in capsys.readouterr().err
