@@ -15,6 +15,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
@@ -139,12 +140,29 @@ class Workload:
         return [op for op in self.ops if isinstance(op, Gemm)]
 
 
+def named_model_configs() -> list[str]:
+    """Names of the model configs shipped for offline workloads (``read_hf_config("bert-base-uncased")``): the
+    published ``config.json`` of BERT-base/large, RoBERTa-base, DistilBERT and all-MiniLM-L6-v2 -- shapes only,
+    no weights (simulate them dense, or with masks of your own)."""
+    return sorted(p.name.removesuffix(".json") for p in _MODEL_CONFIGS.iterdir() if p.name.endswith(".json"))
+
+
+_MODEL_CONFIGS = resources.files("hwsim") / "model_configs"
+
+
 def read_hf_config(path: str | Path) -> SimpleNamespace:
-    """The fields of a HF ``config.json`` (a file, or a directory holding one) as attributes; json only.
+    """The fields of a HF ``config.json`` (a file, or a directory holding one), or of a shipped model config by
+    name (:func:`named_model_configs`; a path that exists wins), as attributes; json only.
 
     :func:`build_workload` needs the layer count, widths and ``model_type``; reading them with ``json``
     keeps ``bsp simulate --hf-config`` free of transformers.
+
+    >>> read_hf_config("bert-base-uncased").num_hidden_layers
+    12
     """
+    named = {name.lower(): name for name in named_model_configs()}
+    if isinstance(path, str) and not Path(path).exists() and path.lower() in named:
+        return SimpleNamespace(**json.loads((_MODEL_CONFIGS / f"{named[path.lower()]}.json").read_text()))
     path = Path(path)
     if path.is_dir():
         path = path / "config.json"

@@ -18,7 +18,7 @@ MAX_BATCH = 1 << 12
 EXAMPLE = """examples:
   bsp simulate --config fpga-zcu102 --model runs/minilm-16x16-col-0.8
   bsp simulate --config asic-32x32-int8 --model minilm --seq-len 128 --csv ops.csv --trace trace.json
-  bsp simulate --config my_array.yaml --hf-config bert-base/config.json --json
+  bsp simulate --config my_array.yaml --hf-config bert-base-uncased --json   # a shipped config, offline
   bsp simulate --scalesim-cfg scale.cfg --topology gemms.csv --compat scalesim --json
 """
 
@@ -33,7 +33,9 @@ def register(subparsers) -> None:
     arch.add_argument("--scalesim-cfg", help="SCALE-Sim .cfg file (array, dataflow, SRAM sizes, bandwidth)")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", help="saved (pruned) model directory, or 'minilm'")
-    source.add_argument("--hf-config", help="HF config.json of the model (dense unless --masks)")
+    source.add_argument("--hf-config", help="HF config.json of the model (dense unless --masks), or a shipped "
+                        "model config by name, offline: bert-base-uncased, bert-large-uncased, roberta-base, "
+                        "distilbert-base-uncased, all-MiniLM-L6-v2")
     source.add_argument("--topology", help="SCALE-Sim topology CSV (GEMM 'name, M, N, K,' or conv rows)")
     p.add_argument("--compat", choices=["scalesim"], help="report SCALE-Sim's dense, stall-free cycle counts")
     p.add_argument("--masks", help="block_masks.safetensors or a directory holding it (default: the model's)")
@@ -54,12 +56,14 @@ def register(subparsers) -> None:
 
 def _load_hf_config(args):
     """The model's dimensions from its config.json (json only: no transformers import)."""
-    from hwsim.workload import read_hf_config
+    from hwsim.workload import named_model_configs, read_hf_config
     from pruning.models import resolve_model_path
 
     if args.hf_config:
-        if not Path(args.hf_config).is_file():
-            raise FileNotFoundError(f"--hf-config: no file {args.hf_config}")
+        names = named_model_configs()
+        if not Path(args.hf_config).is_file() and args.hf_config.lower() not in {n.lower() for n in names}:
+            raise FileNotFoundError(f"--hf-config: {args.hf_config!r} is neither a file nor a shipped model config "
+                                    f"({', '.join(names)})")  # fmt: skip
         return read_hf_config(args.hf_config)
     return read_hf_config(resolve_model_path(args.model))
 

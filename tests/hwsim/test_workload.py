@@ -52,3 +52,43 @@ def test_dense_workload_without_masks_and_bad_inputs():
         Gemm("g", M=2, K=3, N=4, mask=np.ones((3, 4), dtype=bool))
     with pytest.raises(ValueError, match="M must be an integer in \\[1, "):
         Gemm("g", M=0, K=3, N=4)
+
+
+def test_shipped_model_configs_are_the_published_shapes():
+    """Each shipped config builds the workload transformers' own config class builds for that model."""
+    from transformers import BertConfig, DistilBertConfig, RobertaConfig
+
+    from hwsim import named_model_configs, read_hf_config
+    from pruning.models import resolve_model_path
+
+    expected = {
+        "bert-base-uncased": BertConfig(),  # transformers' defaults are bert-base
+        "bert-large-uncased": BertConfig(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+                                         intermediate_size=4096),
+        "roberta-base": RobertaConfig(),
+        "distilbert-base-uncased": DistilBertConfig(),
+        "all-MiniLM-L6-v2": read_hf_config(resolve_model_path("minilm")),  # the shipped model's own config.json
+    }  # fmt: skip
+    assert named_model_configs() == sorted(expected)
+    for name, config in expected.items():
+        shipped = build_workload(read_hf_config(name), seq_len=128)
+        reference = build_workload(config, seq_len=128)
+        assert [(g.M, g.K, g.N, g.repeat) for g in shipped.gemms] == [(g.M, g.K, g.N, g.repeat)
+                                                                        for g in reference.gemms], name
+    assert read_hf_config("BERT-BASE-UNCASED").hidden_size == 768  # names are case-insensitive
+
+
+def test_bsp_simulate_takes_a_shipped_config_by_name(capsys):
+    import json
+
+    from transformers import BertConfig
+
+    from bsp_cli.main import main
+    from hwsim import simulate
+
+    assert main(["simulate", "--config", "asic-32x32-int8", "--hf-config", "bert-base-uncased", "--seq-len", "64",
+                 "--json"]) == 0  # fmt: skip
+    cycles = json.loads(capsys.readouterr().out)["total"]["cycles"]
+    assert cycles == simulate("asic-32x32-int8", build_workload(BertConfig(), seq_len=64)).totals["cycles"]
+    assert main(["simulate", "--config", "asic-32x32-int8", "--hf-config", "bert-huge"]) == 2
+    assert "neither a file nor a shipped model config (all-MiniLM-L6-v2, bert-base-uncased" in capsys.readouterr().err
