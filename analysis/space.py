@@ -28,16 +28,19 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from analysis.tables import accuracy_table_path
+from analysis.tables import accuracy_table_path, shipped_tables
 from bsp_common.safe_yaml import load_yaml_file, short_repr
 from hwsim.config import EXCLUSIVE_FIELD_PAIRS, ConfigError, derive_config, list_presets, load_config, parse_size_bytes
 from hwsim.design_cost import pinned_dependents
 from pruning.settings import PENALTY_MODES, PruneMethod, ScoreKind, TrainBudget, check_sparsity
 from pruning.spec import BlockSpec, Granularity
+
+log = logging.getLogger(__name__)
 
 __all__ = ["ACCURACY_NOTES", "AccuracySource", "SweepSpace", "load_space"]
 
@@ -315,8 +318,44 @@ def _from_dict(cls, data: dict, where: str):
     return cls(**data)
 
 
+def _resolve_path(value, base: Path, field: str, path: Path):
+    """A path written in the sweep file at ``path``: relative to the file's directory; a relative path found only
+    from the working directory still works (the older rule), with a note."""
+    if not isinstance(value, str) or not value or Path(value).is_absolute():
+        return value
+    beside = base / value
+    if beside.exists():
+        return str(beside)
+    if Path(value).exists():
+        log.warning("sweep file %s: %s %r was found relative to the working directory; paths in a sweep file are "
+                    "relative to the file (%s)", path, field, value, base)  # fmt: skip
+    return value
+
+
+def _paths_relative_to(data: dict, path: Path) -> dict:
+    """``data`` with the file paths a sweep file names (configs, model, glue_dir, table:PATH) resolved against
+    the file's directory; presets, model aliases and shipped tables stay names."""
+    base = path.parent
+    data = dict(data)
+    presets = set(list_presets())
+    if isinstance(data.get("configs"), list):
+        data["configs"] = [c if c in presets else _resolve_path(c, base, "configs entry", path)
+                           for c in data["configs"]]  # fmt: skip
+    if "model" in data:  # an alias ("minilm") is no path beside the file, so it stays a name
+        data["model"] = _resolve_path(data["model"], base, "model", path)
+    if "glue_dir" in data:
+        data["glue_dir"] = _resolve_path(data["glue_dir"], base, "glue_dir", path)
+    accuracy = data.get("accuracy")
+    if isinstance(accuracy, str) and accuracy.startswith("table:") and accuracy[6:] not in shipped_tables():
+        data["accuracy"] = "table:" + str(_resolve_path(accuracy[6:], base, "accuracy table", path))
+    return data
+
+
 def load_space(path: str | Path | dict | None = None) -> SweepSpace:
-    """A :class:`SweepSpace` from YAML, or from a dict of its fields (``None``: the default main-job space)."""
+    """A :class:`SweepSpace` from YAML, or from a dict of its fields (``None``: the default main-job space).
+
+    Paths in a sweep file (``configs`` files, ``model``, ``glue_dir``, ``accuracy: table:PATH``) are relative to
+    the file's directory; one found only from the working directory is used with a warning (the older rule)."""
     if path is None:
         return SweepSpace()
     if isinstance(path, dict):
@@ -328,6 +367,8 @@ def load_space(path: str | Path | dict | None = None) -> SweepSpace:
     data = load_yaml_file(path, "sweep file")
     if data is None:  # an empty file: the default space, as with no file
         data = {}
+    if isinstance(data, dict):
+        data = _paths_relative_to(data, path)
     try:
         return _from_dict(SweepSpace, data, f"sweep file {path}")
     except ValueError as err:

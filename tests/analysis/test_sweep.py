@@ -484,3 +484,27 @@ def test_rows_without_an_accuracy_are_named_counted_and_noted_in_the_report(tiny
     assert "2 points (1 without accuracy, not plotted)" in page
     assert main(["pareto", str(tmp_path / "out"), "--objectives", "accuracy:max,latency_s:min"]) == 0
     assert "note: 1 of 3 rows have no accuracy and are on no front" in capsys.readouterr().err
+
+
+def test_paths_in_a_sweep_file_are_relative_to_the_file(tiny_model_dir, tmp_path, monkeypatch, caplog):
+    from analysis.space import load_space
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "my-array.yaml").write_text(load_config("asic-16x16-int8").to_yaml())
+    (project / "acc.csv").write_text("block,granularity,target_sparsity,method,accuracy\n")
+    (project / "space.yaml").write_text(yaml.safe_dump({
+        "model": str(tiny_model_dir), "configs": ["my-array.yaml", "asic-32x32-int8"], "accuracy": "table:acc.csv"}))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    space = load_space(project / "space.yaml")
+    assert space.configs == [str(project / "my-array.yaml"), "asic-32x32-int8"]
+    assert space.accuracy == f"table:{project / 'acc.csv'}"
+    # the older rule still works where only the working directory has the file, with a warning
+    (elsewhere / "cwd-array.yaml").write_text(load_config("asic-16x16-int8").to_yaml())
+    (project / "space.yaml").write_text(yaml.safe_dump({"model": str(tiny_model_dir),
+                                                        "configs": ["cwd-array.yaml"], "accuracy": "none"}))
+    with caplog.at_level("WARNING"):
+        assert load_space(project / "space.yaml").configs == ["cwd-array.yaml"]
+    assert "configs entry 'cwd-array.yaml' was found relative to the working directory" in caplog.text
