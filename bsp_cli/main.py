@@ -58,6 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
         return int(args.run(args) or 0)
+    except BrokenPipeError:  # the reader went away (`bsp ... | head`): nothing more to say, as other tools
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        return 0
     except (ValueError, OSError, ModuleNotFoundError, KeyError, UnicodeError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         if isinstance(err, OSError) and not isinstance(err, FileNotFoundError) and err.filename:

@@ -110,7 +110,7 @@ def _pydantic_tables(model, prefix: str) -> list[str]:
         rows.append(f"| `{path}` | {_type_name(info.annotation)} | {default} | {_bounds(info.metadata)} | "
                     f"{_cell(meaning)} |")  # fmt: skip
     title = f"### `{prefix.rstrip('.')}`\n" if prefix else ""
-    table = [title, (model.__doc__ or "").strip().split("\n\n")[0] + "\n" if prefix and model.__doc__ else "",
+    table = [title, _roles((model.__doc__ or "").strip().split("\n\n")[0]) + "\n" if prefix and model.__doc__ else "",
              "| field | type | default | bounds | meaning |", "| --- | --- | --- | --- | --- |", *rows, ""]
     for inner, inner_prefix in nested:
         table += _pydantic_tables(inner, inner_prefix)
@@ -195,8 +195,13 @@ def _show(value) -> str:
     return f"`{value!s}`" if value not in ("", None) else ("`null`" if value is None else "")
 
 
+def _roles(text: str) -> str:
+    """Sphinx roles (``:mod:`x```) as plain code spans: the pages are Markdown."""
+    return re.sub(r":(?:mod|func|class|meth|data|attr):`([^`]+)`", r"`\1`", text)
+
+
 def _cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    return _roles(str(text)).replace("|", "\\|").replace("\n", " ")
 
 
 # ---- results ---------------------------------------------------------------------------------------------------

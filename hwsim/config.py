@@ -205,15 +205,26 @@ class Microarch(_Strict):
     describe the controller of the earlier model: load, stream, drain, then the next fold.
     """
 
-    fold_overlap: FoldOverlap = Field(default=FoldOverlap.NONE, description="none | weights | full")
+    fold_overlap: FoldOverlap = Field(default=FoldOverlap.NONE, description="how consecutive folds overlap: none -- "
+                                      "load, stream, drain, then the next fold (a plain FSM); weights -- the next "
+                                      "tile loads into shadow registers while this one streams (two weight "
+                                      "registers per PE); full -- the next fold streams right behind this one, "
+                                      "fill and drain paid once per GEMM (shadow registers plus a switch that "
+                                      "travels with the data, TPU/Gemmini style)")
     mult_stages: StrictInt = Field(default=0, ge=0, le=MAX_PIPELINE_STAGES,
                                    description="pipeline registers inside each PE's multiplier (cycles)")
     acc_stages: StrictInt = Field(default=0, ge=0, le=MAX_PIPELINE_STAGES,
                                   description="accumulator pipeline registers between the array edge and the "
                                               "output buffer (cycles)")  # fmt: skip
-    drain: DrainOrder = Field(default=DrainOrder.ROWS, description="os only: rows | columns per drain beat")
-    drain_lines_per_cycle: StrictInt = Field(default=1, ge=1, le=4096, description="os: lines per drain beat")
-    edge_skew: EdgeSkew = Field(default=EdgeSkew.LIVE, description="live | full")
+    drain: DrainOrder = Field(default=DrainOrder.ROWS, description="os only: which way accumulators shift out -- rows "
+                                                                   "(one array row of C outputs per beat) or columns "
+                                                                   "(one column of R outputs per beat)")
+    drain_lines_per_cycle: StrictInt = Field(default=1, ge=1, le=4096, description="os: lines leaving the array per "
+                                                                                   "cycle (result port width in lines)")
+    edge_skew: EdgeSkew = Field(default=EdgeSkew.LIVE,
+                                description="skew/drain chains of a partial edge tile: live -- they shrink to the live "
+                                            "rows and columns (an idealised controller); full -- fixed-length chains, "
+                                            "a partial tile pays the full array's skew (most RTL)")
     preload_rows_per_cycle: StrictInt = Field(default=1, ge=1, le=4096,
                                               description="ws/is: stationary-tile rows written per cycle")
 
@@ -472,9 +483,16 @@ def load_config(name_or_path: str | Path | AcceleratorConfig) -> AcceleratorConf
     return _validate(data, source)
 
 
+def preset_text(name: str) -> str:
+    """The YAML text of a shipped preset as written (its comments cite the sources of its figures)."""
+    if name not in list_presets():
+        raise FileNotFoundError(f"config: {name!r} is not a preset ({', '.join(list_presets())})")
+    return (_presets_dir() / f"{name}.yaml").read_text()
+
+
 @functools.cache  # package data never changes while running; sweeps load presets thousands of times
 def _preset_data(name: str):
-    return load_yaml_text((_presets_dir() / f"{name}.yaml").read_text(), f"preset {name!r}")
+    return load_yaml_text(preset_text(name), f"preset {name!r}")
 
 
 def config_from_dict(data: dict, source: str = "<dict>") -> AcceleratorConfig:

@@ -8,6 +8,7 @@ import sys
 EXAMPLE = """examples:
   bsp configs list
   bsp configs show fpga-zcu102
+  bsp configs show asic-128x128-int8 --annotated   # the file as written: sources and formulas in its comments
   bsp configs validate my_array.yaml
 """
 
@@ -19,11 +20,15 @@ def register(subparsers) -> None:
     )  # fmt: skip
     p.add_argument("action", choices=["list", "show", "validate"])
     p.add_argument("target", nargs="?", help="preset name (show) or YAML path (validate)")
+    p.add_argument("--annotated", action="store_true", help="show: the file as written, with the comments that "
+                   "cite its sources (instead of every field resolved, defaults included)")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
-    from hwsim.config import ConfigError, list_presets, load_config
+    from bsp_common.safe_yaml import read_text_file
+    from hwsim.config import ConfigError, list_presets, load_config, preset_text
+    from hwsim.design_cost import describe_cost
 
     if args.action == "list":
         if args.target:
@@ -37,10 +42,12 @@ def run(args) -> int:
     if not args.target:
         raise ValueError(f"configs {args.action}: give a preset name or YAML path")
     if args.action == "show":
-        from hwsim.design_cost import describe_cost
-
-        config = load_config(args.target)
-        print(config.to_yaml(), end="")
+        config = load_config(args.target)  # validated first: an annotated file is shown only if it loads
+        if args.annotated:
+            text = preset_text(args.target) if args.target in list_presets() else read_text_file(args.target, "config")
+            print(text, end="" if text.endswith("\n") else "\n")
+        else:
+            print(config.to_yaml(), end="")
         print(f"# derived (hwsim.design_cost): {describe_cost(config)}")
         return 0
     try:

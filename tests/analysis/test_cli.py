@@ -285,3 +285,12 @@ def test_version_is_the_installed_distributions(capsys):
     with pytest.raises(SystemExit) as stop:
         main(["--version"])
     assert stop.value.code == 0 and capsys.readouterr().out.strip() == f"bsp-codesign {version('bsp-codesign')}"
+
+
+def test_configs_show_annotated_keeps_the_presets_sources_and_adds_the_derived_costs(capsys):
+    from hwsim.config import load_config, preset_text
+
+    assert main(["configs", "show", "asic-128x128-int8", "--annotated"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(preset_text("asic-128x128-int8")) and "Jouppi et al., ISCA 2017" in out
+    assert f"area {load_config('asic-128x128-int8').cost.area_mm2:.4g} mm²" in out.splitlines()[-1]
