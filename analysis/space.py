@@ -318,15 +318,22 @@ def _from_dict(cls, data: dict, where: str):
     return cls(**data)
 
 
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except (OSError, ValueError):  # a name too long, a NUL byte: no such file (the field's own check says why)
+        return False
+
+
 def _resolve_path(value, base: Path, field: str, path: Path):
     """A path written in the sweep file at ``path``: relative to the file's directory; a relative path found only
     from the working directory still works (the older rule), with a note."""
     if not isinstance(value, str) or not value or Path(value).is_absolute():
         return value
     beside = base / value
-    if beside.exists():
+    if _exists(beside):
         return str(beside)
-    if Path(value).exists():
+    if _exists(Path(value)):
         log.warning("sweep file %s: %s %r was found relative to the working directory; paths in a sweep file are "
                     "relative to the file (%s)", path, field, value, base)  # fmt: skip
     return value
@@ -339,8 +346,8 @@ def _paths_relative_to(data: dict, path: Path) -> dict:
     data = dict(data)
     presets = set(list_presets())
     if isinstance(data.get("configs"), list):
-        data["configs"] = [c if c in presets else _resolve_path(c, base, "configs entry", path)
-                           for c in data["configs"]]  # fmt: skip
+        data["configs"] = [_resolve_path(c, base, "configs entry", path) if isinstance(c, str) and c not in presets
+                           else c for c in data["configs"]]  # fmt: skip
     if "model" in data:  # an alias ("minilm") is no path beside the file, so it stays a name
         data["model"] = _resolve_path(data["model"], base, "model", path)
     if "glue_dir" in data:
