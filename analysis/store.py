@@ -7,7 +7,9 @@ failure -- so a point is never duplicated and a failed point is retried on the n
 (:meth:`ResultStore.done_ids` lists only successes). A stored line is untrusted input: one that is not a JSON
 object with a ``point_id`` (a write cut short by a killed run, or an edit), nested too deeply, or whose
 ``numeric_fields`` are not finite non-negative numbers is reported with its line number and skipped, so its
-point is evaluated again. A symbolic link in place of the store is refused.
+point is evaluated again. A symbolic link in place of the store is refused. A store object reads the file
+incrementally: lines it has read are not parsed again (each bad line is reported once), which keeps the
+frequent reads of a sweep that shares its store with other processes cheap.
 :meth:`ResultStore.export` writes the table to Parquet or CSV via a temporary file and a rename.
 """
 
@@ -38,8 +40,13 @@ class ResultStore:
     def __init__(self, path: str | Path, numeric_fields: tuple[str, ...] = ()) -> None:
         self.path = Path(path)
         self.numeric_fields = numeric_fields
-        self._reported: set[tuple[int, str]] = set()  # (line, problem) already warned about: once per line
+        self._reset()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def _reset(self) -> None:
+        self._offset = 0  # bytes of complete lines read so far
+        self._lines = 0  # complete lines read so far
+        self._by_id: dict[str, dict] = {}  # what those lines hold
 
     def _problem(self, record) -> str | None:
         """Why a parsed line cannot be used, or None."""
@@ -52,32 +59,51 @@ class ResultStore:
                 return f"{field} is {short_repr(value)}, not a finite number >= 0"
         return None
 
+    def _parsed(self, line: str) -> tuple[dict | None, str | None]:
+        """``(record, None)`` for a usable line, ``(None, why)`` for a bad one, ``(None, None)`` for a blank one."""
+        if not line.strip():
+            return None, None
+        try:
+            record = json.loads(line)
+        except (json.JSONDecodeError, RecursionError):
+            record = line  # a line cut short by a kill mid-write, or not a record at all
+        problem = self._problem(record)
+        return (None, problem) if problem else (record, None)
+
     def records(self) -> list[dict]:
         if self.path.is_symlink():
             raise ValueError(f"results store {self.path}: is a symbolic link; bsp reads and writes only its own "
                              "files in a sweep directory (remove the link)")  # fmt: skip
         if not self.path.is_file():
+            self._reset()
             return []
+        with self.path.open("rb") as handle:
+            if os.fstat(handle.fileno()).st_size < self._offset:  # replaced by a shorter file: read it anew
+                self._reset()
+            handle.seek(self._offset)
+            data = handle.read()
+        complete = data.rfind(b"\n") + 1
         try:
-            lines = self.path.read_bytes().decode("utf-8").splitlines()
+            lines = data[:complete].decode("utf-8").split("\n")[:-1]
         except UnicodeDecodeError as err:
-            raise ValueError(f"results store {self.path}: not UTF-8 text (byte {err.start})") from None
-        by_id: dict[str, dict] = {}
-        for line_no, line in enumerate(lines, start=1):
-            try:
-                record = json.loads(line)
-            except (json.JSONDecodeError, RecursionError):
-                record = line  # a line cut short by a kill mid-write, or not a record at all
-            problem = self._problem(record) if line.strip() else None
-            if problem and (line_no, problem) not in self._reported:
-                self._reported.add((line_no, problem))
-                log.warning("results store %s:%d: skipped (%s); its point is evaluated again", self.path, line_no,
+            raise ValueError(f"results store {self.path}: not UTF-8 text (byte {self._offset + err.start})") from None
+        for line in lines:
+            self._lines += 1
+            record, problem = self._parsed(line)
+            if problem:
+                log.warning("results store %s:%d: skipped (%s); its point is evaluated again", self.path, self._lines,
                             problem)  # fmt: skip
-            if problem or not line.strip():
-                continue
-            earlier = by_id.get(record["point_id"])
-            if earlier is None or _failed(earlier):  # a success is final; a failure gives way to any later record
-                by_id[record["point_id"]] = record
+            elif record is not None:
+                _merge(self._by_id, record)
+        self._offset += complete
+        by_id = self._by_id
+        try:  # a last line without its newline: used if sound, reported only once it is complete
+            record, _ = self._parsed(data[complete:].decode("utf-8"))
+        except UnicodeDecodeError:
+            record = None
+        if record is not None:
+            by_id = dict(by_id)
+            _merge(by_id, record)
         return list(by_id.values())
 
     def done_ids(self) -> set[str]:
@@ -132,6 +158,13 @@ class ResultStore:
 
 def _failed(record: dict) -> bool:
     return record.get("error") is not None
+
+
+def _merge(by_id: dict[str, dict], record: dict) -> None:
+    """Keep one record per id: a success is final; a failure gives way to any later record."""
+    earlier = by_id.get(record["point_id"])
+    if earlier is None or _failed(earlier):
+        by_id[record["point_id"]] = record
 
 
 def write_table_atomic(frame: pd.DataFrame, path: str | Path) -> Path:
