@@ -185,8 +185,8 @@ class ClaimSet:
     thread touches every claim held. Names are file names under ``directory``.
 
     >>> import tempfile, pathlib
-    >>> a, b = ClaimSet(pathlib.Path(tempfile.mkdtemp())), None
-    >>> b = ClaimSet(a.directory)
+    >>> shared = pathlib.Path(tempfile.mkdtemp())
+    >>> a, b = ClaimSet(shared), ClaimSet(shared)
     >>> a.take("p1"), b.take("p1"), b.take("p2")
     (True, False, True)
     >>> a.close(); b.take("p1")
@@ -202,15 +202,18 @@ class ClaimSet:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._made = False  # whether the directory is known to exist
 
     def _path(self, name: str) -> Path:
         return self.directory / f"{name}.claim"
 
     def take(self, name: str) -> bool:
-        """Claim ``name`` unless a live claim holds it (an expired one is broken first)."""
+        """Claim ``name`` unless a live claim holds it (an expired one is broken first; a directory in its place
+        is refused by :func:`claim_owner`, which judging it calls)."""
         path = self._path(name)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        claim_owner(path)  # a directory in the claim's place is refused by name
+        if not self._made:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._made = True
         if not _try_claim(path):
             seen = self._seen.setdefault(name, {})
             if not _expired(path, self.stale_s, seen):

@@ -117,3 +117,14 @@ def test_a_directory_in_place_of_a_claim_is_refused_by_name(tmp_path):
     with pytest.raises(ValueError, match=r"r\.claim: is a directory, not a bsp claim file"):
         compute_once(tmp_path / "r.claim", done, lambda: result.write_text("mine"), poll_s=0.05)
     assert (tmp_path / "r.claim").is_dir()  # not bsp's to remove
+
+
+def test_a_claim_set_refuses_a_directory_in_place_of_a_claim(tmp_path):
+    from bsp_common.claims import ClaimSet
+
+    (tmp_path / "p1.claim").mkdir()
+    claims = ClaimSet(tmp_path)
+    with pytest.raises(ValueError, match=r"p1\.claim: is a directory, not a bsp claim file"):
+        claims.take("p1")
+    assert claims.take("p2") and (tmp_path / "p1.claim").is_dir()
+    claims.close()
