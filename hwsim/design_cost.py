@@ -64,7 +64,6 @@ class DesignCost:
     area_breakdown_mm2: dict[str, float] | None  # ASIC only
     static_power_mw: float
     static_power_derived: bool  # False: the config file fixes it
-    energy_scale: float  # dynamic-energy factor from the table's node/supply to the design's
     mac_pj: float
     gated_mac_pj: float
     register_pj_per_mac: float
@@ -221,7 +220,7 @@ def design_cost(config: AcceleratorConfig) -> DesignCost:
     return DesignCost(
         node_nm=node, vdd_v=vdd,
         area_breakdown_mm2=None if is_fpga else {k: v * 1e-6 for k, v in breakdown_um2.items()},
-        static_power_mw=static_mw, static_power_derived=table.static_power_mw is None, energy_scale=scale,
+        static_power_mw=static_mw, static_power_derived=table.static_power_mw is None,
         mac_pj=table.mac_pj * scale, gated_mac_pj=table.gated_mac_pj * scale,
         register_pj_per_mac=table.register_pj_per_mac * scale,
         vector_pj_per_element=table.vector_pj_per_element * scale, dram_pj_per_byte=table.dram_pj_per_64bit / 8,

@@ -160,9 +160,10 @@ def read_hf_config(path: str | Path) -> SimpleNamespace:
     >>> read_hf_config("bert-base-uncased").num_hidden_layers
     12
     """
-    named = {name.lower(): name for name in named_model_configs()}
-    if isinstance(path, str) and not Path(path).exists() and path.lower() in named:
-        return SimpleNamespace(**json.loads((_MODEL_CONFIGS / f"{named[path.lower()]}.json").read_text()))
+    if isinstance(path, str) and not Path(path).exists():
+        named = {name.lower(): name for name in named_model_configs()}
+        if path.lower() in named:
+            return SimpleNamespace(**json.loads((_MODEL_CONFIGS / f"{named[path.lower()]}.json").read_text()))
     path = Path(path)
     if path.is_dir():
         path = path / "config.json"
