@@ -499,9 +499,8 @@ def config_from_dict(data: dict, source: str = "<dict>") -> AcceleratorConfig:
     return _validate(data, source)
 
 
-_EXCLUSIVE_FIELDS = {"dram.bw_bytes_per_cycle": "dram.bw_gb_per_s", "dram.bw_gb_per_s": "dram.bw_bytes_per_cycle"}
-EXCLUSIVE_FIELD_PAIRS = (("dram.bw_bytes_per_cycle", "dram.bw_gb_per_s"),
-                         ("technology.vdd_v", "technology.vf_curve_mhz_v"))  # setting one drops (or refuses) the other
+_DRAM_BANDWIDTH = ("dram.bw_bytes_per_cycle", "dram.bw_gb_per_s")  # a config gives one: setting one drops the other
+EXCLUSIVE_FIELD_PAIRS = (_DRAM_BANDWIDTH, ("technology.vdd_v", "technology.vf_curve_mhz_v"))  # never both set
 
 
 def derive_config(base: str | Path | AcceleratorConfig, overrides: dict, name: str | None = None) -> AcceleratorConfig:
@@ -523,13 +522,13 @@ def derive_config(base: str | Path | AcceleratorConfig, overrides: dict, name: s
         node = data
         for key in keys[:-1]:
             node = node.get(key) if isinstance(node, dict) else None
-        if not isinstance(node, dict) or (keys[-1] not in node and str(path) not in _EXCLUSIVE_FIELDS):
+        if not isinstance(node, dict) or keys[-1] not in node:
             problems.append((str(path), "names no field of the config"))
             continue
         node[keys[-1]] = value
-        other = _EXCLUSIVE_FIELDS.get(str(path))
-        if other:
-            data["dram"][other.split(".")[1]] = None
+        if str(path) in _DRAM_BANDWIDTH:
+            other = next(field for field in _DRAM_BANDWIDTH if field != str(path))
+            node[other.split(".")[1]] = None
     if problems:
         raise ConfigError(source, problems)
     label = ",".join(f"{k}={v}" for k, v in overrides.items())
