@@ -107,7 +107,8 @@ def _foreign_files(directory: Path, marker: dict) -> list[str]:
     listed = marker.get("files")
     if not isinstance(listed, list):
         return []
-    return [name for name in _files_in(directory) if name not in set(listed)]
+    ours = {name for name in listed if isinstance(name, str)}
+    return [name for name in _files_in(directory) if name not in ours]
 
 
 def _is_same_or_ancestor(candidate: Path, of: Path) -> bool:
