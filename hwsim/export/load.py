@@ -271,7 +271,10 @@ class _LayerFiles:
         if tuple(found) != shape or dtype.kind != "f":
             raise ExportError(f"load_export: layer {self.layer}: {name} holds a {dtype} array of shape {found}; "
                               f"expected floats of shape {shape}")  # fmt: skip
-        return np.load(path, allow_pickle=False)
+        try:
+            return np.load(path, allow_pickle=False)
+        except ValueError as error:  # the header is sound, the data cut short
+            raise ExportError(f"load_export: layer {self.layer}: {name}: {error}") from None
 
 
 def _dimensions(entry: dict, layer: str) -> tuple[int, int, int, tuple[int, int]]:

@@ -133,6 +133,12 @@ def forged_npy_header(directory):
     forge(directory, data)
 
 
+def truncated_npy(directory):
+    data = manifest(directory)
+    path = directory / file_entry(data, "x_float.npy")["path"]
+    path.write_bytes(path.read_bytes()[:-100])
+
+
 def nested_manifest(directory):
     (directory / "manifest.json").write_text("[" * 100_000 + "]" * 100_000)
 
@@ -160,6 +166,7 @@ CASES = {
     "block 9999999x9999999": (edit_layer(block="9999999x9999999"), True, "block '9999999x9999999'"),
     "weight_shape [64, 1e12]": (edit_layer(weight_shape=[64, 10**12]), True, "weight_shape"),
     "bias.npy header of 1e11 values": (forged_npy_header, True, "expected floats of shape (64,)"),
+    "x_float.npy cut short": (truncated_npy, False, "x_float.npy: Failed to read all data"),
     "block 0x0": (edit_layer(block="0x0"), True, "block"),
     "manifest nested 100 k levels": (nested_manifest, False, "nested too deeply"),
     "acc_bits edited": (edited_acc_bits, True, "does not match manifest.sha256"),
