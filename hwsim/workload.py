@@ -164,6 +164,9 @@ def read_hf_config(path: str | Path) -> SimpleNamespace:
         named = {name.lower(): name for name in named_model_configs()}
         if path.lower() in named:
             return SimpleNamespace(**json.loads((_MODEL_CONFIGS / f"{named[path.lower()]}.json").read_text()))
+        if not Path(path).suffix:  # a name rather than a file path: say which names there are
+            raise FileNotFoundError(f"hf config: {path!r} is neither a file nor a shipped model config "
+                                    f"({', '.join(named_model_configs())})")  # fmt: skip
     path = Path(path)
     if path.is_dir():
         path = path / "config.json"

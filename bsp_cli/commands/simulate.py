@@ -56,15 +56,14 @@ def register(subparsers) -> None:
 
 def _load_hf_config(args):
     """The model's dimensions from its config.json (json only: no transformers import)."""
-    from hwsim.workload import named_model_configs, read_hf_config
+    from hwsim.workload import read_hf_config
     from pruning.models import resolve_model_path
 
     if args.hf_config:
-        names = named_model_configs()
-        if not Path(args.hf_config).is_file() and args.hf_config.lower() not in {n.lower() for n in names}:
-            raise FileNotFoundError(f"--hf-config: {args.hf_config!r} is neither a file nor a shipped model config "
-                                    f"({', '.join(names)})")  # fmt: skip
-        return read_hf_config(args.hf_config)
+        try:
+            return read_hf_config(args.hf_config)
+        except FileNotFoundError as err:  # the message names the option, not the library call
+            raise FileNotFoundError(f"--hf-config: {str(err).removeprefix('hf config: ')}") from None
     return read_hf_config(resolve_model_path(args.model))
 
 
