@@ -13,7 +13,8 @@ YAML layout (Accelergy-like hierarchy, a unit in every field name)::
     sparse: {skip_zero_blocks: true, gate_zero_operands: true, index_decode_cycles_per_block: 1,
              metadata_bits_per_block: 16}
     microarch: {fold_overlap: full, mult_stages: 1, acc_stages: 1, drain: rows, drain_lines_per_cycle: 1,
-                edge_skew: full, preload_rows_per_cycle: 1}   # optional; see hwsim.timing
+                edge_skew: full, preload_rows_per_cycle: 1, preload_order: serial, fold_switch_cycles: 0,
+                tile_overhead_cycles: 0, stream_bank_swap_cycles: 0}   # optional; see hwsim.timing
     vector_unit: {cycles_per_element: {softmax: 4, gelu: 2, layernorm: 3, add: 1}}   # lanes: default pe_array.cols
     technology: {node_nm: 45}                       # optional: node (and supply) the design is built in
     energy: {...}                                   # pJ per action, see EnergyTable
@@ -53,6 +54,7 @@ __all__ = [
     "EnergyTable",
     "FoldOverlap",
     "Microarch",
+    "PreloadOrder",
     "Technology",
     "derive_config",
     "list_presets",
@@ -68,6 +70,7 @@ MAX_ENERGY_PJ = 1e9  # 1 mJ per action: far above any per-action energy
 MAX_CYCLES_PER_ELEMENT = 1e6
 MAX_STATIC_POWER_MW = 1e6  # 1 kW: far above any single accelerator's static power
 MAX_PIPELINE_STAGES = 64  # MAC pipelines are a handful of registers deep
+MAX_CONTROLLER_CYCLES = 1_000_000  # per-fold/per-tile controller costs are tens of cycles; a million is a typo
 MAX_FPGA_RESOURCE = 100_000_000  # DSPs / BRAMs / LUTs of the largest devices are < 1e7
 MIN_CLOCK_MHZ = 1.0  # latency and static energy divide by the clock: below 1 MHz no accelerator runs
 MIN_VDD_V, MAX_VDD_V = 0.3, 2.0  # supply voltages of CMOS logic from near-threshold to 180 nm nominal
@@ -198,6 +201,13 @@ class EdgeSkew(enum.StrEnum):
     FULL = "full"  # fixed-length chains: a partial tile costs the full array's skew, preload and drain
 
 
+class PreloadOrder(enum.StrEnum):
+    """How a ws/is array writes the stationary tile."""
+
+    SERIAL = "serial"  # the whole tile is in before the stream starts
+    WAVEFRONT = "wavefront"  # row i is written just ahead of the input wavefront: the stream starts with it
+
+
 class Microarch(_Strict):
     """How a real array sequences folds; every field has a closed form in :mod:`hwsim.timing`.
 
@@ -227,6 +237,38 @@ class Microarch(_Strict):
                                             "a partial tile pays the full array's skew (most RTL)")
     preload_rows_per_cycle: StrictInt = Field(default=1, ge=1, le=4096,
                                               description="ws/is: stationary-tile rows written per cycle")
+    preload_order: PreloadOrder = Field(default=PreloadOrder.SERIAL,
+                                        description="ws/is: serial -- the whole stationary tile is written before "
+                                                    "its stream starts; wavefront -- row i is written through skew "
+                                                    "registers just ahead of the input wavefront, so the stream "
+                                                    "starts with the preload (one row per cycle)")
+    fold_switch_cycles: StrictInt = Field(default=0, ge=0, le=MAX_CONTROLLER_CYCLES,
+                                          description="dead cycles on the stream port between one fold's last "
+                                                      "streamed element and the next fold's first (a switch "
+                                                      "bubble)")
+    tile_overhead_cycles: StrictInt = Field(default=0, ge=0, le=MAX_CONTROLLER_CYCLES,
+                                            description="controller cycles before each array tile: the first fold "
+                                                        "of every output tile (ws/is), every fold (os)")
+    drain_words_per_cycle: StrictInt | None = Field(default=None, ge=1, le=1 << 20,
+                                                    description="os: result words the output port takes per cycle "
+                                                                "(each drain beat takes ceil(words / this)); "
+                                                                "default: a whole beat per cycle")
+    stream_bank_depth: StrictInt | None = Field(default=None, ge=1, le=1 << 24,
+                                                description="streamed elements one input bank holds: after every "
+                                                            "this many elements of a fold the stream pauses "
+                                                            "stream_bank_swap_cycles; default: no pause")
+    stream_bank_swap_cycles: StrictInt = Field(default=0, ge=0, le=MAX_CONTROLLER_CYCLES,
+                                               description="cycles the stream pauses while its input bank swaps")
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.preload_order is PreloadOrder.WAVEFRONT and self.preload_rows_per_cycle != 1:
+            raise ValueError(f"preload_rows_per_cycle: {self.preload_rows_per_cycle} with preload_order 'wavefront' "
+                             "(a wavefront writes one row per cycle, in step with the input skew); use 1")
+        if self.stream_bank_swap_cycles and self.stream_bank_depth is None:
+            raise ValueError(f"stream_bank_depth: missing while stream_bank_swap_cycles is "
+                             f"{self.stream_bank_swap_cycles} (say after how many elements the bank swaps)")
+        return self
 
 
 class VectorUnit(_Strict):
@@ -360,6 +402,14 @@ class AcceleratorConfig(_Strict):
         if curve and not min(curve) <= self.clock_mhz <= max(curve):
             raise ValueError(f"technology.vf_curve_mhz_v: clock_mhz {self.clock_mhz:g} is outside the curve "
                              f"({min(curve):g}-{max(curve):g} MHz); add a point for it")  # fmt: skip
+        micro, dataflow = self.microarch, self.pe_array.dataflow
+        if dataflow is Dataflow.OS and micro.preload_order is PreloadOrder.WAVEFRONT:
+            raise ValueError("microarch.preload_order: 'wavefront' with pe_array.dataflow 'os' (an os array "
+                             "preloads nothing); use 'serial'")
+        if dataflow is not Dataflow.OS and micro.drain_words_per_cycle is not None:
+            raise ValueError(f"microarch.drain_words_per_cycle: {micro.drain_words_per_cycle} with pe_array.dataflow "
+                             f"{dataflow.value!r} (ws/is results leave the array edge as they are computed; only "
+                             "os drains through a result port); leave it out")
         problems = fpga_problems(self) if self.fpga is not None else []
         if problems:
             raise ValueError("\n".join(problems))

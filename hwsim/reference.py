@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hwsim.config import AcceleratorConfig, Dataflow, DrainOrder, EdgeSkew, FoldOverlap
+from hwsim.config import AcceleratorConfig, Dataflow, DrainOrder, EdgeSkew, FoldOverlap, PreloadOrder
 from hwsim.mapping import plan_folds, streamed_lines_per_tile
 from hwsim.memory import make_chunks, transfer_cycles
 from hwsim.workload import Gemm
@@ -27,6 +27,8 @@ __all__ = [
     "FoldGeometry",
     "FoldPhases",
     "ReferenceResult",
+    "drain_beats",
+    "feed_cycles",
     "iter_folds",
     "reference_gemm",
     "step_output_stationary",
@@ -34,25 +36,47 @@ __all__ = [
 ]
 
 
-def step_stationary(stationary: np.ndarray, stream: np.ndarray, preload_rows_per_cycle: int = 1):
+def feed_cycles(S: int, bank_depth: int | None = None, swap_cycles: int = 0) -> list[int]:
+    """Cycle (from the stream start) at which each of ``S`` streamed elements enters the feeder: one per cycle,
+    with a ``swap_cycles`` pause whenever ``bank_depth`` elements of the ping-pong input bank are used up."""
+    t, times = 0, []
+    for s in range(S):
+        if s and bank_depth is not None and s % bank_depth == 0:
+            t += swap_cycles  # the feeder idles while the other bank becomes readable
+        times.append(t)
+        t += 1
+    return times
+
+
+def step_stationary(stationary: np.ndarray, stream: np.ndarray, preload_rows_per_cycle: int = 1,
+                    feed: list[int] | None = None, wavefront: bool = False):  # fmt: skip
     """WS/IS fold on an ``r x c`` grid: preload ``stationary[r, c]``, stream ``stream[S, r]`` from the left.
 
     Returns ``(out[S, c], preload_cycles, pass_cycles)`` with ``out = stream @ stationary``: the preload
     shifts ``preload_rows_per_cycle`` rows down per cycle; the pass runs from the first stream element
-    entering until the last result leaves the bottom edge.
+    entering (at the cycles ``feed``, default one per cycle) until the last result leaves the bottom edge.
+    With ``wavefront`` no cycle is spent before the stream (``preload_cycles`` 0): row ``i``'s weights are
+    written at cycle ``i`` of the pass and reach column ``j`` at cycle ``i + j``, exactly when the input
+    wavefront does; every MAC checks that its weight has arrived.
     """
     r, c = stationary.shape
     S = stream.shape[0]
+    feed = list(range(S)) if feed is None else feed
+    element_at = {t0: s for s, t0 in enumerate(feed)}
     grid = np.zeros((r, c))
     preload = 0
-    loaded = 0
-    while loaded < r:  # rows shift down, the last row enters first, p rows per cycle
-        step = min(preload_rows_per_cycle, r - loaded)
-        grid[step:] = grid[:-step].copy() if step < r else grid[:0]
-        grid[:step] = stationary[r - loaded - step : r - loaded]
-        loaded += step
-        preload += 1
-    assert np.array_equal(grid, stationary)
+    if wavefront:
+        grid = stationary.copy()
+    else:
+        loaded = 0
+        while loaded < r:  # rows shift down, the last row enters first, p rows per cycle
+            step = min(preload_rows_per_cycle, r - loaded)
+            grid[step:] = grid[:-step].copy() if step < r else grid[:0]
+            grid[:step] = stationary[r - loaded - step : r - loaded]
+            loaded += step
+            preload += 1
+        assert np.array_equal(grid, stationary)
+    arrival = np.add.outer(np.arange(r), np.arange(c)) if wavefront else np.full((r, c), -1)
     a_reg = np.zeros((r, c))
     a_valid = np.zeros((r, c), dtype=bool)
     p_reg = np.zeros((r, c))
@@ -63,16 +87,18 @@ def step_stationary(stationary: np.ndarray, stream: np.ndarray, preload_rows_per
         new_a = np.zeros((r, c))
         new_valid = np.zeros((r, c), dtype=bool)
         new_a[:, 1:], new_valid[:, 1:] = a_reg[:, :-1], a_valid[:, :-1]
-        for i in range(r):  # skewed feeder: row i gets stream element t - i
-            s = t - i
-            if 0 <= s < S:
+        for i in range(r):  # skewed feeder: row i gets the element fed i cycles ago
+            s = element_at.get(t - i)
+            if s is not None:
                 new_a[i, 0], new_valid[i, 0] = stream[s, i], True
+        if np.any(new_valid & (arrival > t)):
+            raise AssertionError(f"cycle {t}: an input reached a PE before its wavefront-loaded weight")
         above = np.zeros((r, c))
         above[1:] = p_reg[:-1]
         new_p = above + np.where(new_valid, grid * new_a, 0.0)
-        for j in range(c):  # bottom edge: the finished partial sum of element t - (r-1) - j
-            s = t - (r - 1) - j
-            if 0 <= s < S:
+        for j in range(c):  # bottom edge: the finished partial sum of the element fed (r-1) + j cycles ago
+            s = element_at.get(t - (r - 1) - j)
+            if s is not None:
                 out[s, j] = new_p[r - 1, j]
                 collected += 1
         a_reg, a_valid, p_reg = new_a, new_valid, new_p
@@ -80,16 +106,34 @@ def step_stationary(stationary: np.ndarray, stream: np.ndarray, preload_rows_per
     return out, preload, t
 
 
-def step_output_stationary(a_tile: np.ndarray, w_tile: np.ndarray, drain: DrainOrder = DrainOrder.ROWS,
-                           lines_per_beat: int = 1):  # fmt: skip
-    """OS fold: ``a_tile[m, S]`` enters rows from the left, ``w_tile[c, S]`` enters columns from the top.
+def drain_beats(lines: int, line_words: int, lines_per_beat: int = 1, words_per_cycle: int | None = None) -> int:
+    """Cycles to shift ``lines`` accumulator lines of ``line_words`` results out, one beat of up to
+    ``lines_per_beat`` lines at a time, the result port taking ``words_per_cycle`` words of the edge beat per
+    cycle (a whole beat without one); counted word by word."""
+    cycles = left = 0
+    while left < lines:
+        beat_words = min(lines_per_beat, lines - left) * line_words
+        while beat_words > 0:  # the port reads the edge beat; the chain shifts once it is empty
+            beat_words -= beat_words if words_per_cycle is None else min(words_per_cycle, beat_words)
+            cycles += 1
+        left += lines_per_beat
+    return cycles
 
-    Returns ``(out[m, c], compute_cycles, drain_beats)`` with ``out = a_tile @ w_tile.T``: the cycles until
-    the last MAC, then the beats of a shift-out that moves ``lines_per_beat`` rows (down) or columns
-    (right) of accumulators out of the array per beat.
+
+def step_output_stationary(a_tile: np.ndarray, w_tile: np.ndarray, drain: DrainOrder = DrainOrder.ROWS,
+                           lines_per_beat: int = 1, feed: list[int] | None = None,
+                           words_per_cycle: int | None = None):  # fmt: skip
+    """OS fold: ``a_tile[m, S]`` enters rows from the left, ``w_tile[c, S]`` enters columns from the top
+    (element ``s`` at the cycle ``feed[s]``, default ``s``).
+
+    Returns ``(out[m, c], compute_cycles, drain_cycles)`` with ``out = a_tile @ w_tile.T``: the cycles until
+    the last MAC, then the shift-out that moves ``lines_per_beat`` rows (down) or columns (right) of
+    accumulators out of the array per beat through a port of ``words_per_cycle`` words (:func:`drain_beats`).
     """
     m, S = a_tile.shape
     c = w_tile.shape[0]
+    feed = list(range(S)) if feed is None else feed
+    element_at = {t0: s for s, t0 in enumerate(feed)}
     a_reg, b_reg = np.zeros((m, c)), np.zeros((m, c))
     a_valid, b_valid = np.zeros((m, c), dtype=bool), np.zeros((m, c), dtype=bool)
     acc = np.zeros((m, c))
@@ -100,11 +144,13 @@ def step_output_stationary(a_tile: np.ndarray, w_tile: np.ndarray, drain: DrainO
         new_a[:, 1:], va[:, 1:] = a_reg[:, :-1], a_valid[:, :-1]
         new_b[1:, :], vb[1:, :] = b_reg[:-1, :], b_valid[:-1, :]
         for i in range(m):
-            if 0 <= t - i < S:
-                new_a[i, 0], va[i, 0] = a_tile[i, t - i], True
+            s = element_at.get(t - i)
+            if s is not None:
+                new_a[i, 0], va[i, 0] = a_tile[i, s], True
         for j in range(c):
-            if 0 <= t - j < S:
-                new_b[0, j], vb[0, j] = w_tile[j, t - j], True
+            s = element_at.get(t - j)
+            if s is not None:
+                new_b[0, j], vb[0, j] = w_tile[j, s], True
         both = va & vb
         acc += np.where(both, new_a * new_b, 0.0)
         macs_left -= int(both.sum())
@@ -114,15 +160,14 @@ def step_output_stationary(a_tile: np.ndarray, w_tile: np.ndarray, drain: DrainO
     chain = acc if rows else acc.T  # drain toward the bottom (rows) or the right (columns)
     lines = chain.shape[0]
     drained = np.zeros_like(chain)
-    beats = left = 0
+    left = 0
     while left < lines:  # each beat: the last lines leave, the rest shift toward the edge
         step = min(lines_per_beat, lines - left)
         drained[lines - left - step : lines - left] = chain[lines - step :]
         chain = np.concatenate([np.zeros((step, chain.shape[1])), chain[: lines - step]])
         left += step
-        beats += 1
     out = drained if rows else drained.T
-    return out, t, beats
+    return out, t, drain_beats(lines, chain.shape[1], lines_per_beat, words_per_cycle)
 
 
 def _kept_blocks(mask: np.ndarray, block: tuple[int, int], n_range=None, k_range=None) -> int:
@@ -150,13 +195,15 @@ class ReferenceResult:
 @dataclass(frozen=True)
 class FoldPhases:
     """One fold's phases as stepped on the grid (cycles): ``prep`` (decode + preload) before the stream,
-    ``stream`` elements, ``fill`` from the stream's end to the last result at the edge (os: last MAC),
-    ``drain`` shift-out beats (os)."""
+    ``stream`` cycles of the stream port (elements and bank-swap pauses), ``fill`` from the stream's end to
+    the last result at the edge (os: last MAC), ``drain`` shift-out cycles (os), ``port`` cycles a wavefront
+    preload holds its row-write port from the stream start."""
 
     prep: int
     stream: int
     fill: int
     drain: int
+    port: int = 0
 
 
 @dataclass(frozen=True)
@@ -233,23 +280,31 @@ def _folds(op: Gemm, A: np.ndarray, W: np.ndarray, config: AcceleratorConfig):
     """Step every fold on the PE grid: returns (Y[M, N], phases per fold).
 
     With ``edge_skew: full`` a partial tile is zero-padded to the whole ``R x C`` grid, so it pays the
-    fixed chains; the padded lines contribute zeros.
+    fixed chains; the padded lines contribute zeros. A fold that begins an array tile (os: every fold;
+    ws/is: the first of an output tile) first spends ``tile_overhead_cycles`` in the controller.
     """
     decode = config.sparse.index_decode_cycles_per_block if config.sparse.skip_zero_blocks else 0
     micro, dataflow = config.microarch, config.pe_array.dataflow
     R, C = config.pe_array.rows, config.pe_array.cols
     full = micro.edge_skew is EdgeSkew.FULL
+    wavefront = micro.preload_order is PreloadOrder.WAVEFRONT
     Y = np.zeros((op.M, op.N))
     phases = []
+    previous_tile = None
     for fold in iter_folds(op, config):
         n, k, m = list(fold.n_rows), list(fold.k_cols), list(fold.m_rows)
+        new_tile = dataflow is Dataflow.OS or fold.tile != previous_tile
+        previous_tile = fold.tile
+        controller = decode * fold.decode_blocks + (micro.tile_overhead_cycles if new_tile else 0)
         if dataflow is Dataflow.OS:
             a_tile, w_tile = A[m][:, k], W[n][:, k]
             if full:
                 a_tile, w_tile = _pad(a_tile, (R, len(k))), _pad(w_tile, (C, len(k)))
-            out, compute, beats = step_output_stationary(a_tile, w_tile, micro.drain, micro.drain_lines_per_cycle)
+            feed = feed_cycles(len(k), micro.stream_bank_depth, micro.stream_bank_swap_cycles)
+            out, compute, drain = step_output_stationary(a_tile, w_tile, micro.drain, micro.drain_lines_per_cycle,
+                                                         feed, micro.drain_words_per_cycle)  # fmt: skip
             Y[np.ix_(m, n)] += out[: len(m), : len(n)]
-            phases.append(FoldPhases(decode * fold.decode_blocks, len(k), compute - len(k), beats))
+            phases.append(FoldPhases(controller, feed[-1] + 1, compute - feed[-1] - 1, drain))
             continue
         if dataflow is Dataflow.WS:
             stationary, stream = W[n][:, k].T, A[m][:, k]  # [k, n], [m, k]
@@ -257,13 +312,15 @@ def _folds(op: Gemm, A: np.ndarray, W: np.ndarray, config: AcceleratorConfig):
             stationary, stream = A[m][:, k].T, W[n][:, k]  # [k, m], [n, k]
         if full:
             stationary, stream = _pad(stationary, (R, C)), _pad(stream, (stream.shape[0], R))
-        out, preload, passed = step_stationary(stationary, stream, micro.preload_rows_per_cycle)
+        feed = feed_cycles(stream.shape[0], micro.stream_bank_depth, micro.stream_bank_swap_cycles)
+        out, preload, passed = step_stationary(stationary, stream, micro.preload_rows_per_cycle, feed, wavefront)
         if dataflow is Dataflow.WS:
             Y[np.ix_(m, n)] += out[:, : len(n)]
         else:
             Y[np.ix_(m, n)] += out[:, : len(m)].T
-        S = stream.shape[0]
-        phases.append(FoldPhases(decode * fold.decode_blocks + preload, S, passed - S, 0))
+        S = feed[-1] + 1
+        port = stationary.shape[0] if wavefront else 0  # one row per cycle from the stream start
+        phases.append(FoldPhases(controller + preload, S, passed - S, 0, port))
     return Y, phases
 
 
@@ -283,6 +340,7 @@ class _Controller:
         micro = config.microarch
         self.mode, self.os = micro.fold_overlap, config.pe_array.dataflow is Dataflow.OS
         self.mult, self.acc = micro.mult_stages, micro.acc_stages
+        self.switch = micro.fold_switch_cycles
         self.phases = phases
         n = len(phases)
         self.prep_end: list[int | None] = [None] * n
@@ -302,8 +360,10 @@ class _Controller:
         return self.complete(f) + self.phases[f].drain
 
     def release(self, f: int) -> int:
-        """When fold ``f``'s operands have left the buffers."""
-        return self.done(f) if self.mode is FoldOverlap.NONE else self.start[f] + self.phases[f].stream
+        """When fold ``f``'s operands have left the buffers (a wavefront preload reads them while it runs)."""
+        if self.mode is FoldOverlap.NONE:
+            return self.done(f)
+        return self.start[f] + max(self.phases[f].stream, self.phases[f].port)
 
     def step(self, t: int, ready) -> None:
         """Start every prep and stream that may start at cycle ``t``; ``ready(f)`` says whether memory
@@ -330,7 +390,9 @@ class _Controller:
         if f == 0:
             return True
         previous = f - 1
-        if t < self.start[previous] + self.phases[previous].stream:
+        if t < self.start[previous] + self.phases[previous].stream + self.switch:  # the stream port (and bubble)
+            return False
+        if t < self.start[previous] + self.phases[previous].port:  # a wavefront preload still writing rows
             return False
         if self.mode is not FoldOverlap.FULL:
             return self.done(previous) <= t

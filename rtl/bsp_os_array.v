@@ -10,7 +10,11 @@
 //   prep    = index decode of the N-tile (one kept block per cycle, every fold)
 //   stream  = S = kept lines: row i gets x[m0 + i][k_s], column j gets lane j of the stream word of k_s
 //   latency = R + C - 2 + MULT_STAGES + ACC_STAGES until the accumulators are final
-//   drain   = ceil(lines / DRAIN_W) beats, lines = R rows (DRAIN_COLS = 0) or C columns (DRAIN_COLS = 1)
+//   drain   = lines in beats of DRAIN_W lines, lines = R rows (DRAIN_COLS = 0) or C columns (DRAIN_COLS = 1);
+//             a beat takes ceil(its words / DRAIN_WORDS) cycles through the result port (1 when DRAIN_WORDS = 0)
+// Controller mechanisms (hwsim.timing): TILE_OVH controller cycles before every fold's decode; SWITCH_CYCLES
+// dead cycles on the stream port between two folds' streams; the feeder pauses BANK_SWAP cycles after every
+// BANK_DEPTH elements of a fold (0: never).
 // Each PE has one accumulator and one result register, written as the fold's last operand passes; when the
 // last PE's result is written, all result registers are copied into a shift-out chain (the first beat leaves
 // straight from them) and drained while the next tile streams. OVERLAP: 0 none, 1 weights (the next fold's
@@ -38,6 +42,11 @@ module bsp_os_array #(
     parameter integer ACC_STAGES = 0,
     parameter integer DRAIN_COLS = 0,
     parameter integer DRAIN_W = 1,
+    parameter integer DRAIN_WORDS = 0,
+    parameter integer TILE_OVH = 0,
+    parameter integer SWITCH_CYCLES = 0,
+    parameter integer BANK_DEPTH = 0,
+    parameter integer BANK_SWAP = 0,
     parameter integer VB = 8,
     parameter integer AB = 32,
     parameter ROW_PTR_FILE = "row_ptr.hex",
@@ -57,7 +66,13 @@ module bsp_os_array #(
     localparam integer NT = (N + C - 1) / C;
     localparam integer MT = (M + R - 1) / R;
     localparam integer LINES = (DRAIN_COLS != 0) ? C : R;
-    localparam integer D = (LINES + DRAIN_W - 1) / DRAIN_W;  // drain beats per tile
+    localparam integer LINE_LEN = (DRAIN_COLS != 0) ? R : C;  // results per line
+    localparam integer REST = LINES % DRAIN_W;  // lines of a last, partial beat
+    // cycles per full beat, and for the whole drain (each beat through a DRAIN_WORDS-word port)
+    localparam integer BEAT_CYC = DRAIN_WORDS > 0 ? (DRAIN_W * LINE_LEN + DRAIN_WORDS - 1) / DRAIN_WORDS : 1;
+    localparam integer DC = (LINES / DRAIN_W) * BEAT_CYC
+                            + (REST == 0 ? 0 : (DRAIN_WORDS > 0 ? (REST * LINE_LEN + DRAIN_WORDS - 1) / DRAIN_WORDS
+                                                                : 1));
     localparam integer MS = MULT_STAGES > 0 ? MULT_STAGES : 1;
     localparam integer AS = ACC_STAGES > 0 ? ACC_STAGES : 1;
 
@@ -66,12 +81,16 @@ module bsp_os_array #(
     function integer block_width(input integer c);
         block_width = (c * BC + BC > K) ? K - c * BC : BC;
     endfunction
+    // stream-port cycles of n elements: bank-swap pauses between the banks' worth of elements
+    function integer stream_cycles(input integer n);
+        stream_cycles = n + ((BANK_DEPTH > 0 && n > 0) ? BANK_SWAP * ((n - 1) / BANK_DEPTH) : 0);
+    endfunction
 
     // ---- controller ----
     reg running;
     integer folds_prepped, folds_started, folds_done, copies;
     reg prep_busy;
-    integer prep_idx, dec_end, nk_acc, os_tile, os_u, wnext, tile_wbase;
+    integer prep_idx, dec_end, nk_acc, os_tile, os_u, wnext, tile_wbase, ovh_left;
     reg [KB-1:0] bm0, bm1;
     // per fold (slot = fold % 4): tile origin, live rows/cols, stream length, stream base, predicted copy cycle
     integer fi_n0[0:3];
@@ -82,7 +101,7 @@ module bsp_os_array #(
     integer fi_wbase[0:3];
     integer fi_copy[0:3];
     reg stream_busy;
-    integer s_idx, s_k, s_fold;
+    integer s_idx, s_k, s_fold, pause_left, idle_cnt;
     integer copy_last;  // predicted copy cycle of the last fold started
 
     // ---- datapath (index i*C + j) ----
@@ -117,7 +136,8 @@ module bsp_os_array #(
     /* verilator lint_off UNUSEDSIGNAL */
     integer slot;  // fold % 4: only the low bits index the per-fold slots
     /* verilator lint_on UNUSEDSIGNAL */
-    reg have_work, stream_go, prep_go, prev_started, feed_v, feed_first, feed_last, all_done, hazard_ok;
+    reg have_work, stream_go, prep_go, prev_started, feed_v, feed_first, feed_last, all_done, hazard_ok, in_ovh;
+    integer sub;
     reg out_v;
     reg [KB-1:0] one_hot, bm_cur;
     reg [C*VB-1:0] word;
@@ -143,6 +163,9 @@ module bsp_os_array #(
             stream_busy <= 0;
             copy_pending <= 0;
             drain_busy <= 0;
+            pause_left <= 0;
+            idle_cnt <= 0;
+            ovh_left <= 0;
             y_written <= 0;
             for (q = 0; q < R * C; q = q + 1) begin
                 a_reg[q] <= 0;
@@ -174,10 +197,11 @@ module bsp_os_array #(
             s_len = fi_nk[slot];
             // full overlap: the shift-out chain has drained the previous tile when this one is copied in, and
             // this fold's first result register (PE 0,0) is written no earlier than the previous copy
-            hazard_ok = folds_started == 0 || (now + s_len - 1 + MULT_STAGES >= copy_last
-                        && now + s_len + R + C - 2 + MULT_STAGES >= copy_last + D);
+            hazard_ok = folds_started == 0 || (now + stream_cycles(s_len) - 1 + MULT_STAGES >= copy_last
+                        && now + stream_cycles(s_len) + R + C - 2 + MULT_STAGES >= copy_last + DC);
             stream_go = running && !all_done && !stream_busy && folds_prepped > folds_started
-                        && (OVERLAP == 2 ? hazard_ok : folds_done >= folds_started);
+                        && (OVERLAP == 2 ? hazard_ok : folds_done >= folds_started)
+                        && (folds_started == 0 || idle_cnt >= SWITCH_CYCLES);
             prev_started = folds_started >= folds_prepped || (stream_go && folds_started + 1 == folds_prepped);
             prep_go = running && !all_done && !prep_busy && have_work
                       && (folds_prepped == 0 || (OVERLAP == 0 ? folds_done >= folds_prepped : prev_started));
@@ -193,6 +217,7 @@ module bsp_os_array #(
                 bank = folds_prepped % 2;
                 slot = folds_prepped % 4;
                 bm_cur = (bank != 0) ? bm1 : bm0;
+                in_ovh = 0;
                 if (prep_go) begin
                     if (os_u < MT) begin
                         t2 = os_tile;
@@ -216,6 +241,16 @@ module bsp_os_array #(
                     bm_cur = one_hot;
                     nk_acc = block_width(c);
                     if (prep_go && os_u >= MT) tile_wbase <= wnext;
+                    if (TILE_OVH > 0) begin  // controller cycles first; the decode then starts at entry e
+                        in_ovh = 1;
+                        bm_cur = 0;
+                        nk_acc = 0;
+                        prep_idx <= e;
+                        ovh_left <= TILE_OVH - 1;
+                    end
+                end else if (ovh_left > 0) begin
+                    in_ovh = 1;
+                    ovh_left <= ovh_left - 1;
                 end else begin
                     e = prep_idx;
                     c = col_idx[e];
@@ -227,7 +262,9 @@ module bsp_os_array #(
                 end
                 if (bank != 0) bm1 <= bm_cur;
                 else bm0 <= bm_cur;
-                if (e + 1 == (prep_go ? tile_end_entry(t2) : dec_end)) begin
+                if (in_ovh) begin
+                    prep_busy <= 1;
+                end else if (e + 1 == (prep_go ? tile_end_entry(t2) : dec_end)) begin
                     prep_busy <= 0;
                     folds_prepped <= folds_prepped + 1;
                     fi_nk[slot] <= nk_acc;
@@ -243,8 +280,9 @@ module bsp_os_array #(
                 end
             end
 
-            // ================= stream engine =================
-            feed_v = stream_go || stream_busy;
+            // ================= stream engine (pausing while the input bank swaps) =================
+            feed_v = stream_go || (stream_busy && pause_left == 0);
+            if (stream_busy && pause_left > 0) pause_left <= pause_left - 1;
             s_len = stream_go ? fi_nk[folds_started%4] : fi_nk[s_fold%4];
             slot = stream_go ? folds_started % 4 : s_fold % 4;
             bank = stream_go ? folds_started % 2 : s_fold % 2;
@@ -253,8 +291,8 @@ module bsp_os_array #(
                 k_now = next_kept(bm_cur, 0);
                 s_fold <= folds_started;
                 folds_started <= folds_started + 1;
-                copy_last <= now + fi_nk[folds_started%4] + R + C - 2 + MULT_STAGES;
-                fi_copy[folds_started%4] <= now + fi_nk[folds_started%4] + R + C - 2 + MULT_STAGES;
+                copy_last <= now + stream_cycles(fi_nk[folds_started%4]) + R + C - 2 + MULT_STAGES;
+                fi_copy[folds_started%4] <= now + stream_cycles(fi_nk[folds_started%4]) + R + C - 2 + MULT_STAGES;
             end else begin
                 k_now = s_k;
             end
@@ -264,6 +302,7 @@ module bsp_os_array #(
                 feed_last = d == s_len - 1;
                 stream_busy <= d + 1 < s_len;
                 s_idx <= d + 1;
+                if (BANK_DEPTH > 0 && (d + 1) % BANK_DEPTH == 0 && d + 1 < s_len) pause_left <= BANK_SWAP;
                 s_k <= next_kept(bm_cur, k_now + 1);
                 word = w_stream[fi_wbase[slot]+d];
                 for (i = 0; i < R; i = i + 1)
@@ -274,6 +313,9 @@ module bsp_os_array #(
                 for (i = 0; i < R; i = i + 1) feed_a[i] = 0;
                 for (j = 0; j < C; j = j + 1) feed_b[j] = 0;
             end
+            // cycles since the last stream's final element (the fold-switch bubble)
+            if (feed_last) idle_cnt <= 0;
+            else if (idle_cnt < SWITCH_CYCLES) idle_cnt <= idle_cnt + 1;
 
             // ================= PE grid =================
             for (i = 0; i < R; i = i + 1) begin
@@ -359,7 +401,7 @@ module bsp_os_array #(
                 end
                 out_v = 1;
                 beat = 0;
-                drain_busy <= D > 1;
+                drain_busy <= DC > 1;
                 drain_beat <= 1;
                 drain_slot <= out_slot;
             end else if (drain_busy) begin
@@ -367,7 +409,7 @@ module bsp_os_array #(
                 out_v = 1;
                 beat = drain_beat;
                 out_slot = drain_slot;
-                drain_busy <= drain_beat + 1 < D;
+                drain_busy <= drain_beat + 1 < DC;
                 drain_beat <= drain_beat + 1;
             end
             // accumulator/output pipeline registers, then write the beat's lines into Y
@@ -390,20 +432,25 @@ module bsp_os_array #(
                 for (q = 0; q < R * C; q = q + 1) out_vals[q] = ap_vals[(AS-1)*R*C+q];
             end
             if (out_v) begin
+                // `beat` counts drain cycles: cycle `sub` of beat `beat / BEAT_CYC` writes the beat's words
+                // [sub * DRAIN_WORDS, (sub + 1) * DRAIN_WORDS), line by line (all of them without a port width)
+                sub = beat % BEAT_CYC;
                 for (line = 0; line < LINES; line = line + 1) begin  // the lines of this beat
-                    if (line / DRAIN_W != beat) begin
+                    if (line / DRAIN_W != beat / BEAT_CYC) begin
                         // another beat's line
                     end else if (DRAIN_COLS != 0) begin
                         for (i = 0; i < R; i = i + 1)
-                            if (i < fi_rows[out_slot] && line < fi_cols[out_slot])
+                            if (i < fi_rows[out_slot] && line < fi_cols[out_slot]
+                                && (DRAIN_WORDS == 0 || ((line % DRAIN_W) * LINE_LEN + i) / DRAIN_WORDS == sub))
                                 y_mem[(fi_m0[out_slot]+i)*N+fi_n0[out_slot]+line] <= out_vals[i*C+line];
                     end else begin
                         for (j = 0; j < C; j = j + 1)
-                            if (line < fi_rows[out_slot] && j < fi_cols[out_slot])
+                            if (line < fi_rows[out_slot] && j < fi_cols[out_slot]
+                                && (DRAIN_WORDS == 0 || ((line % DRAIN_W) * LINE_LEN + j) / DRAIN_WORDS == sub))
                                 y_mem[(fi_m0[out_slot]+line)*N+fi_n0[out_slot]+j] <= out_vals[line*C+j];
                     end
                 end
-                if (beat == D - 1) folds_done <= folds_done + 1;
+                if (beat == DC - 1) folds_done <= folds_done + 1;
             end
         end
     end

@@ -13,6 +13,9 @@
 //            weight row per cycle into the PEs' inactive weight bank, through a column-skewed load chain)
 //   stream = M cycles (one input vector per cycle into the row-skewed feeder; rows gather A[m][k_i])
 //   latency= R + C - 2 + MULT_STAGES + ACC_STAGES (skew, partial-sum chain, column de-skew, pipelines)
+// Controller mechanisms (hwsim.timing): TILE_OVH controller cycles before a pass's decode (tile_overhead_cycles);
+// SWITCH_CYCLES dead cycles on the stream port between two folds' streams (fold_switch_cycles); the feeder
+// pauses BANK_SWAP cycles after every BANK_DEPTH elements of a fold (stream_bank_depth/_swap_cycles; 0: never).
 // OVERLAP selects hwsim's fold_overlap: 0 none, 1 weights, 2 full. The edges are fixed-length chains
 // (edge_skew: full): partial tiles are padded with zero weights. Every fold's operands carry its weight
 // bank, so with full overlap PEs switch tiles as the wavefront passes.
@@ -36,6 +39,10 @@ module bsp_ws_array #(
     parameter integer OVERLAP = 2,
     parameter integer MULT_STAGES = 0,
     parameter integer ACC_STAGES = 0,
+    parameter integer TILE_OVH = 0,
+    parameter integer SWITCH_CYCLES = 0,
+    parameter integer BANK_DEPTH = 0,
+    parameter integer BANK_SWAP = 0,
     parameter integer VB = 8,
     parameter integer AB = 32,
     parameter ROW_PTR_FILE = "row_ptr.hex",
@@ -65,15 +72,16 @@ module bsp_ws_array #(
     reg running;
     integer folds_prepped, folds_started, folds_done;
     // prep engine: decode (phase 0) then load (phase 1)
-    reg prep_busy, prep_phase, pass_open, kinit;
-    integer prep_idx, dec_end, tile_next, kcur, wptr;
+    reg prep_busy, pass_open, kinit;
+    reg [1:0] prep_phase;  // 0 decode, 1 load, 2 tile overhead
+    integer prep_idx, dec_end, tile_next, kcur, wptr, ovh_left;
     reg [KB-1:0] bitmap;
     integer f_n0[0:1];
     integer f_cols[0:1];
     integer ksel[0:2*R-1];  // reduction line of each row, per weight bank
     // stream engine
     reg stream_busy;
-    integer s_idx, s_bank;
+    integer s_idx, s_bank, pause_left, idle_cnt;
 
     // ---- datapath registers (index i*C + j) ----
     reg signed [VB-1:0] w0[0:R*C-1];
@@ -124,6 +132,9 @@ module bsp_ws_array #(
             tile_next <= 0;
             wptr <= 0;
             stream_busy <= 0;
+            pause_left <= 0;
+            idle_cnt <= 0;
+            ovh_left <= 0;
             y_written <= 0;
             for (q = 0; q < R * C; q = q + 1) begin
                 w0[q] <= 0;
@@ -153,7 +164,8 @@ module bsp_ws_array #(
             have_work = pass_open || next_tile(tile_next) < NT;
             all_done = !have_work && !prep_busy && folds_done == folds_prepped;
             stream_go = running && !all_done && !stream_busy && folds_prepped > folds_started
-                        && (OVERLAP == 2 || folds_done >= folds_started);
+                        && (OVERLAP == 2 || folds_done >= folds_started)
+                        && (folds_started == 0 || idle_cnt >= SWITCH_CYCLES);
             // the previous fold has started streaming (its weights are in; the shadow bank is free)
             prev_started = folds_started >= folds_prepped || (stream_go && folds_started + 1 == folds_prepped);
             prep_go = running && !all_done && !prep_busy && have_work
@@ -183,7 +195,12 @@ module bsp_ws_array #(
                     one_hot = 0;
                     one_hot[col_idx[e]] = 1'b1;
                     bitmap <= one_hot;
-                    if (e + 1 == tile_end_entry(t2)) begin
+                    if (TILE_OVH > 0) begin  // controller cycles first; the decode then starts at entry e
+                        bitmap <= 0;
+                        prep_phase <= 2;
+                        prep_idx <= e;
+                        ovh_left <= TILE_OVH - 1;
+                    end else if (e + 1 == tile_end_entry(t2)) begin
                         prep_phase <= 1;
                         prep_idx <= 0;
                         kinit <= 1;
@@ -192,7 +209,9 @@ module bsp_ws_array #(
                         prep_idx <= e + 1;
                     end
                     prep_busy <= 1;
-                end else if (prep_busy && prep_phase == 0) begin
+                end else if (prep_busy && prep_phase == 2 && ovh_left > 0) begin
+                    ovh_left <= ovh_left - 1;
+                end else if (prep_busy && prep_phase != 1) begin  // decode one entry (also right after the overhead)
                     one_hot = 0;
                     one_hot[col_idx[prep_idx]] = 1'b1;
                     bitmap <= bitmap | one_hot;
@@ -201,6 +220,7 @@ module bsp_ws_array #(
                         prep_idx <= 0;
                         kinit <= 1;
                     end else begin
+                        prep_phase <= 0;
                         prep_idx <= prep_idx + 1;
                     end
                 end else begin  // load one weight row (prep_go with the pass open starts here)
@@ -237,8 +257,9 @@ module bsp_ws_array #(
                 end
             end
 
-            // ================= stream engine: M input vectors =================
-            feed_v = stream_go || stream_busy;
+            // ================= stream engine: M input vectors, pausing while the input bank swaps =================
+            feed_v = stream_go || (stream_busy && pause_left == 0);
+            if (stream_busy && pause_left > 0) pause_left <= pause_left - 1;
             s_now = stream_go ? 0 : s_idx;
             bank = stream_go ? folds_started % 2 : s_bank;
             if (stream_go) begin
@@ -248,7 +269,11 @@ module bsp_ws_array #(
             if (feed_v) begin
                 stream_busy <= s_now + 1 < M;
                 s_idx <= s_now + 1;
+                if (BANK_DEPTH > 0 && (s_now + 1) % BANK_DEPTH == 0 && s_now + 1 < M) pause_left <= BANK_SWAP;
             end
+            // cycles since the last stream's final element (the fold-switch bubble)
+            if (feed_v && s_now == M - 1) idle_cnt <= 0;
+            else if (idle_cnt < SWITCH_CYCLES) idle_cnt <= idle_cnt + 1;
             for (i = 0; i < R; i = i + 1)
                 feed_a[i] = feed_v ? $signed(x_mem[s_now*K+ksel[bank*R+i]]) : 0;
             meta_last = feed_v && s_now == M - 1;

@@ -28,9 +28,11 @@ __all__ = ["RTL_DIR", "RtlRun", "UnsupportedConfigError", "iverilog_available", 
 RTL_DIR = Path(__file__).resolve().parent
 TOPS = {Dataflow.WS: "bsp_ws_array", Dataflow.OS: "bsp_os_array"}
 OVERLAP_CODES = {"none": 0, "weights": 1, "full": 2}
-SUPPORTED = ("dataflow ws|os; microarch: any fold_overlap, mult_stages, acc_stages; os drain rows|columns with "
-             "any drain_lines_per_cycle; edge_skew full; preload_rows_per_cycle 1; sparse: skip_zero_blocks "
-             "with index_decode_cycles_per_block 1; M pieces: the whole M fits the buffers")
+SUPPORTED = ("dataflow ws|os; microarch: any fold_overlap, mult_stages, acc_stages, fold_switch_cycles, "
+             "tile_overhead_cycles, stream_bank_depth/_swap_cycles; os drain rows|columns with any "
+             "drain_lines_per_cycle and drain_words_per_cycle; edge_skew full; preload_rows_per_cycle 1, "
+             "preload_order serial; sparse: skip_zero_blocks with index_decode_cycles_per_block 1; M pieces: the "
+             "whole M fits the buffers")
 MAX_STREAM_WORD_BITS = 4096  # widest weight-stream word the testbench memories are built for
 
 
@@ -60,14 +62,19 @@ def rtl_parameters(config: AcceleratorConfig) -> dict[str, int]:
         problems.append("microarch.edge_skew: 'live' (the RTL's skew chains are fixed-length: 'full')")
     if micro.preload_rows_per_cycle != 1:
         problems.append(f"microarch.preload_rows_per_cycle: {micro.preload_rows_per_cycle} (the RTL loads 1)")
+    if micro.preload_order.value != "serial":
+        problems.append(f"microarch.preload_order: {micro.preload_order.value!r} (the RTL preloads serially)")
     if not config.sparse.skip_zero_blocks or config.sparse.index_decode_cycles_per_block != 1:
         problems.append("sparse: the RTL skips zero blocks, decoding one index entry per cycle")
     if problems:
         raise UnsupportedConfigError(f"{config.name}: the reference RTL does not implement " + "; ".join(problems))
     parameters = {"R": array.rows, "C": array.cols, "OVERLAP": OVERLAP_CODES[micro.fold_overlap.value],
-                  "MULT_STAGES": micro.mult_stages, "ACC_STAGES": micro.acc_stages, "AB": array.acc_bits}  # fmt: skip
+                  "MULT_STAGES": micro.mult_stages, "ACC_STAGES": micro.acc_stages, "AB": array.acc_bits,
+                  "TILE_OVH": micro.tile_overhead_cycles, "SWITCH_CYCLES": micro.fold_switch_cycles,
+                  "BANK_DEPTH": micro.stream_bank_depth or 0, "BANK_SWAP": micro.stream_bank_swap_cycles}  # fmt: skip
     if array.dataflow is Dataflow.OS:  # only the os array drains through a configurable port
-        parameters.update(DRAIN_COLS=int(micro.drain.value == "columns"), DRAIN_W=micro.drain_lines_per_cycle)
+        parameters.update(DRAIN_COLS=int(micro.drain.value == "columns"), DRAIN_W=micro.drain_lines_per_cycle,
+                          DRAIN_WORDS=micro.drain_words_per_cycle or 0)  # fmt: skip
     return parameters
 
 

@@ -144,3 +144,22 @@ def test_preset_sources_name_documents_and_agree_with_the_numbers(name):
             assert f"{fpga.uram} URAM" in source
     else:
         assert f"{config.pe_array.rows}x{config.pe_array.cols} int8 {config.pe_array.dataflow.value}" in source
+
+
+@pytest.mark.parametrize(
+    ("dataflow", "microarch", "says"),
+    [
+        ("os", {"preload_order": "wavefront"}, "microarch.preload_order: 'wavefront' with pe_array.dataflow 'os'"),
+        ("ws", {"drain_words_per_cycle": 2}, "microarch.drain_words_per_cycle: 2 with pe_array.dataflow 'ws'"),
+        ("ws", {"preload_order": "wavefront", "preload_rows_per_cycle": 2}, "preload_rows_per_cycle: 2"),
+        ("is", {"stream_bank_swap_cycles": 3}, "stream_bank_depth: missing"),
+        ("ws", {"fold_switch_cycles": -1}, "greater than or equal to 0"),
+    ],
+)
+def test_controller_mechanisms_refuse_settings_no_array_has(dataflow, microarch, says):
+    def mutate(d):
+        d["pe_array"]["dataflow"] = dataflow
+        d["microarch"].update(microarch)
+
+    _, text = errors_for(mutate)
+    assert says in text, text

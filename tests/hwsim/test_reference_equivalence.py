@@ -16,11 +16,20 @@ from hwsim.workload import Gemm
 OVERLAPS, EDGES, DRAINS = ("none", "weights", "full"), ("live", "full"), ("rows", "columns")
 
 
-def random_microarch(rng) -> dict:
-    return {"fold_overlap": str(rng.choice(OVERLAPS)), "edge_skew": str(rng.choice(EDGES)),
-            "drain": str(rng.choice(DRAINS)), "mult_stages": int(rng.integers(0, 3)),
-            "acc_stages": int(rng.integers(0, 3)), "drain_lines_per_cycle": int(rng.integers(1, 3)),
-            "preload_rows_per_cycle": int(rng.integers(1, 4))}  # fmt: skip
+def random_microarch(rng, dataflow: str) -> dict:
+    micro = {"fold_overlap": str(rng.choice(OVERLAPS)), "edge_skew": str(rng.choice(EDGES)),
+             "drain": str(rng.choice(DRAINS)), "mult_stages": int(rng.integers(0, 3)),
+             "acc_stages": int(rng.integers(0, 3)), "drain_lines_per_cycle": int(rng.integers(1, 3)),
+             "preload_rows_per_cycle": int(rng.integers(1, 4))}  # fmt: skip
+    if rng.random() < 0.5:  # the controller mechanisms of public arrays: switch bubble, tile overhead, bank swaps
+        micro.update(fold_switch_cycles=int(rng.integers(0, 3)), tile_overhead_cycles=int(rng.integers(0, 4)))
+        if rng.random() < 0.5:
+            micro.update(stream_bank_depth=int(rng.integers(1, 5)), stream_bank_swap_cycles=int(rng.integers(0, 3)))
+        if dataflow != "os" and rng.random() < 0.5:
+            micro.update(preload_order="wavefront", preload_rows_per_cycle=1)
+    if dataflow == "os" and rng.random() < 0.4:  # a result port narrower than a drain beat
+        micro["drain_words_per_cycle"] = int(rng.integers(1, 6))
+    return micro
 
 
 def random_case(seed):
@@ -33,10 +42,11 @@ def random_case(seed):
         mask = np.kron(block_keep, np.ones(block, dtype=bool))[:N, :K].astype(bool)
         if rng.random() < 0.3:  # column-in-block granularity: columns vary inside a block row
             mask &= rng.random((N, K)) < 0.7
+    dataflow = str(rng.choice(["ws", "os", "is"]))
     config = small_config(
         rows=int(rng.integers(1, 6)),
         cols=int(rng.integers(1, 6)),
-        dataflow=str(rng.choice(["ws", "os", "is"])),
+        dataflow=dataflow,
         bw=float(rng.choice([0.5, 1.0, 3.0, 16.0])),
         double=bool(rng.random() < 0.6),
         skip=bool(rng.random() < 0.8),
@@ -44,7 +54,7 @@ def random_case(seed):
         weight_bytes=int(rng.choice([64, 256, 4096])),
         input_bytes=int(rng.choice([64, 512, 4096])),
         output_bytes=int(rng.choice([32, 128, 4096])),  # small ones force buffer-aware tiling
-        microarch=random_microarch(rng) if rng.random() < 0.85 else None,  # else the serial controller
+        microarch=random_microarch(rng, dataflow) if rng.random() < 0.85 else None,  # else the serial controller
     )
     op = Gemm("g", M=M, K=K, N=N, mask=mask, block=block)
     A = rng.integers(-8, 8, size=(M, K)).astype(np.float64)
@@ -69,6 +79,7 @@ def test_fast_path_cycles_equal_reference_and_numbers_equal_torch(seed):
     assert timing.stream.tolist() == [ph.stream for ph in ref.phases]
     assert timing.latency.tolist() == [ph.fill + micro.mult_stages + micro.acc_stages for ph in ref.phases]
     assert timing.drain.tolist() == [ph.drain for ph in ref.phases]
+    assert timing.port.tolist() == [ph.port for ph in ref.phases]
     # the whole timeline: gap formulas + simpy against the per-cycle controller and DMA
     assert row["compute_cycles"] == ref.compute_cycles
     assert row["cycles"] == ref.cycles
@@ -85,6 +96,8 @@ def test_fast_path_cycles_equal_reference_and_numbers_equal_torch(seed):
 def test_enough_random_cases_are_simulated_and_tiled_in_every_mode():
     simulated = tiled = 0
     modes = set()
+    mechanisms = dict.fromkeys(("fold_switch_cycles", "tile_overhead_cycles", "stream_bank_swap_cycles",
+                                "drain_words_per_cycle", "wavefront"), 0)  # fmt: skip
     for seed in range(150):
         op, _, _, config = random_case(seed)
         try:
@@ -96,7 +109,10 @@ def test_enough_random_cases_are_simulated_and_tiled_in_every_mode():
         tiled += streamed_lines_per_tile(op, config) < full
         micro = config.microarch
         modes.add((micro.fold_overlap.value, config.pe_array.dataflow.value, micro.edge_skew.value))
+        for name in mechanisms:
+            mechanisms[name] += bool(micro.preload_order.value == name or getattr(micro, name, None))
     assert simulated >= 120 and tiled >= 25, (simulated, tiled)
+    assert min(mechanisms.values()) >= 8, mechanisms
     assert len(modes) == len(OVERLAPS) * 3 * len(EDGES), sorted(modes)  # every overlap x dataflow x edge combination
 
 
@@ -151,3 +167,43 @@ def test_plan_geometry_equals_the_reference_enumeration(seed):
         assert lines["k"].tolist() == list(fold.k_cols), i
         assert lines["m"].tolist() == list(fold.m_rows), i
         assert plan.tile[i] == fold.tile and plan.index_blocks[i] == fold.decode_blocks
+
+
+def _compute(op: Gemm, config) -> int:
+    return fold_timing(plan_folds(op, config), config).compute_cycles
+
+
+@pytest.mark.parametrize(("M", "folds"), [(8, 3), (4, 5), (2, 3)])
+def test_a_switch_bubble_costs_one_cycle_per_fold_switch_unless_the_preload_hides_it(M, folds):
+    """A TPU-like ws array that raises its switch one cycle before valid data: ``F - 1`` dead cycles a GEMM
+    when the stream (M) covers the preload (R = 4), none when the preload is longer than stream + bubble."""
+    micro = {"fold_overlap": "full", "edge_skew": "full"}
+    op = Gemm("g", M=M, K=4 * folds, N=4)
+    plain = small_config(rows=4, cols=4, decode=0, microarch=micro)
+    bubble = small_config(rows=4, cols=4, decode=0, microarch={**micro, "fold_switch_cycles": 1})
+    assert _compute(op, bubble) - _compute(op, plain) == ((folds - 1) if M >= 4 else 0)
+
+
+@pytest.mark.parametrize("overlap", ["weights", "full"])
+def test_a_wavefront_preload_hides_the_first_tiles_preload(overlap):
+    """Rows written just ahead of the inputs: the stream starts with the preload, R cycles earlier a GEMM;
+    later folds' preloads were hidden behind the shadow registers already (M >= R)."""
+    op = Gemm("g", M=6, K=12, N=8)
+    micro = {"fold_overlap": overlap, "edge_skew": "full"}
+    serial = small_config(rows=4, cols=4, decode=0, microarch=micro)
+    wavefront = small_config(rows=4, cols=4, decode=0, microarch={**micro, "preload_order": "wavefront"})
+    assert _compute(op, serial) - _compute(op, wavefront) == 4
+
+
+def test_a_serial_readout_and_banked_k_buffer_cost_what_the_counts_say():
+    """An os tile drained one word per cycle takes m*n cycles; a K stream of 40 through 16-deep ping-pong
+    banks with a 5-cycle swap takes 40 + 2*5; a tile overhead of 7 is paid once per fold (each os tile)."""
+    micro = {"drain_words_per_cycle": 1, "stream_bank_depth": 16, "stream_bank_swap_cycles": 5,
+             "tile_overhead_cycles": 7, "edge_skew": "live"}  # fmt: skip
+    config = small_config(rows=4, cols=4, dataflow="os", decode=0, microarch=micro)
+    timing = fold_timing(plan_folds(Gemm("g", M=6, K=40, N=3), config), config)
+    assert timing.drain.tolist() == [4 * 3, 2 * 3]  # rows drain: m lines of n words, one word per cycle
+    assert timing.stream.tolist() == [50, 50]
+    assert timing.prep.tolist() == [7, 7]
+    # serial controller: each fold is overhead + stream + skew (m + n - 2) + drain
+    assert timing.compute_cycles == (7 + 50 + 5 + 12) + (7 + 50 + 3 + 6)

@@ -71,12 +71,39 @@ def test_random_gemms(seed, tmp_path):
     dataflow = ("ws", "os")[seed % 2]
     micro = {"fold_overlap": ("none", "weights", "full")[seed % 3], "mult_stages": int(rng.integers(0, 3)),
              "acc_stages": int(rng.integers(0, 3)), "drain": str(rng.choice(["rows", "columns"])),
-             "drain_lines_per_cycle": int(rng.integers(1, 3))}  # fmt: skip
+             "drain_lines_per_cycle": int(rng.integers(1, 3)), "fold_switch_cycles": int(rng.integers(0, 3)),
+             "tile_overhead_cycles": int(rng.integers(0, 3)), "stream_bank_depth": int(rng.integers(1, 6)),
+             "stream_bank_swap_cycles": int(rng.integers(0, 3))}  # fmt: skip
+    if dataflow == "os":
+        micro["drain_words_per_cycle"] = int(rng.integers(1, 8))
     config = rtl_config(int(rng.integers(2, 6)), int(rng.integers(2, 6)), dataflow, **micro)
     M, K, N = (int(x) for x in rng.integers(1, 16, size=3))
     block = (int(rng.integers(1, 5)), int(rng.integers(1, 5)))
     check(config, Gemm("g", M=M, K=K, N=N, mask=block_sparse(rng, N, K, block, rng.uniform(0.2, 0.9)),
                        block=block), rng, tmp_path)  # fmt: skip
+
+
+@pytest.mark.parametrize("overlap", ["none", "weights", "full"])
+@pytest.mark.parametrize(("dataflow", "micro"), [
+    ("ws", {"fold_switch_cycles": 1, "tile_overhead_cycles": 3, "stream_bank_depth": 3, "stream_bank_swap_cycles": 2}),
+    ("ws", {"fold_switch_cycles": 4, "mult_stages": 1, "acc_stages": 1, "stream_bank_depth": 4,
+            "stream_bank_swap_cycles": 1}),
+    ("os", {"drain_words_per_cycle": 1, "tile_overhead_cycles": 2, "stream_bank_depth": 2,
+            "stream_bank_swap_cycles": 3}),
+    ("os", {"drain": "columns", "drain_lines_per_cycle": 2, "drain_words_per_cycle": 3, "fold_switch_cycles": 2,
+            "mult_stages": 1}),
+])  # fmt: skip
+def test_controller_mechanisms_match_the_rtl(dataflow, micro, overlap, tmp_path):
+    """Switch bubbles, tile overheads, bank-swap pauses and a narrow result port, each a parameter of the
+    RTL: its count is hwsim's, and differs from the count without the mechanism."""
+    rng = np.random.default_rng(11)
+    config = rtl_config(3, 4, dataflow, fold_overlap=overlap, **micro)
+    op = Gemm("g", M=9, K=14, N=10, mask=block_sparse(rng, 10, 14, (2, 2), empty_block_row=True), block=(2, 2))
+    run = check(config, op, rng, tmp_path)
+    plain = {key: value for key, value in micro.items() if key in ("mult_stages", "acc_stages", "drain",
+                                                                  "drain_lines_per_cycle")}  # fmt: skip
+    without, _ = simulate_gemm(op, rtl_config(3, 4, dataflow, fold_overlap=overlap, **plain))
+    assert run.cycles > without["compute_cycles"]
 
 
 def test_overlap_is_what_the_rtl_measures_not_a_coincidence(tmp_path):
@@ -167,6 +194,9 @@ def test_the_generated_testbenches_pass_and_catch_a_wrong_output(granularity, tm
 def test_unsupported_terms_are_named(tmp_path):
     with pytest.raises(UnsupportedConfigError, match=r"microarch\.edge_skew"):
         run_gemm(rtl_config(2, 2, "ws", edge_skew="live"), Gemm("g", M=2, K=2, N=2), np.ones((2, 2)),
+                 np.ones((2, 2)), tmp_path)  # fmt: skip
+    with pytest.raises(UnsupportedConfigError, match=r"microarch\.preload_order"):
+        run_gemm(rtl_config(2, 2, "ws", preload_order="wavefront"), Gemm("g", M=2, K=2, N=2), np.ones((2, 2)),
                  np.ones((2, 2)), tmp_path)  # fmt: skip
     with pytest.raises(UnsupportedConfigError, match=r"pe_array\.dataflow"):
         run_gemm(rtl_config(2, 2, "is"), Gemm("g", M=2, K=2, N=2), np.ones((2, 2)), np.ones((2, 2)), tmp_path)
