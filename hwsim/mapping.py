@@ -21,8 +21,12 @@ the weight rows ``n`` that keep something in it. Union members that a given row 
 its PEs (gated: time spent, no energy when ``gate_zero_operands``): that is the load imbalance when block
 rows keep different columns. Every pass over an output/K tile decodes one index entry per kept hardware
 block it touches: ``index_decode_cycles_per_block`` cycles each, serial, before the pass's first fold
-(``os``: before every fold, since each M-tile fold re-walks its N-tile's index).
-Without skipping the dense schedule runs and zeros are only gated.
+(``os``: before every fold, since each M-tile fold re-walks its N-tile's index). Finding the next live
+tile is not free either: the controller reads the index pointer of every empty tile it passes (``ws``/``os``:
+an N-tile whose block rows keep nothing; ``is``: a (weight-row piece, K-tile) pair with no kept row), one
+read per empty tile at the decode cost, before the next live tile's decode (so it hides behind the previous
+fold where prep overlaps). Empty tiles after the last live one cost nothing: the pointer already equals the
+index's end. Without skipping the dense schedule runs and zeros are only gated.
 
 **Buffer-aware tiling** (:func:`streamed_lines_per_tile`): an output tile's partial sums must fit one
 output-buffer slot, and (``ws``) one fold's streamed inputs one input slot / (``is``) one fold's streamed
@@ -58,8 +62,9 @@ class FoldPlan:
     stream: np.ndarray  # streamed length S
     rows: np.ndarray  # active array rows r
     cols: np.ndarray  # active array cols c
-    decode_cycles: np.ndarray  # index decode before the fold (first fold of a pass only)
+    decode_cycles: np.ndarray  # index reads before the fold (first fold of a pass only), in cycles
     index_blocks: np.ndarray  # kept blocks whose index entries the fold's pass reads (0 elsewhere)
+    empty_tiles: np.ndarray  # empty tiles the controller passes over just before this fold
     tile: np.ndarray  # output tile id; folds of one tile are consecutive
     weight_bytes: np.ndarray  # weight operand bytes fed to the array by this fold
     weight_dram_bytes: np.ndarray  # weight bytes this fold must bring from DRAM (0 when reused on chip)
@@ -184,6 +189,15 @@ def streamed_lines_per_tile(op: Gemm, config: AcceleratorConfig) -> int:
     return lines
 
 
+def _empties_before(live: np.ndarray) -> np.ndarray:
+    """For each position of a boolean sequence that is live: the dead positions since the previous live one."""
+    positions = np.flatnonzero(live)
+    gaps = np.diff(np.append(-1, positions)) - 1
+    out = np.zeros(len(live), dtype=np.int64)
+    out[positions] = gaps
+    return out
+
+
 def _union_counts(mask: np.ndarray, tile: int) -> np.ndarray:
     """For tiles of ``tile`` weight rows: how many reduction lines any row of the tile keeps."""
     return any_per_row_tile(mask, tile).sum(axis=1, dtype=np.int64)
@@ -225,6 +239,7 @@ def plan_folds(op: Gemm, config: AcceleratorConfig) -> FoldPlan:
     if dataflow in (Dataflow.WS, Dataflow.OS):
         n_starts, n_sizes = _tiles(N, C)
         k_eff, blocks = compaction(n_starts, n_sizes)
+        empties = _empties_before(k_eff > 0)  # empty N-tiles read just before each live one
         if dataflow is Dataflow.WS:
             # one pass per (N-tile, M-piece): all K-folds of the N-tile, streaming the piece's rows
             piece_starts, piece_sizes = _tiles(M, lines)
@@ -237,6 +252,7 @@ def plan_folds(op: Gemm, config: AcceleratorConfig) -> FoldPlan:
             cols = n_sizes[n_index]
             stream = piece_sizes[piece]
             index_blocks = np.where(first, blocks[n_index], 0)
+            empty_tiles = np.where(first & (piece == 0), empties[n_index], 0)
             weight_bytes = rows * cols * wbytes
             weight_dram = weight_bytes
             input_bytes = stream * rows * abytes
@@ -256,6 +272,7 @@ def plan_folds(op: Gemm, config: AcceleratorConfig) -> FoldPlan:
             m_index = np.tile(np.arange(len(m_starts)), len(live))
             rows, cols, stream = m_sizes[m_index], n_sizes[n_index], k_eff[n_index]
             index_blocks = blocks[n_index]
+            empty_tiles = np.where(m_index == 0, empties[n_index], 0)
             weight_bytes = cols * stream * wbytes
             weight_dram = np.where(m_index % per_group == 0, weight_bytes, 0)
             input_bytes = rows * stream * abytes
@@ -280,12 +297,14 @@ def plan_folds(op: Gemm, config: AcceleratorConfig) -> FoldPlan:
             first_row = np.repeat(piece_starts[:, None], len(k_starts), axis=1)
             blocks = np.zeros_like(n_eff)
         piece_live, k_live = np.nonzero(n_eff > 0)  # row-major: pieces in order, K-tiles in order within
+        empties = _empties_before((n_eff > 0).ravel())[piece_live * n_eff.shape[1] + k_live]  # each M-tile rescans
         live_pieces = np.unique(piece_live)
         m_index = np.repeat(np.arange(len(m_starts)), len(piece_live))
         piece = np.tile(piece_live, len(m_starts))
         k_index = np.tile(k_live, len(m_starts))
         rows, cols, stream = k_sizes[k_index], m_sizes[m_index], n_eff[piece, k_index]
         index_blocks = blocks[piece, k_index]
+        empty_tiles = np.tile(empties, len(m_starts))
         weight_bytes = stream * rows * wbytes
         weight_dram = weight_bytes
         input_bytes = rows * cols * abytes
@@ -299,8 +318,9 @@ def plan_folds(op: Gemm, config: AcceleratorConfig) -> FoldPlan:
         stream=np.asarray(stream, dtype=np.int64),
         rows=np.asarray(rows, dtype=np.int64),
         cols=np.asarray(cols, dtype=np.int64),
-        decode_cycles=np.asarray(index_blocks, dtype=np.int64) * decode_per_block,
+        decode_cycles=(np.asarray(index_blocks, dtype=np.int64) + empty_tiles) * decode_per_block,
         index_blocks=np.asarray(index_blocks, dtype=np.int64),
+        empty_tiles=np.asarray(empty_tiles, dtype=np.int64),
         tile=np.asarray(tile, dtype=np.int64),
         weight_bytes=np.asarray(weight_bytes, dtype=np.float64),
         weight_dram_bytes=np.asarray(weight_dram, dtype=np.float64),

@@ -211,7 +211,8 @@ class FoldGeometry:
     """Which operand lines one fold touches, in dataflow order (indices into the *uncompacted* GEMM).
 
     ``n_rows``: weight rows (output features); ``k_cols``: reduction indices; ``m_rows``: tokens;
-    ``decode_blocks``: kept blocks whose index entries are decoded before this fold; ``tile``: output tile.
+    ``decode_blocks``: kept blocks whose index entries are decoded before this fold; ``tile``: output tile;
+    ``empty_tiles``: empty tiles whose index pointer the controller reads just before this fold.
     """
 
     n_rows: tuple[int, ...]
@@ -219,6 +220,7 @@ class FoldGeometry:
     m_rows: tuple[int, ...]
     decode_blocks: int
     tile: int
+    empty_tiles: int = 0
 
 
 def iter_folds(op: Gemm, config: AcceleratorConfig):
@@ -235,26 +237,32 @@ def iter_folds(op: Gemm, config: AcceleratorConfig):
     lines = streamed_lines_per_tile(op, config)
     tile = -1
     if dataflow in (Dataflow.WS, Dataflow.OS):
+        empties = 0  # empty N-tiles passed since the last live one
         for n0 in range(0, N, C):
             n_rows = tuple(range(n0, min(N, n0 + C)))
             ks = [k for k in range(K) if mask[n_rows[0] : n_rows[-1] + 1, k].any()] if skip else list(range(K))
             blocks = _kept_blocks(mask, op.block, n_range=(n0, n_rows[-1] + 1)) if skip else 0
             if not ks:
+                empties += 1
                 continue
             if dataflow is Dataflow.WS:
                 for p0 in range(0, M, lines):  # one pass over the K-folds per piece of M rows
                     tile += 1
                     m_rows = tuple(range(p0, min(M, p0 + lines)))
                     for f, k0 in enumerate(range(0, len(ks), R)):
-                        yield FoldGeometry(n_rows, tuple(ks[k0 : k0 + R]), m_rows, blocks if f == 0 else 0, tile)
+                        yield FoldGeometry(n_rows, tuple(ks[k0 : k0 + R]), m_rows, blocks if f == 0 else 0, tile,
+                                           empties if f == 0 and p0 == 0 else 0)  # fmt: skip
             else:
                 for m0 in range(0, M, R):
                     if m0 % max(lines, R) == 0:  # a new group of M-tiles: a new output tile
                         tile += 1
-                    yield FoldGeometry(n_rows, tuple(ks), tuple(range(m0, min(M, m0 + R))), blocks, tile)
+                    yield FoldGeometry(n_rows, tuple(ks), tuple(range(m0, min(M, m0 + R))), blocks, tile,
+                                       empties if m0 == 0 else 0)  # fmt: skip
+            empties = 0
     else:
         for m0 in range(0, M, C):
             m_rows = tuple(range(m0, min(M, m0 + C)))
+            empties = 0  # each M-tile walks the (piece, K-tile) pairs again
             for p0 in range(0, N, lines):
                 piece = range(p0, min(N, p0 + lines))
                 started = False
@@ -262,12 +270,14 @@ def iter_folds(op: Gemm, config: AcceleratorConfig):
                     k_cols = tuple(range(k0, min(K, k0 + R)))
                     ns = [n for n in piece if mask[n, k0 : k_cols[-1] + 1].any()] if skip else list(piece)
                     if not ns:
+                        empties += 1
                         continue
                     if not started:
                         tile, started = tile + 1, True
                     blocks = _kept_blocks(mask, op.block, n_range=(p0, piece[-1] + 1),
                                           k_range=(k0, k_cols[-1] + 1)) if skip else 0  # fmt: skip
-                    yield FoldGeometry(tuple(ns), k_cols, m_rows, blocks, tile)
+                    yield FoldGeometry(tuple(ns), k_cols, m_rows, blocks, tile, empties)
+                    empties = 0
 
 
 def _pad(tile: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -295,7 +305,7 @@ def _folds(op: Gemm, A: np.ndarray, W: np.ndarray, config: AcceleratorConfig):
         n, k, m = list(fold.n_rows), list(fold.k_cols), list(fold.m_rows)
         new_tile = dataflow is Dataflow.OS or fold.tile != previous_tile
         previous_tile = fold.tile
-        controller = decode * fold.decode_blocks + (micro.tile_overhead_cycles if new_tile else 0)
+        controller = decode * (fold.decode_blocks + fold.empty_tiles) + (micro.tile_overhead_cycles if new_tile else 0)
         if dataflow is Dataflow.OS:
             a_tile, w_tile = A[m][:, k], W[n][:, k]
             if full:

@@ -26,15 +26,6 @@
             tile_end_entry = row_ptr[last_row/BR+1];
         end
     endfunction
-    // first N-tile >= from whose block rows keep a block (NT when none): empty tiles cost no cycle
-    function integer next_tile(input integer from);
-        integer t;
-        begin
-            next_tile = NT;
-            for (t = NT - 1; t >= 0; t = t - 1)
-                if (t >= from && tile_end_entry(t) > tile_first_entry(t)) next_tile = t;
-        end
-    endfunction
     // smallest kept reduction line k >= from (K when none): the compacted schedule's next line
     function integer next_kept(input [KB-1:0] bm, input integer from);
         integer c;

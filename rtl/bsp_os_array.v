@@ -15,6 +15,8 @@
 // Controller mechanisms (hwsim.timing): TILE_OVH controller cycles before every fold's decode; SWITCH_CYCLES
 // dead cycles on the stream port between two folds' streams; the feeder pauses BANK_SWAP cycles after every
 // BANK_DEPTH elements of a fold (0: never).
+// Finding the next live N-tile reads one index pointer (row_ptr) per cycle: every empty tile passed over costs
+// a cycle before the next live tile's decode; once the pointer equals the index's end, no work is left.
 // Each PE has one accumulator and one result register, written as the fold's last operand passes; when the
 // last PE's result is written, all result registers are copied into a shift-out chain (the first beat leaves
 // straight from them) and drained while the next tile streams. OVERLAP: 0 none, 1 weights (the next fold's
@@ -137,6 +139,7 @@ module bsp_os_array #(
     integer slot;  // fold % 4: only the low bits index the per-fold slots
     /* verilator lint_on UNUSEDSIGNAL */
     reg have_work, stream_go, prep_go, prev_started, feed_v, feed_first, feed_last, all_done, hazard_ok, in_ovh;
+    reg fold_go, scanning;
     integer sub;
     reg out_v;
     reg [KB-1:0] one_hot, bm_cur;
@@ -163,6 +166,7 @@ module bsp_os_array #(
             stream_busy <= 0;
             copy_pending <= 0;
             drain_busy <= 0;
+            scanning <= 0;
             pause_left <= 0;
             idle_cnt <= 0;
             ovh_left <= 0;
@@ -191,7 +195,8 @@ module bsp_os_array #(
             now = cycles;
 
             // ================= controller decisions =================
-            have_work = (os_u < MT) || next_tile(os_tile + 1) < NT;
+            // work is left while the index pointer of the next tile is short of the index's end (one read)
+            have_work = (os_u < MT) || (os_tile + 1 < NT ? tile_first_entry(os_tile + 1) < NNZ : 1'b0);
             all_done = !have_work && !prep_busy && folds_done == folds_prepped;
             slot = folds_started % 4;
             s_len = fi_nk[slot];
@@ -218,14 +223,21 @@ module bsp_os_array #(
                 slot = folds_prepped % 4;
                 bm_cur = (bank != 0) ? bm1 : bm0;
                 in_ovh = 0;
-                if (prep_go) begin
+                fold_go = prep_go || scanning;
+                if (fold_go && os_u >= MT && tile_end_entry(os_tile + 1) == tile_first_entry(os_tile + 1)) begin
+                    // an empty N-tile: one index-pointer read passes over it
+                    os_tile <= os_tile + 1;
+                    scanning <= 1;
+                    in_ovh = 1;
+                end else if (fold_go) begin
+                    scanning <= 0;
                     if (os_u < MT) begin
                         t2 = os_tile;
                         fi_m0[slot] <= os_u * R;
                         fi_rows[slot] <= (os_u * R + R > M) ? M - os_u * R : R;
                         os_u <= os_u + 1;
                     end else begin
-                        t2 = next_tile(os_tile + 1);
+                        t2 = os_tile + 1;
                         os_tile <= t2;
                         fi_m0[slot] <= 0;
                         fi_rows[slot] <= (R > M) ? M : R;
@@ -240,7 +252,7 @@ module bsp_os_array #(
                     one_hot[c] = 1'b1;
                     bm_cur = one_hot;
                     nk_acc = block_width(c);
-                    if (prep_go && os_u >= MT) tile_wbase <= wnext;
+                    if (os_u >= MT) tile_wbase <= wnext;
                     if (TILE_OVH > 0) begin  // controller cycles first; the decode then starts at entry e
                         in_ovh = 1;
                         bm_cur = 0;
@@ -264,13 +276,13 @@ module bsp_os_array #(
                 else bm0 <= bm_cur;
                 if (in_ovh) begin
                     prep_busy <= 1;
-                end else if (e + 1 == (prep_go ? tile_end_entry(t2) : dec_end)) begin
+                end else if (e + 1 == (fold_go ? tile_end_entry(t2) : dec_end)) begin
                     prep_busy <= 0;
                     folds_prepped <= folds_prepped + 1;
                     fi_nk[slot] <= nk_acc;
-                    if (prep_go ? os_u >= MT : os_u == 1) begin  // the tile's first fold: its lines start here
-                        fi_wbase[slot] <= prep_go ? wnext : tile_wbase;
-                        wnext <= (prep_go ? wnext : tile_wbase) + nk_acc;
+                    if (fold_go ? os_u >= MT : os_u == 1) begin  // the tile's first fold: its lines start here
+                        fi_wbase[slot] <= fold_go ? wnext : tile_wbase;
+                        wnext <= (fold_go ? wnext : tile_wbase) + nk_acc;
                     end else begin
                         fi_wbase[slot] <= tile_wbase;
                     end

@@ -16,6 +16,8 @@
 // Controller mechanisms (hwsim.timing): TILE_OVH controller cycles before a pass's decode (tile_overhead_cycles);
 // SWITCH_CYCLES dead cycles on the stream port between two folds' streams (fold_switch_cycles); the feeder
 // pauses BANK_SWAP cycles after every BANK_DEPTH elements of a fold (stream_bank_depth/_swap_cycles; 0: never).
+// Finding the next live N-tile reads one index pointer (row_ptr) per cycle: every empty tile passed over costs
+// a cycle before the next live tile's decode; once the pointer equals the index's end, no work is left.
 // OVERLAP selects hwsim's fold_overlap: 0 none, 1 weights, 2 full. The edges are fixed-length chains
 // (edge_skew: full): partial tiles are padded with zero weights. Every fold's operands carry its weight
 // bank, so with full overlap PEs switch tiles as the wavefront passes.
@@ -73,7 +75,7 @@ module bsp_ws_array #(
     integer folds_prepped, folds_started, folds_done;
     // prep engine: decode (phase 0) then load (phase 1)
     reg prep_busy, pass_open, kinit;
-    reg [1:0] prep_phase;  // 0 decode, 1 load, 2 tile overhead
+    reg [1:0] prep_phase;  // 0 decode, 1 load, 2 tile overhead, 3 scan past empty tiles
     integer prep_idx, dec_end, tile_next, kcur, wptr, ovh_left;
     reg [KB-1:0] bitmap;
     integer f_n0[0:1];
@@ -108,7 +110,7 @@ module bsp_ws_array #(
     // ---- per-cycle temporaries (blocking) ----
     integer i, j, d, t2, k_here, k_after, e, s_now, bank, n_live, ld_row;
     reg [KB-1:0] one_hot;
-    reg have_work, stream_go, prep_go, prev_started, feed_v, final_v, final_last, all_done;
+    reg have_work, stream_go, prep_go, prev_started, feed_v, final_v, final_last, all_done, pass_go;
     reg [C*VB-1:0] word;
     reg signed [VB-1:0] feed_a[0:R-1];
     reg signed [VB-1:0] a_in, w_here;
@@ -161,7 +163,8 @@ module bsp_ws_array #(
             end
 
             // ================= controller decisions for this cycle =================
-            have_work = pass_open || next_tile(tile_next) < NT;
+            // work is left while the index pointer of the next tile is short of the index's end (one read)
+            have_work = pass_open || (tile_next < NT ? tile_first_entry(tile_next) < NNZ : 1'b0);
             all_done = !have_work && !prep_busy && folds_done == folds_prepped;
             stream_go = running && !all_done && !stream_busy && folds_prepped > folds_started
                         && (OVERLAP == 2 || folds_done >= folds_started)
@@ -185,8 +188,15 @@ module bsp_ws_array #(
             ld_in_word = 0;
             if (prep_go || prep_busy) begin
                 bank = folds_prepped % 2;
-                if (prep_go && !pass_open) begin  // a new pass: decode the N-tile's index entries
-                    t2 = next_tile(tile_next);
+                pass_go = (prep_go && !pass_open) || (prep_busy && prep_phase == 3);
+                if (pass_go && tile_end_entry(tile_next) == tile_first_entry(tile_next)) begin
+                    // an empty N-tile: one index-pointer read passes over it
+                    tile_next <= tile_next + 1;
+                    prep_phase <= 3;
+                    prep_busy <= 1;
+                end else if (pass_go) begin
+                    // a new pass: decode the N-tile's index entries
+                    t2 = tile_next;
                     tile_next <= t2 + 1;
                     f_n0[bank] <= t2 * C;
                     f_cols[bank] <= (t2 * C + C > N) ? N - t2 * C : C;

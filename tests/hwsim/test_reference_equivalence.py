@@ -167,6 +167,7 @@ def test_plan_geometry_equals_the_reference_enumeration(seed):
         assert lines["k"].tolist() == list(fold.k_cols), i
         assert lines["m"].tolist() == list(fold.m_rows), i
         assert plan.tile[i] == fold.tile and plan.index_blocks[i] == fold.decode_blocks
+        assert plan.empty_tiles[i] == fold.empty_tiles
 
 
 def _compute(op: Gemm, config) -> int:
@@ -207,3 +208,20 @@ def test_a_serial_readout_and_banked_k_buffer_cost_what_the_counts_say():
     assert timing.prep.tolist() == [7, 7]
     # serial controller: each fold is overhead + stream + skew (m + n - 2) + drain
     assert timing.compute_cycles == (7 + 50 + 5 + 12) + (7 + 50 + 3 + 6)
+
+
+@pytest.mark.parametrize("dataflow", ["ws", "os"])
+def test_empty_tiles_cost_one_index_read_each_before_the_next_live_tile(dataflow):
+    """Four N-tiles of 4 features: tiles 0 and 2 keep nothing, tile 3 neither (trailing). The controller reads
+    the index pointer of tiles 0 and 2 (one decode cycle each) before decoding tiles 1 and 3's blocks; the
+    trailing empty tile costs nothing, since the pointer already equals the index's end."""
+    config = small_config(rows=4, cols=4, dataflow=dataflow, decode=1)
+    mask = np.zeros((16, 8), dtype=bool)
+    mask[4:8, :4] = True  # tile 1: one 4x4 block
+    op = Gemm("g", M=4, K=8, N=16, mask=mask, block=(4, 4))
+    plan = plan_folds(op, config)
+    assert plan.empty_tiles.tolist() == [1] and plan.index_blocks.tolist() == [1]
+    assert plan.decode_cycles.tolist() == [2]
+    mask[12:, 4:] = True  # tile 3 live too: tile 2 is passed over before it
+    plan = plan_folds(Gemm("g", M=4, K=8, N=16, mask=mask, block=(4, 4)), config)
+    assert plan.empty_tiles.tolist() == [1, 1] and plan.decode_cycles.tolist() == [2, 2]
