@@ -177,6 +177,8 @@ class Sparse(_Strict):
                                                      description="cycles to decode one kept block's index entry")
     metadata_bits_per_block: StrictInt = Field(default=16, ge=0, le=4096,
                                                description="index bits stored and fetched per kept block")
+    dense_bypass: bool = Field(default=False, description="the controller runs a layer whose mask keeps every "
+                                                          "block on the dense path: no index fetched or decoded")
 
 
 class FoldOverlap(enum.StrEnum):

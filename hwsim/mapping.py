@@ -51,7 +51,8 @@ from hwsim.config import AcceleratorConfig, Dataflow
 from hwsim.workload import Gemm
 from pruning.spec import any_per_row_tile
 
-__all__ = ["FoldPlan", "TilingError", "drained_line_elements", "fold_lines", "plan_folds", "streamed_lines_per_tile"]
+__all__ = ["FoldPlan", "TilingError", "drained_line_elements", "fold_lines", "plan_folds", "streamed_lines_per_tile",
+           "walks_index"]
 
 
 @dataclass(frozen=True)
@@ -198,6 +199,14 @@ def _empties_before(live: np.ndarray) -> np.ndarray:
     return out
 
 
+def walks_index(op: Gemm, config: AcceleratorConfig) -> bool:
+    """Whether ``op`` runs the compacted, index-driven schedule: it has a mask, the array skips zero blocks,
+    and -- with ``sparse.dense_bypass`` -- the mask does not keep every block (then the dense path runs)."""
+    if not config.sparse.skip_zero_blocks or op.mask is None:
+        return False
+    return not (config.sparse.dense_bypass and bool(op.block_occupancy.all()))
+
+
 def _union_counts(mask: np.ndarray, tile: int) -> np.ndarray:
     """For tiles of ``tile`` weight rows: how many reduction lines any row of the tile keeps."""
     return any_per_row_tile(mask, tile).sum(axis=1, dtype=np.int64)
@@ -221,7 +230,7 @@ def plan_folds(op: Gemm, config: AcceleratorConfig) -> FoldPlan:
     """Folds of ``op`` on ``config``'s array, vectorised over tiles (no per-fold Python loop)."""
     R, C = config.pe_array.rows, config.pe_array.cols
     M, K, N = op.M, op.K, op.N
-    skip = config.sparse.skip_zero_blocks and op.mask is not None
+    skip = walks_index(op, config)
     decode_per_block = config.sparse.index_decode_cycles_per_block if skip else 0
     wbytes, abytes = op.weight_bits / 8, op.act_bits / 8
     useful = M * op.kept_weights
@@ -341,7 +350,7 @@ def fold_lines(op: Gemm, config: AcceleratorConfig, plan: FoldPlan, fold: int) -
     compacted range (``is``: weight rows of the piece that keep nothing in the K-tile; ``ws``/``os``:
     reduction lines no row of the N-tile keeps) are left out, exactly as the array streams them.
     """
-    skip = config.sparse.skip_zero_blocks and op.mask is not None
+    skip = walks_index(op, config)
     n0, m0, k0 = int(plan.n_first[fold]), int(plan.m_first[fold]), int(plan.k_first[fold])
     rows, cols, stream = int(plan.rows[fold]), int(plan.cols[fold]), int(plan.stream[fold])
     if plan.dataflow is Dataflow.IS:

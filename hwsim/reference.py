@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hwsim.config import AcceleratorConfig, Dataflow, DrainOrder, EdgeSkew, FoldOverlap, PreloadOrder
-from hwsim.mapping import plan_folds, streamed_lines_per_tile
+from hwsim.mapping import plan_folds, streamed_lines_per_tile, walks_index
 from hwsim.memory import make_chunks, transfer_cycles
 from hwsim.workload import Gemm
 
@@ -231,7 +231,7 @@ def iter_folds(op: Gemm, config: AcceleratorConfig):
     """
     R, C = config.pe_array.rows, config.pe_array.cols
     M, K, N = op.M, op.K, op.N
-    skip = config.sparse.skip_zero_blocks and op.mask is not None
+    skip = walks_index(op, config)
     mask = op.mask if op.mask is not None else np.ones((N, K), dtype=bool)
     dataflow = config.pe_array.dataflow
     lines = streamed_lines_per_tile(op, config)

@@ -66,6 +66,8 @@ def rtl_parameters(config: AcceleratorConfig) -> dict[str, int]:
         problems.append(f"microarch.preload_order: {micro.preload_order.value!r} (the RTL preloads serially)")
     if not config.sparse.skip_zero_blocks or config.sparse.index_decode_cycles_per_block != 1:
         problems.append("sparse: the RTL skips zero blocks, decoding one index entry per cycle")
+    if config.sparse.dense_bypass:
+        problems.append("sparse.dense_bypass: true (the RTL always walks its block index)")
     if problems:
         raise UnsupportedConfigError(f"{config.name}: the reference RTL does not implement " + "; ".join(problems))
     parameters = {"R": array.rows, "C": array.cols, "OVERLAP": OVERLAP_CODES[micro.fold_overlap.value],

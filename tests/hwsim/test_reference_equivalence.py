@@ -225,3 +225,17 @@ def test_empty_tiles_cost_one_index_read_each_before_the_next_live_tile(dataflow
     mask[12:, 4:] = True  # tile 3 live too: tile 2 is passed over before it
     plan = plan_folds(Gemm("g", M=4, K=8, N=16, mask=mask, block=(4, 4)), config)
     assert plan.empty_tiles.tolist() == [1, 1] and plan.decode_cycles.tolist() == [2, 2]
+
+
+@pytest.mark.parametrize("dataflow", ["ws", "os", "is"])
+def test_a_mask_that_keeps_every_block_runs_dense_where_the_controller_can_bypass_the_index(dataflow):
+    """With ``sparse.dense_bypass`` a layer keeping every block costs what the unmasked layer costs (no decode,
+    no index bytes); without it the controller still walks and fetches the index, so it costs more."""
+    op = Gemm("g", M=9, K=12, N=10, mask=np.ones((10, 12), dtype=bool), block=(2, 3))
+    dense = Gemm("g", M=9, K=12, N=10)
+    walking = small_config(dataflow=dataflow, decode=2)
+    bypass = small_config(dataflow=dataflow, decode=2, dense_bypass=True)
+    assert simulate_gemm(op, bypass)[0]["cycles"] == simulate_gemm(dense, bypass)[0]["cycles"]
+    assert simulate_gemm(op, walking)[0]["cycles"] > simulate_gemm(dense, walking)[0]["cycles"]
+    pruned = Gemm("g", M=9, K=12, N=10, mask=np.kron(np.eye(5, 4, dtype=bool), np.ones((2, 3), bool)), block=(2, 3))
+    assert simulate_gemm(pruned, bypass)[0]["cycles"] == simulate_gemm(pruned, walking)[0]["cycles"]

@@ -195,6 +195,9 @@ def test_unsupported_terms_are_named(tmp_path):
     with pytest.raises(UnsupportedConfigError, match=r"microarch\.edge_skew"):
         run_gemm(rtl_config(2, 2, "ws", edge_skew="live"), Gemm("g", M=2, K=2, N=2), np.ones((2, 2)),
                  np.ones((2, 2)), tmp_path)  # fmt: skip
+    with pytest.raises(UnsupportedConfigError, match=r"sparse\.dense_bypass"):
+        run_gemm(derive_config(rtl_config(2, 2, "ws"), {"sparse.dense_bypass": True}), Gemm("g", M=2, K=2, N=2),
+                 np.ones((2, 2)), np.ones((2, 2)), tmp_path)  # fmt: skip
     with pytest.raises(UnsupportedConfigError, match=r"microarch\.preload_order"):
         run_gemm(rtl_config(2, 2, "ws", preload_order="wavefront"), Gemm("g", M=2, K=2, N=2), np.ones((2, 2)),
                  np.ones((2, 2)), tmp_path)  # fmt: skip
