@@ -16,7 +16,7 @@ size fit instead of a clamped table; cycles unchanged): 128x128 +40 % / +42 % (1
 -3.6 % / -2.7 %, 16x16 -1.0 % / -0.2 %; the FPGA presets (device static power and tables kept) unchanged.
 
 Cycles regenerated for empty tiles (issue 35: the controller reads one index pointer per empty N-tile it
-passes): 16x16 75 % sparse 34,780 -> 34,785, U200 75 % sparse 21,702 -> 21,703; everything else unchanged.
+passes): 16x16 75 % sparse 34,780 -> 34,785, 32x32 75 % sparse 21,702 -> 21,703; everything else unchanged.
 """
 
 import json
