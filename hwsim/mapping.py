@@ -90,6 +90,11 @@ class FoldPlan:
         return int(np.sum(self.stream.astype(np.int64) * self.rows * self.cols))
 
     @functools.cached_property
+    def opens_tile(self) -> np.ndarray:
+        """Per fold: whether it is the first fold of its output tile (``tile`` differs from the previous)."""
+        return np.append(True, self.tile[1:] != self.tile[:-1])[: self.n_folds]
+
+    @functools.cached_property
     def weight_bytes_total(self) -> float:
         return float(self.weight_bytes.sum())
 

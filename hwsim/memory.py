@@ -127,7 +127,7 @@ def make_chunks(plan: FoldPlan, op: Gemm, config: AcceleratorConfig) -> ChunkPla
         raise TilingError.for_slot(op, config, "output_bytes", "one output tile's partial sums", tile_acc_bytes.max())
 
     # chunk = run of folds within a tile; capacity in folds from the tile's largest fold
-    tile_starts = np.flatnonzero(np.append(True, plan.tile[1:] != plan.tile[:-1])) if plan.n_folds else np.zeros(0, int)
+    tile_starts = np.flatnonzero(plan.opens_tile)
     tile_lengths = np.diff(np.append(tile_starts, plan.n_folds))
     tile_max_weight = np.maximum.reduceat(fold_weight, tile_starts) if plan.n_folds else np.zeros(0)
     capacity = np.floor(weight_slot / tile_max_weight).astype(np.int64)
@@ -136,7 +136,7 @@ def make_chunks(plan: FoldPlan, op: Gemm, config: AcceleratorConfig) -> ChunkPla
         capacity = np.minimum(capacity, np.floor(input_slot / tile_max_input).astype(np.int64))
     position = np.arange(plan.n_folds) - np.repeat(tile_starts, tile_lengths)
     chunk_in_tile = position // np.repeat(capacity, tile_lengths)
-    new_chunk = np.append(True, (plan.tile[1:] != plan.tile[:-1]) | (chunk_in_tile[1:] != chunk_in_tile[:-1]))
+    new_chunk = plan.opens_tile | np.append(True, chunk_in_tile[1:] != chunk_in_tile[:-1])
     chunk_starts = np.flatnonzero(new_chunk) if plan.n_folds else np.zeros(0, dtype=np.int64)
 
     def per_chunk(values: np.ndarray) -> np.ndarray:

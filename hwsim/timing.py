@@ -143,7 +143,7 @@ def tile_starts(plan: FoldPlan) -> np.ndarray:
     tile for ws/is, every fold for os (each is its own M x N tile, accumulated and drained)."""
     if plan.dataflow is Dataflow.OS:
         return np.ones(plan.n_folds, dtype=bool)
-    return np.append(True, plan.tile[1:] != plan.tile[:-1])[: plan.n_folds]
+    return plan.opens_tile
 
 
 def fold_timing(plan: FoldPlan, config: AcceleratorConfig) -> FoldTiming:
