@@ -261,6 +261,12 @@ class Microarch(_Strict):
                                                             "stream_bank_swap_cycles; default: no pause")
     stream_bank_swap_cycles: StrictInt = Field(default=0, ge=0, le=MAX_CONTROLLER_CYCLES,
                                                description="cycles the stream pauses while its input bank swaps")
+    prefetch_across_ops: bool = Field(default=False,
+                                      description="the DMA loads the next op's weights and index into free buffer "
+                                                  "slots while the current op computes (a weight FIFO, a DMA queue "
+                                                  "running ahead); its inputs still wait for the previous op's "
+                                                  "results. false: each op starts with empty buffers once the "
+                                                  "previous one has stored its results")
 
     @model_validator(mode="after")
     def _consistent(self):

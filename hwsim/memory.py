@@ -26,6 +26,7 @@ between) and the last store (after the array is done); with ample bandwidth and 
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -37,7 +38,8 @@ from hwsim.mapping import FoldPlan, TilingError, drained_line_elements
 from hwsim.timing import FoldTiming
 from hwsim.workload import Gemm
 
-__all__ = ["ChunkPlan", "PipelineResult", "fold_start_cycles", "make_chunks", "run_pipeline", "transfer_cycles"]
+__all__ = ["ChainResult", "ChunkPlan", "PipelineResult", "fold_start_cycles", "make_chunks", "run_chain",
+           "run_pipeline", "transfer_cycles"]
 
 
 def transfer_cycles(n_bytes: np.ndarray | float, bw_bytes_per_cycle: float) -> np.ndarray:
@@ -49,7 +51,8 @@ def transfer_cycles(n_bytes: np.ndarray | float, bw_bytes_per_cycle: float) -> n
 class ChunkPlan:
     """One entry per chunk: DMA load bytes, its folds, and the store that follows it."""
 
-    load_bytes: np.ndarray
+    load_bytes: np.ndarray  # weights + index metadata + inputs
+    load_input_bytes: np.ndarray  # the inputs' part of load_bytes (the part an op's predecessor must write first)
     first_fold: np.ndarray  # index of the chunk's first fold (folds of chunk i: first_fold[i] .. first_fold[i+1])
     store_bytes: np.ndarray  # 0 where the chunk does not finish an output tile
     starts_tile: np.ndarray  # bool: first chunk of an output tile
@@ -97,6 +100,31 @@ class _ChunkTerms:
         return cls(timing, (gap_sums[last] - gap_sums[first]).tolist(), timing.gap[first].tolist(),
                    timing.prep[first].tolist(), timing.busy[last].tolist(), timing.release[last].tolist(),
                    tile_of_chunk.tolist(), chunks.starts_tile.tolist(), waits_store.tolist())  # fmt: skip
+
+    @classmethod
+    def chain(cls, parts: list[_ChunkTerms], slots: int, switch_cycles: int) -> _ChunkTerms:
+        """The terms of GEMMs run one after another through the same buffers and array: tiles numbered across
+        them (a GEMM's first tiles wait for the stores of the previous GEMM's last ones: the output slots), and
+        a GEMM's first fold preps once the previous GEMM's last fold is done (one GEMM at a time in the array:
+        the ``none`` gap, ``max(busy + prep, stream + switch, port)``, across the boundary)."""
+        if len(parts) == 1:
+            return parts[0]
+        starts_tile = [s for part in parts for s in part.starts_tile]
+        tile_of_chunk = (np.cumsum(starts_tile) - 1).tolist()
+        waits_store = [t - slots if s and t >= slots else -1 for t, s in zip(tile_of_chunk, starts_tile, strict=True)]
+
+        def joined(name: str) -> list[int]:
+            return [v for part in parts for v in getattr(part, name)]
+
+        first_gap = joined("first_gap")
+        chunk = 0
+        for previous, part in itertools.pairwise(parts):
+            chunk += len(previous.first_gap)
+            last = previous.timing
+            first_gap[chunk] = max(int(last.busy[-1]) + part.first_prep[0], int(last.stream[-1]) + switch_cycles,
+                                   int(last.port[-1]))  # fmt: skip
+        return cls(parts[0].timing, joined("last_offset"), first_gap, joined("first_prep"), joined("last_busy"),
+                   joined("last_release"), tile_of_chunk, starts_tile, waits_store)  # fmt: skip
 
 
 def make_chunks(plan: FoldPlan, op: Gemm, config: AcceleratorConfig) -> ChunkPlan:
@@ -152,6 +180,7 @@ def make_chunks(plan: FoldPlan, op: Gemm, config: AcceleratorConfig) -> ChunkPla
     store_bytes[ends_tile] = plan.output_tile_elements * abytes
     return ChunkPlan(
         load_bytes=weight_bytes + input_bytes,
+        load_input_bytes=input_bytes,
         first_fold=np.asarray(chunk_starts, dtype=np.int64),
         store_bytes=store_bytes,
         starts_tile=starts_tile,
@@ -164,7 +193,11 @@ def make_chunks(plan: FoldPlan, op: Gemm, config: AcceleratorConfig) -> ChunkPla
 
 @dataclass(frozen=True)
 class PipelineResult:
-    """One GEMM's timeline: ``cycles = first_load_cycles + compute_cycles + stall_cycles + last_store_cycles``."""
+    """One GEMM's timeline: ``cycles = first_load_cycles + compute_cycles + stall_cycles + last_store_cycles``.
+
+    In a chain (:func:`run_chain`) the GEMM's cycles run from its dependency time (the previous GEMM's last
+    store plus the vector ops between) to its own last store; loads it prefetched before then are not in them.
+    """
 
     cycles: int
     compute_cycles: int  # the array's span with no memory waits (hwsim.timing)
@@ -191,18 +224,43 @@ def fold_start_cycles(pipeline: PipelineResult, chunks: ChunkPlan, timing: FoldT
     return starts + gap_sums - gap_sums[chunks.first_fold[chunk_of]]
 
 
-class _Pipeline:
-    """simpy processes for one GEMM; see the module docstring for the rules."""
+@dataclass(frozen=True)
+class _Transfers:
+    """The DMA's work for GEMMs run back to back (*entries*), as plain lists (the pipeline loops do no numpy).
 
-    def __init__(self, load: np.ndarray, store: np.ndarray, terms: _ChunkTerms, slots: int):
+    Chunk ``i`` loads as an *early* part (it may start once the chunk's buffer slot is free) followed by a
+    *late* part that also waits for ``gate[i]``'s dependency time (-1: none). Entry ``e`` depends on the store
+    ``dep_store[e]`` (-1: on nothing) plus ``dep_cycles[e]`` cycles of vector work after it.
+    """
+
+    early: list[int]
+    late: list[int]
+    gate: list[int]
+    store: list[int]
+    dep_store: list[int]
+    dep_cycles: list[int]
+
+    def dependency(self, entry: int, store_time: list[int], stored: int) -> int | None:
+        """When ``entry``'s dependency is met, or None while the store it waits for is still to come."""
+        after = self.dep_store[entry]
+        if after >= stored:
+            return None
+        return (store_time[after] if after >= 0 else 0) + self.dep_cycles[entry]
+
+
+class _Pipeline:
+    """simpy processes for GEMMs run back to back; see the module docstring for the rules."""
+
+    def __init__(self, transfers: _Transfers, terms: _ChunkTerms, slots: int):
         self.env = simpy.Environment()
-        self.load, self.store = load.tolist(), store.tolist()
+        self.transfers = transfers
+        self.store = transfers.store
         self.starts_tile, self.slots = terms.starts_tile, slots
         self.none = terms.timing.overlap is FoldOverlap.NONE
         self.last_offset, self.first_gap, self.first_prep = terms.last_offset, terms.first_gap, terms.first_prep
         self.last_busy, self.last_release = terms.last_busy, terms.last_release
-        self.chunk_starts = [0] * len(self.load)
-        n = len(self.load)
+        n = len(self.store)
+        self.chunk_starts, self.chunk_done = [0] * n, [0] * n
         self.load_done = [self.env.event() for _ in range(n)]
         self.load_time = [0] * n
         self.compute_done = [self.env.event() for _ in range(n)]
@@ -210,6 +268,7 @@ class _Pipeline:
         n_tiles = terms.tile_of_chunk[-1] + 1
         self.store_done = [self.env.event() for _ in range(n_tiles)]
         self.store_time = [0] * n_tiles
+        self.stored = 0
         self.pending_stores: deque[tuple[int, int, int]] = deque()  # (results done at, tile, cycles)
         self.kick = self.env.event()
         self.records: list[tuple[str, str, int, int, int]] = []
@@ -222,33 +281,51 @@ class _Pipeline:
             self.kick.succeed()
 
     def _dma(self):
-        env, n = self.env, len(self.load)
-        next_load, stores_left = 0, len(self.store_done)
+        env, n, transfers = self.env, len(self.store), self.transfers
+        next_load, early_in, stores_left = 0, False, len(self.store_done)
         while next_load < n or stores_left:
             yield env.timeout(0)  # decide only after every completion at this time
-            load_ready = next_load < n and (
+            slot_free = next_load < n and (
                 next_load < self.slots or self.compute_done[next_load - self.slots].triggered
             )
+            gate = transfers.gate[next_load] if slot_free else -1
+            met = transfers.dependency(gate, self.store_time, self.stored) if gate >= 0 else 0
             if self.pending_stores and self.pending_stores[0][0] <= env.now:
                 _, tile, cycles = self.pending_stores.popleft()
                 start = env.now
                 yield env.timeout(cycles)
                 self.records.append(("dma", "store tile", tile, start, env.now))
                 self.store_time[tile] = env.now
+                self.stored += 1
                 self.store_done[tile].succeed()
                 stores_left -= 1
-            elif load_ready:
+            elif slot_free and not early_in:
+                start, early_in = env.now, True
+                if transfers.early[next_load]:
+                    yield env.timeout(transfers.early[next_load])
+                    self.records.append(("dma", "load chunk" if gate < 0 else "load weights", next_load, start,
+                                         env.now))  # fmt: skip
+                if gate < 0:
+                    next_load, early_in = self._loaded(next_load), False
+            elif slot_free and met is not None and met <= env.now:
                 start = env.now
-                yield env.timeout(self.load[next_load])
-                self.records.append(("dma", "load chunk", next_load, start, env.now))
-                self.load_time[next_load] = env.now
-                self.load_done[next_load].succeed()
-                next_load += 1
+                yield env.timeout(transfers.late[next_load])
+                self.records.append(("dma", "load inputs" if transfers.early[next_load] else "load chunk",
+                                     next_load, start, env.now))  # fmt: skip
+                next_load, early_in = self._loaded(next_load), False
             else:
                 self.kick = env.event()
-                if self.pending_stores:  # a tile whose results are done later: wake up then at the latest
-                    env.timeout(self.pending_stores[0][0] - env.now).callbacks.append(self._wake_dma_event)
+                wake = [self.pending_stores[0][0]] if self.pending_stores else []  # results done later
+                if met is not None and met > env.now:  # a dependency met later
+                    wake.append(met)
+                if wake:
+                    env.timeout(min(wake) - env.now).callbacks.append(self._wake_dma_event)
                 yield self.kick
+
+    def _loaded(self, chunk: int) -> int:
+        self.load_time[chunk] = self.env.now
+        self.load_done[chunk].succeed()
+        return chunk + 1
 
     def _wake_dma_event(self, _event) -> None:
         self._wake_dma()
@@ -256,7 +333,7 @@ class _Pipeline:
     def _array(self):
         env, none = self.env, self.none
         tile, previous, previous_done = -1, None, 0  # the last fold scheduled: its stream start, its done
-        for i in range(len(self.load)):
+        for i in range(len(self.store)):
             waits = [self.load_done[i]]
             if self.starts_tile[i]:
                 tile += 1
@@ -272,7 +349,7 @@ class _Pipeline:
             # the first fold's prep began when the chunk was ready and the prep unit was free (see hwsim.timing)
             prep_start = max(ready, previous_done if none or previous is None else previous)
             previous = last = start + self.last_offset[i]
-            previous_done = done = last + self.last_busy[i]
+            previous_done = done = self.chunk_done[i] = last + self.last_busy[i]
             yield env.timeout(last + self.last_release[i] - env.now)
             self.records.append(("array", "chunk", i, prep_start, done))
             if self.store[i] > 0:  # the DMA stores the tile once its results are done (done >= now)
@@ -282,23 +359,26 @@ class _Pipeline:
             self._wake_dma()
 
 
-def _pipeline_closed_form(load: list[int], store: list[int], terms: _ChunkTerms,
-                          slots: int) -> tuple[int, list[int], list[int]]:  # fmt: skip
+def _pipeline_closed_form(transfers: _Transfers, terms: _ChunkTerms, slots: int):
     """The module docstring's rules decided in time order without an event queue: ``(total cycles, stream
-    start of every chunk's first fold, when every chunk is done)``.
+    start of every chunk's first fold, when every chunk is done, when every chunk's load ended, when every
+    store ended)``.
 
     The DMA, free at ``now``, stores the oldest finished tile whose results are done, else loads the next
-    chunk once its slot is released, else waits for the earlier of the two. The array schedules chunk ``i``
-    as soon as its load (and, for a new tile, the store ``slots`` tiles back) has a completion time -- the
-    schedule depends on nothing else, so it is extended after every DMA action.
+    chunk's early part once its slot is released, else its late part once its dependency is met, else waits
+    for the earliest of these. The array schedules chunk ``i`` as soon as its load (and, for a new tile, the
+    store ``slots`` tiles back) has a completion time -- the schedule depends on nothing else, so it is
+    extended after every DMA action.
     """
     last_offset, first_gap, first_prep = terms.last_offset, terms.first_gap, terms.first_prep
     last_busy, last_release, waits_store = terms.last_busy, terms.last_release, terms.waits_store
-    n = len(load)
+    early, late, gate, store = transfers.early, transfers.late, transfers.gate, transfers.store
+    n = len(store)
     store_chunks = [i for i in range(n) if store[i] > 0]
     n_stores = len(store_chunks)
     load_time, store_time, start, done, release = [0] * n, [0] * n_stores, [0] * n, [0] * n, [0] * n
     loaded = stored = scheduled = 0  # counts so far (plain ints: this loop is a sweep's hot path)
+    early_in = False  # the early part of chunk `loaded` is in
     now = previous = 0  # previous: stream start of the last scheduled chunk's last fold
     while True:
         # the array: schedule every chunk whose waits have completion times
@@ -333,49 +413,134 @@ def _pipeline_closed_form(load: list[int], store: list[int], terms: _ChunkTerms,
         if loaded < n:
             freed = loaded - slots
             if freed < 0 or (freed < scheduled and release[freed] <= now):
-                now += load[loaded]
-                load_time[loaded] = now
-                loaded += 1
-                continue
-            if freed < scheduled and (wake < 0 or release[freed] < wake):
+                entry = gate[loaded]
+                if not early_in:
+                    now += early[loaded]
+                    if entry < 0:  # nothing late: the chunk is in
+                        load_time[loaded] = now
+                        loaded += 1
+                    else:
+                        early_in = True
+                    continue
+                met = transfers.dependency(entry, store_time, stored)
+                if met is not None:
+                    if met <= now:
+                        now += late[loaded]
+                        load_time[loaded] = now
+                        loaded += 1
+                        early_in = False
+                        continue
+                    if wake < 0 or met < wake:
+                        wake = met
+            elif freed < scheduled and (wake < 0 or release[freed] < wake):
                 wake = release[freed]
         if wake < 0:
             raise RuntimeError("memory pipeline: the DMA and the array wait on each other (a model bug)")
         now = wake
-    return max(now, done[-1]), start, done
+    return max(now, done[-1]), start, done, load_time, store_time
+
+
+def _run(transfers: _Transfers, terms: _ChunkTerms, slots: int, trace: bool):
+    """``(total, chunk starts, chunk done, load ends, store ends, records)`` by the simpy processes (``trace``)
+    or the closed form."""
+    if not trace:
+        return (*_pipeline_closed_form(transfers, terms, slots), ())
+    pipeline = _Pipeline(transfers, terms, slots)
+    pipeline.env.run()
+    return (int(pipeline.env.now), pipeline.chunk_starts, pipeline.chunk_done, pipeline.load_time,
+            pipeline.store_time, tuple(pipeline.records))  # fmt: skip
+
+
+def _load_store_cycles(chunks: ChunkPlan, bw: float) -> tuple[np.ndarray, np.ndarray]:
+    load = transfer_cycles(chunks.load_bytes, bw)
+    store = np.where(chunks.store_bytes > 0, transfer_cycles(chunks.store_bytes, bw), 0)
+    return load, store
 
 
 def run_pipeline(chunks: ChunkPlan, timing: FoldTiming, config: AcceleratorConfig,
                  trace: bool = False) -> PipelineResult:  # fmt: skip
-    """Simulate DMA/array overlap for one GEMM; see :class:`PipelineResult` for the cycle split.
+    """Simulate DMA/array overlap for one GEMM on its own; see :class:`PipelineResult` for the cycle split.
 
     With ``trace`` the simpy processes run and record every transfer and chunk (``records``); without, the
     same rules are decided in time order directly (:func:`_pipeline_closed_form`, ~10x faster, what sweeps
     use). Tests hold the two, and the per-cycle reference, to the same cycles.
     """
-    bw = config.dram_bytes_per_cycle
-    load = transfer_cycles(chunks.load_bytes, bw)
-    store = np.where(chunks.store_bytes > 0, transfer_cycles(chunks.store_bytes, bw), 0)
     if chunks.n_chunks == 0:
         return PipelineResult(0, 0, 0, 0, 0, 0, ())
+    load, store = _load_store_cycles(chunks, config.dram_bytes_per_cycle)
     slots = config.buffers.slots
-    if trace:
-        pipeline = _Pipeline(load, store, chunks.terms(timing, slots), slots)
-        pipeline.env.run()
-        total, array_done = int(pipeline.env.now), pipeline.array_done
-        records, chunk_starts = tuple(pipeline.records), tuple(pipeline.chunk_starts)
-    else:
-        total, starts, done = _pipeline_closed_form(load.tolist(), store.tolist(), chunks.terms(timing, slots), slots)
-        array_done, records, chunk_starts = done[-1], (), tuple(starts)
-    compute, first_load = timing.compute_cycles, int(load[0])
-    last_store = total - array_done
-    return PipelineResult(
-        cycles=total,
-        compute_cycles=compute,
-        stall_cycles=total - compute - first_load - last_store,
-        first_load_cycles=first_load,
-        last_store_cycles=last_store,
-        dma_busy_cycles=int(load.sum() + store.sum()),
-        records=records,
-        chunk_start_cycles=chunk_starts,
-    )
+    n = chunks.n_chunks
+    transfers = _Transfers(load.tolist(), [0] * n, [-1] * n, store.tolist(), [-1], [0])
+    total, starts, done, _, _, records = _run(transfers, chunks.terms(timing, slots), slots, trace)
+    compute, first_load, last_store = timing.compute_cycles, int(load[0]), total - done[-1]
+    return PipelineResult(total, compute, total - compute - first_load - last_store, first_load, last_store,
+                          int(load.sum() + store.sum()), records, tuple(starts))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ChainResult:
+    """GEMMs run back to back through one DMA and one array (:func:`run_chain`)."""
+
+    cycles: int  # the last GEMM's last store
+    gemms: tuple[PipelineResult, ...]  # per GEMM, all repeats: from its dependency time to its last store
+    records: tuple[tuple[str, str, int, int, int], ...]  # (unit, what, chunk index in the chain, start, end)
+    chunk_gemm: tuple[int, ...]  # the GEMM of every chunk of the chain
+    chunk_offset: tuple[int, ...]  # the chunk's index within its repeat
+
+
+def run_chain(gemms: list[tuple[ChunkPlan, FoldTiming, int]], cycles_before: list[int], config: AcceleratorConfig,
+              trace: bool = False) -> ChainResult:  # fmt: skip
+    """GEMMs ``(chunks, timing, repeat)`` one after another, each reading the previous one's results.
+
+    GEMM ``g``'s *dependency time* is the previous GEMM's last store plus ``cycles_before[g]`` (vector work
+    in between; from cycle 0 for the first). The inputs of each of its repeats (independent copies: heads,
+    batch) load no earlier. With ``microarch.prefetch_across_ops`` a repeat's first chunk loads as two
+    transfers -- weights and index as soon as a buffer slot is free (while earlier work still computes),
+    then the inputs -- and later chunks follow as their slots free; without it the whole first chunk waits
+    for the dependency, so the GEMMs run serially, each repeat costing what :func:`run_pipeline` says.
+    Buffers, the DMA queue and the array carry over from one repeat and GEMM to the next. Every GEMM needs
+    at least one chunk (the caller leaves out GEMMs without folds).
+    """
+    bw, slots = config.dram_bytes_per_cycle, config.buffers.slots
+    prefetch = config.microarch.prefetch_across_ops
+    early, late, gate, store, dep_store, dep_cycles = [], [], [], [], [], []
+    chunk_gemm, chunk_offset, terms = [], [], []
+    stores_so_far = 0
+    for g, (chunks, timing, repeat) in enumerate(gemms):
+        load, store_cycles = _load_store_cycles(chunks, bw)
+        first = load.tolist()
+        early_first, late_first = 0, first[0]
+        if prefetch:
+            weights = chunks.load_bytes[0] - chunks.load_input_bytes[0]
+            early_first = int(transfer_cycles(weights, bw)) if weights > 0 else 0
+            late_first = int(transfer_cycles(chunks.load_input_bytes[0], bw))
+        n, part = len(first), chunks.terms(timing, slots)
+        store_list = store_cycles.tolist()
+        for group, copies in enumerate([repeat] if prefetch else [1] * repeat):  # prefetch: repeats share one
+            dep_store.append(stores_so_far - 1)  # dependency; serially each waits for the one before
+            dep_cycles.append(cycles_before[g] if group == 0 else 0)
+            early += [early_first, *first[1:]] * copies
+            late += ([late_first] + [0] * (n - 1)) * copies
+            gate += ([len(dep_store) - 1] + [-1] * (n - 1)) * copies
+            store += store_list * copies
+            chunk_gemm += [g] * (n * copies)
+            chunk_offset += list(range(n)) * copies
+            terms += [part] * copies
+            stores_so_far += copies * int(np.count_nonzero(chunks.store_bytes))
+    transfers = _Transfers(early, late, gate, store, dep_store, dep_cycles)
+    terms = _ChunkTerms.chain(terms, slots, config.microarch.fold_switch_cycles)
+    tile_of = terms.tile_of_chunk  # a GEMM's last chunk ends its last tile: that tile's store ends the GEMM
+    total, starts, done, load_time, store_time, records = _run(transfers, terms, slots, trace)
+    results, first_chunk = [], 0
+    for chunks, timing, repeat in gemms:
+        chunk_range = slice(first_chunk, first_chunk + repeat * chunks.n_chunks)
+        last_chunk = chunk_range.stop - 1
+        begin = transfers.dependency(gate[first_chunk], store_time, len(store_time))
+        end = store_time[tile_of[last_chunk]]
+        first_load, last_store = load_time[first_chunk] - begin, end - done[last_chunk]
+        compute = timing.compute_cycles * repeat
+        dma = sum(early[chunk_range]) + sum(late[chunk_range]) + sum(store[chunk_range])
+        results.append(PipelineResult(end - begin, compute, end - begin - compute - first_load - last_store,
+                                      first_load, last_store, dma, (), tuple(starts[chunk_range])))  # fmt: skip
+        first_chunk = chunk_range.stop
+    return ChainResult(total, tuple(results), records, tuple(chunk_gemm), tuple(chunk_offset))

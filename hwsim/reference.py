@@ -21,7 +21,7 @@ import numpy as np
 from hwsim.config import AcceleratorConfig, Dataflow, DrainOrder, EdgeSkew, FoldOverlap, PreloadOrder
 from hwsim.mapping import plan_folds, streamed_lines_per_tile, walks_index
 from hwsim.memory import make_chunks, transfer_cycles
-from hwsim.workload import Gemm
+from hwsim.workload import Gemm, Workload
 
 __all__ = [
     "FoldGeometry",
@@ -31,6 +31,7 @@ __all__ = [
     "feed_cycles",
     "iter_folds",
     "reference_gemm",
+    "reference_workload_cycles",
     "step_output_stationary",
     "step_stationary",
 ]
@@ -346,8 +347,9 @@ class _Controller:
     than the previous tile's copy.
     """
 
-    def __init__(self, phases: list[FoldPhases], config: AcceleratorConfig):
+    def __init__(self, phases: list[FoldPhases], config: AcceleratorConfig, gemm_starts: frozenset[int] = frozenset()):
         micro = config.microarch
+        self.gemm_starts = gemm_starts  # first folds of a GEMM: the array holds one GEMM at a time
         self.mode, self.os = micro.fold_overlap, config.pe_array.dataflow is Dataflow.OS
         self.mult, self.acc = micro.mult_stages, micro.acc_stages
         self.switch = micro.fold_switch_cycles
@@ -383,9 +385,9 @@ class _Controller:
             changed = False
             f = self.next_prep
             if f < len(self.phases) and ready(f):
+                drained = self.mode is FoldOverlap.NONE or f in self.gemm_starts
                 previous_free = f == 0 or (
-                    self.start[f - 1] is not None
-                    and (self.done(f - 1) <= t if self.mode is FoldOverlap.NONE else self.start[f - 1] <= t))
+                    self.start[f - 1] is not None and (self.done(f - 1) <= t if drained else self.start[f - 1] <= t))
                 if previous_free:
                     self.prep_end[f] = t + self.phases[f].prep
                     self.next_prep += 1
@@ -404,7 +406,7 @@ class _Controller:
             return False
         if t < self.start[previous] + self.phases[previous].port:  # a wavefront preload still writing rows
             return False
-        if self.mode is not FoldOverlap.FULL:
+        if self.mode is not FoldOverlap.FULL or f in self.gemm_starts:
             return self.done(previous) <= t
         ph = self.phases[f]
         if not self.os:
@@ -415,21 +417,84 @@ class _Controller:
             first_result_write >= self.copy_time(previous))
 
 
-def _step_pipeline(phases: list[FoldPhases], fold_chunk: np.ndarray, load, store, starts_tile, slots: int,
-                   config: AcceleratorConfig) -> tuple[int, list[int]]:  # fmt: skip
-    """Cycle-by-cycle controller + DMA with the rules of ``hwsim.memory``; returns (cycles, fold starts)."""
-    n = len(load)
+@dataclass
+class _Gemm:
+    """One GEMM (one repeat) of a chain, as the reference's DMA and controller see it."""
+
+    phases: list[FoldPhases]
+    fold_chunk: np.ndarray
+    early: list[int]  # per chunk: DMA cycles once its slot is free
+    late: list[int]  # per chunk: DMA cycles once, in addition, the GEMM's inputs are ready (first chunk only)
+    store: list[int]
+    starts_tile: np.ndarray
+    op: int  # which op of the chain (repeats of one op share their dependency)
+
+
+def _chain_gemm(op: Gemm, config: AcceleratorConfig, index: int, prefetch: bool,
+                A: np.ndarray | None = None, W: np.ndarray | None = None):  # fmt: skip
+    """``(Y, _Gemm)`` of one repeat of ``op``: the first chunk's load is gated by the op's inputs -- whole, or
+    (``prefetch``) its inputs only, the weights and index loading as one transfer before them."""
+    A = np.zeros((op.M, op.K)) if A is None else A
+    W = np.zeros((op.N, op.K)) if W is None else W
+    Y, phases = _folds(op, A, W, config)
+    plan = plan_folds(op, config)
+    if plan.n_folds != len(phases):
+        raise AssertionError(f"fold count differs: reference {len(phases)}, mapping {plan.n_folds}")
+    chunks = make_chunks(plan, op, config)
+    bw = config.dram_bytes_per_cycle
+    load = [int(c) for c in transfer_cycles(chunks.load_bytes, bw)]
+    store = [int(c) if b > 0 else 0 for c, b in zip(transfer_cycles(chunks.store_bytes, bw), chunks.store_bytes,
+                                                    strict=True)]  # fmt: skip
+    early, late = load, [0] * len(load)
+    if len(load) and index >= 0:  # the inputs wait for the op's predecessor
+        inputs = float(chunks.load_input_bytes[0])
+        weights = float(chunks.load_bytes[0]) - inputs
+        if prefetch:
+            early[0] = int(transfer_cycles(weights, bw)) if weights > 0 else 0
+            late[0] = int(transfer_cycles(inputs, bw))
+        else:
+            early[0], late[0] = 0, load[0]
+    return Y, _Gemm(phases, chunks.fold_chunk, early, late, store, chunks.starts_tile, index)
+
+
+def _step_pipeline(gemms: list[_Gemm], dep_cycles: list[int], config: AcceleratorConfig) -> tuple[int, list[int]]:
+    """Cycle-by-cycle controller + DMA with the rules of ``hwsim.memory`` for GEMMs run back to back (one
+    chunk sequence, one buffer, one store queue); returns (cycles, fold starts).
+
+    A chunk with a ``late`` part loads it only once its op's inputs are ready: the last store of the op before
+    it (every repeat of it) plus ``dep_cycles[op]``. GEMMs of op -1 have no such gate.
+    """
+    slots = config.buffers.slots
+    phases = [ph for g in gemms for ph in g.phases]
+    chunk_base = np.cumsum([0] + [len(g.early) for g in gemms])
+    fold_chunk = np.concatenate([g.fold_chunk + base for g, base in zip(gemms, chunk_base[:-1], strict=True)])
+    early = [c for g in gemms for c in g.early]
+    late = [c for g in gemms for c in g.late]
+    store = [c for g in gemms for c in g.store]
+    starts_tile = np.concatenate([g.starts_tile for g in gemms])
+    gated_op = [g.op if k == 0 else -1 for g in gemms for k in range(len(g.early))]  # -1: not gated
+    n = len(early)
     tile_of = np.cumsum(starts_tile) - 1
+    op_of_tile = np.concatenate([np.full(int(np.sum(g.starts_tile)), g.op) for g in gemms]).tolist()
     first_fold = {int(c): f for f, c in reversed(list(enumerate(fold_chunk)))}
     last_fold = {int(c): f for f, c in enumerate(fold_chunk)}
-    load_done, store_done = [None] * n, [None] * int(np.sum(starts_tile))
+    load_done, store_done = [None] * n, [None] * len(op_of_tile)
     released = [False] * n
     stored = [False] * n  # a chunk's tile store queued
     stores: deque[tuple[int, int]] = deque()
-    array = _Controller(phases, config)
+    gemm_starts = frozenset(np.cumsum([0] + [len(g.phases) for g in gemms[:-1]]).tolist())
+    array = _Controller(phases, config, gemm_starts)
     dma = None  # (kind, index, end)
-    next_load = 0
+    next_load, early_in = 0, False
     t = 0
+
+    def inputs_ready(op: int) -> int | None:
+        """When op ``op``'s inputs are ready: its predecessor's last store plus the vector work in between."""
+        earlier = [tile for tile, o in enumerate(op_of_tile) if o < op]
+        if not earlier:
+            return dep_cycles[op]
+        last = store_done[earlier[-1]]
+        return None if last is None else last + dep_cycles[op]
 
     def ready(f: int) -> bool:
         chunk = int(fold_chunk[f])
@@ -442,10 +507,13 @@ def _step_pipeline(phases: list[FoldPhases], fold_chunk: np.ndarray, load, store
 
     while True:
         if dma is not None and dma[2] == t:
-            if dma[0] == "load":
-                load_done[dma[1]] = t
+            kind, index = dma[0], dma[1]
+            if kind == "store":
+                store_done[index] = t
+            elif kind == "early" and gated_op[index] >= 0:
+                early_in = True
             else:
-                store_done[dma[1]] = t
+                load_done[index], next_load, early_in = t, next_load + 1, False
             dma = None
         for chunk in range(n):  # completions of the array at t: slots released, finished tiles queued
             last = last_fold[chunk]
@@ -463,8 +531,14 @@ def _step_pipeline(phases: list[FoldPhases], fold_chunk: np.ndarray, load, store
                 tile, cycles = stores.popleft()
                 dma = ("store", tile, t + cycles)
             elif next_load < n and (next_load < slots or released[next_load - slots]):
-                dma = ("load", next_load, t + int(load[next_load]))
-                next_load += 1
+                op = gated_op[next_load]
+                if not early_in and early[next_load]:
+                    dma = ("early", next_load, t + early[next_load])
+                elif op >= 0:
+                    early_in = True  # nothing early to load: straight to the gated part
+                    met = inputs_ready(op)
+                    if met is not None and met <= t:
+                        dma = ("late", next_load, t + late[next_load])
         if dma is None and all(stored) and not stores and next_load == n:
             return t, list(array.start)
         t += 1
@@ -475,21 +549,40 @@ def reference_gemm(op: Gemm, A: np.ndarray, W: np.ndarray, config: AcceleratorCo
     if A.shape != (op.M, op.K) or W.shape != (op.N, op.K):
         raise ValueError(f"reference_gemm: A must be {(op.M, op.K)} and W {(op.N, op.K)}, got {A.shape}, {W.shape}")
     W = W * op.mask if op.mask is not None else W
-    Y, phases = _folds(op, A, W, config)
-    plan = plan_folds(op, config)
-    if plan.n_folds != len(phases):
-        raise AssertionError(f"fold count differs: reference {len(phases)}, mapping {plan.n_folds}")
-    if not phases:
+    Y, gemm = _chain_gemm(op, config, -1, False, A, W)
+    if not gemm.phases:
         return ReferenceResult(Y, [], [], 0, 0)
-    chunks = make_chunks(plan, op, config)
-    bw = config.dram_bytes_per_cycle
-    load = transfer_cycles(chunks.load_bytes, bw)
-    store = np.where(chunks.store_bytes > 0, transfer_cycles(chunks.store_bytes, bw), 0)
-    total, starts = _step_pipeline(phases, chunks.fold_chunk, load, store, chunks.starts_tile, config.buffers.slots,
-                                   config)  # fmt: skip
+    total, starts = _step_pipeline([gemm], [0], config)
     # the same folds with memory that is never late: the array's own span
+    phases = gemm.phases
     ideal, t = _Controller(phases, config), 0
     while ideal.next_stream < len(phases):
         ideal.step(t, lambda f: True)
         t += 1
     return ReferenceResult(Y, phases, starts, total, ideal.done(len(phases) - 1))
+
+
+def reference_workload_cycles(workload: Workload, config: AcceleratorConfig) -> int:
+    """Cycle-exact total of a whole workload: every repeat of every GEMM stepped through one DMA, one buffer
+    and one controller (``microarch.prefetch_across_ops`` decides whether a GEMM's weights may load before
+    its inputs are ready), vector ops as ``ceil(elements x cycles_per_element / lanes)`` on the vector unit
+    between them, read from the config here rather than taken from the fast path."""
+    prefetch = config.microarch.prefetch_across_ops
+    gemms, dep_cycles, vector, n_ops = [], [], 0, 0
+    for op in workload.ops:
+        if not isinstance(op, Gemm):
+            per_element = config.vector_unit.cycles_per_element[op.kind.value]
+            vector += math.ceil(op.elements * per_element / config.vector_lanes)
+            continue
+        if not plan_folds(op, config).n_folds:
+            continue
+        for copy in range(op.repeat):  # serial: every repeat waits for the one before; prefetch: for the op before
+            if copy == 0 or not prefetch:
+                gemms.append(_chain_gemm(op, config, n_ops, prefetch)[1])
+                dep_cycles.append(vector if copy == 0 else 0)
+                n_ops += 1
+            else:
+                gemms.append(gemms[-1])
+        vector = 0
+    total = _step_pipeline(gemms, dep_cycles, config)[0] if gemms else 0
+    return total + vector

@@ -7,8 +7,16 @@
 >>> int(result.totals["cycles"]) > 0, list(result.ops.columns[:4])
 (True, ['op', 'layer', 'kind', 'M'])
 
-Ops run one after another (each GEMM starts with empty buffers; ``repeat`` copies run back to back);
-overlap between consecutive ops is not modelled, which makes totals slightly conservative.
+Ops run one after another, each depending on the previous one's results (``repeat`` copies back to back;
+vector ops on the vector unit in between). Without ``microarch.prefetch_across_ops`` each GEMM starts with
+empty buffers once the previous op is done; with it the DMA runs ahead, loading the next GEMMs' weights
+while the current one computes (:func:`hwsim.memory.run_chain`), and an op's ``cycles`` run from when its
+inputs are ready to its last store, so loads it prefetched are in the previous op's cycles.
+
+Beside the simulated cycles every op and the total report the roofline: ``dram_roofline_cycles`` (its DRAM
+bytes at the configured bandwidth), ``roofline_cycles = max(compute_cycles, dram_roofline_cycles)`` and
+``bound`` (``dram`` or ``compute``, whichever is larger). The total's roofline sums compute and DRAM over
+the workload, so the simulated total is never below it; an op's own cycles can be, where it prefetched.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ from bsp_common.outputs import write_text_atomic
 from hwsim.config import AcceleratorConfig, Dataflow, load_config
 from hwsim.energy import ENERGY_COMPONENTS, gemm_energy_pj, vector_energy_pj
 from hwsim.mapping import plan_folds, streamed_lines_per_tile
-from hwsim.memory import make_chunks, run_pipeline
+from hwsim.memory import PipelineResult, make_chunks, run_chain, run_pipeline
 from hwsim.timing import fold_timing
 from hwsim.workload import Gemm, VectorOp, Workload
 
@@ -118,36 +126,46 @@ def _memo(cache: OrderedDict, key: tuple, compute):
     return value
 
 
-def _timing(op: Gemm, config: AcceleratorConfig, trace: bool = False):
-    """Plan, chunks and pipeline of one repeat of ``op``, memoised in two levels: sweep points that differ only
-    in energy figures, and layers with identical GEMMs (dense attention products), are simulated once; points
-    that differ in clock or DRAM bandwidth share the plan and rerun only the memory pipeline."""
-    layout_key = (op.content_key, _layout_key(config))
+def _layout(op: Gemm, config: AcceleratorConfig):
+    """Plan, chunks and fold timing of one repeat of ``op``, memoised (sweep points that differ only in clock,
+    DRAM or energy figures, and layers with identical GEMMs, share them)."""
 
     def layout():
         plan = plan_folds(op, config)
         return plan, make_chunks(plan, op, config), fold_timing(plan, config)
 
+    return _memo(_LAYOUT_CACHE, (op.content_key, _layout_key(config)), layout)
+
+
+def _timing(op: Gemm, config: AcceleratorConfig, trace: bool = False):
+    """Plan, chunks and pipeline of one repeat of ``op`` on its own, memoised in two levels: sweep points that
+    differ only in energy figures, and layers with identical GEMMs (dense attention products), are simulated
+    once; points that differ in clock or DRAM bandwidth share the plan and rerun only the memory pipeline."""
+
     def timing():
-        plan, chunks, fold_gaps = _memo(_LAYOUT_CACHE, layout_key, layout)
+        plan, chunks, fold_gaps = _layout(op, config)
         return plan, chunks, run_pipeline(chunks, fold_gaps, config, trace=trace)
 
-    return _memo(_TIMING_CACHE, (*layout_key, config.dram_bytes_per_cycle, trace), timing)
+    key = (op.content_key, _layout_key(config), config.dram_bytes_per_cycle, trace)
+    return _memo(_TIMING_CACHE, key, timing)
 
 
-def simulate_gemm(op: Gemm, config: AcceleratorConfig, trace: bool = False) -> tuple[dict, list]:
-    """One GEMM (all repeats): a result row and, with ``trace``, its trace events (first repeat, cycles
-    from 0; ``(unit, label, start, end)``)."""
-    plan, chunks, pipeline = _timing(op, config, trace)
-    acc_bits = config.pe_array.acc_bits
-    energy = gemm_energy_pj(plan, chunks, pipeline.cycles, acc_bits, config)
+def _gemm_row(op: Gemm, config: AcceleratorConfig, plan, chunks, pipeline: PipelineResult, scale: int) -> dict:
+    """The result row of ``op`` from ``pipeline`` (cycle counts times ``scale``: one repeat's, or all of them)."""
     repeat = op.repeat
-    row = {
-        "cycles": pipeline.cycles * repeat,
-        "compute_cycles": pipeline.compute_cycles * repeat,
-        "stall_cycles": pipeline.stall_cycles * repeat,
-        "first_load_cycles": pipeline.first_load_cycles * repeat,
-        "last_store_cycles": pipeline.last_store_cycles * repeat,
+
+    def total(name: str) -> int:
+        return getattr(pipeline, name) * scale
+
+    cycles = total("cycles")
+    acc_bits = config.pe_array.acc_bits
+    energy = gemm_energy_pj(plan, chunks, cycles / repeat, acc_bits, config)
+    return {
+        "cycles": cycles,
+        "compute_cycles": total("compute_cycles"),
+        "stall_cycles": total("stall_cycles"),
+        "first_load_cycles": total("first_load_cycles"),
+        "last_store_cycles": total("last_store_cycles"),
         "folds": plan.n_folds * repeat,
         "macs": op.macs,
         "macs_useful": plan.useful_macs * repeat,
@@ -159,7 +177,13 @@ def simulate_gemm(op: Gemm, config: AcceleratorConfig, trace: bool = False) -> t
         "psum_bytes": plan.psum_elements_total * acc_bits / 8 * repeat,
         **{f"energy_{k}_pj": v * repeat for k, v in energy.items()},
     }
-    return row, pipeline.events if trace else []
+
+
+def simulate_gemm(op: Gemm, config: AcceleratorConfig, trace: bool = False) -> tuple[dict, list]:
+    """One GEMM (all repeats) on its own, from empty buffers: a result row and, with ``trace``, its trace
+    events (first repeat, cycles from 0; ``(unit, label, start, end)``)."""
+    plan, chunks, pipeline = _timing(op, config, trace)
+    return _gemm_row(op, config, plan, chunks, pipeline, op.repeat), pipeline.events if trace else []
 
 
 def _vector_cycles(op: VectorOp, config: AcceleratorConfig) -> int:
@@ -218,6 +242,8 @@ def simulate(config: AcceleratorConfig | str, workload: Workload, trace: bool = 
     ops["utilization"] = ops["macs_useful"] / (ops["cycles"] * n_pes)
     ops["utilization_vs_ideal"] = np.where(ops["cycles"] > 0, ops["ideal_cycles"] / ops["cycles"], 0.0)
     ops["latency_s"] = ops["cycles"] / config.clock_hz
+    ops["dram_roofline_cycles"], ops["roofline_cycles"], ops["bound"] = _roofline(ops["compute_cycles"],
+                                                                                  ops["dram_bytes"], config)
     return SimResult(config.name, config.clock_hz, ops, _totals(rows, config), tuple(events))
 
 
@@ -230,31 +256,82 @@ def simulate_totals(config: AcceleratorConfig | str, workload: Workload, max_fol
 
 def _op_rows(config: AcceleratorConfig, workload: Workload, trace: bool) -> tuple[list[dict], list]:
     """One result row per op, in order, and (with ``trace``) the timeline events."""
+    if config.microarch.prefetch_across_ops:
+        return _chained_op_rows(config, workload, trace)
     rows, events, now = [], [], 0
     for op in workload.ops:
-        base = {"op": op.name, "layer": op.layer}
         if isinstance(op, Gemm):
             row, op_events = simulate_gemm(op, config, trace)
-            row = {**base, "kind": "gemm", "M": op.M, "K": op.K, "N": op.N, "repeat": op.repeat, **row}
+            row = _op_row(op, row)
             if trace:
                 events += [(unit, f"{op.name}: {label}", now + s, now + e) for unit, label, s, e in op_events]
                 if op.repeat > 1:
                     single = row["cycles"] // op.repeat
                     events.append(("array", f"{op.name}: repeats 2..{op.repeat}", now + single, now + row["cycles"]))
         else:
-            cycles = _vector_cycles(op, config)
-            energy = vector_energy_pj(op.elements, cycles, config)
-            row = {**base, "kind": op.kind.value, "M": op.elements, "K": 0, "N": 0, "repeat": 1,
-                   "cycles": cycles, "compute_cycles": cycles, "stall_cycles": 0, "first_load_cycles": 0,
-                   "last_store_cycles": 0, "folds": 0, "macs": 0,
-                   "macs_useful": 0, "macs_issued": 0, "macs_skipped": 0, "dram_bytes": 0.0,
-                   "weight_buffer_bytes": 0.0, "input_buffer_bytes": 0.0, "psum_bytes": 0.0,
-                   **{f"energy_{k}_pj": v for k, v in energy.items()}}  # fmt: skip
+            row = _vector_row(op, config)
             if trace:
-                events.append(("vector", op.name, now, now + cycles))
+                events.append(("vector", op.name, now, now + row["cycles"]))
         now += row["cycles"]
         rows.append(row)
     return rows, events
+
+
+def _chained_op_rows(config: AcceleratorConfig, workload: Workload, trace: bool) -> tuple[list[dict], list]:
+    """:func:`_op_rows` with the DMA running across ops: the GEMMs with folds form one
+    :func:`hwsim.memory.run_chain`; vector ops add to the next GEMM's dependency time."""
+    layouts, chained, cycles_before, chain_op, vector_cycles = {}, [], [], [], 0
+    for index, op in enumerate(workload.ops):
+        if isinstance(op, Gemm):
+            layouts[index] = plan, chunks, timing = _layout(op, config)
+            if chunks.n_chunks:
+                chained.append((chunks, timing, op.repeat))
+                cycles_before.append(vector_cycles)
+                chain_op.append(index)
+                vector_cycles = 0
+        else:
+            vector_cycles += _vector_cycles(op, config)
+    chain = run_chain(chained, cycles_before, config, trace) if chained else None
+    pipelines = dict(zip(chain_op, chain.gemms if chain else (), strict=True))
+    empty = PipelineResult(0, 0, 0, 0, 0, 0, ())
+    rows, events, now = [], [], 0
+    for index, op in enumerate(workload.ops):
+        if isinstance(op, Gemm):
+            plan, chunks, _ = layouts[index]
+            row = _op_row(op, _gemm_row(op, config, plan, chunks, pipelines.get(index, empty), 1))
+        else:
+            row = _vector_row(op, config)
+            if trace:
+                events.append(("vector", op.name, now, now + row["cycles"]))
+        now += row["cycles"]
+        rows.append(row)
+    if trace and chain:
+        for unit, what, chunk, start, end in chain.records:
+            op = workload.ops[chain_op[chain.chunk_gemm[chunk]]]
+            events.append((unit, f"{op.name}: {what} {chain.chunk_offset[chunk]}", start, end))
+    return rows, events
+
+
+def _op_row(op: Gemm, row: dict) -> dict:
+    return {"op": op.name, "layer": op.layer, "kind": "gemm", "M": op.M, "K": op.K, "N": op.N, "repeat": op.repeat,
+            **row}  # fmt: skip
+
+
+def _vector_row(op: VectorOp, config: AcceleratorConfig) -> dict:
+    cycles = _vector_cycles(op, config)
+    energy = vector_energy_pj(op.elements, cycles, config)
+    return {"op": op.name, "layer": op.layer, "kind": op.kind.value, "M": op.elements, "K": 0, "N": 0, "repeat": 1,
+            "cycles": cycles, "compute_cycles": cycles, "stall_cycles": 0, "first_load_cycles": 0,
+            "last_store_cycles": 0, "folds": 0, "macs": 0, "macs_useful": 0, "macs_issued": 0, "macs_skipped": 0,
+            "dram_bytes": 0.0, "weight_buffer_bytes": 0.0, "input_buffer_bytes": 0.0, "psum_bytes": 0.0,
+            **{f"energy_{k}_pj": v for k, v in energy.items()}}  # fmt: skip
+
+
+def _roofline(compute_cycles, dram_bytes, config: AcceleratorConfig):
+    """``(dram_roofline_cycles, roofline_cycles, bound)`` for compute and DRAM bytes (scalars or arrays)."""
+    dram = np.ceil(np.asarray(dram_bytes, dtype=np.float64) / config.dram_bytes_per_cycle - 1e-9).astype(np.int64)
+    compute = np.asarray(compute_cycles, dtype=np.int64)
+    return dram, np.maximum(compute, dram), np.where(dram > compute, "dram", "compute")
 
 
 def _totals(rows: list[dict], config: AcceleratorConfig) -> dict:
@@ -270,6 +347,7 @@ def _totals(rows: list[dict], config: AcceleratorConfig) -> dict:
     ops_per_s = 2 * useful / latency_s if latency_s else 0.0
     cost = config.cost
     resources = cost.fpga_resources or {}
+    dram_roofline, roofline, bound = _roofline(total("compute_cycles"), total("dram_bytes"), config)
     return {
         "cycles": cycles,
         "latency_s": latency_s,
@@ -283,6 +361,9 @@ def _totals(rows: list[dict], config: AcceleratorConfig) -> dict:
         "first_load_cycles": int(total("first_load_cycles")),
         "last_store_cycles": int(total("last_store_cycles")),
         "ideal_cycles": math.ceil(useful / config.n_pes),
+        "dram_roofline_cycles": int(dram_roofline),
+        "roofline_cycles": int(roofline),
+        "bound": str(bound),
         "utilization": useful / (gemm_cycles * config.n_pes) if gemm_cycles else 0.0,  # array busy on GEMMs
         "utilization_all_cycles": useful / (cycles * config.n_pes) if cycles else 0.0,  # vector ops included
         "macs_useful": useful,

@@ -27,7 +27,7 @@ def small_config(
 ):
     """A small array; ``microarch`` overrides the serial controller (no overlap, no pipeline, live edges)."""
     micro = {"fold_overlap": "none", "mult_stages": 0, "acc_stages": 0, "drain": "rows", "drain_lines_per_cycle": 1,
-             "edge_skew": "live", "preload_rows_per_cycle": 1, **(microarch or {})}
+             "edge_skew": "live", "preload_rows_per_cycle": 1, "prefetch_across_ops": False, **(microarch or {})}
     overrides = {"pe_array.rows": rows, "pe_array.cols": cols, "pe_array.dataflow": dataflow,
                  "buffers.weight_bytes": weight_bytes, "buffers.input_bytes": input_bytes,
                  "buffers.output_bytes": output_bytes, "buffers.double_buffering": double,
