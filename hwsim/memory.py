@@ -35,11 +35,11 @@ import simpy
 
 from hwsim.config import AcceleratorConfig, Dataflow, FoldOverlap
 from hwsim.mapping import FoldPlan, TilingError, drained_line_elements
-from hwsim.timing import FoldTiming
+from hwsim.timing import FoldTiming, fold_timing
 from hwsim.workload import Gemm
 
-__all__ = ["ChainResult", "ChunkPlan", "PipelineResult", "fold_start_cycles", "make_chunks", "run_chain",
-           "run_pipeline", "transfer_cycles"]
+__all__ = ["ChainResult", "ChunkPlan", "PipelineResult", "best_chunks", "chunk_options", "chunk_plans",
+           "fastest_chunks", "fold_start_cycles", "make_chunks", "run_chain", "run_pipeline", "transfer_cycles"]
 
 
 def transfer_cycles(n_bytes: np.ndarray | float, bw_bytes_per_cycle: float) -> np.ndarray:
@@ -127,52 +127,105 @@ class _ChunkTerms:
                    joined("last_release"), tile_of_chunk, starts_tile, waits_store)  # fmt: skip
 
 
-def make_chunks(plan: FoldPlan, op: Gemm, config: AcceleratorConfig) -> ChunkPlan:
-    """Group folds into DMA chunks and check that one tile fits each buffer slot."""
-    buffers = config.buffers
-    slots = buffers.slots
-    weight_slot, input_slot, output_slot = (
-        buffers.weight_bytes // slots,
-        buffers.input_bytes // slots,
-        buffers.output_bytes // slots,
-    )
-    abytes, accbytes = op.act_bits / 8, config.pe_array.acc_bits / 8
-    # the index of a pass comes from DRAM with the pass's weights (not again when weights are reused)
-    metadata_bytes = (
-        np.where(plan.weight_dram_bytes > 0, plan.index_blocks, 0) * config.sparse.metadata_bits_per_block / 8
-    )
-    fold_weight = plan.weight_dram_bytes + metadata_bytes
-    resident = op.M * op.K * abytes <= input_slot
+@dataclass(frozen=True)
+class _ChunkInputs:
+    """What chunking one GEMM needs, computed once for all its chunk choices (bytes per fold and per tile)."""
 
-    if plan.n_folds and fold_weight.max() > weight_slot:
-        raise TilingError.for_slot(op, config, "weight_bytes", "one fold's weights", fold_weight.max())
-    if plan.n_folds and not resident and plan.input_bytes.max() > input_slot:
-        raise TilingError.for_slot(op, config, "input_bytes", "one fold's inputs", plan.input_bytes.max())
-    tile_acc_bytes = plan.output_tile_elements * accbytes
-    if plan.dataflow is Dataflow.OS:  # a tile bigger than a slot is stored as it drains (hwsim.mapping)
-        tile_acc_bytes = np.minimum(tile_acc_bytes, drained_line_elements(op, config) * accbytes)
-    if len(tile_acc_bytes) and tile_acc_bytes.max() > output_slot:
-        raise TilingError.for_slot(op, config, "output_bytes", "one output tile's partial sums", tile_acc_bytes.max())
+    fold_weight: np.ndarray  # weights + index metadata fetched with each fold
+    tile_starts: np.ndarray
+    tile_lengths: np.ndarray
+    tile_max_weight: np.ndarray
+    tile_max_input: np.ndarray
+    weight_slot: float
+    input_slot: float
+    inputs_fit: bool  # all of A fits one input slot (it may stay resident)
 
-    # chunk = run of folds within a tile; capacity in folds from the tile's largest fold
-    tile_starts = np.flatnonzero(plan.opens_tile)
-    tile_lengths = np.diff(np.append(tile_starts, plan.n_folds))
-    tile_max_weight = np.maximum.reduceat(fold_weight, tile_starts) if plan.n_folds else np.zeros(0)
-    capacity = np.floor(weight_slot / tile_max_weight).astype(np.int64)
-    if not resident and plan.n_folds:
-        tile_max_input = np.maximum.reduceat(plan.input_bytes, tile_starts)
-        capacity = np.minimum(capacity, np.floor(input_slot / tile_max_input).astype(np.int64))
+    @classmethod
+    def of(cls, plan: FoldPlan, op: Gemm, config: AcceleratorConfig) -> _ChunkInputs:
+        """Check that one fold fits each slot (else :class:`TilingError`) and collect the byte counts."""
+        buffers = config.buffers
+        slots = buffers.slots
+        weight_slot, input_slot, output_slot = (buffers.weight_bytes // slots, buffers.input_bytes // slots,
+                                                buffers.output_bytes // slots)  # fmt: skip
+        abytes, accbytes = op.act_bits / 8, config.pe_array.acc_bits / 8
+        # the index of a pass comes from DRAM with the pass's weights (not again when weights are reused)
+        metadata_bytes = (
+            np.where(plan.weight_dram_bytes > 0, plan.index_blocks, 0) * config.sparse.metadata_bits_per_block / 8
+        )
+        fold_weight = plan.weight_dram_bytes + metadata_bytes
+        inputs_fit = op.M * op.K * abytes <= input_slot
+        if plan.n_folds and fold_weight.max() > weight_slot:
+            raise TilingError.for_slot(op, config, "weight_bytes", "one fold's weights", fold_weight.max())
+        if plan.n_folds and not inputs_fit and plan.input_bytes.max() > input_slot:
+            raise TilingError.for_slot(op, config, "input_bytes", "one fold's inputs", plan.input_bytes.max())
+        tile_acc_bytes = plan.output_tile_elements * accbytes
+        if plan.dataflow is Dataflow.OS:  # a tile bigger than a slot is stored as it drains (hwsim.mapping)
+            tile_acc_bytes = np.minimum(tile_acc_bytes, drained_line_elements(op, config) * accbytes)
+        if len(tile_acc_bytes) and tile_acc_bytes.max() > output_slot:
+            raise TilingError.for_slot(op, config, "output_bytes", "one output tile's partial sums",
+                                       tile_acc_bytes.max())  # fmt: skip
+        tile_starts = np.flatnonzero(plan.opens_tile)
+        tile_lengths = np.diff(np.append(tile_starts, plan.n_folds))
+        reduce = np.maximum.reduceat if plan.n_folds else (lambda values, _: np.zeros(0))
+        return cls(fold_weight, tile_starts, tile_lengths, reduce(fold_weight, tile_starts),
+                   reduce(plan.input_bytes, tile_starts), weight_slot, input_slot, inputs_fit)  # fmt: skip
+
+    def fits(self, folds_per_chunk: int, keep_inputs: bool) -> bool:
+        """Whether chunks of ``folds_per_chunk`` folds of a tile (fewer at a tile's end) fit their slots."""
+        if keep_inputs and not self.inputs_fit:
+            return False
+        folds = np.minimum(folds_per_chunk, self.tile_lengths)
+        if np.any(folds * self.tile_max_weight > self.weight_slot):
+            return False
+        return keep_inputs or not np.any(folds * self.tile_max_input > self.input_slot)
+
+
+CHUNK_SPLITS = 2  # a tile loads whole or in 2 or 4 chunks; each finer choice multiplies the chunks a sweep simulates
+
+
+def chunk_options(plan: FoldPlan, op: Gemm, config: AcceleratorConfig,
+                  inputs: _ChunkInputs | None = None) -> list[tuple[int, bool]]:  # fmt: skip
+    """The DMA chunkings a mapper may choose for ``op``, as ``(folds_per_chunk, keep_inputs)``, in a fixed
+    order: chunks of ``ceil(L / 2^j)`` folds of one output tile (``L`` the longest tile, ``j = 0 ..
+    CHUNK_SPLITS``), with all of A loaded once and kept (when it fits a slot) or streamed with the folds.
+    Each choice's schedule depends on the op and the array only -- the buffers decide only whether it fits --
+    so a larger buffer keeps every choice a smaller one had, and the best of them never gets slower
+    (:func:`fastest_chunks`). Where a slot holds fewer than ``ceil(L / 4)`` folds, the one choice left is as
+    many folds as fit (a larger buffer may then change it)."""
+    inputs = inputs or _ChunkInputs.of(plan, op, config)
+    longest = int(inputs.tile_lengths.max()) if plan.n_folds else 1
+    ladder = sorted({-(-longest // (1 << j)) for j in range(CHUNK_SPLITS + 1)}, reverse=True)
+    options = [(folds, keep) for folds in ladder for keep in (True, False) if inputs.fits(folds, keep)]
+    if options:
+        return options
+    keep = inputs.inputs_fit  # nothing of the ladder fits: as many folds as fit every tile's slot
+    folds = next(folds for folds in range(ladder[-1] - 1, 0, -1) if inputs.fits(folds, keep))
+    return [(folds, keep)]
+
+
+def make_chunks(plan: FoldPlan, op: Gemm, config: AcceleratorConfig, folds_per_chunk: int, keep_inputs: bool,
+                inputs: _ChunkInputs | None = None) -> ChunkPlan:  # fmt: skip
+    """Group folds into DMA chunks of ``folds_per_chunk`` folds of one output tile (fewer at a tile's end), with
+    all of A loaded with the first chunk and kept (``keep_inputs``) or each fold's inputs loaded with its
+    chunk; one of :func:`chunk_options`. Raises :class:`TilingError` when not even one fold fits a slot."""
+    inputs = inputs or _ChunkInputs.of(plan, op, config)
+    abytes = op.act_bits / 8
+    if not inputs.fits(folds_per_chunk, keep_inputs):
+        kept = "kept" if keep_inputs else "streamed"
+        raise ValueError(f"make_chunks: {folds_per_chunk} folds per chunk (inputs {kept}) do not fit the buffers "
+                         f"of {config.name}; chunk_options() lists the ones that do")  # fmt: skip
+    tile_starts, tile_lengths = inputs.tile_starts, inputs.tile_lengths
     position = np.arange(plan.n_folds) - np.repeat(tile_starts, tile_lengths)
-    chunk_in_tile = position // np.repeat(capacity, tile_lengths)
+    chunk_in_tile = position // folds_per_chunk
     new_chunk = plan.opens_tile | np.append(True, chunk_in_tile[1:] != chunk_in_tile[:-1])
     chunk_starts = np.flatnonzero(new_chunk) if plan.n_folds else np.zeros(0, dtype=np.int64)
 
     def per_chunk(values: np.ndarray) -> np.ndarray:
         return np.add.reduceat(values, chunk_starts) if plan.n_folds else np.zeros(0)
 
-    weight_bytes = per_chunk(fold_weight)
-    input_bytes = np.zeros(len(chunk_starts)) if resident else per_chunk(plan.input_bytes)
-    if resident and len(chunk_starts):
+    weight_bytes = per_chunk(inputs.fold_weight)
+    input_bytes = np.zeros(len(chunk_starts)) if keep_inputs else per_chunk(plan.input_bytes)
+    if keep_inputs and len(chunk_starts):
         input_bytes[0] = op.M * op.K * abytes
     starts_tile = position[chunk_starts] == 0 if plan.n_folds else np.zeros(0, dtype=bool)
     ends_tile = np.append(starts_tile[1:], True) if len(chunk_starts) else np.zeros(0, dtype=bool)
@@ -475,6 +528,51 @@ def run_pipeline(chunks: ChunkPlan, timing: FoldTiming, config: AcceleratorConfi
     compute, first_load, last_store = timing.compute_cycles, int(load[0]), total - done[-1]
     return PipelineResult(total, compute, total - compute - first_load - last_store, first_load, last_store,
                           int(load.sum() + store.sum()), records, tuple(starts))  # fmt: skip
+
+
+def chunk_plans(plan: FoldPlan, op: Gemm, config: AcceleratorConfig) -> list[ChunkPlan]:
+    """Every chunking of :func:`chunk_options`, in its order."""
+    inputs = _ChunkInputs.of(plan, op, config)
+    return [make_chunks(plan, op, config, folds, keep, inputs) for folds, keep in chunk_options(plan, op, config,
+                                                                                                inputs)]  # fmt: skip
+
+
+def fastest_chunks(options: list[ChunkPlan], timing: FoldTiming,
+                   config: AcceleratorConfig) -> tuple[ChunkPlan, PipelineResult]:  # fmt: skip
+    """The chunking with the fewest cycles on its own (of equals, the fewest DRAM bytes), and its pipeline.
+
+    Each option's cycles are bounded below by the DMA's busy time, by its first load + ``compute_cycles`` +
+    its last store, and by all its loads (the DMA loads in order) + the last chunk's own span + its store.
+    Options run in the order of that bound (the list order among equals) and the search stops at the first
+    whose bound exceeds the best count so far: the minimum is exact, most options never run."""
+    bw = config.dram_bytes_per_cycle
+    bounds = []
+    for index, chunks in enumerate(options):
+        if not chunks.n_chunks:
+            return chunks, run_pipeline(chunks, timing, config)
+        load, store = _load_store_cycles(chunks, bw)
+        last = int(chunks.first_fold[-1])
+        last_span = int(timing.prep[last] + timing.gap[last + 1 :].sum() + timing.busy[-1])
+        loads, last_store = int(load.sum()), int(store[-1])
+        bound = max(int(load[0]) + timing.compute_cycles + last_store, loads + int(store.sum()),
+                    loads + last_span + last_store)  # fmt: skip
+        bounds.append((bound, index))
+    best, best_key = None, None
+    for bound, index in sorted(bounds):
+        if best is not None and bound > best[1].cycles:
+            break
+        chunks = options[index]
+        pipeline = run_pipeline(chunks, timing, config)
+        key = (pipeline.cycles, chunks.dram_weight_bytes + chunks.dram_input_bytes)  # equal cycles: fewer bytes
+        if best is None or key < best_key:
+            best, best_key = (chunks, pipeline), key
+    return best
+
+
+def best_chunks(plan: FoldPlan, op: Gemm, config: AcceleratorConfig) -> ChunkPlan:
+    """The DMA chunking the mapper runs ``op`` with: the fastest of :func:`chunk_options` at the config's
+    bandwidth (what ``simulate``, the per-cycle reference and the export all use)."""
+    return fastest_chunks(chunk_plans(plan, op, config), fold_timing(plan, config), config)[0]
 
 
 @dataclass(frozen=True)

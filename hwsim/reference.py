@@ -20,7 +20,7 @@ import numpy as np
 
 from hwsim.config import AcceleratorConfig, Dataflow, DrainOrder, EdgeSkew, FoldOverlap, PreloadOrder
 from hwsim.mapping import plan_folds, streamed_lines_per_tile, walks_index
-from hwsim.memory import make_chunks, transfer_cycles
+from hwsim.memory import best_chunks, transfer_cycles
 from hwsim.workload import Gemm, Workload
 
 __all__ = [
@@ -440,7 +440,7 @@ def _chain_gemm(op: Gemm, config: AcceleratorConfig, index: int, prefetch: bool,
     plan = plan_folds(op, config)
     if plan.n_folds != len(phases):
         raise AssertionError(f"fold count differs: reference {len(phases)}, mapping {plan.n_folds}")
-    chunks = make_chunks(plan, op, config)
+    chunks = best_chunks(plan, op, config)
     bw = config.dram_bytes_per_cycle
     load = [int(c) for c in transfer_cycles(chunks.load_bytes, bw)]
     store = [int(c) if b > 0 else 0 for c, b in zip(transfer_cycles(chunks.store_bytes, bw), chunks.store_bytes,

@@ -35,7 +35,7 @@ from bsp_common.outputs import write_text_atomic
 from hwsim.config import AcceleratorConfig, Dataflow, load_config
 from hwsim.energy import ENERGY_COMPONENTS, gemm_energy_pj, vector_energy_pj
 from hwsim.mapping import plan_folds, streamed_lines_per_tile
-from hwsim.memory import PipelineResult, make_chunks, run_chain, run_pipeline
+from hwsim.memory import PipelineResult, chunk_plans, fastest_chunks, run_chain, run_pipeline
 from hwsim.timing import fold_timing
 from hwsim.workload import Gemm, VectorOp, Workload
 
@@ -127,24 +127,28 @@ def _memo(cache: OrderedDict, key: tuple, compute):
 
 
 def _layout(op: Gemm, config: AcceleratorConfig):
-    """Plan, chunks and fold timing of one repeat of ``op``, memoised (sweep points that differ only in clock,
-    DRAM or energy figures, and layers with identical GEMMs, share them)."""
+    """Plan, every DMA chunking and fold timing of one repeat of ``op``, memoised (sweep points that differ
+    only in clock, DRAM or energy figures, and layers with identical GEMMs, share them)."""
 
     def layout():
         plan = plan_folds(op, config)
-        return plan, make_chunks(plan, op, config), fold_timing(plan, config)
+        return plan, chunk_plans(plan, op, config), fold_timing(plan, config)
 
     return _memo(_LAYOUT_CACHE, (op.content_key, _layout_key(config)), layout)
 
 
 def _timing(op: Gemm, config: AcceleratorConfig, trace: bool = False):
-    """Plan, chunks and pipeline of one repeat of ``op`` on its own, memoised in two levels: sweep points that
-    differ only in energy figures, and layers with identical GEMMs (dense attention products), are simulated
-    once; points that differ in clock or DRAM bandwidth share the plan and rerun only the memory pipeline."""
+    """Plan, chosen chunks and pipeline of one repeat of ``op`` on its own, memoised in two levels: sweep points
+    that differ only in energy figures, and layers with identical GEMMs (dense attention products), are
+    simulated once; points that differ in clock or DRAM bandwidth share the plan and chunkings and rerun only
+    the memory pipelines (the fastest chunking depends on the bandwidth)."""
 
     def timing():
-        plan, chunks, fold_gaps = _layout(op, config)
-        return plan, chunks, run_pipeline(chunks, fold_gaps, config, trace=trace)
+        plan, options, fold_gaps = _layout(op, config)
+        chunks, pipeline = fastest_chunks(options, fold_gaps, config)
+        if trace:
+            pipeline = run_pipeline(chunks, fold_gaps, config, trace=True)
+        return plan, chunks, pipeline
 
     key = (op.content_key, _layout_key(config), config.dram_bytes_per_cycle, trace)
     return _memo(_TIMING_CACHE, key, timing)
@@ -283,7 +287,8 @@ def _chained_op_rows(config: AcceleratorConfig, workload: Workload, trace: bool)
     layouts, chained, cycles_before, chain_op, vector_cycles = {}, [], [], [], 0
     for index, op in enumerate(workload.ops):
         if isinstance(op, Gemm):
-            layouts[index] = plan, chunks, timing = _layout(op, config)
+            plan, chunks, _ = layouts[index] = _timing(op, config)
+            timing = _layout(op, config)[2]
             if chunks.n_chunks:
                 chained.append((chunks, timing, op.repeat))
                 cycles_before.append(vector_cycles)

@@ -21,7 +21,7 @@ from hwsim.export.formats import pack_words, write_c_header, write_coe, write_he
 from hwsim.export.golden import LayerGolden
 from hwsim.export.quant import Quantized
 from hwsim.mapping import FoldPlan, fold_lines, plan_folds
-from hwsim.memory import fold_start_cycles, make_chunks, run_pipeline
+from hwsim.memory import best_chunks, fold_start_cycles, run_pipeline
 from hwsim.timing import fold_timing
 from hwsim.workload import Gemm
 
@@ -135,7 +135,7 @@ def _fold_table(path: Path, op: Gemm, config: AcceleratorConfig, plan: FoldPlan,
     """``tiles.csv``: the fold order (``folds``: each fold's ``fold_lines``) with the fast path's cycle
     stamps (``hwsim.timing``)."""
     timing = fold_timing(plan, config)
-    chunks = make_chunks(plan, op, config)
+    chunks = best_chunks(plan, op, config)
     starts = fold_start_cycles(run_pipeline(chunks, timing, config), chunks, timing)
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)

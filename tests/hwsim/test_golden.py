@@ -23,6 +23,12 @@ TPUv1's weight FIFO on 128x128, Gemmini's load queue on 32x32 -- now load the ne
 current op computes): 128x128 25,718 -> 21,162 / 25,220 -> 20,883 (-17.7 % / -17.2 %; energy -4.6 % / -4.7 %,
 the leakage of the shorter run), 32x32 28,320 -> 25,649 / 21,703 -> 19,893 (-9.4 % / -8.3 %); the presets
 without it unchanged.
+
+Cycles regenerated for the DMA chunking search (issue 35: the mapper runs the fastest of whole-tile,
+half-tile and quarter-tile chunks, A kept or streamed, instead of the largest chunk that fits): 128x128
+21,162 -> 20,396 / 20,883 -> 19,879, 32x32 25,649 -> 25,403 / 19,893 -> 19,540, ZCU102 34,896 -> 32,304 /
+27,444 -> 25,524 (-7.4 % / -7.0 %), 16x16 -0.0 % / -0.2 %, U200 0 % / -0.2 %. Energy moves the other way
+where streaming A is the faster choice (re-fetched inputs): 16x16 +2.5 % / +9.2 %, ZCU102 +5.5 % / +3.4 %.
 """
 
 import json
@@ -79,8 +85,9 @@ def test_presets_match_golden_table():
         if name == "fpga-u200":
             # a 64x128 os array with full overlap: every fold of this hidden-128 model is bound by the result
             # registers' hold (R + C - 1 = 191 cycles > its stream of at most 128), so skipping blocks cannot
-            # shorten a fold and the index decode is all the sparse model adds (hwsim.timing)
+            # shorten a fold: the sparse model differs from the dense by the index decode it adds and the few
+            # cycles a different DMA chunking takes off (hwsim.timing, hwsim.memory.chunk_options)
             dense, sparse = table[f"{name}/dense"]["cycles"], table[f"{name}/sparse75"]["cycles"]
-            assert dense <= sparse <= 1.01 * dense
+            assert 0.99 * dense <= sparse <= 1.01 * dense
             continue
         assert table[f"{name}/sparse75"]["cycles"] < table[f"{name}/dense"]["cycles"]

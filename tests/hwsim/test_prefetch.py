@@ -8,7 +8,7 @@ from test_reference_equivalence import random_microarch
 
 from hwsim import load_config
 from hwsim.mapping import plan_folds
-from hwsim.memory import make_chunks, run_chain, run_pipeline
+from hwsim.memory import best_chunks, run_chain, run_pipeline
 from hwsim.reference import reference_workload_cycles
 from hwsim.simulate import simulate, simulate_gemm
 from hwsim.timing import fold_timing
@@ -91,7 +91,7 @@ def test_without_prefetch_a_chain_is_the_serial_sum_of_its_ops(seed):
     chained = []
     for op in workload.gemms:
         plan = plan_folds(op, config)
-        chunks = make_chunks(plan, op, config)
+        chunks = best_chunks(plan, op, config)
         if chunks.n_chunks:
             chained.append((chunks, fold_timing(plan, config), op.repeat))
     if chained:

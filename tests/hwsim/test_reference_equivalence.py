@@ -7,7 +7,7 @@ import torch
 from helpers import small_config
 
 from hwsim.mapping import fold_lines, plan_folds, streamed_lines_per_tile
-from hwsim.memory import fold_start_cycles, make_chunks, run_pipeline
+from hwsim.memory import best_chunks, fold_start_cycles, run_pipeline
 from hwsim.reference import iter_folds, reference_gemm, step_output_stationary, step_stationary
 from hwsim.simulate import simulate_gemm
 from hwsim.timing import fold_timing
@@ -83,7 +83,7 @@ def test_fast_path_cycles_equal_reference_and_numbers_equal_torch(seed):
     # the whole timeline: gap formulas + simpy against the per-cycle controller and DMA
     assert row["compute_cycles"] == ref.compute_cycles
     assert row["cycles"] == ref.cycles
-    chunks = make_chunks(plan, op, config)
+    chunks = best_chunks(plan, op, config)
     for trace in (False, True):  # the closed-form pipeline and the simpy processes
         pipeline = run_pipeline(chunks, timing, config, trace=trace)
         assert pipeline.cycles == ref.cycles

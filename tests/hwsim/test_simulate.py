@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from hwsim import Gemm, Workload, build_workload, load_config, simulate, simulate_gemm
 from hwsim.mapping import plan_folds
-from hwsim.memory import make_chunks
+from hwsim.memory import best_chunks
 
 
 def test_energy_components_from_hand_counted_actions():
@@ -122,7 +122,7 @@ def test_simulate_gemm_never_crashes_and_respects_bounds(M, K, N, rows, cols, da
     assert row["macs_issued"] >= row["macs_useful"]
     assert row["cycles"] >= row["compute_cycles"] >= 0
     plan = plan_folds(op, config)
-    chunks = make_chunks(plan, op, config)
+    chunks = best_chunks(plan, op, config)
     assert chunks.n_chunks <= plan.n_folds
 
 
@@ -159,7 +159,7 @@ def test_timing_memo_gives_the_same_table_as_a_fresh_simulation():
 @pytest.mark.parametrize("overlap", ["none", "weights", "full"])
 def test_pipeline_reports_fold_starts_consistent_with_its_trace(overlap):
     from hwsim.mapping import plan_folds
-    from hwsim.memory import fold_start_cycles, make_chunks, run_pipeline
+    from hwsim.memory import best_chunks, fold_start_cycles, run_pipeline
     from hwsim.timing import fold_timing
 
     rng = np.random.default_rng(5)
@@ -167,7 +167,7 @@ def test_pipeline_reports_fold_starts_consistent_with_its_trace(overlap):
     config = small_config(rows=8, cols=8, bw=2.0, weight_bytes=1024, input_bytes=2048, output_bytes=4096,
                           microarch={"fold_overlap": overlap})  # fmt: skip
     plan = plan_folds(op, config)
-    chunks = make_chunks(plan, op, config)
+    chunks = best_chunks(plan, op, config)
     timing = fold_timing(plan, config)
     result = run_pipeline(chunks, timing, config, trace=True)
     starts = fold_start_cycles(result, chunks, timing)
