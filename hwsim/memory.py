@@ -139,6 +139,7 @@ class _ChunkInputs:
     weight_slot: float
     input_slot: float
     inputs_fit: bool  # all of A fits one input slot (it may stay resident)
+    position: np.ndarray  # every fold's index within its tile
 
     @classmethod
     def of(cls, plan: FoldPlan, op: Gemm, config: AcceleratorConfig) -> _ChunkInputs:
@@ -167,8 +168,9 @@ class _ChunkInputs:
         tile_starts = np.flatnonzero(plan.opens_tile)
         tile_lengths = np.diff(np.append(tile_starts, plan.n_folds))
         reduce = np.maximum.reduceat if plan.n_folds else (lambda values, _: np.zeros(0))
+        position = np.arange(plan.n_folds) - np.repeat(tile_starts, tile_lengths)
         return cls(fold_weight, tile_starts, tile_lengths, reduce(fold_weight, tile_starts),
-                   reduce(plan.input_bytes, tile_starts), weight_slot, input_slot, inputs_fit)  # fmt: skip
+                   reduce(plan.input_bytes, tile_starts), weight_slot, input_slot, inputs_fit, position)  # fmt: skip
 
     def fits(self, folds_per_chunk: int, keep_inputs: bool) -> bool:
         """Whether chunks of ``folds_per_chunk`` folds of a tile (fewer at a tile's end) fit their slots."""
@@ -203,41 +205,49 @@ def chunk_options(plan: FoldPlan, op: Gemm, config: AcceleratorConfig,
     return [(folds, keep)]
 
 
-def make_chunks(plan: FoldPlan, op: Gemm, config: AcceleratorConfig, folds_per_chunk: int, keep_inputs: bool,
-                inputs: _ChunkInputs | None = None) -> ChunkPlan:  # fmt: skip
+def make_chunks(plan: FoldPlan, op: Gemm, config: AcceleratorConfig, folds_per_chunk: int,
+                keep_inputs: bool) -> ChunkPlan:  # fmt: skip
     """Group folds into DMA chunks of ``folds_per_chunk`` folds of one output tile (fewer at a tile's end), with
     all of A loaded with the first chunk and kept (``keep_inputs``) or each fold's inputs loaded with its
     chunk; one of :func:`chunk_options`. Raises :class:`TilingError` when not even one fold fits a slot."""
-    inputs = inputs or _ChunkInputs.of(plan, op, config)
-    abytes = op.act_bits / 8
+    inputs = _ChunkInputs.of(plan, op, config)
     if not inputs.fits(folds_per_chunk, keep_inputs):
         kept = "kept" if keep_inputs else "streamed"
         raise ValueError(f"make_chunks: {folds_per_chunk} folds per chunk (inputs {kept}) do not fit the buffers "
                          f"of {config.name}; chunk_options() lists the ones that do")  # fmt: skip
-    tile_starts, tile_lengths = inputs.tile_starts, inputs.tile_lengths
-    position = np.arange(plan.n_folds) - np.repeat(tile_starts, tile_lengths)
-    chunk_in_tile = position // folds_per_chunk
-    new_chunk = plan.opens_tile | np.append(True, chunk_in_tile[1:] != chunk_in_tile[:-1])
-    chunk_starts = np.flatnonzero(new_chunk) if plan.n_folds else np.zeros(0, dtype=np.int64)
+    return _chunks(plan, op, inputs, folds_per_chunk, keep_inputs)
+
+
+def _chunks(plan: FoldPlan, op: Gemm, inputs: _ChunkInputs, folds_per_chunk: int, keep_inputs: bool) -> ChunkPlan:
+    n = plan.n_folds
+    abytes = op.act_bits / 8
+    chunk_in_tile = inputs.position // folds_per_chunk
+    new_chunk = plan.opens_tile.copy()
+    new_chunk[1:] |= chunk_in_tile[1:] != chunk_in_tile[:-1]
+    if n:
+        new_chunk[0] = True
+    chunk_starts = np.flatnonzero(new_chunk)
 
     def per_chunk(values: np.ndarray) -> np.ndarray:
-        return np.add.reduceat(values, chunk_starts) if plan.n_folds else np.zeros(0)
+        return np.add.reduceat(values, chunk_starts) if n else np.zeros(0)
 
     weight_bytes = per_chunk(inputs.fold_weight)
     input_bytes = np.zeros(len(chunk_starts)) if keep_inputs else per_chunk(plan.input_bytes)
     if keep_inputs and len(chunk_starts):
         input_bytes[0] = op.M * op.K * abytes
-    starts_tile = position[chunk_starts] == 0 if plan.n_folds else np.zeros(0, dtype=bool)
-    ends_tile = np.append(starts_tile[1:], True) if len(chunk_starts) else np.zeros(0, dtype=bool)
+    starts_tile = inputs.position[chunk_starts] == 0
     store_bytes = np.zeros(len(chunk_starts))
-    store_bytes[ends_tile] = plan.output_tile_elements * abytes
+    if len(chunk_starts):
+        ends_tile = np.empty(len(chunk_starts), dtype=bool)
+        ends_tile[:-1], ends_tile[-1] = starts_tile[1:], True
+        store_bytes[ends_tile] = plan.output_tile_elements * abytes
     return ChunkPlan(
         load_bytes=weight_bytes + input_bytes,
         load_input_bytes=input_bytes,
-        first_fold=np.asarray(chunk_starts, dtype=np.int64),
+        first_fold=chunk_starts,
         store_bytes=store_bytes,
         starts_tile=starts_tile,
-        fold_chunk=np.cumsum(new_chunk) - 1 if plan.n_folds else np.zeros(0, dtype=np.int64),
+        fold_chunk=np.cumsum(new_chunk) - 1,
         dram_weight_bytes=float(weight_bytes.sum()),
         dram_input_bytes=float(input_bytes.sum()),
         dram_output_bytes=float(store_bytes.sum()),
@@ -533,8 +543,7 @@ def run_pipeline(chunks: ChunkPlan, timing: FoldTiming, config: AcceleratorConfi
 def chunk_plans(plan: FoldPlan, op: Gemm, config: AcceleratorConfig) -> list[ChunkPlan]:
     """Every chunking of :func:`chunk_options`, in its order."""
     inputs = _ChunkInputs.of(plan, op, config)
-    return [make_chunks(plan, op, config, folds, keep, inputs) for folds, keep in chunk_options(plan, op, config,
-                                                                                                inputs)]  # fmt: skip
+    return [_chunks(plan, op, inputs, folds, keep) for folds, keep in chunk_options(plan, op, config, inputs)]
 
 
 def fastest_chunks(options: list[ChunkPlan], timing: FoldTiming,
@@ -546,16 +555,19 @@ def fastest_chunks(options: list[ChunkPlan], timing: FoldTiming,
     Options run in the order of that bound (the list order among equals) and the search stops at the first
     whose bound exceeds the best count so far: the minimum is exact, most options never run."""
     bw = config.dram_bytes_per_cycle
+    if not options[0].n_chunks:
+        return options[0], run_pipeline(options[0], timing, config)
+    # every chunking stores the same tiles: the stores' cycles are the first option's
+    stored = options[0].store_bytes[options[0].store_bytes > 0]
+    stores, last_store = int(transfer_cycles(stored, bw).sum()), int(transfer_cycles(stored[-1], bw))
+    tail = np.cumsum(timing.gap[::-1])[::-1]  # sum of the gaps from each fold on
     bounds = []
     for index, chunks in enumerate(options):
-        if not chunks.n_chunks:
-            return chunks, run_pipeline(chunks, timing, config)
-        load, store = _load_store_cycles(chunks, bw)
+        load = transfer_cycles(chunks.load_bytes, bw)
         last = int(chunks.first_fold[-1])
-        last_span = int(timing.prep[last] + timing.gap[last + 1 :].sum() + timing.busy[-1])
-        loads, last_store = int(load.sum()), int(store[-1])
-        bound = max(int(load[0]) + timing.compute_cycles + last_store, loads + int(store.sum()),
-                    loads + last_span + last_store)  # fmt: skip
+        last_span = int(timing.prep[last] + tail[last] - timing.gap[last] + timing.busy[-1])
+        loads = int(load.sum())
+        bound = max(int(load[0]) + timing.compute_cycles + last_store, loads + stores, loads + last_span + last_store)
         bounds.append((bound, index))
     best, best_key = None, None
     for bound, index in sorted(bounds):
