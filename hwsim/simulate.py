@@ -261,17 +261,14 @@ def simulate_totals(config: AcceleratorConfig | str, workload: Workload, max_fol
 def _op_rows(config: AcceleratorConfig, workload: Workload, trace: bool) -> tuple[list[dict], list]:
     """One result row per op, in order, and (with ``trace``) the timeline events."""
     if config.microarch.prefetch_across_ops:
-        return _chained_op_rows(config, workload, trace)
-    rows, events, now = [], [], 0
-    for op in workload.ops:
+        gemm_row, events = _chained_gemm_rows(config, workload, trace)
+    else:
+        gemm_row, events = _serial_gemm_row(config, trace), []
+    rows, now = [], 0
+    for index, op in enumerate(workload.ops):
         if isinstance(op, Gemm):
-            row, op_events = simulate_gemm(op, config, trace)
-            row = _op_row(op, row)
-            if trace:
-                events += [(unit, f"{op.name}: {label}", now + s, now + e) for unit, label, s, e in op_events]
-                if op.repeat > 1:
-                    single = row["cycles"] // op.repeat
-                    events.append(("array", f"{op.name}: repeats 2..{op.repeat}", now + single, now + row["cycles"]))
+            row, op_events = gemm_row(index, op, now)
+            events += op_events
         else:
             row = _vector_row(op, config)
             if trace:
@@ -281,16 +278,31 @@ def _op_rows(config: AcceleratorConfig, workload: Workload, trace: bool) -> tupl
     return rows, events
 
 
-def _chained_op_rows(config: AcceleratorConfig, workload: Workload, trace: bool) -> tuple[list[dict], list]:
-    """:func:`_op_rows` with the DMA running across ops: the GEMMs with folds form one
-    :func:`hwsim.memory.run_chain`; vector ops add to the next GEMM's dependency time."""
+def _serial_gemm_row(config: AcceleratorConfig, trace: bool):
+    """``(index, op, now) -> (row, events)`` for GEMMs run one by one from empty buffers."""
+
+    def gemm_row(_index: int, op: Gemm, now: int):
+        row, op_events = simulate_gemm(op, config, trace)
+        row = _op_row(op, row)
+        events = [(unit, f"{op.name}: {label}", now + s, now + e) for unit, label, s, e in op_events]
+        if trace and op.repeat > 1:
+            single = row["cycles"] // op.repeat
+            events.append(("array", f"{op.name}: repeats 2..{op.repeat}", now + single, now + row["cycles"]))
+        return row, events
+
+    return gemm_row
+
+
+def _chained_gemm_rows(config: AcceleratorConfig, workload: Workload, trace: bool):
+    """``(index, op, now) -> (row, [])`` for GEMMs run as one :func:`hwsim.memory.run_chain` (the DMA running
+    across ops; vector ops add to the next GEMM's dependency time), and the chain's trace events."""
     layouts, chained, cycles_before, chain_op, vector_cycles = {}, [], [], [], 0
     for index, op in enumerate(workload.ops):
         if isinstance(op, Gemm):
-            plan, chunks, _ = layouts[index] = _timing(op, config)
-            timing = _layout(op, config)[2]
+            layouts[index] = _timing(op, config)
+            chunks = layouts[index][1]
             if chunks.n_chunks:
-                chained.append((chunks, timing, op.repeat))
+                chained.append((chunks, _layout(op, config)[2], op.repeat))
                 cycles_before.append(vector_cycles)
                 chain_op.append(index)
                 vector_cycles = 0
@@ -299,22 +311,17 @@ def _chained_op_rows(config: AcceleratorConfig, workload: Workload, trace: bool)
     chain = run_chain(chained, cycles_before, config, trace) if chained else None
     pipelines = dict(zip(chain_op, chain.gemms if chain else (), strict=True))
     empty = PipelineResult(0, 0, 0, 0, 0, 0, ())
-    rows, events, now = [], [], 0
-    for index, op in enumerate(workload.ops):
-        if isinstance(op, Gemm):
-            plan, chunks, _ = layouts[index]
-            row = _op_row(op, _gemm_row(op, config, plan, chunks, pipelines.get(index, empty), 1))
-        else:
-            row = _vector_row(op, config)
-            if trace:
-                events.append(("vector", op.name, now, now + row["cycles"]))
-        now += row["cycles"]
-        rows.append(row)
+
+    def gemm_row(index: int, op: Gemm, _now: int):
+        plan, chunks, _ = layouts[index]
+        return _op_row(op, _gemm_row(op, config, plan, chunks, pipelines.get(index, empty), 1)), []
+
+    events = []
     if trace and chain:
         for unit, what, chunk, start, end in chain.records:
             op = workload.ops[chain_op[chain.chunk_gemm[chunk]]]
             events.append((unit, f"{op.name}: {what} {chain.chunk_offset[chunk]}", start, end))
-    return rows, events
+    return gemm_row, events
 
 
 def _op_row(op: Gemm, row: dict) -> dict:
