@@ -2,7 +2,9 @@
 
 A GEMM's folds are grouped into **chunks**: consecutive folds of one output tile whose weight operands
 fit one weight-buffer slot (and, when the activations do not stay resident, whose inputs fit one
-input-buffer slot). Each chunk is one DMA load; each finished output tile is one DMA store.
+input-buffer slot); how many folds a chunk takes, and whether A stays resident, is the mapper's choice
+(:func:`chunk_options`, :func:`fastest_chunks`). Each chunk is one DMA load; each finished output tile is
+one DMA store. GEMMs run back to back through the same DMA and buffers in :func:`run_chain`.
 
 Processes and resources (one GEMM, times in cycles):
 
