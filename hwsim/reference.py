@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -574,11 +574,12 @@ def reference_workload_cycles(workload: Workload, config: AcceleratorConfig) -> 
             per_element = config.vector_unit.cycles_per_element[op.kind.value]
             vector += math.ceil(op.elements * per_element / config.vector_lanes)
             continue
-        if not plan_folds(op, config).n_folds:
+        gemm = _chain_gemm(op, config, n_ops, prefetch)[1]  # the grid is stepped once per op, not per repeat
+        if not gemm.phases:
             continue
         for copy in range(op.repeat):  # serial: every repeat waits for the one before; prefetch: for the op before
             if copy == 0 or not prefetch:
-                gemms.append(_chain_gemm(op, config, n_ops, prefetch)[1])
+                gemms.append(replace(gemm, op=n_ops))
                 dep_cycles.append(vector if copy == 0 else 0)
                 n_ops += 1
             else:
