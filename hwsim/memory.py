@@ -337,7 +337,6 @@ class _Pipeline:
         self.pending_stores: deque[tuple[int, int, int]] = deque()  # (results done at, tile, cycles)
         self.kick = self.env.event()
         self.records: list[tuple[str, str, int, int, int]] = []
-        self.array_done = 0
         self.env.process(self._dma())
         self.env.process(self._array())
 
@@ -419,7 +418,6 @@ class _Pipeline:
             self.records.append(("array", "chunk", i, prep_start, done))
             if self.store[i] > 0:  # the DMA stores the tile once its results are done (done >= now)
                 self.pending_stores.append((done, self.tile_of_chunk[i], self.store[i]))
-            self.array_done = done
             self.compute_done[i].succeed()
             self._wake_dma()
 
