@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import yaml
 
 from hwsim.config import derive_config, load_config
@@ -36,3 +37,8 @@ def small_config(
                  **{f"sparse.{key}": value for key, value in sparse.items()},
                  **{f"microarch.{key}": value for key, value in micro.items()}}  # fmt: skip
     return derive_config("asic-32x32-int8", overrides, name=f"test-{rows}x{cols}-{dataflow}")
+
+
+def expand_blocks(keep: np.ndarray, block: tuple[int, int], N: int, K: int) -> np.ndarray:
+    """The ``N x K`` element mask of a block-level ``keep`` (edge blocks cropped)."""
+    return np.kron(keep, np.ones(block, dtype=bool))[:N, :K].astype(bool)

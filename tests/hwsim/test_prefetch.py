@@ -3,7 +3,7 @@ per-cycle reference (``reference_workload_cycles``), to hand-worked counts and t
 
 import numpy as np
 import pytest
-from helpers import small_config
+from helpers import expand_blocks, small_config
 from test_reference_equivalence import random_microarch
 
 from hwsim import load_config
@@ -23,7 +23,7 @@ def random_workload(rng) -> Workload:
         mask = None
         if rng.random() < 0.6:
             keep = rng.random((-(-N // block[0]), -(-K // block[1]))) < rng.uniform(0.2, 0.9)
-            mask = np.kron(keep, np.ones(block, dtype=bool))[:N, :K].astype(bool)
+            mask = expand_blocks(keep, block, N, K)
         ops.append(Gemm(f"g{i}", M=M, K=K, N=N, mask=mask, block=block, repeat=int(rng.integers(1, 4))))
         if rng.random() < 0.5:
             ops.append(VectorOp(f"v{i}", str(rng.choice(["add", "gelu", "softmax"])), int(rng.integers(1, 60))))

@@ -4,7 +4,7 @@ numbers vs torch."""
 import numpy as np
 import pytest
 import torch
-from helpers import small_config
+from helpers import expand_blocks, small_config
 
 from hwsim.mapping import fold_lines, plan_folds, streamed_lines_per_tile
 from hwsim.memory import best_chunks, fold_start_cycles, run_pipeline
@@ -39,7 +39,7 @@ def random_case(seed):
     mask = None
     if rng.random() < 0.8:
         block_keep = rng.random((-(-N // block[0]), -(-K // block[1]))) < rng.uniform(0.1, 0.9)
-        mask = np.kron(block_keep, np.ones(block, dtype=bool))[:N, :K].astype(bool)
+        mask = expand_blocks(block_keep, block, N, K)
         if rng.random() < 0.3:  # column-in-block granularity: columns vary inside a block row
             mask &= rng.random((N, K)) < 0.7
     dataflow = str(rng.choice(["ws", "os", "is"]))

@@ -7,7 +7,7 @@ and configs, the search held to brute force."""
 
 import numpy as np
 import pytest
-from helpers import small_config
+from helpers import expand_blocks, small_config
 
 from hwsim.config import derive_config
 from hwsim.mapping import TilingError, plan_folds, streamed_lines_per_tile
@@ -46,7 +46,7 @@ def _random_case(seed: int):
 
 def _op(keep: np.ndarray, b: int, shape: tuple[int, int, int]) -> Gemm:
     M, K, N = shape
-    return Gemm("g", M=M, K=K, N=N, mask=np.kron(keep, np.ones((b, b), dtype=bool))[:N, :K], block=(b, b))
+    return Gemm("g", M=M, K=K, N=N, mask=expand_blocks(keep, (b, b), N, K), block=(b, b))
 
 
 def _chooses(op: Gemm, config) -> bool:
