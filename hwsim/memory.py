@@ -40,7 +40,7 @@ from hwsim.mapping import FoldPlan, TilingError, drained_line_elements
 from hwsim.timing import FoldTiming, fold_timing
 from hwsim.workload import Gemm
 
-__all__ = ["ChainResult", "ChunkPlan", "PipelineResult", "best_chunks", "chunk_options", "chunk_plans",
+__all__ = ["ChainResult", "ChunkChoices", "ChunkPlan", "PipelineResult", "best_chunks", "chunk_options",
            "fastest_chunks", "fold_start_cycles", "make_chunks", "run_chain", "run_pipeline", "transfer_cycles"]
 
 
@@ -62,7 +62,8 @@ class ChunkPlan:
     dram_weight_bytes: float
     dram_input_bytes: float
     dram_output_bytes: float
-    _terms: dict = field(default_factory=dict, compare=False, repr=False)  # (timing, slots) -> _ChunkTerms
+    # (timing, slots) -> _ChunkTerms, shared by the chunkings with the same boundaries (see _ChunkBounds)
+    _terms: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def n_chunks(self) -> int:
@@ -76,32 +77,37 @@ class ChunkPlan:
         return known
 
 
+def _tile_waits(starts_tile: np.ndarray, slots: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(tile of every chunk, the store a tile's first chunk waits for: slots tiles back, -1: none)``."""
+    tile_of_chunk = np.cumsum(starts_tile, dtype=np.int64) - 1
+    return tile_of_chunk, np.where(starts_tile & (tile_of_chunk >= slots), tile_of_chunk - slots, -1)
+
+
 @dataclass(frozen=True)
 class _ChunkTerms:
-    """What the pipeline needs per chunk, as plain lists (the pipeline loops do no numpy): from the first
-    fold's stream start, the last fold's start offset, busy and release; the first fold's gap and prep; the
-    tile; the store a tile's first chunk waits for (``slots`` tiles back, -1: none); chunks ending a tile."""
+    """What the pipeline needs per chunk (int64 arrays): from the first fold's stream start, the last fold's
+    start offset, busy and release, and the GEMM's remaining span with no memory waits (``to_end``); the first
+    fold's gap and prep; the tile; the store a tile's first chunk waits for (``slots`` tiles back, -1: none);
+    chunks starting a tile."""
 
     timing: FoldTiming
-    last_offset: list[int]
-    first_gap: list[int]
-    first_prep: list[int]
-    last_busy: list[int]
-    last_release: list[int]
-    tile_of_chunk: list[int]
-    starts_tile: list[bool]
-    waits_store: list[int]
+    last_offset: np.ndarray
+    first_gap: np.ndarray
+    first_prep: np.ndarray
+    last_busy: np.ndarray
+    last_release: np.ndarray
+    to_end: np.ndarray
+    tile_of_chunk: np.ndarray
+    starts_tile: np.ndarray
+    waits_store: np.ndarray
 
     @classmethod
     def of(cls, chunks: ChunkPlan, timing: FoldTiming, slots: int) -> _ChunkTerms:
-        first = chunks.first_fold
-        last = np.append(first[1:], timing.n_folds) - 1
-        gap_sums = np.cumsum(timing.gap)
-        tile_of_chunk = np.cumsum(chunks.starts_tile) - 1
-        waits_store = np.where(chunks.starts_tile & (tile_of_chunk >= slots), tile_of_chunk - slots, -1)
-        return cls(timing, (gap_sums[last] - gap_sums[first]).tolist(), timing.gap[first].tolist(),
-                   timing.prep[first].tolist(), timing.busy[last].tolist(), timing.release[last].tolist(),
-                   tile_of_chunk.tolist(), chunks.starts_tile.tolist(), waits_store.tolist())  # fmt: skip
+        (last_offset, first_gap, first_prep, last_busy, last_release, to_end, tile_of_chunk,
+         waits_store) = _kernel().chunk_terms(chunks.first_fold, chunks.starts_tile, timing.gap, timing.prep,
+                                              timing.busy, timing.release, timing.tail_cycles, slots)  # fmt: skip
+        return cls(timing, last_offset, first_gap, first_prep, last_busy, last_release, to_end, tile_of_chunk,
+                   chunks.starts_tile, waits_store)  # fmt: skip
 
     @classmethod
     def chain(cls, parts: list[_ChunkTerms], slots: int, switch_cycles: int) -> _ChunkTerms:
@@ -111,22 +117,21 @@ class _ChunkTerms:
         the ``none`` gap, ``max(busy + prep, stream + switch, port)``, across the boundary)."""
         if len(parts) == 1:
             return parts[0]
-        starts_tile = [s for part in parts for s in part.starts_tile]
-        tile_of_chunk = (np.cumsum(starts_tile) - 1).tolist()
-        waits_store = [t - slots if s and t >= slots else -1 for t, s in zip(tile_of_chunk, starts_tile, strict=True)]
 
-        def joined(name: str) -> list[int]:
-            return [v for part in parts for v in getattr(part, name)]
+        def joined(name: str) -> np.ndarray:
+            return np.concatenate([getattr(part, name) for part in parts])
 
+        starts_tile = joined("starts_tile")
         first_gap = joined("first_gap")
         chunk = 0
         for previous, part in itertools.pairwise(parts):
             chunk += len(previous.first_gap)
             last = previous.timing
-            first_gap[chunk] = max(int(last.busy[-1]) + part.first_prep[0], int(last.stream[-1]) + switch_cycles,
+            first_gap[chunk] = max(int(last.busy[-1]) + int(part.first_prep[0]), int(last.stream[-1]) + switch_cycles,
                                    int(last.port[-1]))  # fmt: skip
+        tile_of_chunk, waits_store = _tile_waits(starts_tile, slots)
         return cls(parts[0].timing, joined("last_offset"), first_gap, joined("first_prep"), joined("last_busy"),
-                   joined("last_release"), tile_of_chunk, starts_tile, waits_store)  # fmt: skip
+                   joined("last_release"), joined("to_end"), tile_of_chunk, starts_tile, waits_store)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -142,6 +147,9 @@ class _ChunkInputs:
     input_slot: float
     inputs_fit: bool  # all of A fits one input slot (it may stay resident)
     position: np.ndarray  # every fold's index within its tile
+    fold_input: np.ndarray  # each fold's streamed inputs (bytes)
+    tile_store: np.ndarray  # each output tile's results (bytes), stored after its last chunk
+    a_bytes: float  # all of A (loaded once when kept)
 
     @classmethod
     def of(cls, plan: FoldPlan, op: Gemm, config: AcceleratorConfig) -> _ChunkInputs:
@@ -171,8 +179,10 @@ class _ChunkInputs:
         tile_lengths = np.diff(np.append(tile_starts, plan.n_folds))
         reduce = np.maximum.reduceat if plan.n_folds else (lambda values, _: np.zeros(0))
         position = np.arange(plan.n_folds) - np.repeat(tile_starts, tile_lengths)
-        return cls(fold_weight, tile_starts, tile_lengths, reduce(fold_weight, tile_starts),
-                   reduce(plan.input_bytes, tile_starts), weight_slot, input_slot, inputs_fit, position)  # fmt: skip
+        return cls(fold_weight.astype(np.float64), tile_starts, tile_lengths, reduce(fold_weight, tile_starts),
+                   reduce(plan.input_bytes, tile_starts), weight_slot, input_slot, inputs_fit, position,
+                   plan.input_bytes.astype(np.float64), (plan.output_tile_elements * abytes).astype(np.float64),
+                   op.M * op.K * abytes)  # fmt: skip
 
     def fits(self, folds_per_chunk: int, keep_inputs: bool) -> bool:
         """Whether chunks of ``folds_per_chunk`` folds of a tile (fewer at a tile's end) fit their slots."""
@@ -217,42 +227,52 @@ def make_chunks(plan: FoldPlan, op: Gemm, config: AcceleratorConfig, folds_per_c
         kept = "kept" if keep_inputs else "streamed"
         raise ValueError(f"make_chunks: {folds_per_chunk} folds per chunk (inputs {kept}) do not fit the buffers "
                          f"of {config.name}; chunk_options() lists the ones that do")  # fmt: skip
-    return _chunks(plan, op, inputs, folds_per_chunk, keep_inputs)
+    return _chunks(inputs, folds_per_chunk, keep_inputs, {})
 
 
-def _chunks(plan: FoldPlan, op: Gemm, inputs: _ChunkInputs, folds_per_chunk: int, keep_inputs: bool) -> ChunkPlan:
-    n = plan.n_folds
-    abytes = op.act_bits / 8
-    chunk_in_tile = inputs.position // folds_per_chunk
-    new_chunk = plan.opens_tile.copy()
-    new_chunk[1:] |= chunk_in_tile[1:] != chunk_in_tile[:-1]
-    if n:
-        new_chunk[0] = True
-    chunk_starts = np.flatnonzero(new_chunk)
+@dataclass(frozen=True)
+class _ChunkBounds:
+    """What the chunkings of one chunk size share, whether A is kept or streamed: the chunk boundaries, bytes
+    per chunk, the stores, and the pipeline terms (they depend on the boundaries only)."""
 
-    def per_chunk(values: np.ndarray) -> np.ndarray:
-        return np.add.reduceat(values, chunk_starts) if n else np.zeros(0)
+    first_fold: np.ndarray
+    weight_bytes: np.ndarray
+    streamed_input_bytes: np.ndarray
+    starts_tile: np.ndarray
+    store_bytes: np.ndarray
+    fold_chunk: np.ndarray
+    terms: dict = field(default_factory=dict)  # ChunkPlan._terms of every chunking with these boundaries
 
-    weight_bytes = per_chunk(inputs.fold_weight)
-    input_bytes = np.zeros(len(chunk_starts)) if keep_inputs else per_chunk(plan.input_bytes)
-    if keep_inputs and len(chunk_starts):
-        input_bytes[0] = op.M * op.K * abytes
-    starts_tile = inputs.position[chunk_starts] == 0
-    store_bytes = np.zeros(len(chunk_starts))
-    if len(chunk_starts):
-        ends_tile = np.empty(len(chunk_starts), dtype=bool)
-        ends_tile[:-1], ends_tile[-1] = starts_tile[1:], True
-        store_bytes[ends_tile] = plan.output_tile_elements * abytes
+    @classmethod
+    def of(cls, inputs: _ChunkInputs, folds_per_chunk: int) -> _ChunkBounds:
+        first, weight, streamed, starts_tile, store = _kernel().chunk_bounds(
+            inputs.position, inputs.fold_weight, inputs.fold_input, inputs.tile_store, folds_per_chunk)  # fmt: skip
+        return cls(first, weight, streamed, starts_tile, store,
+                   np.cumsum(inputs.position % folds_per_chunk == 0) - 1)  # fmt: skip
+
+
+def _chunks(inputs: _ChunkInputs, folds_per_chunk: int, keep_inputs: bool,
+            shared: dict[int, _ChunkBounds]) -> ChunkPlan:  # fmt: skip
+    """One chunking; ``shared`` holds the boundaries already computed per chunk size (kept and streamed A)."""
+    bounds = shared.get(folds_per_chunk)
+    if bounds is None:
+        bounds = shared[folds_per_chunk] = _ChunkBounds.of(inputs, folds_per_chunk)
+    input_bytes = bounds.streamed_input_bytes
+    if keep_inputs:
+        input_bytes = np.zeros(len(bounds.first_fold))
+        if len(input_bytes):
+            input_bytes[0] = inputs.a_bytes
     return ChunkPlan(
-        load_bytes=weight_bytes + input_bytes,
+        load_bytes=bounds.weight_bytes + input_bytes,
         load_input_bytes=input_bytes,
-        first_fold=chunk_starts,
-        store_bytes=store_bytes,
-        starts_tile=starts_tile,
-        fold_chunk=np.cumsum(new_chunk) - 1,
-        dram_weight_bytes=float(weight_bytes.sum()),
+        first_fold=bounds.first_fold,
+        store_bytes=bounds.store_bytes,
+        starts_tile=bounds.starts_tile,
+        fold_chunk=bounds.fold_chunk,
+        dram_weight_bytes=float(bounds.weight_bytes.sum()),
         dram_input_bytes=float(input_bytes.sum()),
-        dram_output_bytes=float(store_bytes.sum()),
+        dram_output_bytes=float(bounds.store_bytes.sum()),
+        _terms=bounds.terms,
     )
 
 
@@ -291,7 +311,7 @@ def fold_start_cycles(pipeline: PipelineResult, chunks: ChunkPlan, timing: FoldT
 
 @dataclass(frozen=True)
 class _Transfers:
-    """The DMA's work for GEMMs run back to back (*entries*), as plain lists (the pipeline loops do no numpy).
+    """The DMA's work for GEMMs run back to back (*entries*), as lists or int64 arrays (cycles, indices).
 
     Chunk ``i`` loads as an *early* part (it may start once the chunk's buffer slot is free) followed by a
     *late* part that also waits for ``gate[i]``'s dependency time (-1: none). Entry ``e`` depends on the store
@@ -304,6 +324,11 @@ class _Transfers:
     store: list[int]
     dep_store: list[int]
     dep_cycles: list[int]
+
+    def as_lists(self) -> _Transfers:
+        """The same work as plain lists of ints (for the simpy processes: their times stay Python ints)."""
+        return _Transfers(*(np.asarray(values).tolist() for values in (self.early, self.late, self.gate, self.store,
+                                                                        self.dep_store, self.dep_cycles)))  # fmt: skip
 
     def dependency(self, entry: int, store_time: list[int], stored: int) -> int | None:
         """When ``entry``'s dependency is met, or None while the store it waits for is still to come."""
@@ -320,17 +345,18 @@ class _Pipeline:
         self.env = simpy.Environment()
         self.transfers = transfers
         self.store = transfers.store
-        self.starts_tile, self.slots = terms.starts_tile, slots
+        self.starts_tile, self.slots = terms.starts_tile.tolist(), slots
         self.none = terms.timing.overlap is FoldOverlap.NONE
-        self.last_offset, self.first_gap, self.first_prep = terms.last_offset, terms.first_gap, terms.first_prep
-        self.last_busy, self.last_release = terms.last_busy, terms.last_release
+        self.last_offset, self.first_gap = terms.last_offset.tolist(), terms.first_gap.tolist()
+        self.first_prep, self.last_busy = terms.first_prep.tolist(), terms.last_busy.tolist()
+        self.last_release = terms.last_release.tolist()
         n = len(self.store)
         self.chunk_starts, self.chunk_done = [0] * n, [0] * n
         self.load_done = [self.env.event() for _ in range(n)]
         self.load_time = [0] * n
         self.compute_done = [self.env.event() for _ in range(n)]
-        self.tile_of_chunk = terms.tile_of_chunk
-        n_tiles = terms.tile_of_chunk[-1] + 1
+        self.tile_of_chunk = terms.tile_of_chunk.tolist()
+        n_tiles = self.tile_of_chunk[-1] + 1
         self.store_done = [self.env.event() for _ in range(n_tiles)]
         self.store_time = [0] * n_tiles
         self.stored = 0
@@ -422,93 +448,35 @@ class _Pipeline:
             self._wake_dma()
 
 
-def _pipeline_closed_form(transfers: _Transfers, terms: _ChunkTerms, slots: int):
-    """The module docstring's rules decided in time order without an event queue: ``(total cycles, stream
-    start of every chunk's first fold, when every chunk is done, when every chunk's load ended, when every
-    store ended)``.
+def _kernel():
+    """:mod:`hwsim.pipeline_kernel`, imported on first use (numba loads only once a pipeline runs)."""
+    from hwsim import pipeline_kernel
 
-    The DMA, free at ``now``, stores the oldest finished tile whose results are done, else loads the next
-    chunk's early part once its slot is released, else its late part once its dependency is met, else waits
-    for the earliest of these. The array schedules chunk ``i`` as soon as its load (and, for a new tile, the
-    store ``slots`` tiles back) has a completion time -- the schedule depends on nothing else, so it is
-    extended after every DMA action.
-    """
-    last_offset, first_gap, first_prep = terms.last_offset, terms.first_gap, terms.first_prep
-    last_busy, last_release, waits_store = terms.last_busy, terms.last_release, terms.waits_store
-    early, late, gate, store = transfers.early, transfers.late, transfers.gate, transfers.store
-    n = len(store)
-    store_chunks = [i for i in range(n) if store[i] > 0]
-    n_stores = len(store_chunks)
-    load_time, store_time, start, done, release = [0] * n, [0] * n_stores, [0] * n, [0] * n, [0] * n
-    loaded = stored = scheduled = 0  # counts so far (plain ints: this loop is a sweep's hot path)
-    early_in = False  # the early part of chunk `loaded` is in
-    now = previous = 0  # previous: stream start of the last scheduled chunk's last fold
-    while True:
-        # the array: schedule every chunk whose waits have completion times
-        while scheduled < loaded:
-            i = scheduled
-            ready = load_time[i]
-            tile_store = waits_store[i]
-            if tile_store >= 0:
-                if tile_store >= stored:
-                    break
-                if store_time[tile_store] > ready:
-                    ready = store_time[tile_store]
-            begin = ready + first_prep[i]
-            if i and previous + first_gap[i] > begin:
-                begin = previous + first_gap[i]
-            previous = begin + last_offset[i]
-            start[i], done[i], release[i] = begin, previous + last_busy[i], previous + last_release[i]
-            scheduled += 1
-        # the DMA
-        wake = -1
-        if stored < n_stores:
-            chunk = store_chunks[stored]
-            if chunk < scheduled:
-                if done[chunk] <= now:
-                    now += store[chunk]
-                    store_time[stored] = now
-                    stored += 1
-                    continue
-                wake = done[chunk]
-        elif loaded == n:
-            break
-        if loaded < n:
-            freed = loaded - slots
-            if freed < 0 or (freed < scheduled and release[freed] <= now):
-                entry = gate[loaded]
-                if not early_in:
-                    now += early[loaded]
-                    if entry < 0:  # nothing late: the chunk is in
-                        load_time[loaded] = now
-                        loaded += 1
-                    else:
-                        early_in = True
-                    continue
-                met = transfers.dependency(entry, store_time, stored)
-                if met is not None:
-                    if met <= now:
-                        now += late[loaded]
-                        load_time[loaded] = now
-                        loaded += 1
-                        early_in = False
-                        continue
-                    if wake < 0 or met < wake:
-                        wake = met
-            elif freed < scheduled and (wake < 0 or release[freed] < wake):
-                wake = release[freed]
-        if wake < 0:
-            raise RuntimeError("memory pipeline: the DMA and the array wait on each other (a model bug)")
-        now = wake
-    return max(now, done[-1]), start, done, load_time, store_time
+    return pipeline_kernel
+
+
+def _pipeline_closed_form(transfers: _Transfers, terms: _ChunkTerms, slots: int):
+    """The module docstring's rules decided in time order without an event queue (compiled:
+    :func:`hwsim.pipeline_kernel.closed_form`): ``(total cycles, stream start of every chunk's first fold,
+    when every chunk is done, when every chunk's load ended, when every store ended)`` (int64 arrays)."""
+    kernel, as_array = _kernel(), np.asarray
+    status, total, start, done, load_time, store_time = kernel.closed_form(
+        as_array(transfers.early, np.int64), as_array(transfers.late, np.int64), as_array(transfers.gate, np.int64),
+        as_array(transfers.store, np.int64), as_array(transfers.dep_store, np.int64),
+        as_array(transfers.dep_cycles, np.int64), terms.last_offset, terms.first_gap, terms.first_prep,
+        terms.last_busy, terms.last_release, terms.waits_store, terms.to_end, slots, kernel.NO_LIMIT)  # fmt: skip
+    if status == kernel.DEADLOCK:
+        raise RuntimeError("memory pipeline: the DMA and the array wait on each other (a model bug)")
+    return int(total), start, done, load_time, store_time
 
 
 def _run(transfers: _Transfers, terms: _ChunkTerms, slots: int, trace: bool):
     """``(total, chunk starts, chunk done, load ends, store ends, records)`` by the simpy processes (``trace``)
     or the closed form."""
     if not trace:
-        return (*_pipeline_closed_form(transfers, terms, slots), ())
-    pipeline = _Pipeline(transfers, terms, slots)
+        total, *times = _pipeline_closed_form(transfers, terms, slots)
+        return (total, *(values.tolist() for values in times), ())
+    pipeline = _Pipeline(transfers.as_lists(), terms, slots)
     pipeline.env.run()
     return (int(pipeline.env.now), pipeline.chunk_starts, pipeline.chunk_done, pipeline.load_time,
             pipeline.store_time, tuple(pipeline.records))  # fmt: skip
@@ -518,6 +486,12 @@ def _load_store_cycles(chunks: ChunkPlan, bw: float) -> tuple[np.ndarray, np.nda
     load = transfer_cycles(chunks.load_bytes, bw)
     store = np.where(chunks.store_bytes > 0, transfer_cycles(chunks.store_bytes, bw), 0)
     return load, store
+
+
+def _single_transfers(load: np.ndarray, store: np.ndarray) -> _Transfers:
+    """One GEMM on its own: every chunk's load is early (nothing to wait for but its buffer slot)."""
+    n = len(load)
+    return _Transfers(load, np.zeros(n, np.int64), np.full(n, -1, np.int64), store, [-1], [0])
 
 
 def run_pipeline(chunks: ChunkPlan, timing: FoldTiming, config: AcceleratorConfig,
@@ -532,59 +506,75 @@ def run_pipeline(chunks: ChunkPlan, timing: FoldTiming, config: AcceleratorConfi
         return PipelineResult(0, 0, 0, 0, 0, 0, ())
     load, store = _load_store_cycles(chunks, config.dram_bytes_per_cycle)
     slots = config.buffers.slots
-    n = chunks.n_chunks
-    transfers = _Transfers(load.tolist(), [0] * n, [-1] * n, store.tolist(), [-1], [0])
-    total, starts, done, _, _, records = _run(transfers, chunks.terms(timing, slots), slots, trace)
+    total, starts, done, _, _, records = _run(_single_transfers(load, store), chunks.terms(timing, slots), slots,
+                                              trace)  # fmt: skip
     compute, first_load, last_store = timing.compute_cycles, int(load[0]), total - done[-1]
     return PipelineResult(total, compute, total - compute - first_load - last_store, first_load, last_store,
                           int(load.sum() + store.sum()), records, tuple(starts))  # fmt: skip
 
 
-def chunk_plans(plan: FoldPlan, op: Gemm, config: AcceleratorConfig) -> list[ChunkPlan]:
-    """Every chunking of :func:`chunk_options`, in its order."""
-    inputs = _ChunkInputs.of(plan, op, config)
-    return [_chunks(plan, op, inputs, folds, keep) for folds, keep in chunk_options(plan, op, config, inputs)]
+@dataclass(frozen=True)
+class ChunkChoices:
+    """The chunkings of :func:`chunk_options` for one GEMM (``options``, in that order), built on demand:
+    the search (:func:`fastest_chunks`) runs on the per-fold bytes, and only the chunking it picks becomes a
+    :class:`ChunkPlan`."""
+
+    plan: FoldPlan
+    op: Gemm
+    inputs: _ChunkInputs
+    options: tuple[tuple[int, bool], ...]
+    _plans: dict = field(default_factory=dict, compare=False, repr=False)  # option -> ChunkPlan
+    _bounds: dict = field(default_factory=dict, compare=False, repr=False)  # folds per chunk -> _ChunkBounds
+
+    @classmethod
+    def of(cls, plan: FoldPlan, op: Gemm, config: AcceleratorConfig) -> ChunkChoices:
+        inputs = _ChunkInputs.of(plan, op, config)
+        return cls(plan, op, inputs, tuple(chunk_options(plan, op, config, inputs)))
+
+    def chunks(self, index: int) -> ChunkPlan:
+        """The ChunkPlan of ``options[index]`` (kept: a sweep asks again at every bandwidth)."""
+        option = self.options[index]
+        built = self._plans.get(option)
+        if built is None:
+            built = self._plans[option] = _chunks(self.inputs, *option, self._bounds)
+        return built
+
+    def all_chunks(self) -> list[ChunkPlan]:
+        return [self.chunks(index) for index in range(len(self.options))]
 
 
-def fastest_chunks(options: list[ChunkPlan], timing: FoldTiming,
+def fastest_chunks(choices: ChunkChoices, timing: FoldTiming,
                    config: AcceleratorConfig) -> tuple[ChunkPlan, PipelineResult]:  # fmt: skip
-    """The chunking with the fewest cycles on its own (of equals, the fewest DRAM bytes), and its pipeline.
+    """The chunking with the fewest cycles on its own (of equals, the fewest DRAM bytes loaded, then the
+    first), and its pipeline.
 
     Each option's cycles are bounded below by the DMA's busy time, by its first load + ``compute_cycles`` +
     its last store, and by all its loads (the DMA loads in order) + the last chunk's own span + its store.
-    Options run in the order of that bound (the list order among equals) and the search stops at the first
-    whose bound exceeds the best count so far: the minimum is exact, most options never run."""
-    bw = config.dram_bytes_per_cycle
-    if not options[0].n_chunks:
-        return options[0], run_pipeline(options[0], timing, config)
-    # every chunking stores the same tiles: the stores' cycles are the first option's
-    stored = options[0].store_bytes[options[0].store_bytes > 0]
-    stores, last_store = int(transfer_cycles(stored, bw).sum()), int(transfer_cycles(stored[-1], bw))
-    tail = np.cumsum(timing.gap[::-1])[::-1]  # sum of the gaps from each fold on
-    bounds = []
-    for index, chunks in enumerate(options):
-        load = transfer_cycles(chunks.load_bytes, bw)
-        last = int(chunks.first_fold[-1])
-        last_span = int(timing.prep[last] + tail[last] - timing.gap[last] + timing.busy[-1])
-        loads = int(load.sum())
-        bound = max(int(load[0]) + timing.compute_cycles + last_store, loads + stores, loads + last_span + last_store)
-        bounds.append((bound, index))
-    best, best_key = None, None
-    for bound, index in sorted(bounds):
-        if best is not None and bound > best[1].cycles:
-            break
-        chunks = options[index]
-        pipeline = run_pipeline(chunks, timing, config)
-        key = (pipeline.cycles, chunks.dram_weight_bytes + chunks.dram_input_bytes)  # equal cycles: fewer bytes
-        if best is None or key < best_key:
-            best, best_key = (chunks, pipeline), key
-    return best
+    Options run in the order of that bound; the search skips any whose bound exceeds the best count so far,
+    and a run stops once it is sure to lose: the minimum is exact, and most options never run to the end
+    (compiled: :func:`hwsim.pipeline_kernel.fastest`)."""
+    if not choices.plan.n_folds:
+        chunks = choices.chunks(0)
+        return chunks, run_pipeline(chunks, timing, config)
+    inputs, kernel = choices.inputs, _kernel()
+    folds, keep = (np.array(values) for values in zip(*choices.options, strict=True))
+    index, total, starts, done, first_load, dma = kernel.fastest(
+        inputs.position, inputs.fold_weight, inputs.fold_input, inputs.tile_store, inputs.a_bytes, folds, keep,
+        timing.gap, timing.prep, timing.busy, timing.release, timing.tail_cycles, timing.compute_cycles,
+        config.dram_bytes_per_cycle, config.buffers.slots)  # fmt: skip
+    if index < 0:
+        raise RuntimeError("memory pipeline: the DMA and the array wait on each other (a model bug)")
+    total, first_load, compute = int(total), int(first_load), timing.compute_cycles
+    last_store = total - int(done[-1])
+    return choices.chunks(int(index)), PipelineResult(total, compute, total - compute - first_load - last_store,
+                                                      first_load, last_store, int(dma), (),
+                                                      tuple(starts.tolist()))  # fmt: skip
 
 
 def best_chunks(plan: FoldPlan, op: Gemm, config: AcceleratorConfig) -> ChunkPlan:
     """The DMA chunking the mapper runs ``op`` with: the fastest of :func:`chunk_options` at the config's
     bandwidth (what ``simulate``, the per-cycle reference and the export all use)."""
-    return fastest_chunks(chunk_plans(plan, op, config), fold_timing(plan, config), config)[0]
+    return fastest_chunks(ChunkChoices.of(plan, op, config), fold_timing(plan, config), config)[0]
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ from bsp_common.outputs import write_text_atomic
 from hwsim.config import AcceleratorConfig, Dataflow, load_config
 from hwsim.energy import ENERGY_COMPONENTS, gemm_energy_pj, vector_energy_pj
 from hwsim.mapping import plan_folds, streamed_lines_per_tile
-from hwsim.memory import PipelineResult, chunk_plans, fastest_chunks, run_chain, run_pipeline
+from hwsim.memory import ChunkChoices, PipelineResult, fastest_chunks, run_chain, run_pipeline
 from hwsim.timing import fold_timing
 from hwsim.workload import Gemm, VectorOp, Workload
 
@@ -132,7 +132,7 @@ def _layout(op: Gemm, config: AcceleratorConfig):
 
     def layout():
         plan = plan_folds(op, config)
-        return plan, chunk_plans(plan, op, config), fold_timing(plan, config)
+        return plan, ChunkChoices.of(plan, op, config), fold_timing(plan, config)
 
     return _memo(_LAYOUT_CACHE, (op.content_key, _layout_key(config)), layout)
 

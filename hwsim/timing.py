@@ -62,6 +62,7 @@ wavefront preload takes the first fold's ``R`` cycles off that (``prep = 0``, ``
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -95,23 +96,31 @@ class FoldTiming:
     def n_folds(self) -> int:
         return len(self.stream)
 
-    @property
+    @cached_property  # the pipeline terms read these once per chunking: computed once per GEMM
     def busy(self) -> np.ndarray:
         """Cycles from a fold's stream start until it is done."""
         return self.stream + self.latency + self.drain
 
-    @property
+    @cached_property
     def release(self) -> np.ndarray:
         """Cycles from a fold's stream start until its operands have left the buffers: the end of its
         stream (and of a wavefront preload) when folds overlap, the end of the fold with ``none`` (that
         controller holds them)."""
         return self.busy if self.overlap is FoldOverlap.NONE else np.maximum(self.stream, self.port)
 
+    @cached_property
+    def tail_cycles(self) -> np.ndarray:
+        """Per fold: cycles from its prep start to the last fold done when nothing waits on memory from
+        then on (``prep_f + sum_{g>f} gap_g + busy_last``): a lower bound on the rest of the GEMM."""
+        if not self.n_folds:
+            return np.zeros(0, dtype=np.int64)
+        return self.prep + np.cumsum(self.gap[::-1])[::-1] - self.gap + self.busy[-1]
+
     def starts(self) -> np.ndarray:
         """Stream start of every fold with no memory waits (cycles from the first prep)."""
         return np.cumsum(self.gap)
 
-    @property
+    @cached_property
     def compute_cycles(self) -> int:
         """Array span of the GEMM with no memory waits: first prep to the last fold done."""
         if not self.n_folds:

@@ -11,7 +11,7 @@ from helpers import expand_blocks, small_config
 
 from hwsim.config import derive_config
 from hwsim.mapping import TilingError, plan_folds, streamed_lines_per_tile
-from hwsim.memory import CHUNK_SPLITS, chunk_options, chunk_plans, fastest_chunks, make_chunks, run_pipeline
+from hwsim.memory import CHUNK_SPLITS, ChunkChoices, chunk_options, fastest_chunks, make_chunks, run_pipeline
 from hwsim.simulate import simulate_gemm
 from hwsim.timing import fold_timing
 from hwsim.workload import Gemm
@@ -101,17 +101,25 @@ def test_more_buffer_bandwidth_fewer_index_bits_or_more_pruning_never_cost_cycle
 
 @pytest.mark.parametrize("seed", range(40))
 def test_the_search_finds_the_brute_force_minimum(seed):
-    """The bounded search (``fastest_chunks``) returns the fewest cycles of all chunkings, each run."""
+    """The bounded search (``fastest_chunks``, compiled) returns the fewest cycles of all chunkings, each built
+    as a ChunkPlan and run on its own, of equals the fewest bytes loaded; and the pipeline it reports is the
+    one its chunking runs on its own."""
     _, keep, b, shape, preset, base = _random_case(seed)
     op, config = _op(keep, b, shape), derive_config(preset, base)
     try:
         plan = plan_folds(op, config)
-        options = chunk_plans(plan, op, config)
+        choices = ChunkChoices.of(plan, op, config)
     except TilingError:
         pytest.skip("buffer too small for this random case")
     timing = fold_timing(plan, config)
-    brute = min(run_pipeline(chunks, timing, config).cycles for chunks in options)
-    assert fastest_chunks(options, timing, config)[1].cycles == brute
+
+    def key(chunks, cycles):
+        return cycles, chunks.dram_weight_bytes + chunks.dram_input_bytes
+
+    brute = min(key(chunks, run_pipeline(chunks, timing, config).cycles) for chunks in choices.all_chunks())
+    chosen, pipeline = fastest_chunks(choices, timing, config)
+    assert key(chosen, pipeline.cycles) == brute
+    assert pipeline == run_pipeline(chosen, timing, config)
 
 
 def test_a_larger_buffer_keeps_every_chunking_a_smaller_one_had():
