@@ -9,6 +9,7 @@ The spaces, MiniLM with ``accuracy: none`` (one-shot block-norm masks of the pre
   lengths (64..512) x 3 clock values.
 * 14,760 points: the same with ten sparsities per block (0.05..0.95, plus the dense point) and the hardware
   axes of ``examples/sweep_hardware.yaml`` (3 clocks x 3 array shapes x 2 weight-buffer sizes).
+* 10,200 points: the 1,020-point space over 5 clocks x 6 array shapes (8x8 .. 128x128) instead of 3 clocks.
 
 Each runs in a fresh temporary ``--out`` (nothing cached), so the time includes the one-shot prunes, the
 torch import of the pruning stage and the worker start-up. The last table replays simulation tasks of
@@ -40,6 +41,13 @@ LARGE_SPACE = SweepSpace(model="minilm", accuracy="none", blocks=["8x8", "16x16"
                          hardware_axes={"clock_mhz": [200, 500, 1000],
                                         "pe_array.rows,pe_array.cols": [[16, 16], [32, 32], [64, 128]],
                                         "buffers.weight_bytes": ["128 KiB", "512 KiB"]})  # fmt: skip
+# 10,200 points: the 1,020-point space's presets, blocks, sparsities and sequence lengths over array sizes and
+# clocks (5 clocks x 6 shapes instead of its 3 clocks)
+HARDWARE_SPACE = SweepSpace(model="minilm", accuracy="none", blocks=["8x8", "16x16", "32x32", "64x64"],
+                            sparsities=[0.0, 0.5, 0.75, 0.875, 0.9375], configs=PRESETS, seq_lens=[64, 128, 256, 512],
+                            hardware_axes={"clock_mhz": [200, 400, 600, 800, 1000],
+                                           "pe_array.rows,pe_array.cols": [[8, 8], [16, 16], [32, 32], [64, 64],
+                                                                           [64, 128], [128, 128]]})  # fmt: skip
 SAMPLE = 60  # points replayed per cache setting
 
 
@@ -62,6 +70,8 @@ def main(argv=None) -> int:
     sizes = {}
     with tempfile.TemporaryDirectory(prefix="bsp-sweep-bench-") as tmp:
         table, sweep_s = timed_sweep(LARGE_SPACE, Path(tmp) / "large", args.workers)
+        sizes[len(table)] = _size_row(table, sweep_s)
+        table, sweep_s = timed_sweep(HARDWARE_SPACE, Path(tmp) / "hardware", args.workers)
         sizes[len(table)] = _size_row(table, sweep_s)
         table, sweep_s = timed_sweep(SPACE, Path(tmp) / "sweep", args.workers)
         sizes[len(table)] = _size_row(table, sweep_s)

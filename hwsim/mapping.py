@@ -47,12 +47,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hwsim.config import AcceleratorConfig, Dataflow
+from hwsim.config import AcceleratorConfig, Dataflow, PEArray, Sparse
 from hwsim.workload import Gemm
 from pruning.spec import any_per_row_tile
 
-__all__ = ["FoldPlan", "TilingError", "drained_line_elements", "fold_lines", "plan_folds", "streamed_lines_per_tile",
-           "walks_index"]
+__all__ = ["FoldPlan", "TilingError", "drained_line_elements", "fold_lines", "fold_plan", "plan_folds",
+           "streamed_lines_per_tile", "walks_index"]
 
 
 @dataclass(frozen=True)
@@ -204,12 +204,13 @@ def _empties_before(live: np.ndarray) -> np.ndarray:
     return out
 
 
-def walks_index(op: Gemm, config: AcceleratorConfig) -> bool:
-    """Whether ``op`` runs the compacted, index-driven schedule: it has a mask, the array skips zero blocks,
-    and -- with ``sparse.dense_bypass`` -- the mask does not keep every block (then the dense path runs)."""
-    if not config.sparse.skip_zero_blocks or op.mask is None:
+def walks_index(op: Gemm, sparse: Sparse) -> bool:
+    """Whether ``op`` runs the compacted, index-driven schedule: it has a mask, the array skips zero blocks
+    (``config.sparse``), and -- with ``dense_bypass`` -- the mask does not keep every block (then the dense
+    path runs)."""
+    if not sparse.skip_zero_blocks or op.mask is None:
         return False
-    return not (config.sparse.dense_bypass and bool(op.block_occupancy.all()))
+    return not (sparse.dense_bypass and bool(op.block_occupancy.all()))
 
 
 def _union_counts(mask: np.ndarray, tile: int) -> np.ndarray:
@@ -233,15 +234,20 @@ def _expand(per_outer: np.ndarray, inner_total: np.ndarray, size: int):
 
 def plan_folds(op: Gemm, config: AcceleratorConfig) -> FoldPlan:
     """Folds of ``op`` on ``config``'s array, vectorised over tiles (no per-fold Python loop)."""
-    R, C = config.pe_array.rows, config.pe_array.cols
+    return fold_plan(op, config.pe_array, config.sparse, streamed_lines_per_tile(op, config))
+
+
+def fold_plan(op: Gemm, pe_array: PEArray, sparse: Sparse, lines: int) -> FoldPlan:
+    """:func:`plan_folds` from all it reads: the array, the sparse settings and the streamed lines per tile
+    (the buffers' only say; configs that agree on these share the plan)."""
+    R, C = pe_array.rows, pe_array.cols
     M, K, N = op.M, op.K, op.N
-    skip = walks_index(op, config)
-    decode_per_block = config.sparse.index_decode_cycles_per_block if skip else 0
+    skip = walks_index(op, sparse)
+    decode_per_block = sparse.index_decode_cycles_per_block if skip else 0
     wbytes, abytes = op.weight_bits / 8, op.act_bits / 8
     useful = M * op.kept_weights
-    dataflow = config.pe_array.dataflow
+    dataflow = pe_array.dataflow
     block_mask = op.block_occupancy if skip else None
-    lines = streamed_lines_per_tile(op, config)
 
     def compaction(starts, sizes) -> tuple[np.ndarray, np.ndarray]:
         """Per N-tile of W: reduction lines it streams, and kept blocks it indexes."""
@@ -355,7 +361,7 @@ def fold_lines(op: Gemm, config: AcceleratorConfig, plan: FoldPlan, fold: int) -
     compacted range (``is``: weight rows of the piece that keep nothing in the K-tile; ``ws``/``os``:
     reduction lines no row of the N-tile keeps) are left out, exactly as the array streams them.
     """
-    skip = walks_index(op, config)
+    skip = walks_index(op, config.sparse)
     n0, m0, k0 = int(plan.n_first[fold]), int(plan.m_first[fold]), int(plan.k_first[fold])
     rows, cols, stream = int(plan.rows[fold]), int(plan.cols[fold]), int(plan.stream[fold])
     if plan.dataflow is Dataflow.IS:

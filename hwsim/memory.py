@@ -24,6 +24,9 @@ Decisions at time ``t`` are taken after every completion at ``t`` (the DMA re-ch
 which is the rule the per-cycle reference applies cycle by cycle. Total cycles split into the first
 load (before the array can start), the array's compute span, stalls (the array waiting on memory in
 between) and the last store (after the array is done); with ample bandwidth and buffers the stalls are 0.
+
+The simpy processes run when a trace is asked for; otherwise the same rules run as compiled loops
+(:mod:`hwsim.pipeline_kernel`), and tests hold the two, and the per-cycle reference, to the same cycles.
 """
 
 from __future__ import annotations
@@ -184,14 +187,14 @@ class _ChunkInputs:
                    plan.input_bytes.astype(np.float64), (plan.output_tile_elements * abytes).astype(np.float64),
                    op.M * op.K * abytes)  # fmt: skip
 
-    def fits(self, folds_per_chunk: int, keep_inputs: bool) -> bool:
-        """Whether chunks of ``folds_per_chunk`` folds of a tile (fewer at a tile's end) fit their slots."""
+    def fits(self, folds_per_chunk: list[int], keep_inputs: bool) -> np.ndarray:
+        """Per entry of ``folds_per_chunk``: whether chunks of that many folds of a tile (fewer at a tile's end)
+        fit their slots."""
         if keep_inputs and not self.inputs_fit:
-            return False
-        folds = np.minimum(folds_per_chunk, self.tile_lengths)
-        if np.any(folds * self.tile_max_weight > self.weight_slot):
-            return False
-        return keep_inputs or not np.any(folds * self.tile_max_input > self.input_slot)
+            return np.zeros(len(folds_per_chunk), dtype=bool)
+        folds = np.minimum.outer(folds_per_chunk, self.tile_lengths)
+        fits = (folds * self.tile_max_weight).max(axis=1, initial=0) <= self.weight_slot
+        return fits if keep_inputs else fits & ((folds * self.tile_max_input).max(axis=1, initial=0) <= self.input_slot)
 
 
 CHUNK_SPLITS = 2  # a tile loads whole or in 2 or 4 chunks; each finer choice multiplies the chunks a sweep simulates
@@ -209,12 +212,13 @@ def chunk_options(plan: FoldPlan, op: Gemm, config: AcceleratorConfig,
     inputs = inputs or _ChunkInputs.of(plan, op, config)
     longest = int(inputs.tile_lengths.max()) if plan.n_folds else 1
     ladder = sorted({-(-longest // (1 << j)) for j in range(CHUNK_SPLITS + 1)}, reverse=True)
-    options = [(folds, keep) for folds in ladder for keep in (True, False) if inputs.fits(folds, keep)]
+    fit = {keep: inputs.fits(ladder, keep) for keep in (True, False)}
+    options = [(folds, keep) for index, folds in enumerate(ladder) for keep in (True, False) if fit[keep][index]]
     if options:
         return options
     keep = inputs.inputs_fit  # nothing of the ladder fits: as many folds as fit every tile's slot
-    folds = next(folds for folds in range(ladder[-1] - 1, 0, -1) if inputs.fits(folds, keep))
-    return [(folds, keep)]
+    smaller = list(range(ladder[-1] - 1, 0, -1))
+    return [(smaller[int(np.argmax(inputs.fits(smaller, keep)))], keep)]
 
 
 def make_chunks(plan: FoldPlan, op: Gemm, config: AcceleratorConfig, folds_per_chunk: int,
@@ -223,7 +227,7 @@ def make_chunks(plan: FoldPlan, op: Gemm, config: AcceleratorConfig, folds_per_c
     all of A loaded with the first chunk and kept (``keep_inputs``) or each fold's inputs loaded with its
     chunk; one of :func:`chunk_options`. Raises :class:`TilingError` when not even one fold fits a slot."""
     inputs = _ChunkInputs.of(plan, op, config)
-    if not inputs.fits(folds_per_chunk, keep_inputs):
+    if not inputs.fits([folds_per_chunk], keep_inputs)[0]:
         kept = "kept" if keep_inputs else "streamed"
         raise ValueError(f"make_chunks: {folds_per_chunk} folds per chunk (inputs {kept}) do not fit the buffers "
                          f"of {config.name}; chunk_options() lists the ones that do")  # fmt: skip
@@ -499,8 +503,8 @@ def run_pipeline(chunks: ChunkPlan, timing: FoldTiming, config: AcceleratorConfi
     """Simulate DMA/array overlap for one GEMM on its own; see :class:`PipelineResult` for the cycle split.
 
     With ``trace`` the simpy processes run and record every transfer and chunk (``records``); without, the
-    same rules are decided in time order directly (:func:`_pipeline_closed_form`, ~10x faster, what sweeps
-    use). Tests hold the two, and the per-cycle reference, to the same cycles.
+    same rules are decided in time order directly (:func:`_pipeline_closed_form`, compiled, what sweeps use).
+    Tests hold the two, and the per-cycle reference, to the same cycles.
     """
     if chunks.n_chunks == 0:
         return PipelineResult(0, 0, 0, 0, 0, 0, ())

@@ -232,7 +232,7 @@ def iter_folds(op: Gemm, config: AcceleratorConfig):
     """
     R, C = config.pe_array.rows, config.pe_array.cols
     M, K, N = op.M, op.K, op.N
-    skip = walks_index(op, config)
+    skip = walks_index(op, config.sparse)
     mask = op.mask if op.mask is not None else np.ones((N, K), dtype=bool)
     dataflow = config.pe_array.dataflow
     lines = streamed_lines_per_tile(op, config)

@@ -34,7 +34,7 @@ from bsp_common import strict_json
 from bsp_common.outputs import write_text_atomic
 from hwsim.config import AcceleratorConfig, Dataflow, load_config
 from hwsim.energy import ENERGY_COMPONENTS, gemm_energy_pj, vector_energy_pj
-from hwsim.mapping import plan_folds, streamed_lines_per_tile
+from hwsim.mapping import fold_plan, streamed_lines_per_tile
 from hwsim.memory import ChunkChoices, PipelineResult, fastest_chunks, run_chain, run_pipeline
 from hwsim.timing import fold_timing
 from hwsim.workload import Gemm, VectorOp, Workload
@@ -84,7 +84,8 @@ class SimResult:
         return path
 
 
-_LAYOUT_CACHE: OrderedDict = OrderedDict()  # (op, layout-relevant config) -> (plan, chunks, fold timing)
+_PLAN_CACHE: OrderedDict = OrderedDict()  # (op, array, sparse, microarch, streamed lines) -> (plan, fold timing)
+_LAYOUT_CACHE: OrderedDict = OrderedDict()  # (op, layout-relevant config) -> (plan, chunk choices, fold timing)
 _TIMING_CACHE: OrderedDict = OrderedDict()  # (op, layout-relevant config, bandwidth) -> (plan, chunks, pipeline)
 TIMING_CACHE_ENTRIES = 512  # LRU bound per cache: a BERT-base plan set is a few MB
 
@@ -94,6 +95,7 @@ def clear_timing_cache() -> int:
     entries = len(_TIMING_CACHE)
     _TIMING_CACHE.clear()
     _LAYOUT_CACHE.clear()
+    _PLAN_CACHE.clear()
     return entries
 
 
@@ -126,13 +128,27 @@ def _memo(cache: OrderedDict, key: tuple, compute):
     return value
 
 
+def _plan(op: Gemm, config: AcceleratorConfig):
+    """Fold plan and fold timing of ``op``, memoised on what they read (:func:`hwsim.mapping.fold_plan`'s
+    arguments and the microarchitecture): points that differ in a buffer size that leaves the tiling alone
+    share them."""
+    lines = streamed_lines_per_tile(op, config)
+    pe_array, _, sparse, microarch = _layout_key(config)
+
+    def plan_and_timing():
+        plan = fold_plan(op, config.pe_array, config.sparse, lines)
+        return plan, fold_timing(plan, config)
+
+    return _memo(_PLAN_CACHE, (op.content_key, pe_array, sparse, microarch, lines), plan_and_timing)
+
+
 def _layout(op: Gemm, config: AcceleratorConfig):
-    """Plan, every DMA chunking and fold timing of one repeat of ``op``, memoised (sweep points that differ
+    """Plan, DMA chunk choices and fold timing of one repeat of ``op``, memoised (sweep points that differ
     only in clock, DRAM or energy figures, and layers with identical GEMMs, share them)."""
 
     def layout():
-        plan = plan_folds(op, config)
-        return plan, ChunkChoices.of(plan, op, config), fold_timing(plan, config)
+        plan, timing = _plan(op, config)
+        return plan, ChunkChoices.of(plan, op, config), timing
 
     return _memo(_LAYOUT_CACHE, (op.content_key, _layout_key(config)), layout)
 

@@ -156,6 +156,36 @@ def test_timing_memo_gives_the_same_table_as_a_fresh_simulation():
     assert (reference["cycles"] == fresh["cycles"]).all() and not (reference["energy_pj"] == fresh["energy_pj"]).all()
 
 
+@pytest.mark.parametrize("change", [{"buffers.weight_bytes": 4096}, {"buffers.weight_bytes": 1536},
+                                    {"buffers.output_bytes": 256}, {"buffers.input_bytes": 1536},
+                                    {"sparse.metadata_bits_per_block": 0},
+                                    {"sparse.skip_zero_blocks": False}])  # fmt: skip
+def test_configs_sharing_a_fold_plan_simulate_as_if_alone(change):
+    """A plan is shared by configs that read the same array, sparse settings and streamed lines (a weight
+    buffer's size changes only which chunkings fit; a small output or input buffer changes the lines): each
+    config, simulated after the other filled the caches, gives what it gives from empty caches."""
+    from hwsim.config import derive_config
+    from hwsim.simulate import clear_timing_cache
+    from hwsim.workload import Gemm, Workload
+
+    rng = np.random.default_rng(5)
+    mask = rng.random((48, 40)) < 0.5
+    workload = Workload((Gemm("a", M=36, K=40, N=48, mask=mask, block=(8, 8)), Gemm("b", M=36, K=48, N=40)),
+                        batch=1, seq_len=36)  # fmt: skip
+    base = derive_config("asic-16x16-int8", {"buffers.weight_bytes": 2048, "buffers.output_bytes": 4096,
+                                             "buffers.input_bytes": 4096, "dram.bw_bytes_per_cycle": 2.0})  # fmt: skip
+    configs = (base, derive_config(base, change))
+    alone = []
+    for config in configs:
+        clear_timing_cache()
+        alone.append(simulate(config, workload).ops)
+    assert not alone[0].equals(alone[1])  # the change matters
+    clear_timing_cache()
+    for first, second in ((0, 1), (1, 0)):
+        simulate(configs[first], workload)
+        pd.testing.assert_frame_equal(simulate(configs[second], workload).ops, alone[second])
+
+
 @pytest.mark.parametrize("overlap", ["none", "weights", "full"])
 def test_pipeline_reports_fold_starts_consistent_with_its_trace(overlap):
     from hwsim.mapping import plan_folds
