@@ -1,4 +1,4 @@
-"""Design-space analysis: sweeps, Pareto fronts, plots, and the ``bsp`` command line.
+"""Design-space analysis: sweeps, Pareto fronts, plots and reports (the ``bsp`` command line is ``bsp_cli``).
 
 Names are imported lazily (PEP 562): ``from analysis.pareto import pareto_front`` or ``bsp pareto`` does not
 load the pruning stack (torch, transformers); ``analysis.sweep`` does when it is first used.

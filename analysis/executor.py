@@ -220,7 +220,6 @@ class TaskRunner:
         self._pending: deque[_Task] = deque()  # submitted, not yet handed to an executor
         self._running: dict = {}  # future -> task
         self._pool: ProcessPoolExecutor | None = None
-        self._dask_completed = None
 
     @property
     def parallel(self) -> bool:

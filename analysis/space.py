@@ -37,6 +37,7 @@ from analysis.tables import accuracy_table_path, shipped_tables
 from bsp_common.safe_yaml import load_yaml_file, short_repr
 from hwsim.config import EXCLUSIVE_FIELD_PAIRS, ConfigError, derive_config, list_presets, load_config, parse_size_bytes
 from hwsim.design_cost import pinned_dependents
+from hwsim.workload import MAX_BATCH, MAX_SEQ_LEN
 from pruning.settings import PENALTY_MODES, PruneMethod, ScoreKind, TrainBudget, check_sparsity
 from pruning.spec import BlockSpec, Granularity
 
@@ -52,8 +53,6 @@ ACCURACY_NOTES = {  # how each accuracy source is described wherever its numbers
     "none": "none (hardware only)",
 }
 MAX_RECOVERY_STEPS = 100_000
-MAX_SEQ_LEN = 1 << 16
-MAX_BATCH = 1 << 12
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from codesign.allocate import Allocation, greedy_mckp, solve_mckp
 from codesign.cost import layer_costs, resolve_blocks
 from codesign.plan import CodesignPlan
 from hwsim.config import AcceleratorConfig
+from hwsim.workload import MAX_BATCH, MAX_SEQ_LEN
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +149,7 @@ def _check_options(blocks, granularity, sparsities, objective, estimate, max_los
         if value is not None and not (isinstance(value, int | float) and math.isfinite(value) and value > low):
             raise ValueError(f"{name}: must be a finite number > {low:g}, got {value!r}")
     counts = (("gradient_batches", gradient_batches, 1, 10_000), ("validate", validate, 0, 100_000),
-              ("seq_len", seq_len, 1, 65_536), ("batch", batch, 1, 4096),
+              ("seq_len", seq_len, 1, MAX_SEQ_LEN), ("batch", batch, 1, MAX_BATCH),
               ("validate_examples", validate_examples, 1, 1_000_000), ("recovery_steps", recovery_steps, 0, 100_000))
     for name, value, low, high in counts:
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:

@@ -4,10 +4,12 @@ DMA one cycle at a time, and computes the numeric GEMM result in the array's own
 It is deliberately written independently of the fast path (Python loops over tiles, blocks and cycles,
 register-level operand movement, and the fold-overlap rules stated as resource conditions checked every
 cycle rather than as the gap formulas of :mod:`hwsim.timing`), so that tests can hold the two to the same
-cycle count, and hold the numbers it produces to a dense ``torch`` matmul with the masked weights. Only
-the grouping of folds into DMA chunks and the byte counts of loads/stores are shared with the fast path
-(they are mapping choices, not cycle arithmetic). Use it for arrays up to ~16x16 and GEMMs of a few
-thousand MACs.
+cycle count, and hold the numbers it produces to a dense ``torch`` matmul with the masked weights. Shared
+with the fast path are its mapping choices, not cycle arithmetic: the buffer-aware tiling
+(``streamed_lines_per_tile``; the folds themselves are enumerated here, and their count is checked against
+:func:`plan_folds`), the grouping of folds into DMA chunks (:func:`best_chunks`, which takes the fast path's
+plan and runs its pipeline on each option) and the byte counts of loads/stores (``transfer_cycles``). The guide's "What is independent of what" table says what each check
+therefore proves. Use it for arrays up to ~16x16 and GEMMs of a few thousand MACs.
 """
 
 from __future__ import annotations

@@ -28,7 +28,8 @@ from pruning.layouts import ROLES, layout_for
 if TYPE_CHECKING:  # masks are used through .dense(), .block and .weight_shape only: no torch import here
     from pruning.masks import BlockMask
 
-__all__ = ["MAX_GEMM_DIM", "Gemm", "VectorKind", "VectorOp", "Workload", "build_workload", "read_hf_config"]
+__all__ = ["MAX_BATCH", "MAX_GEMM_DIM", "MAX_SEQ_LEN", "Gemm", "VectorKind", "VectorOp", "Workload", "build_workload",
+           "read_hf_config"]
 
 
 class VectorKind(enum.StrEnum):
@@ -40,6 +41,8 @@ class VectorKind(enum.StrEnum):
 
 MAX_LAYERS = 10_000  # encoder layers in an HF config: ~100x the largest real encoder, seconds to simulate
 MAX_GEMM_DIM = 1 << 24  # 16.7 M per dimension: far above any encoder; keeps M*K*N inside int64
+MAX_SEQ_LEN = 1 << 16  # tokens per sequence; longer sequences are no encoder workload
+MAX_BATCH = 1 << 12  # sequences per inference
 
 
 @dataclass(frozen=True, eq=False)
@@ -225,9 +228,9 @@ def build_workload(
     batch * heads``); softmax; attention output projection; residual add; LayerNorm; FFN in; GELU;
     FFN out; residual add; LayerNorm. Masks are matched to layers by the model family's layout.
     """
-    for label, value in (("batch", batch), ("seq_len", seq_len)):
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ValueError(f"{label}: must be a positive integer, got {value!r}")
+    for label, value, upper in (("batch", batch, MAX_BATCH), ("seq_len", seq_len, MAX_SEQ_LEN)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= upper:
+            raise ValueError(f"{label}: must be an integer in 1..{upper}, got {value!r}")
     layers, hidden, heads, intermediate = _config_dims(hf_config)
     if masks is not None and not isinstance(masks, Mapping):
         raise TypeError(f"masks: expected a mapping of weight name -> BlockMask (pruning.load_masks reads a mask "

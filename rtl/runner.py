@@ -3,8 +3,11 @@
 ``run_gemm(config, op, A, W, work_dir)`` writes the GEMM's array-native memories
 (:mod:`hwsim.export.array_memories`, the files ``bsp export`` writes), builds the array for ``config``
 (``bsp_ws_array.v`` or ``bsp_os_array.v``), runs the cocotb testbench and returns the outputs the array
-wrote and the cycles it counted. The arrays implement the microarchitecture terms in
-:data:`SUPPORTED`; anything else raises :class:`UnsupportedConfigError` naming the field.
+wrote and the cycles it counted. The arrays implement: dataflow ws|os; microarch: any fold_overlap,
+mult_stages, acc_stages, fold_switch_cycles, tile_overhead_cycles, stream_bank_depth/_swap_cycles; os drain
+rows|columns with any drain_lines_per_cycle and drain_words_per_cycle; edge_skew full;
+preload_rows_per_cycle 1, preload_order serial; sparse: skip_zero_blocks with index_decode_cycles_per_block 1;
+M pieces: the whole M fits the buffers. Anything else raises :class:`UnsupportedConfigError` naming the field.
 """
 
 from __future__ import annotations
@@ -28,11 +31,6 @@ __all__ = ["RTL_DIR", "RtlRun", "UnsupportedConfigError", "iverilog_available", 
 RTL_DIR = Path(__file__).resolve().parent
 TOPS = {Dataflow.WS: "bsp_ws_array", Dataflow.OS: "bsp_os_array"}
 OVERLAP_CODES = {"none": 0, "weights": 1, "full": 2}
-SUPPORTED = ("dataflow ws|os; microarch: any fold_overlap, mult_stages, acc_stages, fold_switch_cycles, "
-             "tile_overhead_cycles, stream_bank_depth/_swap_cycles; os drain rows|columns with any "
-             "drain_lines_per_cycle and drain_words_per_cycle; edge_skew full; preload_rows_per_cycle 1, "
-             "preload_order serial; sparse: skip_zero_blocks with index_decode_cycles_per_block 1; M pieces: the "
-             "whole M fits the buffers")
 MAX_STREAM_WORD_BITS = 4096  # widest weight-stream word the testbench memories are built for
 
 

@@ -66,7 +66,7 @@ def pruned_with_tokenizer(tmp_path, text_task):
 
     model_dir, _ = text_task
     model = tiny_classifier("bert", num_labels=2)
-    settings = PruneSettings(block="8x8", method="magnitude", target_sparsity=0.5)
+    settings = PruneSettings(block="8x8", method="score", target_sparsity=0.5)
     pruner = BlockPruner(settings)
     pruner.prepare(model)
     pruner.prune()
@@ -85,7 +85,7 @@ def scalesim_cfg(root: Path, rows: int, extra: str = "") -> Path:
 def prune_argv(text_task, out) -> list[str]:
     model_dir, glue_dir = text_task
     return ["prune", "--model", str(model_dir), "--data", "glue:sst-2", "--glue-dir", str(glue_dir),
-            "--block", "4x4", "--method", "magnitude", "--target-sparsity", "0.5", "--epochs", "1",
+            "--block", "4x4", "--method", "score", "--target-sparsity", "0.5", "--epochs", "1",
             "--max-train-samples", "8", "--batch-size", "8", "--out", str(out)]  # fmt: skip
 
 

@@ -179,7 +179,7 @@ def mask_bytes(tmp_path_factory):
     from pruning import BlockPruner, PruneSettings
 
     model = tiny_classifier("bert")
-    pruner = BlockPruner(PruneSettings(block="8x8", method="magnitude", target_sparsity=0.5))
+    pruner = BlockPruner(PruneSettings(block="8x8", method="score", target_sparsity=0.5))
     pruner.prepare(model)
     pruner.prune()
     path = tmp_path_factory.mktemp("masks") / "block_masks.safetensors"

@@ -11,9 +11,7 @@ from bsp_common import strict_json
 from bsp_common.outputs import check_output_file, write_text_atomic
 from bsp_common.units import format_energy_pj, format_seconds
 from hwsim.simulate import MAX_FOLDS
-
-MAX_SEQ_LEN = 1 << 16  # tokens; longer sequences are no encoder workload
-MAX_BATCH = 1 << 12
+from hwsim.workload import MAX_BATCH, MAX_SEQ_LEN
 
 EXAMPLE = """examples:
   bsp simulate --config fpga-zcu102 --model runs/minilm-16x16-col-0.8

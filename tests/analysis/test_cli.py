@@ -12,7 +12,7 @@ from pruning import BlockPruner, PruneSettings, save_pruned
 @pytest.fixture
 def pruned_dir(tmp_path):
     model = tiny_classifier("bert")
-    settings = PruneSettings(block="8x8", method="magnitude", target_sparsity=0.75)
+    settings = PruneSettings(block="8x8", method="score", target_sparsity=0.75)
     pruner = BlockPruner(settings)
     pruner.prepare(model)
     pruner.prune()

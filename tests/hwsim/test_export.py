@@ -39,7 +39,7 @@ def prune_and_save(root, block: str, granularity: str):
     vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
     tokenizer = BertTokenizer(str(vocab))
     model = tiny_classifier("bert")
-    settings = PruneSettings(block=block, granularity=granularity, method="magnitude", target_sparsity=0.6)
+    settings = PruneSettings(block=block, granularity=granularity, method="score", target_sparsity=0.6)
     pruner = BlockPruner(settings)
     pruner.prepare(model)
     pruner.prune()

@@ -224,7 +224,7 @@ def test_a_tokenizer_that_does_not_belong_to_the_model_is_named_before_anything_
     vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *(f"w{i}" for i in range(110)),
                                 "good", "film"]) + "\n")  # fmt: skip
     model = tiny_classifier("bert")
-    settings = PruneSettings(block="8x8", method="magnitude", target_sparsity=0.5)
+    settings = PruneSettings(block="8x8", method="score", target_sparsity=0.5)
     pruner = BlockPruner(settings)
     pruner.prepare(model)
     pruner.prune()

@@ -10,7 +10,7 @@ from pruning import BlockPruner, PruneSettings
 @pytest.mark.parametrize("model_type", ["bert", "roberta", "distilbert"])
 def test_linear_shapes_match_a_real_forward_pass(model_type):
     model = tiny_classifier(model_type)
-    pruner = BlockPruner(PruneSettings(block="4x4", method="magnitude", target_sparsity=0.5))
+    pruner = BlockPruner(PruneSettings(block="4x4", method="score", target_sparsity=0.5))
     pruner.prepare(model)
     seen = {}
 
@@ -48,6 +48,10 @@ def test_dense_workload_without_masks_and_bad_inputs():
     assert all(g.mask is None for g in workload.gemms)
     with pytest.raises(ValueError, match="seq_len"):
         build_workload(tiny_config("bert"), seq_len=0)
+    with pytest.raises(ValueError, match=r"seq_len: must be an integer in 1\.\.65536, got 65537"):
+        build_workload(tiny_config("bert"), seq_len=65_537)
+    with pytest.raises(ValueError, match=r"batch: must be an integer in 1\.\.4096, got 4097"):
+        build_workload(tiny_config("bert"), batch=4097)
     with pytest.raises(ValueError, match="mask shape"):
         Gemm("g", M=2, K=3, N=4, mask=np.ones((3, 4), dtype=bool))
     with pytest.raises(ValueError, match="M must be an integer in \\[1, "):

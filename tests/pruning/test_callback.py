@@ -61,7 +61,7 @@ def test_three_phases_under_trainer(tmp_path):
 
 def test_penalty_is_applied_during_phase_one(tmp_path):
     strong = PruneSettings(block="8x8", method="group-lasso", target_sparsity=0.5, lam=0.5)
-    none = PruneSettings(block="8x8", method="magnitude", target_sparsity=0.5)
+    none = PruneSettings(block="8x8", method="score", target_sparsity=0.5)
     reg_model, _, _ = train(tmp_path, strong, prune_at_step=8)
     plain_model, _, _ = train(tmp_path, none, prune_at_step=8)
     assert target_norm(reg_model) < 0.9 * target_norm(plain_model)
@@ -84,7 +84,7 @@ def test_proximal_mode_shrinks_small_groups_under_trainer(tmp_path):
         penalty_mode="proximal",
         reweight_interval_steps=2,
     )
-    none = PruneSettings(block="8x8", method="magnitude", target_sparsity=0.5)
+    none = PruneSettings(block="8x8", method="score", target_sparsity=0.5)
     prox_model, _, _ = train(tmp_path, prox, prune_at_step=8)
     plain_model, _, _ = train(tmp_path, none, prune_at_step=8)
     assert target_norm(prox_model) < 0.9 * target_norm(plain_model)

@@ -90,7 +90,7 @@ def test_scores_fall_back_to_magnitude_before_any_gradient():
 
 def test_masks_are_monotone_and_doomed_groups_are_the_next_ones_pruned():
     model = tiny_classifier("bert")
-    pruner = BlockPruner(PruneSettings(block="8x8", method="magnitude", target_sparsity=0.75))
+    pruner = BlockPruner(PruneSettings(block="8x8", method="score", target_sparsity=0.75))
     pruner.prepare(model)
     first = pruner.prune(0.25)
     name = "bert.encoder.layer.0.intermediate.dense.weight"
@@ -272,7 +272,7 @@ def test_a_plans_progress_reports_the_weighted_sparsity_of_its_layers():
     model = tiny_classifier("bert")
     query = "bert.encoder.layer.0.attention.self.query.weight"
     ffn = "bert.encoder.layer.0.intermediate.dense.weight"
-    settings = PruneSettings(block="8x8", method="magnitude", target_sparsity=0.75,
+    settings = PruneSettings(block="8x8", method="score", target_sparsity=0.75,
                              layer_sparsity={query: 0.25, ffn: 0.75})  # fmt: skip
     pruner = BlockPruner(settings)
     pruner.prepare(model)

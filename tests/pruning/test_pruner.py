@@ -23,7 +23,7 @@ from pruning.selection import nm_mask, select_global, select_layer
 @pytest.mark.parametrize("target", [0.0, 0.3, 0.5, 0.8, 0.95])
 @pytest.mark.parametrize("granularity", ["block", "column", "row"])
 def test_layer_prune_hits_target_within_one_group(bert_tiny, target, granularity):
-    settings = PruneSettings(block=BlockSpec(8, 8), granularity=granularity, method="magnitude", target_sparsity=target)
+    settings = PruneSettings(block=BlockSpec(8, 8), granularity=granularity, method="score", target_sparsity=target)
     pruner = BlockPruner(settings)
     pruner.prepare(bert_tiny)
     masks = pruner.compute_masks()
@@ -54,7 +54,7 @@ def test_balanced_prunes_equally_per_block_row():
 
 
 def test_global_scope_hits_total_target(bert_tiny):
-    pruner = BlockPruner(PruneSettings(block="4x4", method="magnitude", target_sparsity=0.6, scope="global"))
+    pruner = BlockPruner(PruneSettings(block="4x4", method="score", target_sparsity=0.6, scope="global"))
     pruner.prepare(bert_tiny)
     summary = compression_summary(pruner.compute_masks())
     assert summary["sparsity"] == pytest.approx(0.6, abs=16 / summary["pruned_layer_weights"])
@@ -147,7 +147,7 @@ def test_masked_retraining_with_adamw_keeps_exact_zeros(bert_tiny, token_batch):
 
 
 def test_save_load_round_trip_bit_exact(tmp_path, bert_tiny, token_batch):
-    settings = PruneSettings(block="8x8", method="magnitude", target_sparsity=0.5)
+    settings = PruneSettings(block="8x8", method="score", target_sparsity=0.5)
     pruner = BlockPruner(settings)
     pruner.prepare(bert_tiny)
     pruner.prune()
@@ -168,7 +168,7 @@ def test_save_load_round_trip_bit_exact(tmp_path, bert_tiny, token_batch):
 
 
 def test_loading_mismatched_mask_is_clear_error(tmp_path, bert_tiny):
-    settings = PruneSettings(block="8x8", method="magnitude", target_sparsity=0.5)
+    settings = PruneSettings(block="8x8", method="score", target_sparsity=0.5)
     pruner = BlockPruner(settings)
     pruner.prepare(bert_tiny)
     pruner.prune()
@@ -195,7 +195,7 @@ def test_loading_mismatched_mask_is_clear_error(tmp_path, bert_tiny):
 @pytest.mark.parametrize("model_type", ["bert", "roberta", "distilbert"])
 def test_model_families_prune_and_run(model_type, token_batch):
     model = tiny_classifier(model_type)
-    pruner = BlockPruner(PruneSettings(block="4x4", method="magnitude", target_sparsity=0.75))
+    pruner = BlockPruner(PruneSettings(block="4x4", method="score", target_sparsity=0.75))
     pruner.prepare(model)
     assert len(pruner.layers) == 12
     assert not any("classifier" in n or "embeddings" in n or "pooler" in n for n in pruner.layers)
@@ -208,7 +208,7 @@ def test_model_families_prune_and_run(model_type, token_batch):
 
 
 def test_custom_patterns_and_unmatched_pattern(bert_tiny):
-    pruner = BlockPruner(PruneSettings(block="4x4", method="magnitude", targets=[r"intermediate\.dense$"]))
+    pruner = BlockPruner(PruneSettings(block="4x4", method="score", targets=[r"intermediate\.dense$"]))
     pruner.prepare(bert_tiny)
     assert list(pruner.layers) == [f"bert.encoder.layer.{i}.intermediate.dense" for i in range(2)]
     with pytest.raises(ValueError, match="matches no Linear"):

@@ -126,7 +126,7 @@ def export_tiny_model(tmp_path, config, granularity="block", **options):
     vocab = tmp_path / "vocab.txt"
     vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "film", "was", "good"]) + "\n")
     model = tiny_classifier("bert")
-    settings = PruneSettings(block="8x8", granularity=granularity, method="magnitude", target_sparsity=0.5)
+    settings = PruneSettings(block="8x8", granularity=granularity, method="score", target_sparsity=0.5)
     pruner = BlockPruner(settings)
     pruner.prepare(model)
     pruner.prune()
