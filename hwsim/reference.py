@@ -8,8 +8,9 @@ cycle count, and hold the numbers it produces to a dense ``torch`` matmul with t
 with the fast path are its mapping choices, not cycle arithmetic: the buffer-aware tiling
 (``streamed_lines_per_tile``; the folds themselves are enumerated here, and their count is checked against
 :func:`plan_folds`), the grouping of folds into DMA chunks (:func:`best_chunks`, which takes the fast path's
-plan and runs its pipeline on each option) and the byte counts of loads/stores (``transfer_cycles``). The guide's "What is independent of what" table says what each check
-therefore proves. Use it for arrays up to ~16x16 and GEMMs of a few thousand MACs.
+plan and runs its pipeline on each option) and the byte counts of loads/stores (``transfer_cycles``). The
+simulate guide's "What is independent of what" table says what each check therefore proves. Use it for
+arrays up to ~16x16 and GEMMs of a few thousand MACs.
 """
 
 from __future__ import annotations
