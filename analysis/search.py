@@ -16,17 +16,16 @@ combinations are pruned trials. Returns every evaluated point; the front is ``pa
 from __future__ import annotations
 
 import logging
-import sys
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
-from tqdm.auto import tqdm
 
 from analysis.pareto import parse_objectives
 from analysis.space import SweepSpace, load_space
 from analysis.store import SEARCH_FILENAME, write_table_atomic
+from bsp_common.progress import progress_bar
 
 __all__ = ["DEFAULT_OBJECTIVES", "search"]
 
@@ -98,7 +97,7 @@ def search(
     sampler = optuna.samplers.NSGAIISampler(population_size=POPULATION, seed=seed)
     study = optuna.create_study(directions=["minimize" if s == "min" else "maximize" for s in objectives.values()],
                                 sampler=sampler)  # fmt: skip
-    bar = tqdm(total=trials, desc="search", unit="trial", disable=not progress, file=sys.stderr)
+    bar = progress_bar(progress, total=trials, desc="search", unit="trial")
     study.optimize(objective, n_trials=trials, callbacks=[lambda study, trial: bar.update()])
     bar.close()
     log.info("%d trials, %d distinct feasible points", trials, len(rows))

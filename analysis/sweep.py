@@ -38,7 +38,6 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from tqdm.auto import tqdm
 
 from analysis.accuracy import PointCache
 from analysis.executor import TaskRunner, check_runner, dask_client
@@ -46,6 +45,7 @@ from analysis.space import SweepSpace, load_space
 from analysis.store import RESULTS_FILENAME, ResultStore, write_table_atomic
 from bsp_common.claims import ClaimSet, describe_owner
 from bsp_common.outputs import check_output_dir, prepare_output_dir
+from bsp_common.progress import progress_bar
 from bsp_common.strict_json import content_hash
 
 __all__ = ["MAX_POINTS", "OUTPUT_KIND", "RESULTS_FILENAME", "missing_accuracy", "prune_point", "prune_points",
@@ -248,7 +248,7 @@ def prune_points(spaces: list[SweepSpace], out_dir: str | Path, runner: TaskRunn
                        "inputs_sha256": cache.inputs_sha256}  # fmt: skip
                 runner.submit(prune_point, job, key=point, gpu=True)
     computed = 0
-    with tqdm(total=len(submitted), desc="prune", unit="pt", disable=not progress, file=sys.stderr) as bar:
+    with progress_bar(progress, total=len(submitted), desc="prune", unit="pt") as bar:
         for point, _, error in runner.results():
             if error is None:
                 computed += 1
@@ -382,8 +382,8 @@ class _SweepRun:
 
     def run(self) -> pd.DataFrame:
         wanted, groups = self._plan()
-        bars = {stage: tqdm(total=0, desc=stage, unit="pt", disable=not self.progress, file=sys.stderr,
-                            dynamic_ncols=True) for stage in ("prune", "simulate")}  # fmt: skip
+        bars = {stage: progress_bar(self.progress, total=0, desc=stage, unit="pt", dynamic_ncols=True)
+                for stage in ("prune", "simulate")}  # fmt: skip
         self.counts = {"failed": 0, "pruned ok": 0}
         try:
             for key, group in groups.items():

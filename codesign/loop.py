@@ -24,16 +24,17 @@ import logging
 import math
 import random
 import sys
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from analysis.executor import TaskRunner
 from bsp_common import strict_json
 from bsp_common.outputs import prepare_output_dir, write_text_atomic
+from bsp_common.progress import progress_bar
 from bsp_common.strict_json import content_hash
 from codesign.allocate import Allocation, greedy_mckp, solve_mckp
 from codesign.cost import layer_costs, resolve_blocks
@@ -229,8 +230,9 @@ def _estimate_candidates(classifier, train: list, held_out: list, hws: list, blo
     shapes = {name: tuple(w.shape) for name, w in weights.items()}
     frames, calibrations = [], []
     phases = ("gradients", "simulate", *(("measure", "calibrate") if validate else ()))
-    bar = tqdm(total=len(blocks) * len(phases), desc="codesign", unit="phase", disable=not progress,
-               file=sys.stderr, bar_format="codesign {n_fmt}/{total_fmt} phases [{elapsed}<{remaining}]: {desc}")
+    start = time.perf_counter()  # the bar is off in a log: the summary times itself
+    bar = progress_bar(progress, total=len(blocks) * len(phases), desc="codesign", unit="phase",
+                       bar_format="codesign {n_fmt}/{total_fmt} phases [{elapsed}<{remaining}]: {desc}")
 
     def phase(block_text: str, name: str) -> None:
         bar.set_description_str(f"block {block_text}: {name}", refresh=True)
@@ -272,7 +274,7 @@ def _estimate_candidates(classifier, train: list, held_out: list, hws: list, blo
     bar.close()
     if progress:
         print(f"codesign: {sum(len(f) for f in frames)} candidates estimated and simulated ({len(blocks)} block "
-              f"size(s) x {len(hws)} accelerator(s)) in {bar.format_dict['elapsed']:.0f} s", file=sys.stderr)
+              f"size(s) x {len(hws)} accelerator(s)) in {time.perf_counter() - start:.0f} s", file=sys.stderr)
     return pd.concat(frames, ignore_index=True), (pd.concat(calibrations, ignore_index=True) if calibrations
                                                   else None)  # fmt: skip
 
