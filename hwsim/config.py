@@ -214,7 +214,8 @@ class Microarch(_Strict):
     """How a real array sequences folds; every field has a closed form in :mod:`hwsim.timing`.
 
     The defaults (no overlap, no pipeline registers, row drain, live edges, one preload row per cycle)
-    describe the controller of the earlier model: load, stream, drain, then the next fold.
+    describe the simplest controller, a plain FSM: load, stream, drain, then the next fold -- what SCALE-Sim
+    style models assume, and the conservative choice when nothing is known about the array.
     """
 
     fold_overlap: FoldOverlap = Field(default=FoldOverlap.NONE, description="how consecutive folds overlap: none -- "
