@@ -80,12 +80,6 @@ class ChunkPlan:
         return known
 
 
-def _tile_waits(starts_tile: np.ndarray, slots: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(tile of every chunk, the store a tile's first chunk waits for: slots tiles back, -1: none)``."""
-    tile_of_chunk = np.cumsum(starts_tile, dtype=np.int64) - 1
-    return tile_of_chunk, np.where(starts_tile & (tile_of_chunk >= slots), tile_of_chunk - slots, -1)
-
-
 @dataclass(frozen=True)
 class _ChunkTerms:
     """What the pipeline needs per chunk (int64 arrays): from the first fold's stream start, the last fold's
@@ -132,7 +126,7 @@ class _ChunkTerms:
             last = previous.timing
             first_gap[chunk] = max(int(last.busy[-1]) + int(part.first_prep[0]), int(last.stream[-1]) + switch_cycles,
                                    int(last.port[-1]))  # fmt: skip
-        tile_of_chunk, waits_store = _tile_waits(starts_tile, slots)
+        tile_of_chunk, waits_store = _kernel().tile_waits(starts_tile, slots)
         return cls(parts[0].timing, joined("last_offset"), first_gap, joined("first_prep"), joined("last_busy"),
                    joined("last_release"), joined("to_end"), tile_of_chunk, starts_tile, waits_store)  # fmt: skip
 
@@ -218,7 +212,7 @@ def chunk_options(plan: FoldPlan, op: Gemm, config: AcceleratorConfig,
         return options
     keep = inputs.inputs_fit  # nothing of the ladder fits: as many folds as fit every tile's slot
     smaller = list(range(ladder[-1] - 1, 0, -1))
-    return [(smaller[int(np.argmax(inputs.fits(smaller, keep)))], keep)]
+    return [next((folds, keep) for folds, fit in zip(smaller, inputs.fits(smaller, keep), strict=True) if fit)]
 
 
 def make_chunks(plan: FoldPlan, op: Gemm, config: AcceleratorConfig, folds_per_chunk: int,
@@ -252,7 +246,7 @@ class _ChunkBounds:
         first, weight, streamed, starts_tile, store = _kernel().chunk_bounds(
             inputs.position, inputs.fold_weight, inputs.fold_input, inputs.tile_store, folds_per_chunk)  # fmt: skip
         return cls(first, weight, streamed, starts_tile, store,
-                   np.cumsum(inputs.position % folds_per_chunk == 0) - 1)  # fmt: skip
+                   np.repeat(np.arange(len(first)), np.diff(np.append(first, len(inputs.position)))))  # fmt: skip
 
 
 def _chunks(inputs: _ChunkInputs, folds_per_chunk: int, keep_inputs: bool,
@@ -296,6 +290,13 @@ class PipelineResult:
     dma_busy_cycles: int
     records: tuple[tuple[str, str, int, int, int], ...]  # (unit, what, index, start, end): formatted by events
     chunk_start_cycles: tuple[int, ...] = ()  # stream start of every chunk's first fold (cycle)
+
+    @classmethod
+    def split(cls, cycles: int, compute_cycles: int, first_load_cycles: int, last_store_cycles: int,
+              dma_busy_cycles: int, chunk_start_cycles: tuple[int, ...], records: tuple = ()) -> PipelineResult:
+        """The result whose stalls are what the other terms leave of ``cycles``."""
+        return cls(cycles, compute_cycles, cycles - compute_cycles - first_load_cycles - last_store_cycles,
+                   first_load_cycles, last_store_cycles, dma_busy_cycles, records, chunk_start_cycles)  # fmt: skip
 
     @property
     def events(self) -> list[tuple[str, str, int, int]]:
@@ -512,9 +513,8 @@ def run_pipeline(chunks: ChunkPlan, timing: FoldTiming, config: AcceleratorConfi
     slots = config.buffers.slots
     total, starts, done, _, _, records = _run(_single_transfers(load, store), chunks.terms(timing, slots), slots,
                                               trace)  # fmt: skip
-    compute, first_load, last_store = timing.compute_cycles, int(load[0]), total - done[-1]
-    return PipelineResult(total, compute, total - compute - first_load - last_store, first_load, last_store,
-                          int(load.sum() + store.sum()), records, tuple(starts))  # fmt: skip
+    return PipelineResult.split(total, timing.compute_cycles, int(load[0]), total - done[-1],
+                                int(load.sum() + store.sum()), tuple(starts), records)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -524,7 +524,6 @@ class ChunkChoices:
     :class:`ChunkPlan`."""
 
     plan: FoldPlan
-    op: Gemm
     inputs: _ChunkInputs
     options: tuple[tuple[int, bool], ...]
     _plans: dict = field(default_factory=dict, compare=False, repr=False)  # option -> ChunkPlan
@@ -533,7 +532,7 @@ class ChunkChoices:
     @classmethod
     def of(cls, plan: FoldPlan, op: Gemm, config: AcceleratorConfig) -> ChunkChoices:
         inputs = _ChunkInputs.of(plan, op, config)
-        return cls(plan, op, inputs, tuple(chunk_options(plan, op, config, inputs)))
+        return cls(plan, inputs, tuple(chunk_options(plan, op, config, inputs)))
 
     def chunks(self, index: int) -> ChunkPlan:
         """The ChunkPlan of ``options[index]`` (kept: a sweep asks again at every bandwidth)."""
@@ -568,11 +567,9 @@ def fastest_chunks(choices: ChunkChoices, timing: FoldTiming,
         config.dram_bytes_per_cycle, config.buffers.slots)  # fmt: skip
     if index < 0:
         raise RuntimeError("memory pipeline: the DMA and the array wait on each other (a model bug)")
-    total, first_load, compute = int(total), int(first_load), timing.compute_cycles
-    last_store = total - int(done[-1])
-    return choices.chunks(int(index)), PipelineResult(total, compute, total - compute - first_load - last_store,
-                                                      first_load, last_store, int(dma), (),
-                                                      tuple(starts.tolist()))  # fmt: skip
+    pipeline = PipelineResult.split(int(total), timing.compute_cycles, int(first_load), int(total - done[-1]),
+                                    int(dma), tuple(starts.tolist()))  # fmt: skip
+    return choices.chunks(int(index)), pipeline
 
 
 def best_chunks(plan: FoldPlan, op: Gemm, config: AcceleratorConfig) -> ChunkPlan:
@@ -641,10 +638,8 @@ def run_chain(gemms: list[tuple[ChunkPlan, FoldTiming, int]], cycles_before: lis
         last_chunk = chunk_range.stop - 1
         begin = transfers.dependency(gate[first_chunk], store_time, len(store_time))
         end = store_time[tile_of[last_chunk]]
-        first_load, last_store = load_time[first_chunk] - begin, end - done[last_chunk]
-        compute = timing.compute_cycles * repeat
         dma = sum(early[chunk_range]) + sum(late[chunk_range]) + sum(store[chunk_range])
-        results.append(PipelineResult(end - begin, compute, end - begin - compute - first_load - last_store,
-                                      first_load, last_store, dma, (), tuple(starts[chunk_range])))  # fmt: skip
+        results.append(PipelineResult.split(end - begin, timing.compute_cycles * repeat, load_time[first_chunk] - begin,
+                                            end - done[last_chunk], dma, tuple(starts[chunk_range])))  # fmt: skip
         first_chunk = chunk_range.stop
     return ChainResult(total, tuple(results), records, tuple(chunk_gemm), tuple(chunk_offset))

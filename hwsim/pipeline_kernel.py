@@ -52,6 +52,20 @@ def chunk_bounds(position, fold_weight, fold_input, tile_store, folds_per_chunk)
 
 
 @_jit
+def tile_waits(starts_tile, slots):
+    """``(tile of every chunk, the store a tile's first chunk waits for)``: its output slot is the one of the
+    tile ``slots`` tiles back (-1: none; a chunk that continues a tile waits for no store)."""
+    count = len(starts_tile)
+    tile_of_chunk, waits_store = np.empty(count, np.int64), np.empty(count, np.int64)
+    tile = -1
+    for chunk in range(count):
+        tile += starts_tile[chunk]
+        tile_of_chunk[chunk] = tile
+        waits_store[chunk] = tile - slots if starts_tile[chunk] and tile >= slots else -1
+    return tile_of_chunk, waits_store
+
+
+@_jit
 def chunk_terms(first_fold, starts_tile, gap, prep, busy, release, tail, slots):
     """Per chunk, from its first fold's stream start: the last fold's start offset, busy and release, the
     GEMM's remaining span (``tail - prep`` of the first fold); the first fold's gap and prep; its tile and the
@@ -59,8 +73,6 @@ def chunk_terms(first_fold, starts_tile, gap, prep, busy, release, tail, slots):
     count, n_folds = len(first_fold), len(gap)
     last_offset, first_gap, first_prep = np.empty(count, np.int64), np.empty(count, np.int64), np.empty(count, np.int64)
     last_busy, last_release, to_end = np.empty(count, np.int64), np.empty(count, np.int64), np.empty(count, np.int64)
-    tile_of_chunk, waits_store = np.empty(count, np.int64), np.empty(count, np.int64)
-    tile = -1
     for chunk in range(count):
         first = first_fold[chunk]
         last = first_fold[chunk + 1] - 1 if chunk + 1 < count else n_folds - 1
@@ -69,9 +81,7 @@ def chunk_terms(first_fold, starts_tile, gap, prep, busy, release, tail, slots):
             offset += gap[f]
         last_offset[chunk], first_gap[chunk], first_prep[chunk] = offset, gap[first], prep[first]
         last_busy[chunk], last_release[chunk], to_end[chunk] = busy[last], release[last], tail[first] - prep[first]
-        tile += starts_tile[chunk]
-        tile_of_chunk[chunk] = tile
-        waits_store[chunk] = tile - slots if starts_tile[chunk] and tile >= slots else -1
+    tile_of_chunk, waits_store = tile_waits(starts_tile, slots)
     return last_offset, first_gap, first_prep, last_busy, last_release, to_end, tile_of_chunk, waits_store
 
 
